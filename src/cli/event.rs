@@ -1,0 +1,55 @@
+//! Builds the `Event` from `--event/--ref/--base/...`, defaulting the ref from the local
+//! git checkout (read from `.git/HEAD` directly: no process spawn on the hot path).
+
+use super::EventArgs;
+use crate::trigger::{Event, EventKind};
+use std::path::Path;
+
+pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
+    let Some(name) = args.event.as_deref() else {
+        return Ok(None);
+    };
+    let kind = match name {
+        "push" | "tag" => EventKind::Push,
+        "pull_request" => EventKind::PullRequest,
+        "schedule" => EventKind::Schedule,
+        _ => EventKind::Manual,
+    };
+    let is_tag = name == "tag";
+    let git_ref = match &args.git_ref {
+        Some(r) => Event::full_ref(is_tag, r),
+        None if is_tag => return Err("`--event tag` needs `--ref <TAG>`".into()),
+        None => current_ref(Path::new(".")).unwrap_or_else(|| "refs/heads/main".into()),
+    };
+    if is_tag && !git_ref.starts_with("refs/tags/") {
+        return Err(format!("`--event tag` needs a tag ref, got `{git_ref}`"));
+    }
+    let mut event = Event::new(kind, git_ref);
+    if kind == EventKind::PullRequest {
+        event.head = Some(event.ref_name().to_string());
+        event.base = Some(args.base.clone().unwrap_or_else(|| "main".into()));
+        event.action = Some(args.action.clone().unwrap_or_else(|| "opened".into()));
+        event.git_ref = "refs/pull/1/merge".into();
+    }
+    if !args.changed.is_empty() {
+        event.changed = Some(args.changed.clone());
+    }
+    event.inputs = args.input.iter().cloned().collect();
+    Ok(Some(event))
+}
+
+/// The checked-out branch of the repository containing `dir`, as a full ref.
+pub fn current_ref(dir: &Path) -> Option<String> {
+    let abs = dir.canonicalize().ok()?;
+    let git = abs.ancestors().map(|a| a.join(".git")).find(|g| g.exists())?;
+    let git_dir = if git.is_file() {
+        // Worktrees: `.git` is a file saying `gitdir: PATH`.
+        let text = std::fs::read_to_string(&git).ok()?;
+        let rel = text.strip_prefix("gitdir:")?.trim().to_string();
+        git.parent()?.join(rel)
+    } else {
+        git
+    };
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    head.strip_prefix("ref:").map(|r| r.trim().to_string())
+}

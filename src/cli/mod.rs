@@ -1,0 +1,180 @@
+//! The `tess` command line: argument parsing and output formatting only; the work is done
+//! by `load`, `spec`, `plan` and `trigger`.
+
+mod event;
+mod graph;
+mod output;
+
+use crate::load::{self, Loaded};
+use crate::plan::{PipelinePlan, plan_pipeline};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for invalid input (bad spec, bad arguments).
+const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "tess", version, about = "Tesseract CI: plan and run CI pipelines (GitHub Actions syntax)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check pipeline files; report every problem as file:line:col.
+    Validate {
+        /// Files or directories (default: .github/workflows, pipelines, .gitlab-ci.yml).
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which jobs run for an event, in what DAG, and why.
+    Plan {
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        event: EventArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the job graph.
+    Graph {
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        #[command(flatten)]
+        event: EventArgs,
+    },
+    /// List the next fire times of every `on.schedule` cron.
+    Schedule {
+        paths: Vec<PathBuf>,
+        /// Start time (RFC 3339); default: now.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct EventArgs {
+    /// The event: push, pull_request, tag, schedule or manual.
+    #[arg(long, value_parser = ["push", "pull_request", "tag", "schedule", "manual"])]
+    pub event: Option<String>,
+    /// Branch or tag (short or full ref); default: the current branch.
+    #[arg(long = "ref")]
+    pub git_ref: Option<String>,
+    /// Pull requests: the base branch (default: main).
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Pull requests: the activity type (default: opened).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// A changed file (repeatable); path filters are evaluated only when given.
+    #[arg(long)]
+    pub changed: Vec<String>,
+    /// An input for manual runs, `KEY=VALUE` (repeatable).
+    #[arg(long, value_parser = parse_key_value)]
+    pub input: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TESS_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn load_paths(paths: Vec<PathBuf>) -> Result<Loaded, String> {
+    let paths = if paths.is_empty() { load::default_paths() } else { paths };
+    if paths.is_empty() {
+        return Err("no pipeline files found (looked for .github/workflows, pipelines, .gitlab-ci.yml)".into());
+    }
+    load::load(&paths)
+}
+
+/// Plans every pipeline that loaded without errors.
+fn plan_all(loaded: &mut Loaded, args: &EventArgs) -> Result<Vec<PipelinePlan>, String> {
+    let event = event::from_args(args)?;
+    let mut plans = Vec::new();
+    let broken: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.file.clone())
+        .collect();
+    for p in &loaded.pipelines {
+        if broken.contains(&p.file) {
+            continue;
+        }
+        let (plan, mut diagnostics) = plan_pipeline(p, event.as_ref());
+        loaded.diagnostics.append(&mut diagnostics);
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+fn exit_code(loaded: &Loaded) -> u8 {
+    if loaded.has_errors() { EXIT_INVALID } else { 0 }
+}
+
+fn run(command: Command) -> Result<u8, String> {
+    match command {
+        Command::Validate { paths, json } => {
+            let loaded = load_paths(paths)?;
+            output::validate(&loaded, json);
+            Ok(exit_code(&loaded))
+        }
+        Command::Plan { paths, event, json } => {
+            let mut loaded = load_paths(paths)?;
+            let plans = plan_all(&mut loaded, &event)?;
+            output::plan(&loaded, &plans, json);
+            Ok(exit_code(&loaded))
+        }
+        Command::Graph { paths, format, event } => {
+            let mut loaded = load_paths(paths)?;
+            let plans = plan_all(&mut loaded, &event)?;
+            eprint!("{}", loaded.render_diagnostics());
+            let text = match format {
+                GraphFormat::Dot => graph::dot(&plans),
+                GraphFormat::Mermaid => graph::mermaid(&plans),
+            };
+            print!("{text}");
+            Ok(exit_code(&loaded))
+        }
+        Command::Schedule { paths, from, count, json } => {
+            let from = match from {
+                Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| format!("--from `{s}` is not an RFC 3339 time: {e}"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let loaded = load_paths(paths)?;
+            output::schedule(&loaded, from, count, json);
+            Ok(exit_code(&loaded))
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Human and JSON output for `validate`, `plan` and `schedule`.
+
+use crate::load::Loaded;
+use crate::plan::PipelinePlan;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+fn summary(loaded: &Loaded) -> String {
+    let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = loaded.diagnostics.len() - errors;
+    let mut files: Vec<&str> = loaded.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.file.as_str()).collect();
+    files.dedup();
+    if errors == 0 {
+        format!(
+            "{} pipeline file(s) valid{}",
+            loaded.pipelines.len(),
+            if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+        )
+    } else {
+        format!("{errors} error(s), {warnings} warning(s) in {} file(s)", files.len())
+    }
+}
+
+pub fn validate(loaded: &Loaded, as_json: bool) {
+    if as_json {
+        let files: Vec<&str> = loaded.pipelines.iter().map(|p| p.file.as_str()).collect();
+        let out = json!({
+            "valid": !loaded.has_errors(),
+            "files": files,
+            "diagnostics": loaded.diagnostics,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        eprint!("{}", loaded.render_diagnostics());
+        if loaded.has_errors() {
+            eprintln!("{}", summary(loaded));
+        } else {
+            println!("{}", summary(loaded));
+        }
+    }
+}
+
+pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
+    if as_json {
+        let out = json!({ "pipelines": plans, "diagnostics": loaded.diagnostics });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return;
+    }
+    eprint!("{}", loaded.render_diagnostics());
+    let mut out = String::new();
+    for p in plans {
+        out.push_str(&format!("{} ({}, {:?})\n", p.name, p.file, p.dialect).replace("GitHub", "github"));
+        match (p.triggered, &p.reason) {
+            (Some(true), Some(r)) => out.push_str(&format!("  runs: {r}\n")),
+            (Some(false), Some(r)) => out.push_str(&format!("  does not run: {r}\n")),
+            _ => out.push_str("  no event given: listing every job\n"),
+        }
+        if !p.jobs.is_empty() {
+            out.push_str(&table(p));
+        }
+        for s in &p.skipped {
+            out.push_str(&format!("  skipped {}: {}\n", s.key, s.reason));
+        }
+        out.push('\n');
+    }
+    print!("{out}");
+}
+
+fn table(p: &PipelinePlan) -> String {
+    let rows: Vec<[String; 5]> = p
+        .jobs
+        .iter()
+        .map(|j| {
+            let runs_on = match &j.runs_on {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            [
+                j.level.to_string(),
+                j.key.clone(),
+                if j.needs.is_empty() { "-".into() } else { j.needs.join(", ") },
+                runs_on,
+                j.condition.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["LEVEL", "JOB", "NEEDS", "RUNS-ON", "IF (at run time)"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count()).min(48);
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::from("  ");
+        for (i, cell) in cells.iter().enumerate() {
+            let cell: String = cell.chars().take(widths[i]).collect();
+            s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header);
+    for row in &rows {
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    }
+    out
+}
+
+pub fn schedule(loaded: &Loaded, from: DateTime<Utc>, count: usize, as_json: bool) {
+    let mut entries = Vec::new();
+    for p in &loaded.pipelines {
+        for s in &p.on.schedules {
+            let next: Vec<String> = s
+                .cron
+                .upcoming(from, s.timezone, count)
+                .iter()
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                .collect();
+            entries.push(json!({
+                "file": p.file,
+                "cron": s.cron.source,
+                "timezone": s.timezone.name(),
+                "next": next,
+            }));
+        }
+    }
+    if as_json {
+        let out = json!({ "schedules": entries, "diagnostics": loaded.diagnostics });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return;
+    }
+    eprint!("{}", loaded.render_diagnostics());
+    for e in &entries {
+        println!("{}  `{}` ({})", e["file"].as_str().unwrap_or_default(), e["cron"].as_str().unwrap_or_default(), e["timezone"].as_str().unwrap_or_default());
+        for t in e["next"].as_array().into_iter().flatten() {
+            println!("  {}", t.as_str().unwrap_or_default());
+        }
+    }
+    if entries.is_empty() {
+        println!("no schedules");
+    }
+}

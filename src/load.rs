@@ -1,0 +1,181 @@
+//! File I/O before planning: finds pipeline files, reads them (size-limited), picks the
+//! front end, and resolves local reusable workflows (`uses: ./.github/workflows/x.yml`).
+
+use crate::diag::{Diagnostic, Pos};
+use crate::spec::{self, Pipeline};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Everything loaded for one command: pipelines, diagnostics and the sources to render them.
+#[derive(Default)]
+pub struct Loaded {
+    pub pipelines: Vec<Pipeline>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: HashMap<String, String>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn render_diagnostics(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(self.sources.get(&d.file).map(String::as_str)))
+            .collect()
+    }
+}
+
+/// The default places to look, relative to the current directory.
+pub fn default_paths() -> Vec<PathBuf> {
+    [".github/workflows", "pipelines", ".gitlab-ci.yml"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Expands directories into their `*.yml`/`*.yaml` files (sorted); files pass through.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if path.is_file() {
+            out.push(path.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", path.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn is_gitlab(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".gitlab-ci.yml") || n.ends_with(".gitlab-ci.yaml"))
+}
+
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
+    let mut loaded = Loaded::default();
+    for path in discover(paths)? {
+        let display = path.display().to_string();
+        if is_gitlab(&path) {
+            let msg = "GitLab CI files are not supported yet; this file was skipped";
+            loaded.diagnostics.push(Diagnostic::warning(&display, Pos::new(1, 1), msg));
+            continue;
+        }
+        if let Some(p) = load_workflow(&path, &mut loaded, &mut Vec::new()) {
+            loaded.pipelines.push(p);
+        }
+    }
+    Ok(loaded)
+}
+
+/// Reads at most the size limit plus one byte, so huge files are refused without being read.
+fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(spec::yaml::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > spec::yaml::MAX_FILE_BYTES {
+        let full = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        bytes.resize(full.min(usize::MAX as u64) as usize, b' ');
+    }
+    Ok(bytes)
+}
+
+fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> Option<Pipeline> {
+    let display = path.display().to_string();
+    let bytes = match read_limited(path) {
+        Ok(b) => b,
+        Err(e) => {
+            loaded
+                .diagnostics
+                .push(Diagnostic::error(&display, Pos::new(1, 1), format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    if bytes.len() <= spec::yaml::MAX_FILE_BYTES {
+        loaded
+            .sources
+            .insert(display.clone(), String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let (pipeline, mut diagnostics) = spec::parse_github(&display, &bytes);
+    loaded.diagnostics.append(&mut diagnostics);
+    let mut pipeline = pipeline?;
+    stack.push(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+    resolve_calls(path, &mut pipeline, loaded, stack);
+    stack.pop();
+    Some(pipeline)
+}
+
+/// The repository root: the nearest ancestor with `.git`, else the parent of `.github`.
+fn repo_root(file: &Path) -> Option<PathBuf> {
+    let abs = file.canonicalize().ok()?;
+    let mut dir = abs.parent();
+    while let Some(d) = dir {
+        if d.join(".git").exists() {
+            return Some(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    abs.ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == ".github"))
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+}
+
+fn resolve_calls(path: &Path, pipeline: &mut Pipeline, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) {
+    let file = pipeline.file.clone();
+    for job in pipeline.jobs.values_mut() {
+        let Some(call) = &mut job.call else { continue };
+        if !call.uses.starts_with("./") {
+            continue; // Remote workflows are planned as a single opaque job.
+        }
+        let Some(root) = repo_root(path) else {
+            let msg = format!("cannot resolve `{}`: this file is not inside a repository checkout", call.uses);
+            loaded.diagnostics.push(Diagnostic::warning(&file, job.pos, msg));
+            continue;
+        };
+        let target = root.join(&call.uses[2..]);
+        let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
+        if stack.contains(&canonical) {
+            let msg = format!("reusable workflow cycle: `{}` calls itself (directly or indirectly)", call.uses);
+            loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            continue;
+        }
+        if !target.is_file() {
+            let msg = format!("reusable workflow `{}` does not exist", call.uses);
+            loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            continue;
+        }
+        let Some(callee) = load_workflow(&target, loaded, stack) else { continue };
+        if !callee.on.events.contains_key("workflow_call") {
+            let msg = format!("`{}` is not a reusable workflow: its `on` has no `workflow_call`", call.uses);
+            loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            continue;
+        }
+        for name in call.with.keys() {
+            if !callee.inputs.contains_key(name) {
+                let msg = format!("`{}` has no input `{name}`", call.uses);
+                loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            }
+        }
+        for (name, input) in &callee.inputs {
+            if input.required && input.default.is_none() && !call.with.contains_key(name) {
+                let msg = format!("`{}` requires input `{name}`", call.uses);
+                loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            }
+        }
+        call.workflow = Some(Box::new(callee));
+    }
+}

@@ -1,0 +1,24 @@
+//! Spec layer: YAML text → validated `Pipeline` with `file:line:col` diagnostics.
+//! Pure: no file or network I/O happens here (see `load` for that).
+
+pub mod check;
+pub mod github;
+pub mod model;
+pub mod yaml;
+
+use crate::diag::Diagnostic;
+pub use model::*;
+
+/// Parses a GitHub-syntax workflow (also the native `pipelines/*.yml` syntax).
+pub fn parse_github(file: &str, bytes: &[u8]) -> (Option<Pipeline>, Vec<Diagnostic>) {
+    let (root, mut diagnostics) = yaml::parse(file, bytes);
+    let Some(root) = root else {
+        return (None, diagnostics);
+    };
+    let source = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut checker = check::Checker::new(file, source);
+    let pipeline = github::lower(&mut checker, &root, file);
+    diagnostics.append(&mut checker.diagnostics);
+    diagnostics.sort_by_key(|d| (d.line, d.col));
+    (Some(pipeline), diagnostics)
+}

@@ -1,0 +1,111 @@
+//! The validated pipeline model shared by every front end (GitHub syntax today, GitLab next).
+
+use crate::diag::Pos;
+use crate::trigger::Triggers;
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    GitHub,
+    GitLab,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub file: String,
+    pub name: String,
+    pub dialect: Dialect,
+    pub run_name: Option<String>,
+    pub on: Triggers,
+    /// Inputs of `workflow_dispatch` / `workflow_call`, with defaults.
+    pub inputs: IndexMap<String, Input>,
+    pub env: IndexMap<String, String>,
+    pub defaults: RunDefaults,
+    pub permissions: Option<Json>,
+    pub concurrency: Option<Json>,
+    pub jobs: IndexMap<String, Job>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub description: Option<String>,
+    pub required: bool,
+    pub default: Option<Json>,
+    pub kind: String,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunDefaults {
+    pub shell: Option<String>,
+    pub working_directory: Option<String>,
+}
+
+/// A boolean-or-expression field (`continue-on-error`, `fail-fast`, …) or a number-or-expression.
+pub type Flexible = Json;
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub pos: Pos,
+    pub name: Option<String>,
+    pub runs_on: Option<Json>,
+    pub needs: Vec<String>,
+    pub condition: Option<String>,
+    pub strategy: Strategy,
+    pub env: IndexMap<String, String>,
+    pub outputs: IndexMap<String, String>,
+    pub timeout_minutes: Option<Flexible>,
+    pub continue_on_error: Option<Flexible>,
+    pub concurrency: Option<Json>,
+    pub environment: Option<Json>,
+    pub container: Option<Json>,
+    pub services: IndexMap<String, Json>,
+    pub defaults: RunDefaults,
+    pub permissions: Option<Json>,
+    pub steps: Vec<Step>,
+    /// `uses:` a reusable workflow, with `with:` and `secrets:`.
+    pub call: Option<WorkflowCall>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkflowCall {
+    pub uses: String,
+    pub with: IndexMap<String, Json>,
+    /// `inherit` or explicit secrets.
+    pub secrets: Option<Json>,
+    /// The called workflow when it is local and was resolved by the loader.
+    pub workflow: Option<Box<Pipeline>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Strategy {
+    /// The matrix as written: an object, or a string expression producing one.
+    pub matrix: Option<Json>,
+    pub fail_fast: Option<Flexible>,
+    pub max_parallel: Option<Flexible>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    pub pos: Pos,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub run: Option<String>,
+    pub shell: Option<String>,
+    pub uses: Option<String>,
+    pub with: IndexMap<String, String>,
+    pub env: IndexMap<String, String>,
+    pub condition: Option<String>,
+    pub working_directory: Option<String>,
+    pub continue_on_error: Option<Flexible>,
+    pub timeout_minutes: Option<Flexible>,
+}
+
+impl Job {
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}

@@ -1,0 +1,458 @@
+//! A span-carrying YAML tree on top of `saphyr-parser`'s event stream: every node knows
+//! its line:column and tag; anchors/aliases and merge keys (`<<`) are resolved here, with
+//! hard limits on file size, nesting depth and alias expansion (billion-laughs safe).
+
+use crate::diag::{Diagnostic, Pos};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use std::collections::HashMap;
+
+/// Largest file we parse at all; GitHub itself refuses far smaller workflow files.
+pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
+/// Deepest nesting of collections; real pipelines stay below 20.
+pub const MAX_DEPTH: usize = 256;
+/// Total nodes after alias expansion; defends against exponential alias bombs.
+pub const MAX_NODES: usize = 1_000_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Quoted,
+    Block,
+    Collection,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub pos: Pos,
+    /// A non-core tag such as `!reference`, written as in the source.
+    pub tag: Option<String>,
+    pub style: Style,
+}
+
+impl Node {
+    pub fn null(pos: Pos) -> Node {
+        Node {
+            value: Value::Scalar(String::new()),
+            pos,
+            tag: None,
+            style: Style::Plain,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar(s) if self.style == Style::Plain && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// The scalar's text (any scalar: strings, numbers and booleans alike).
+    pub fn scalar(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A YAML 1.2 core-schema boolean (plain `true`/`false` in any of its three spellings).
+    pub fn as_bool(&self) -> Option<bool> {
+        if self.style != Style::Plain {
+            return None;
+        }
+        match self.scalar()? {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        if self.style != Style::Plain {
+            return None;
+        }
+        let s = self.scalar()?;
+        if let Some(hex) = s.strip_prefix("0x") {
+            return i64::from_str_radix(hex, 16).ok().map(|v| v as f64);
+        }
+        if let Some(oct) = s.strip_prefix("0o") {
+            return i64::from_str_radix(oct, 8).ok().map(|v| v as f64);
+        }
+        match s {
+            ".inf" | ".Inf" | ".INF" | "+.inf" => Some(f64::INFINITY),
+            "-.inf" | "-.Inf" | "-.INF" => Some(f64::NEG_INFINITY),
+            ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
+            _ if s.chars().any(|c| c.is_ascii_digit())
+                && s.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) =>
+            {
+                s.parse().ok()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// Looks a key up in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.scalar() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            Value::Seq(_) => "a sequence",
+            Value::Map(_) => "a mapping",
+            Value::Scalar(_) if self.is_null() => "null",
+            Value::Scalar(_) if self.as_bool().is_some() => "a boolean",
+            Value::Scalar(_) if self.as_f64().is_some() => "a number",
+            Value::Scalar(_) => "a string",
+        }
+    }
+
+    /// Converts to JSON with YAML 1.2 core-schema typing (used for matrices and inputs).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.scalar().unwrap_or_default().to_string(), v.to_json()))
+                    .collect(),
+            ),
+            Value::Scalar(s) => {
+                if self.is_null() {
+                    J::Null
+                } else if let Some(b) = self.as_bool() {
+                    J::Bool(b)
+                } else if let Some(n) = self.as_f64().filter(|n| n.is_finite()) {
+                    if n.fract() == 0.0 && n.abs() < 9e15 && !s.contains('.') {
+                        J::from(n as i64)
+                    } else {
+                        serde_json::Number::from_f64(n).map_or(J::Null, J::Number)
+                    }
+                } else {
+                    J::String(s.clone())
+                }
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        match &self.value {
+            Value::Scalar(_) => 1,
+            Value::Seq(items) => 1 + items.iter().map(Node::count).sum::<usize>(),
+            Value::Map(entries) => {
+                1 + entries
+                    .iter()
+                    .map(|(k, v)| k.count() + v.count())
+                    .sum::<usize>()
+            }
+        }
+    }
+}
+
+fn pos_of(span: &Span) -> Pos {
+    Pos::new(span.start.line() as u32, span.start.col() as u32 + 1)
+}
+
+enum Frame {
+    Seq {
+        node: Node,
+        anchor: usize,
+    },
+    Map {
+        node: Node,
+        anchor: usize,
+        key: Option<Node>,
+    },
+}
+
+struct Loader<'a> {
+    file: &'a str,
+    anchors: HashMap<usize, (Node, usize)>,
+    stack: Vec<Frame>,
+    nodes: usize,
+    diagnostics: Vec<Diagnostic>,
+    root: Option<Node>,
+}
+
+/// Parses one YAML document. Errors are located diagnostics; the tree is returned only
+/// when the YAML itself is well formed (duplicate keys are reported but not fatal).
+pub fn parse(file: &str, bytes: &[u8]) -> (Option<Node>, Vec<Diagnostic>) {
+    if bytes.len() > MAX_FILE_BYTES {
+        let d = Diagnostic::error(
+            file,
+            Pos::new(1, 1),
+            format!(
+                "file is {:.1} MiB; pipeline files are limited to {} MiB",
+                bytes.len() as f64 / (1024.0 * 1024.0),
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        );
+        return (None, vec![d]);
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let col = String::from_utf8_lossy(&good[line_start..]).chars().count() as u32 + 1;
+            let d = Diagnostic::error(
+                file,
+                Pos::new(line, col),
+                format!(
+                    "invalid UTF-8 (byte 0x{:02x}); pipeline files must be UTF-8",
+                    bytes[e.valid_up_to()]
+                ),
+            );
+            return (None, vec![d]);
+        }
+    };
+    parse_str(file, text)
+}
+
+pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
+    let mut loader = Loader {
+        file,
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        nodes: 0,
+        diagnostics: Vec::new(),
+        root: None,
+    };
+    let mut documents = 0;
+    for item in Parser::new_from_str(text).keep_tags(true) {
+        let (event, span) = match item {
+            Ok(ev) => ev,
+            Err(e) => {
+                let m = e.marker();
+                let pos = Pos::new(m.line() as u32, m.col() as u32 + 1);
+                loader
+                    .diagnostics
+                    .push(Diagnostic::error(file, pos, format!("invalid YAML: {}", e.info())));
+                return (None, loader.diagnostics);
+            }
+        };
+        if let Event::DocumentStart(_) = event {
+            documents += 1;
+            if documents > 1 {
+                let d = Diagnostic::error(
+                    file,
+                    pos_of(&span),
+                    "a pipeline file must contain a single YAML document",
+                );
+                loader.diagnostics.push(d);
+                return (None, loader.diagnostics);
+            }
+        }
+        if let Err(d) = loader.on_event(event, &span) {
+            loader.diagnostics.push(d);
+            return (None, loader.diagnostics);
+        }
+    }
+    let root = loader
+        .root
+        .take()
+        .unwrap_or_else(|| Node::null(Pos::new(1, 1)));
+    (Some(root), loader.diagnostics)
+}
+
+impl Loader<'_> {
+    fn on_event(&mut self, event: Event<'_>, span: &Span) -> Result<(), Diagnostic> {
+        let pos = pos_of(span);
+        let is_seq = matches!(event, Event::SequenceStart(..));
+        match event {
+            Event::Scalar(value, style, anchor, tag) => {
+                let style = match style {
+                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
+                    _ => Style::Block,
+                };
+                let node = Node {
+                    value: Value::Scalar(value.into_owned()),
+                    pos,
+                    tag: custom_tag(tag.as_deref()),
+                    style,
+                };
+                self.bump(1, pos)?;
+                self.finish(node, anchor)
+            }
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(Diagnostic::error(
+                        self.file,
+                        pos,
+                        format!("YAML nesting is deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                self.bump(1, pos)?;
+                let node = Node {
+                    value: if is_seq {
+                        Value::Seq(Vec::new())
+                    } else {
+                        Value::Map(Vec::new())
+                    },
+                    pos,
+                    tag: custom_tag(tag.as_deref()),
+                    style: Style::Collection,
+                };
+                self.stack.push(if is_seq {
+                    Frame::Seq { node, anchor }
+                } else {
+                    Frame::Map {
+                        node,
+                        anchor,
+                        key: None,
+                    }
+                });
+                Ok(())
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq { node, anchor }) => self.finish(node, anchor),
+                Some(Frame::Map { mut node, anchor, .. }) => {
+                    self.resolve_merge_keys(&mut node)?;
+                    self.finish(node, anchor)
+                }
+                None => Ok(()),
+            },
+            Event::Alias(id) => {
+                let Some((target, count)) = self.anchors.get(&id) else {
+                    return Err(Diagnostic::error(self.file, pos, "alias refers to an unknown anchor"));
+                };
+                let (mut node, count) = (target.clone(), *count);
+                node.pos = pos;
+                self.bump(count, pos)?;
+                self.finish(node, 0)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn bump(&mut self, n: usize, pos: Pos) -> Result<(), Diagnostic> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(Diagnostic::error(
+                self.file,
+                pos,
+                format!(
+                    "YAML aliases expand to more than {MAX_NODES} nodes; refusing to expand further (alias bomb?)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Attaches a completed node to its parent (or makes it the document root).
+    fn finish(&mut self, node: Node, anchor: usize) -> Result<(), Diagnostic> {
+        if anchor != 0 {
+            let count = node.count();
+            self.anchors.insert(anchor, (node.clone(), count));
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { node: parent, .. }) => {
+                if let Value::Seq(items) = &mut parent.value {
+                    items.push(node);
+                }
+            }
+            Some(Frame::Map { node: parent, key, .. }) => match key.take() {
+                None => {
+                    if node.as_map().is_some() || node.as_seq().is_some() {
+                        let d = Diagnostic::error(self.file, node.pos, "mapping keys must be scalars");
+                        self.diagnostics.push(d);
+                    }
+                    *key = Some(node);
+                }
+                Some(k) => {
+                    if let Value::Map(entries) = &mut parent.value {
+                        let duplicate = k.style != Style::Collection
+                            && !is_merge_key(&k)
+                            && entries.iter().any(|(e, _)| e.scalar() == k.scalar());
+                        if duplicate {
+                            let d = Diagnostic::error(
+                                self.file,
+                                k.pos,
+                                format!("duplicate key `{}`", k.scalar().unwrap_or_default()),
+                            );
+                            self.diagnostics.push(d);
+                        } else {
+                            entries.push((k, node));
+                        }
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// YAML merge keys: `<<: *a` or `<<: [*a, *b]`; explicit keys win, then earlier sources.
+    fn resolve_merge_keys(&mut self, map: &mut Node) -> Result<(), Diagnostic> {
+        let Value::Map(entries) = &mut map.value else {
+            return Ok(());
+        };
+        if !entries.iter().any(|(k, _)| is_merge_key(k)) {
+            return Ok(());
+        }
+        let (merges, mut own): (Vec<_>, Vec<_>) = std::mem::take(entries)
+            .into_iter()
+            .partition(|(k, _)| is_merge_key(k));
+        for (_, source) in merges {
+            let sources: Vec<Node> = match source.value {
+                Value::Map(_) => vec![source],
+                Value::Seq(items) => items,
+                _ => {
+                    return Err(Diagnostic::error(
+                        self.file,
+                        source.pos,
+                        "merge key `<<` needs a mapping or a list of mappings",
+                    ));
+                }
+            };
+            for src in sources {
+                let Value::Map(src_entries) = src.value else {
+                    return Err(Diagnostic::error(
+                        self.file,
+                        src.pos,
+                        "merge key `<<` needs a mapping or a list of mappings",
+                    ));
+                };
+                for (k, v) in src_entries {
+                    if !own.iter().any(|(e, _)| e.scalar() == k.scalar()) {
+                        own.push((k, v));
+                    }
+                }
+            }
+        }
+        *entries = own;
+        Ok(())
+    }
+}
+
+fn is_merge_key(k: &Node) -> bool {
+    k.style == Style::Plain && k.scalar() == Some("<<")
+}
+
+fn custom_tag(tag: Option<&saphyr_parser::Tag>) -> Option<String> {
+    tag.filter(|t| !t.is_yaml_core_schema()).map(|t| t.to_string())
+}
