@@ -44,7 +44,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| format!("{}: {e}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
+                })
                 .collect();
             files.sort();
             out.extend(files);
@@ -69,7 +72,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
         let display = path.display().to_string();
         if is_gitlab(&path) {
             let msg = "GitLab CI files are not supported yet; this file was skipped";
-            loaded.diagnostics.push(Diagnostic::warning(&display, Pos::new(1, 1), msg));
+            loaded
+                .diagnostics
+                .push(Diagnostic::warning(&display, Pos::new(1, 1), msg));
             continue;
         }
         if let Some(p) = load_workflow(&path, &mut loaded, &mut Vec::new()) {
@@ -79,37 +84,50 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
-/// Reads at most the size limit plus one byte, so huge files are refused without being read.
-fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Reads a file, refusing (without reading it) one over the size limit.
+fn read_limited(path: &Path, display: &str) -> Result<Vec<u8>, Diagnostic> {
     use std::io::Read;
+    let fail = |msg: String| Diagnostic::error(display, Pos::new(1, 1), msg);
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(spec::yaml::MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(spec::yaml::MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
     if bytes.len() > spec::yaml::MAX_FILE_BYTES {
-        let full = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-        bytes.resize(full.min(usize::MAX as u64) as usize, b' ');
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err(spec::yaml::too_large(display, size));
     }
     Ok(bytes)
 }
 
 fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> Option<Pipeline> {
     let display = path.display().to_string();
-    let bytes = match read_limited(path) {
+    let bytes = match read_limited(path, &display) {
         Ok(b) => b,
-        Err(e) => {
-            loaded
-                .diagnostics
-                .push(Diagnostic::error(&display, Pos::new(1, 1), format!("cannot read: {e}")));
+        Err(d) => {
+            loaded.diagnostics.push(d);
             return None;
         }
     };
-    if bytes.len() <= spec::yaml::MAX_FILE_BYTES {
-        loaded
-            .sources
-            .insert(display.clone(), String::from_utf8_lossy(&bytes).into_owned());
-    }
-    let (pipeline, mut diagnostics) = spec::parse_github(&display, &bytes);
+    loaded.sources.insert(
+        display.clone(),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    );
+    let default_name = repo_root(path)
+        .and_then(|root| {
+            Some(
+                path.canonicalize()
+                    .ok()?
+                    .strip_prefix(root)
+                    .ok()?
+                    .to_path_buf(),
+            )
+        })
+        .unwrap_or_else(|| path.file_name().map(PathBuf::from).unwrap_or_default());
+    let default_name = default_name.display().to_string();
+    let (pipeline, mut diagnostics) = spec::parse_github(&display, &bytes, &default_name);
     loaded.diagnostics.append(&mut diagnostics);
     let mut pipeline = pipeline?;
     stack.push(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
@@ -134,7 +152,12 @@ fn repo_root(file: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-fn resolve_calls(path: &Path, pipeline: &mut Pipeline, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) {
+fn resolve_calls(
+    path: &Path,
+    pipeline: &mut Pipeline,
+    loaded: &mut Loaded,
+    stack: &mut Vec<PathBuf>,
+) {
     let file = pipeline.file.clone();
     for job in pipeline.jobs.values_mut() {
         let Some(call) = &mut job.call else { continue };
@@ -142,38 +165,61 @@ fn resolve_calls(path: &Path, pipeline: &mut Pipeline, loaded: &mut Loaded, stac
             continue; // Remote workflows are planned as a single opaque job.
         }
         let Some(root) = repo_root(path) else {
-            let msg = format!("cannot resolve `{}`: this file is not inside a repository checkout", call.uses);
-            loaded.diagnostics.push(Diagnostic::warning(&file, job.pos, msg));
+            let msg = format!(
+                "cannot resolve `{}`: this file is not inside a repository checkout",
+                call.uses
+            );
+            loaded
+                .diagnostics
+                .push(Diagnostic::warning(&file, job.pos, msg));
             continue;
         };
         let target = root.join(&call.uses[2..]);
         let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
         if stack.contains(&canonical) {
-            let msg = format!("reusable workflow cycle: `{}` calls itself (directly or indirectly)", call.uses);
-            loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            let msg = format!(
+                "reusable workflow cycle: `{}` calls itself (directly or indirectly)",
+                call.uses
+            );
+            loaded
+                .diagnostics
+                .push(Diagnostic::error(&file, job.pos, msg));
             continue;
         }
         if !target.is_file() {
             let msg = format!("reusable workflow `{}` does not exist", call.uses);
-            loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            loaded
+                .diagnostics
+                .push(Diagnostic::error(&file, job.pos, msg));
             continue;
         }
-        let Some(callee) = load_workflow(&target, loaded, stack) else { continue };
+        let Some(callee) = load_workflow(&target, loaded, stack) else {
+            continue;
+        };
         if !callee.on.events.contains_key("workflow_call") {
-            let msg = format!("`{}` is not a reusable workflow: its `on` has no `workflow_call`", call.uses);
-            loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+            let msg = format!(
+                "`{}` is not a reusable workflow: its `on` has no `workflow_call`",
+                call.uses
+            );
+            loaded
+                .diagnostics
+                .push(Diagnostic::error(&file, job.pos, msg));
             continue;
         }
         for name in call.with.keys() {
             if !callee.inputs.contains_key(name) {
                 let msg = format!("`{}` has no input `{name}`", call.uses);
-                loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+                loaded
+                    .diagnostics
+                    .push(Diagnostic::error(&file, job.pos, msg));
             }
         }
         for (name, input) in &callee.inputs {
             if input.required && input.default.is_none() && !call.with.contains_key(name) {
                 let msg = format!("`{}` requires input `{name}`", call.uses);
-                loaded.diagnostics.push(Diagnostic::error(&file, job.pos, msg));
+                loaded
+                    .diagnostics
+                    .push(Diagnostic::error(&file, job.pos, msg));
             }
         }
         call.workflow = Some(Box::new(callee));

@@ -41,7 +41,10 @@ pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
 /// The checked-out branch of the repository containing `dir`, as a full ref.
 pub fn current_ref(dir: &Path) -> Option<String> {
     let abs = dir.canonicalize().ok()?;
-    let git = abs.ancestors().map(|a| a.join(".git")).find(|g| g.exists())?;
+    let git = abs
+        .ancestors()
+        .map(|a| a.join(".git"))
+        .find(|g| g.exists())?;
     let git_dir = if git.is_file() {
         // Worktrees: `.git` is a file saying `gitdir: PATH`.
         let text = std::fs::read_to_string(&git).ok()?;

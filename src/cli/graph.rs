@@ -11,11 +11,19 @@ fn escape(s: &str) -> String {
 }
 
 pub fn dot(plans: &[PipelinePlan]) -> String {
-    let mut out = String::from("digraph tess {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+    let mut out =
+        String::from("digraph tess {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
     for (pi, p) in plans.iter().enumerate() {
-        out.push_str(&format!("  subgraph cluster_{pi} {{\n    label=\"{}\";\n", escape(&p.name)));
+        out.push_str(&format!(
+            "  subgraph cluster_{pi} {{\n    label=\"{}\";\n",
+            escape(&p.name)
+        ));
         for (ji, j) in p.jobs.iter().enumerate() {
-            out.push_str(&format!("    {} [label=\"{}\"];\n", node_id(pi, ji), escape(&j.name)));
+            out.push_str(&format!(
+                "    {} [label=\"{}\"];\n",
+                node_id(pi, ji),
+                escape(&j.name)
+            ));
         }
         out.push_str("  }\n");
         for (ji, j) in p.jobs.iter().enumerate() {
@@ -33,9 +41,16 @@ pub fn dot(plans: &[PipelinePlan]) -> String {
 pub fn mermaid(plans: &[PipelinePlan]) -> String {
     let mut out = String::from("flowchart LR\n");
     for (pi, p) in plans.iter().enumerate() {
-        out.push_str(&format!("  subgraph p{pi} [\"{}\"]\n", p.name.replace('"', "#quot;")));
+        out.push_str(&format!(
+            "  subgraph p{pi} [\"{}\"]\n",
+            p.name.replace('"', "#quot;")
+        ));
         for (ji, j) in p.jobs.iter().enumerate() {
-            out.push_str(&format!("    {}[\"{}\"]\n", node_id(pi, ji), j.name.replace('"', "#quot;")));
+            out.push_str(&format!(
+                "    {}[\"{}\"]\n",
+                node_id(pi, ji),
+                j.name.replace('"', "#quot;")
+            ));
         }
         out.push_str("  end\n");
         for (ji, j) in p.jobs.iter().enumerate() {

@@ -15,7 +15,11 @@ use std::process::ExitCode;
 const EXIT_INVALID: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "tess", version, about = "Tesseract CI: plan and run CI pipelines (GitHub Actions syntax)")]
+#[command(
+    name = "tess",
+    version,
+    about = "Tesseract CI: plan and run CI pipelines (GitHub Actions syntax)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,9 +113,16 @@ pub fn main() -> ExitCode {
 }
 
 fn load_paths(paths: Vec<PathBuf>) -> Result<Loaded, String> {
-    let paths = if paths.is_empty() { load::default_paths() } else { paths };
+    let paths = if paths.is_empty() {
+        load::default_paths()
+    } else {
+        paths
+    };
     if paths.is_empty() {
-        return Err("no pipeline files found (looked for .github/workflows, pipelines, .gitlab-ci.yml)".into());
+        return Err(
+            "no pipeline files found (looked for .github/workflows, pipelines, .gitlab-ci.yml)"
+                .into(),
+        );
     }
     load::load(&paths)
 }
@@ -154,7 +165,11 @@ fn run(command: Command) -> Result<u8, String> {
             output::plan(&loaded, &plans, json);
             Ok(exit_code(&loaded))
         }
-        Command::Graph { paths, format, event } => {
+        Command::Graph {
+            paths,
+            format,
+            event,
+        } => {
             let mut loaded = load_paths(paths)?;
             let plans = plan_all(&mut loaded, &event)?;
             eprint!("{}", loaded.render_diagnostics());
@@ -165,7 +180,12 @@ fn run(command: Command) -> Result<u8, String> {
             print!("{text}");
             Ok(exit_code(&loaded))
         }
-        Command::Schedule { paths, from, count, json } => {
+        Command::Schedule {
+            paths,
+            from,
+            count,
+            json,
+        } => {
             let from = match from {
                 Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
                     .map_err(|e| format!("--from `{s}` is not an RFC 3339 time: {e}"))?

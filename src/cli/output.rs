@@ -8,16 +8,28 @@ use serde_json::json;
 fn summary(loaded: &Loaded) -> String {
     let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = loaded.diagnostics.len() - errors;
-    let mut files: Vec<&str> = loaded.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.file.as_str()).collect();
+    let mut files: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.file.as_str())
+        .collect();
     files.dedup();
     if errors == 0 {
         format!(
             "{} pipeline file(s) valid{}",
             loaded.pipelines.len(),
-            if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+            if warnings > 0 {
+                format!(", {warnings} warning(s)")
+            } else {
+                String::new()
+            }
         )
     } else {
-        format!("{errors} error(s), {warnings} warning(s) in {} file(s)", files.len())
+        format!(
+            "{errors} error(s), {warnings} warning(s) in {} file(s)",
+            files.len()
+        )
     }
 }
 
@@ -49,7 +61,9 @@ pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
     eprint!("{}", loaded.render_diagnostics());
     let mut out = String::new();
     for p in plans {
-        out.push_str(&format!("{} ({}, {:?})\n", p.name, p.file, p.dialect).replace("GitHub", "github"));
+        out.push_str(
+            &format!("{} ({}, {:?})\n", p.name, p.file, p.dialect).replace("GitHub", "github"),
+        );
         match (p.triggered, &p.reason) {
             (Some(true), Some(r)) => out.push_str(&format!("  runs: {r}\n")),
             (Some(false), Some(r)) => out.push_str(&format!("  does not run: {r}\n")),
@@ -79,7 +93,11 @@ fn table(p: &PipelinePlan) -> String {
             [
                 j.level.to_string(),
                 j.key.clone(),
-                if j.needs.is_empty() { "-".into() } else { j.needs.join(", ") },
+                if j.needs.is_empty() {
+                    "-".into()
+                } else {
+                    j.needs.join(", ")
+                },
                 runs_on,
                 j.condition.clone().unwrap_or_default(),
             ]
@@ -132,7 +150,12 @@ pub fn schedule(loaded: &Loaded, from: DateTime<Utc>, count: usize, as_json: boo
     }
     eprint!("{}", loaded.render_diagnostics());
     for e in &entries {
-        println!("{}  `{}` ({})", e["file"].as_str().unwrap_or_default(), e["cron"].as_str().unwrap_or_default(), e["timezone"].as_str().unwrap_or_default());
+        println!(
+            "{}  `{}` ({})",
+            e["file"].as_str().unwrap_or_default(),
+            e["cron"].as_str().unwrap_or_default(),
+            e["timezone"].as_str().unwrap_or_default()
+        );
         for t in e["next"].as_array().into_iter().flatten() {
             println!("  {}", t.as_str().unwrap_or_default());
         }

@@ -24,7 +24,8 @@ pub enum Location {
 }
 
 const ALL_CONTEXTS: [&str; 11] = [
-    "github", "env", "vars", "inputs", "matrix", "strategy", "needs", "steps", "job", "runner", "secrets",
+    "github", "env", "vars", "inputs", "matrix", "strategy", "needs", "steps", "job", "runner",
+    "secrets",
 ];
 
 const FUNCTIONS: [(&str, usize, usize); 12] = [
@@ -50,9 +51,15 @@ impl Location {
             WorkflowEnv => &["github", "secrets", "inputs", "vars"],
             JobIf => &["github", "needs", "vars", "inputs"],
             Strategy => &["github", "needs", "vars", "inputs"],
-            Job => &["github", "needs", "strategy", "matrix", "vars", "inputs", "secrets"],
-            JobEnv => &["github", "needs", "strategy", "matrix", "vars", "secrets", "inputs"],
-            JobDefaults => &["github", "needs", "strategy", "matrix", "env", "vars", "inputs"],
+            Job => &[
+                "github", "needs", "strategy", "matrix", "vars", "inputs", "secrets",
+            ],
+            JobEnv => &[
+                "github", "needs", "strategy", "matrix", "vars", "secrets", "inputs",
+            ],
+            JobDefaults => &[
+                "github", "needs", "strategy", "matrix", "env", "vars", "inputs",
+            ],
             JobOutputs | StepIf | Step => &ALL_CONTEXTS,
         }
     }
@@ -62,7 +69,10 @@ impl Location {
     }
 
     fn allows_hash_files(self) -> bool {
-        matches!(self, Location::StepIf | Location::Step | Location::JobOutputs)
+        matches!(
+            self,
+            Location::StepIf | Location::Step | Location::JobOutputs
+        )
     }
 }
 
@@ -110,15 +120,24 @@ fn walk(expr: &Expr, location: Location, errors: &mut Vec<CheckError>) {
             match FUNCTIONS.iter().find(|(f, ..)| *f == lower) {
                 None => {
                     let names = FUNCTIONS.iter().map(|(f, ..)| *f);
-                    let help = did_you_mean(&lower, names).map(|s| format!("did you mean `{s}()`?"));
+                    let help =
+                        did_you_mean(&lower, names).map(|s| format!("did you mean `{s}()`?"));
                     errors.push((*offset, format!("unrecognized function `{name}`"), help));
                 }
                 Some((f, min, max)) => {
                     let status = matches!(*f, "success" | "failure" | "always" | "cancelled");
                     if status && !location.allows_status_functions() {
-                        errors.push((*offset, format!("`{name}()` is only available in `if`"), None));
+                        errors.push((
+                            *offset,
+                            format!("`{name}()` is only available in `if`"),
+                            None,
+                        ));
                     } else if *f == "hashfiles" && !location.allows_hash_files() {
-                        errors.push((*offset, "`hashFiles()` is only available in steps".into(), None));
+                        errors.push((
+                            *offset,
+                            "`hashFiles()` is only available in steps".into(),
+                            None,
+                        ));
                     } else if args.len() < *min || args.len() > *max {
                         let expected = if min == max {
                             format!("{min}")

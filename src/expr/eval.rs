@@ -49,11 +49,7 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> Value {
             match lv.truthy() {
                 Some(false) => lv,
                 Some(true) => evaluate(r, ctx),
-                None => match evaluate(r, ctx).truthy() {
-                    // Unknown && falsy is falsy whichever side is returned.
-                    Some(false) => Value::Bool(false),
-                    _ => Value::Unknown,
-                },
+                None => Value::Unknown,
             }
         }
         Expr::Binary(BinOp::Or, l, r) => {
@@ -61,10 +57,7 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> Value {
             match lv.truthy() {
                 Some(true) => lv,
                 Some(false) => evaluate(r, ctx),
-                None => match evaluate(r, ctx).truthy() {
-                    Some(true) => Value::Bool(true),
-                    _ => Value::Unknown,
-                },
+                None => Value::Unknown,
             }
         }
         Expr::Binary(op, l, r) => {
@@ -74,9 +67,15 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> Value {
                 BinOp::Ne => lv.loose_eq(&rv).map(|b| !b),
                 _ if lv.is_unknown() || rv.is_unknown() => None,
                 BinOp::Lt => Some(lv.loose_cmp(&rv) == Some(Ordering::Less)),
-                BinOp::Le => Some(matches!(lv.loose_cmp(&rv), Some(Ordering::Less | Ordering::Equal))),
+                BinOp::Le => Some(matches!(
+                    lv.loose_cmp(&rv),
+                    Some(Ordering::Less | Ordering::Equal)
+                )),
                 BinOp::Gt => Some(lv.loose_cmp(&rv) == Some(Ordering::Greater)),
-                BinOp::Ge => Some(matches!(lv.loose_cmp(&rv), Some(Ordering::Greater | Ordering::Equal))),
+                BinOp::Ge => Some(matches!(
+                    lv.loose_cmp(&rv),
+                    Some(Ordering::Greater | Ordering::Equal)
+                )),
                 BinOp::And | BinOp::Or => unreachable!("handled above"),
             };
             result.map_or(Value::Unknown, Value::Bool)
@@ -85,13 +84,33 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> Value {
     }
 }
 
+/// Truthiness of an expression, known even when its value is not: `unknown || true` is
+/// truthy whichever operand `||` returns. `None` when it depends on run-time values.
+pub fn truthiness(expr: &Expr, ctx: &dyn Context) -> Option<bool> {
+    match expr {
+        Expr::Binary(BinOp::And, l, r) => match truthiness(l, ctx) {
+            Some(false) => Some(false),
+            Some(true) => truthiness(r, ctx),
+            None => truthiness(r, ctx).filter(|t| !t),
+        },
+        Expr::Binary(BinOp::Or, l, r) => match truthiness(l, ctx) {
+            Some(true) => Some(true),
+            Some(false) => truthiness(r, ctx),
+            None => truthiness(r, ctx).filter(|t| *t),
+        },
+        Expr::Not(inner) => truthiness(inner, ctx).map(|t| !t),
+        _ => evaluate(expr, ctx).truthy(),
+    }
+}
+
 fn index_value(target: &Value, index: &Value) -> Value {
     match (target, index) {
         (Value::Unknown, _) | (_, Value::Unknown) => Value::Unknown,
         (Value::Object(_), Value::String(key)) => target.property(key),
-        (Value::Array(items), Value::Number(n)) if *n >= 0.0 => {
-            items.get(n.floor() as usize).cloned().unwrap_or(Value::Null)
-        }
+        (Value::Array(items), Value::Number(n)) if *n >= 0.0 => items
+            .get(n.floor() as usize)
+            .cloned()
+            .unwrap_or(Value::Null),
         (Value::Array(items), Value::String(key)) => {
             // Property access on a filtered array (`a.*.b`) maps over its items.
             Value::Array(
@@ -150,17 +169,25 @@ fn call(name: &str, args: &[Expr], ctx: &dyn Context) -> Value {
         "format" => format(&arg(0).to_display(), &values[1.min(values.len())..])
             .map_or(Value::Unknown, Value::String),
         "join" => {
-            let sep = if values.len() > 1 { arg(1).to_display() } else { ",".into() };
+            let sep = if values.len() > 1 {
+                arg(1).to_display()
+            } else {
+                ",".into()
+            };
             match arg(0) {
                 Value::Array(items) => Value::String(
-                    items.iter().map(Value::to_display).collect::<Vec<_>>().join(&sep),
+                    items
+                        .iter()
+                        .map(Value::to_display)
+                        .collect::<Vec<_>>()
+                        .join(&sep),
                 ),
                 other => Value::String(other.to_display()),
             }
         }
-        "tojson" => Value::String(
-            serde_json::to_string_pretty(&arg(0).to_json()).unwrap_or_default(),
-        ),
+        "tojson" => {
+            Value::String(serde_json::to_string_pretty(&arg(0).to_json()).unwrap_or_default())
+        }
         "fromjson" => match serde_json::from_str::<serde_json::Value>(&arg(0).to_display()) {
             Ok(v) => Value::from_json(&v),
             Err(_) => Value::Unknown,

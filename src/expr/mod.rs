@@ -8,7 +8,7 @@ mod template;
 mod value;
 
 pub use check::{Location, check};
-pub use eval::{Context, Status, evaluate};
+pub use eval::{Context, Status, evaluate, truthiness};
 pub use parse::{Expr, ExprError, parse};
 pub use template::{Segment, TemplateError, parse_template};
 pub use value::Value;

@@ -19,13 +19,20 @@ pub enum BinOp {
 pub enum Expr {
     Literal(Value),
     /// A named value (`github`, `matrix`, …) at `offset`.
-    Context { name: String, offset: usize },
+    Context {
+        name: String,
+        offset: usize,
+    },
     Index(Box<Expr>, Box<Expr>),
     /// `.*` / `[*]`: the object's values or the array's items, for further property access.
     Star(Box<Expr>),
     Not(Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    Call { name: String, args: Vec<Expr>, offset: usize },
+    Call {
+        name: String,
+        args: Vec<Expr>,
+        offset: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +84,11 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
             }
             b'0'..=b'9' | b'-' | b'+' => {
                 let mut j = i + 1;
-                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'.' | b'_'))
-                    || (j < bytes.len() && matches!(bytes[j], b'-' | b'+') && matches!(bytes[j - 1], b'e' | b'E'))
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'.' | b'_'))
+                    || (j < bytes.len()
+                        && matches!(bytes[j], b'-' | b'+')
+                        && matches!(bytes[j - 1], b'e' | b'E'))
                 {
                     j += 1;
                 }
@@ -90,7 +100,9 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let mut j = i + 1;
-                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'-')) {
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'-'))
+                {
                     j += 1;
                 }
                 out.push((Tok::Ident(src[i..j].to_string()), start));
@@ -98,7 +110,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
             }
             _ => {
                 const PUNCT: [&str; 16] = [
-                    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".", ",", "*",
+                    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ".",
+                    ",", "*",
                 ];
                 let Some(p) = PUNCT.iter().find(|p| src[i..].starts_with(**p)) else {
                     let ch = src[i..].chars().next().unwrap_or('?');
@@ -210,7 +223,11 @@ impl Parser {
         }
     }
 
-    fn binary(&mut self, ops: &[(&str, BinOp)], next: fn(&mut Self) -> Result<Expr, ExprError>) -> Result<Expr, ExprError> {
+    fn binary(
+        &mut self,
+        ops: &[(&str, BinOp)],
+        next: fn(&mut Self) -> Result<Expr, ExprError>,
+    ) -> Result<Expr, ExprError> {
         let mut lhs = next(self)?;
         'outer: loop {
             for (text, op) in ops {
@@ -238,7 +255,12 @@ impl Parser {
 
     fn comparison(&mut self) -> Result<Expr, ExprError> {
         self.binary(
-            &[("<=", BinOp::Le), (">=", BinOp::Ge), ("<", BinOp::Lt), (">", BinOp::Gt)],
+            &[
+                ("<=", BinOp::Le),
+                (">=", BinOp::Ge),
+                ("<", BinOp::Lt),
+                (">", BinOp::Gt),
+            ],
             Self::unary,
         )
     }
@@ -311,7 +333,9 @@ impl Parser {
                             if self.eat(")") {
                                 break;
                             }
-                            self.expect(",")?;
+                            if !self.eat(",") {
+                                return Err(self.error("expected `,` or `)` in the argument list"));
+                            }
                         }
                     }
                     Ok(Expr::Call { name, args, offset })

@@ -6,7 +6,11 @@ use super::parse::{Expr, parse};
 pub enum Segment {
     Text(String),
     /// An expression; `offset` is the byte offset of its text inside the whole string.
-    Expr { expr: Expr, source: String, offset: usize },
+    Expr {
+        expr: Expr,
+        source: String,
+        offset: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

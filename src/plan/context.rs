@@ -94,7 +94,12 @@ fn github_context(e: &Event) -> Value {
     if let Some(sha) = &e.sha {
         github.push(("sha", s(sha)));
     }
-    Value::partial_object(github.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Value::partial_object(
+        github
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 impl Context for PlanContext {

@@ -28,7 +28,11 @@ pub fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
                         let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
                         let mut cycle: Vec<usize> = stack[from..].iter().map(|(n, _)| *n).collect();
                         // Report in "a needs b needs c" order, starting from the lowest index.
-                        let min = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i);
+                        let min = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, n)| **n)
+                            .map_or(0, |(i, _)| i);
                         cycle.rotate_left(min);
                         return Some(cycle);
                     }
@@ -53,7 +57,8 @@ pub fn topological_order(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
             dependents[d].push(i);
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = ready.pop_front() {
         order.push(i);

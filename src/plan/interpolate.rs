@@ -3,34 +3,40 @@
 use crate::expr::{self, Context, Segment, Value};
 use serde_json::Value as Json;
 
-/// Evaluates an `if:` condition, adding GitHub's implicit `success() &&` when the
-/// expression calls no status function.
-pub fn condition(text: Option<&str>, ctx: &dyn Context) -> Value {
+/// An evaluated `if:`: the overall verdict (with GitHub's implicit `success() &&` when the
+/// expression calls no status function) and the value of the expression as written.
+pub struct Verdict {
+    pub overall: Option<bool>,
+    pub own: Option<bool>,
+}
+
+pub fn condition(text: Option<&str>, ctx: &dyn Context) -> Verdict {
+    let success = ctx.status(expr::Status::Success).truthy();
     let Some(text) = text else {
-        return ctx.status(expr::Status::Success);
-    };
-    if text.contains("${{") {
-        // Mixed text and `${{ }}`: a string, truthy when non-empty.
-        return match string(text, ctx) {
-            Some(s) => Value::Bool(!s.is_empty()),
-            None => Value::Unknown,
+        return Verdict {
+            overall: success,
+            own: Some(true),
         };
-    }
-    let Ok(parsed) = expr::parse(text) else {
-        return Value::Unknown;
     };
-    let value = expr::evaluate(&parsed, ctx);
-    if calls_status_function(&parsed) {
-        return value;
-    }
-    match ctx.status(expr::Status::Success).truthy() {
-        Some(false) => Value::Bool(false),
-        Some(true) => value,
-        None => match value.truthy() {
-            Some(false) => Value::Bool(false),
-            _ => Value::Unknown,
-        },
-    }
+    let (own, explicit_status) = if text.contains("${{") {
+        // Mixed text and `${{ }}`: a string, truthy when non-empty.
+        (string(text, ctx).map(|s| !s.is_empty()), false)
+    } else {
+        match expr::parse(text) {
+            Ok(parsed) => (
+                expr::truthiness(&parsed, ctx),
+                calls_status_function(&parsed),
+            ),
+            Err(_) => (None, false),
+        }
+    };
+    let overall = match (explicit_status, success, own) {
+        (true, _, own) => own,
+        (false, Some(false), _) | (false, _, Some(false)) => Some(false),
+        (false, Some(true), own) => own,
+        (false, None, _) => None,
+    };
+    Verdict { overall, own }
 }
 
 fn calls_status_function(e: &expr::Expr) -> bool {
@@ -103,7 +109,9 @@ pub fn json(value: &Json, ctx: &dyn Context) -> Option<Json> {
                 Json::String(string(s, ctx)?)
             }
         }
-        Json::Array(items) => Json::Array(items.iter().map(|i| json(i, ctx)).collect::<Option<_>>()?),
+        Json::Array(items) => {
+            Json::Array(items.iter().map(|i| json(i, ctx)).collect::<Option<_>>()?)
+        }
         Json::Object(map) => Json::Object(
             map.iter()
                 .map(|(k, v)| Some((k.clone(), json(v, ctx)?)))

@@ -22,11 +22,15 @@ pub fn expand(matrix: &serde_json::Map<String, Json>) -> Result<Vec<Combination>
         for (key, values) in &dims {
             let values = match values {
                 Json::Array(a) if !a.is_empty() => a.clone(),
-                Json::Array(_) => return Err(format!("matrix vector `{key}` does not contain any values")),
+                Json::Array(_) => {
+                    return Err(format!("matrix vector `{key}` does not contain any values"));
+                }
                 other => vec![(*other).clone()],
             };
             if combos.len().saturating_mul(values.len()) > MAX_COMBINATIONS * 16 {
-                return Err(format!("matrix has more than {MAX_COMBINATIONS} combinations"));
+                return Err(format!(
+                    "matrix has more than {MAX_COMBINATIONS} combinations"
+                ));
             }
             combos = combos
                 .into_iter()
@@ -59,7 +63,12 @@ pub fn expand(matrix: &serde_json::Map<String, Json>) -> Result<Vec<Combination>
             }
         }
         if !merged {
-            combos.push(include.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+            combos.push(
+                include
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
         }
     }
     if combos.len() > MAX_COMBINATIONS {
@@ -71,12 +80,18 @@ pub fn expand(matrix: &serde_json::Map<String, Json>) -> Result<Vec<Combination>
     Ok(combos)
 }
 
-fn list<'a>(value: Option<&'a Json>, what: &str) -> Result<Vec<&'a serde_json::Map<String, Json>>, String> {
+fn list<'a>(
+    value: Option<&'a Json>,
+    what: &str,
+) -> Result<Vec<&'a serde_json::Map<String, Json>>, String> {
     match value {
         None | Some(Json::Null) => Ok(Vec::new()),
         Some(Json::Array(items)) => items
             .iter()
-            .map(|i| i.as_object().ok_or_else(|| format!("matrix `{what}` entries must be mappings")))
+            .map(|i| {
+                i.as_object()
+                    .ok_or_else(|| format!("matrix `{what}` entries must be mappings"))
+            })
             .collect(),
         Some(_) => Err(format!("matrix `{what}` must be a list of mappings")),
     }

@@ -116,7 +116,10 @@ fn input_context(p: &Pipeline, e: &Event, diagnostics: &mut Vec<Diagnostic>) -> 
         if let (Some(v), false) = (given, input.options.is_empty())
             && !input.options.contains(v)
         {
-            let msg = format!("input `{name}` must be one of: {}", input.options.join(", "));
+            let msg = format!(
+                "input `{name}` must be one of: {}",
+                input.options.join(", ")
+            );
             diagnostics.push(Diagnostic::error(&p.file, crate::diag::Pos::new(1, 1), msg));
         }
         map.insert(name.clone(), value);
@@ -162,12 +165,23 @@ struct Planner<'d> {
 
 impl Planner<'_> {
     /// Expands every job of `p` into instances; returns, per job id, its instance keys.
-    fn expand(&mut self, p: &Pipeline, base: &PlanContext, scope: &Scope, depth: usize) -> IndexMap<String, Vec<(String, bool)>> {
+    fn expand(
+        &mut self,
+        p: &Pipeline,
+        base: &PlanContext,
+        scope: &Scope,
+        depth: usize,
+    ) -> IndexMap<String, Vec<(String, bool)>> {
         let mut by_job: IndexMap<String, Vec<(String, bool)>> = IndexMap::new();
         let edges: Vec<Vec<usize>> = p
             .jobs
             .values()
-            .map(|j| j.needs.iter().filter_map(|n| p.jobs.get_index_of(n)).collect())
+            .map(|j| {
+                j.needs
+                    .iter()
+                    .filter_map(|n| p.jobs.get_index_of(n))
+                    .collect()
+            })
             .collect();
         let Some(order) = topological_order(&edges) else {
             return by_job; // The spec layer reports the cycle.
@@ -208,13 +222,21 @@ impl Planner<'_> {
                 Some(Json::Object(m)) => match matrix::expand(&m) {
                     Ok(combos) => combos.into_iter().map(Some).collect(),
                     Err(msg) => {
-                        self.diagnostics.push(Diagnostic::error(&p.file, job.pos, format!("job `{}`: {msg}", job.id)));
+                        self.diagnostics.push(Diagnostic::error(
+                            &p.file,
+                            job.pos,
+                            format!("job `{}`: {msg}", job.id),
+                        ));
                         return Vec::new();
                     }
                 },
                 Some(other) => {
-                    let msg = format!("job `{}`: matrix must evaluate to an object, got {other}", job.id);
-                    self.diagnostics.push(Diagnostic::error(&p.file, job.pos, msg));
+                    let msg = format!(
+                        "job `{}`: matrix must evaluate to an object, got {other}",
+                        job.id
+                    );
+                    self.diagnostics
+                        .push(Diagnostic::error(&p.file, job.pos, msg));
                     return Vec::new();
                 }
             },
@@ -239,15 +261,15 @@ impl Planner<'_> {
             };
             let name = format!("{}{name}", scope.name_prefix);
             let verdict = interpolate::condition(job.condition.as_deref(), &ctx);
-            let skipped = match verdict.truthy() {
+            let skipped = match verdict.overall {
                 Some(false) => Some(skip_reason(job, &ctx, &needs)),
                 _ => None,
             };
-            let runs_on = job
-                .runs_on
-                .as_ref()
-                .map_or(Json::Null, |r| interpolate::json(r, &ctx).unwrap_or_else(|| r.clone()));
-            let condition = match verdict.truthy() {
+            let runs_on = job.runs_on.as_ref().map_or(Json::Null, |r| {
+                interpolate::json(r, &ctx).unwrap_or_else(|| r.clone())
+            });
+            // Settled conditions are not shown; the rest is decided at run time.
+            let condition = match verdict.own {
                 Some(_) => None,
                 None => job.condition.clone(),
             };
@@ -255,8 +277,10 @@ impl Planner<'_> {
                 && let Some(callee) = &call.workflow
             {
                 if depth >= MAX_CALL_DEPTH {
-                    let msg = format!("reusable workflows nest deeper than {MAX_CALL_DEPTH} levels");
-                    self.diagnostics.push(Diagnostic::error(&p.file, job.pos, msg));
+                    let msg =
+                        format!("reusable workflows nest deeper than {MAX_CALL_DEPTH} levels");
+                    self.diagnostics
+                        .push(Diagnostic::error(&p.file, job.pos, msg));
                     continue;
                 }
                 let inner_scope = Scope {
@@ -265,10 +289,18 @@ impl Planner<'_> {
                     outer_needs: needs.clone(),
                     outer_skipped: ctx.needs == NeedsState::SomeSkipped,
                 };
-                let mut inner = PlanContext::for_event(None, called_inputs(callee, &call.with, &ctx));
+                let mut inner =
+                    PlanContext::for_event(None, called_inputs(callee, &call.with, &ctx));
                 inner.github = ctx.github.clone();
                 let inner_jobs = self.expand(callee, &inner, &inner_scope, depth + 1);
-                keys.extend(inner_jobs.into_values().flatten());
+                // A called workflow succeeds when its inner jobs are skipped, so dependents
+                // of the caller wait only for the inner jobs that run.
+                keys.extend(
+                    inner_jobs
+                        .into_values()
+                        .flatten()
+                        .filter(|(_, skipped)| !skipped),
+                );
                 continue;
             }
             keys.push((key.clone(), skipped.is_some()));
@@ -299,10 +331,16 @@ fn strategy_context(job: &Job, ctx: &PlanContext, index: usize, total: usize) ->
             .map_or_else(|| Value::from_json(&default), |j| Value::from_json(&j))
     };
     let mut map = IndexMap::new();
-    map.insert("fail-fast".into(), flag(&job.strategy.fail_fast, Json::Bool(true)));
+    map.insert(
+        "fail-fast".into(),
+        flag(&job.strategy.fail_fast, Json::Bool(true)),
+    );
     map.insert("job-index".into(), Value::Number(index as f64));
     map.insert("job-total".into(), Value::Number(total as f64));
-    map.insert("max-parallel".into(), flag(&job.strategy.max_parallel, Json::from(total)));
+    map.insert(
+        "max-parallel".into(),
+        flag(&job.strategy.max_parallel, Json::from(total)),
+    );
     Value::Object(map)
 }
 
@@ -322,7 +360,11 @@ fn called_inputs(callee: &Pipeline, with: &IndexMap<String, Json>, ctx: &PlanCon
 fn skip_reason(job: &Job, ctx: &PlanContext, needs: &[(String, bool)]) -> String {
     let explicit = job.condition.as_deref();
     if ctx.needs == NeedsState::SomeSkipped && explicit.is_none_or(|c| !c.contains('(')) {
-        let skipped: Vec<&str> = needs.iter().filter(|(_, s)| *s).map(|(k, _)| k.as_str()).collect();
+        let skipped: Vec<&str> = needs
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(k, _)| k.as_str())
+            .collect();
         if !skipped.is_empty() {
             return format!("needs `{}`, which is skipped", skipped.join("`, `"));
         }
@@ -361,10 +403,19 @@ fn finish(out: &mut PipelinePlan, instances: Vec<Instance>) {
             }
         }
     }
-    let index: IndexMap<&str, usize> = run.iter().enumerate().map(|(i, j)| (j.key.as_str(), i)).collect();
+    let index: IndexMap<&str, usize> = run
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.key.as_str(), i))
+        .collect();
     let edges: Vec<Vec<usize>> = run
         .iter()
-        .map(|j| j.needs.iter().filter_map(|k| index.get(k.as_str()).copied()).collect())
+        .map(|j| {
+            j.needs
+                .iter()
+                .filter_map(|k| index.get(k.as_str()).copied())
+                .collect()
+        })
         .collect();
     let levels = levels(&edges);
     for (job, level) in run.iter_mut().zip(levels) {

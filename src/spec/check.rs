@@ -22,12 +22,14 @@ impl<'a> Checker<'a> {
     }
 
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics.push(Diagnostic::error(self.file, pos, message));
+        self.diagnostics
+            .push(Diagnostic::error(self.file, pos, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
     pub fn warning(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics.push(Diagnostic::warning(self.file, pos, message));
+        self.diagnostics
+            .push(Diagnostic::warning(self.file, pos, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
@@ -37,7 +39,12 @@ impl<'a> Checker<'a> {
     }
 
     /// The entries of a mapping, reporting keys outside `allowed` (with a suggestion).
-    pub fn map<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Vec<(&'n str, &'n Node, &'n Node)> {
+    pub fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Vec<(&'n str, &'n Node, &'n Node)> {
         let Some(entries) = node.as_map() else {
             if !node.is_null() {
                 self.type_error(node, what, "a mapping");
@@ -53,7 +60,9 @@ impl<'a> Checker<'a> {
                 let help = did_you_mean(key, allowed.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("valid keys: {}", allowed.join(", ")));
-                let d = Diagnostic::error(self.file, k.pos, msg).with_help(help).with_width(width);
+                let d = Diagnostic::error(self.file, k.pos, msg)
+                    .with_help(help)
+                    .with_width(width);
                 self.diagnostics.push(d);
                 continue;
             }
@@ -91,7 +100,12 @@ impl<'a> Checker<'a> {
     }
 
     /// A `KEY: value` mapping of strings (env, with, outputs).
-    pub fn string_map(&mut self, node: &Node, what: &str, location: Location) -> IndexMap<String, String> {
+    pub fn string_map(
+        &mut self,
+        node: &Node,
+        what: &str,
+        location: Location,
+    ) -> IndexMap<String, String> {
         let mut out = IndexMap::new();
         if let Value::Scalar(s) = &node.value
             && !node.is_null()
@@ -112,7 +126,13 @@ impl<'a> Checker<'a> {
     }
 
     /// A boolean, number or expression (`continue-on-error`, `timeout-minutes`, …).
-    pub fn flexible(&mut self, node: &Node, what: &str, expected: &str, location: Location) -> Option<serde_json::Value> {
+    pub fn flexible(
+        &mut self,
+        node: &Node,
+        what: &str,
+        expected: &str,
+        location: Location,
+    ) -> Option<serde_json::Value> {
         let json = node.to_json();
         let ok = match (expected, &json) {
             ("a boolean", serde_json::Value::Bool(_)) => true,
@@ -136,7 +156,9 @@ impl<'a> Checker<'a> {
         match &node.value {
             Value::Scalar(s) => self.template(node, s, location),
             Value::Seq(items) => items.iter().for_each(|i| self.expressions(i, location)),
-            Value::Map(entries) => entries.iter().for_each(|(_, v)| self.expressions(v, location)),
+            Value::Map(entries) => entries
+                .iter()
+                .for_each(|(_, v)| self.expressions(v, location)),
         }
     }
 
@@ -181,7 +203,12 @@ impl<'a> Checker<'a> {
         if trimmed.is_empty() {
             return None;
         }
-        self.bare_expression(node, trimmed, text.len() - text.trim_start().len(), location);
+        self.bare_expression(
+            node,
+            trimmed,
+            text.len() - text.trim_start().len(),
+            location,
+        );
         Some(trimmed.to_string())
     }
 
@@ -232,7 +259,9 @@ impl<'a> Checker<'a> {
                     .map_or(0, |l| l.chars().take_while(|c| *c == ' ').count() as u32);
                 Pos::new(line, indent + col_in_line + 1)
             }
-            Style::Quoted if line_in_value == 0 => Pos::new(node.pos.line, node.pos.col + 1 + col_in_line),
+            Style::Quoted if line_in_value == 0 => {
+                Pos::new(node.pos.line, node.pos.col + 1 + col_in_line)
+            }
             _ if line_in_value == 0 => Pos::new(node.pos.line, node.pos.col + col_in_line),
             _ => Pos::new(node.pos.line + line_in_value as u32, col_in_line + 1),
         }

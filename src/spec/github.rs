@@ -12,33 +12,109 @@ use crate::trigger::{EventFilters, Schedule, Triggers};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
-const TOP_KEYS: &[&str] = &["name", "run-name", "on", "env", "defaults", "permissions", "concurrency", "jobs"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "run-name",
+    "on",
+    "env",
+    "defaults",
+    "permissions",
+    "concurrency",
+    "jobs",
+];
 const JOB_KEYS: &[&str] = &[
-    "name", "runs-on", "needs", "if", "strategy", "env", "outputs", "timeout-minutes",
-    "continue-on-error", "concurrency", "environment", "container", "services", "defaults",
-    "permissions", "steps", "uses", "with", "secrets", "snapshot",
+    "name",
+    "runs-on",
+    "needs",
+    "if",
+    "strategy",
+    "env",
+    "outputs",
+    "timeout-minutes",
+    "continue-on-error",
+    "concurrency",
+    "environment",
+    "container",
+    "services",
+    "defaults",
+    "permissions",
+    "steps",
+    "uses",
+    "with",
+    "secrets",
+    "snapshot",
 ];
 const STEP_KEYS: &[&str] = &[
-    "id", "name", "run", "shell", "uses", "with", "env", "if", "working-directory",
-    "continue-on-error", "timeout-minutes",
+    "id",
+    "name",
+    "run",
+    "shell",
+    "uses",
+    "with",
+    "env",
+    "if",
+    "working-directory",
+    "continue-on-error",
+    "timeout-minutes",
 ];
 const CONTAINER_KEYS: &[&str] = &["image", "credentials", "env", "ports", "volumes", "options"];
 
 /// Every event GitHub documents as a workflow trigger.
 pub const EVENTS: &[&str] = &[
-    "branch_protection_rule", "check_run", "check_suite", "create", "delete", "deployment",
-    "deployment_status", "discussion", "discussion_comment", "fork", "gollum", "image_version",
-    "issue_comment", "issues", "label", "merge_group", "milestone", "page_build", "project",
-    "project_card", "project_column", "public", "pull_request", "pull_request_review",
-    "pull_request_review_comment", "pull_request_target", "push", "registry_package", "release",
-    "repository_dispatch", "schedule", "status", "watch", "workflow_call", "workflow_dispatch",
+    "branch_protection_rule",
+    "check_run",
+    "check_suite",
+    "create",
+    "delete",
+    "deployment",
+    "deployment_status",
+    "discussion",
+    "discussion_comment",
+    "fork",
+    "gollum",
+    "image_version",
+    "issue_comment",
+    "issues",
+    "label",
+    "merge_group",
+    "milestone",
+    "page_build",
+    "project",
+    "project_card",
+    "project_column",
+    "public",
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "pull_request_target",
+    "push",
+    "registry_package",
+    "release",
+    "repository_dispatch",
+    "schedule",
+    "status",
+    "watch",
+    "workflow_call",
+    "workflow_dispatch",
     "workflow_run",
 ];
 
 const PERMISSION_SCOPES: &[&str] = &[
-    "actions", "attestations", "checks", "contents", "deployments", "discussions", "id-token",
-    "issues", "models", "packages", "pages", "pull-requests", "repository-projects",
-    "security-events", "statuses",
+    "actions",
+    "attestations",
+    "checks",
+    "contents",
+    "deployments",
+    "discussions",
+    "id-token",
+    "issues",
+    "models",
+    "packages",
+    "pages",
+    "pull-requests",
+    "repository-projects",
+    "security-events",
+    "statuses",
 ];
 
 /// Parses a workflow document. Returns the pipeline even when there are errors, so callers
@@ -58,7 +134,10 @@ pub fn lower(c: &mut Checker, root: &Node, default_name: &str) -> Pipeline {
         jobs: IndexMap::new(),
     };
     if root.as_map().is_none() {
-        c.error(root.pos, format!("a workflow must be a mapping, found {}", root.kind()));
+        c.error(
+            root.pos,
+            format!("a workflow must be a mapping, found {}", root.kind()),
+        );
         return p;
     }
     let mut saw_on = false;
@@ -80,7 +159,9 @@ pub fn lower(c: &mut Checker, root: &Node, default_name: &str) -> Pipeline {
             "env" => p.env = c.string_map(v, "env", Location::WorkflowEnv),
             "defaults" => p.defaults = parse_defaults(c, v, Location::WorkflowEnv),
             "permissions" => p.permissions = Some(parse_permissions(c, v)),
-            "concurrency" => p.concurrency = Some(parse_concurrency(c, v, Location::WorkflowConcurrency)),
+            "concurrency" => {
+                p.concurrency = Some(parse_concurrency(c, v, Location::WorkflowConcurrency))
+            }
             "jobs" => {
                 saw_jobs = true;
                 parse_jobs(c, v, &mut p);
@@ -89,11 +170,17 @@ pub fn lower(c: &mut Checker, root: &Node, default_name: &str) -> Pipeline {
         }
     }
     if !saw_on {
-        c.error(root.pos, "missing `on`: a workflow needs at least one trigger")
-            .help = Some("e.g. `on: [push, pull_request]`".into());
+        c.error(
+            root.pos,
+            "missing `on`: a workflow needs at least one trigger",
+        )
+        .help = Some("e.g. `on: [push, pull_request]`".into());
     }
     if !saw_jobs {
-        c.error(root.pos, "missing `jobs`: a workflow needs at least one job");
+        c.error(
+            root.pos,
+            "missing `jobs`: a workflow needs at least one job",
+        );
     }
     validate_needs(c, &p);
     p
@@ -115,8 +202,8 @@ fn parse_on(c: &mut Checker, node: &Node, p: &mut Pipeline) {
             for (name, pos) in c.string_list(node, "on") {
                 if add_event(c, &name, pos) {
                     if name == "schedule" {
-                        c.error(pos, "`schedule` needs a list of cron entries")
-                            .help = Some("on:\n    schedule:\n      - cron: '0 3 * * *'".into());
+                        c.error(pos, "`schedule` needs a list of cron entries").help =
+                            Some("on:\n    schedule:\n      - cron: '0 3 * * *'".into());
                     }
                     p.on.events.insert(name, EventFilters::default());
                 }
@@ -143,21 +230,44 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
         return f;
     }
     let allowed: &[&str] = match name {
-        "push" => &["branches", "branches-ignore", "tags", "tags-ignore", "paths", "paths-ignore"],
-        "pull_request" | "pull_request_target" => &["types", "branches", "branches-ignore", "paths", "paths-ignore"],
+        "push" => &[
+            "branches",
+            "branches-ignore",
+            "tags",
+            "tags-ignore",
+            "paths",
+            "paths-ignore",
+        ],
+        "pull_request" | "pull_request_target" => &[
+            "types",
+            "branches",
+            "branches-ignore",
+            "paths",
+            "paths-ignore",
+        ],
         "workflow_run" => &["workflows", "types", "branches", "branches-ignore"],
         "workflow_dispatch" => &["inputs"],
         "workflow_call" => &["inputs", "outputs", "secrets"],
         _ => &["types"],
     };
     let what = format!("`on.{name}`");
-    const FILTERS: [&str; 6] = ["branches", "branches-ignore", "tags", "tags-ignore", "paths", "paths-ignore"];
+    const FILTERS: [&str; 6] = [
+        "branches",
+        "branches-ignore",
+        "tags",
+        "tags-ignore",
+        "paths",
+        "paths-ignore",
+    ];
     let mut accepted: Vec<&str> = allowed.to_vec();
     for (k, _) in node.as_map().unwrap_or_default() {
         let key = k.scalar().unwrap_or_default();
         if FILTERS.contains(&key) && !allowed.contains(&key) {
             // GitHub loads such workflows and ignores the filter.
-            c.warning(k.pos, format!("`{key}` has no effect on `{name}` events; GitHub ignores it"));
+            c.warning(
+                k.pos,
+                format!("`{key}` has no effect on `{name}` events; GitHub ignores it"),
+            );
             accepted.push(FILTERS[FILTERS.iter().position(|f| *f == key).unwrap_or(0)]);
         }
     }
@@ -178,7 +288,9 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
             }
             "outputs" => {
                 for (_, _, out) in c.map(v, "workflow_call outputs", &[]) {
-                    for (okey, _, ov) in c.map(out, "a workflow_call output", &["description", "value"]) {
+                    for (okey, _, ov) in
+                        c.map(out, "a workflow_call output", &["description", "value"])
+                    {
                         if okey == "value" {
                             c.expressions(ov, Location::JobOutputs);
                         }
@@ -198,10 +310,17 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
             .and_then(|m| m.iter().find(|(k, _)| k.scalar() == Some(name)))
             .map(|(k, _)| k.pos)
     };
-    for (a, b) in [("branches", "branches-ignore"), ("tags", "tags-ignore"), ("paths", "paths-ignore")] {
+    for (a, b) in [
+        ("branches", "branches-ignore"),
+        ("tags", "tags-ignore"),
+        ("paths", "paths-ignore"),
+    ] {
         if let (Some(_), Some(pos)) = (key_pos(a), key_pos(b)) {
-            c.error(pos, format!("`{a}` and `{b}` cannot both be used for the same event"))
-                .help = Some(format!("use `{a}` with `!pattern` entries to exclude"));
+            c.error(
+                pos,
+                format!("`{a}` and `{b}` cannot both be used for the same event"),
+            )
+            .help = Some(format!("use `{a}` with `!pattern` entries to exclude"));
         }
     }
     f
@@ -213,15 +332,23 @@ fn patterns(c: &mut Checker, node: &Node, what: &str) -> Option<PatternList> {
         match Pattern::new(&text) {
             Ok(p) => list.patterns.push(p),
             Err(e) => {
-                let item = node.as_seq().and_then(|items| items.iter().find(|i| i.pos == pos));
+                let item = node
+                    .as_seq()
+                    .and_then(|items| items.iter().find(|i| i.pos == pos));
                 let at = item.map_or(pos, |n| c.locate(n, e.offset));
-                c.error(at, format!("invalid glob `{text}` in `{what}`: {}", e.message));
+                c.error(
+                    at,
+                    format!("invalid glob `{text}` in `{what}`: {}", e.message),
+                );
             }
         }
     }
     if what == "paths" && !list.patterns.is_empty() && list.patterns.iter().all(|p| p.negated) {
-        c.warning(node.pos, format!("`{what}` has only `!` patterns, so nothing can match"))
-            .help = Some("add a positive pattern first, e.g. `'**'`".into());
+        c.warning(
+            node.pos,
+            format!("`{what}` has only `!` patterns, so nothing can match"),
+        )
+        .help = Some("add a positive pattern first, e.g. `'**'`".into());
     }
     Some(list)
 }
@@ -237,7 +364,9 @@ fn parse_schedule(c: &mut Checker, node: &Node, out: &mut Vec<Schedule>) {
         for (key, _, v) in c.map(item, "a schedule entry", &["cron", "timezone"]) {
             match key {
                 "cron" => {
-                    let Some(text) = c.string(v, "cron") else { continue };
+                    let Some(text) = c.string(v, "cron") else {
+                        continue;
+                    };
                     match Cron::parse(&text) {
                         Ok(parsed) => cron = Some(parsed),
                         Err(e) => {
@@ -247,12 +376,20 @@ fn parse_schedule(c: &mut Checker, node: &Node, out: &mut Vec<Schedule>) {
                     }
                 }
                 "timezone" => {
-                    let Some(text) = c.string(v, "timezone") else { continue };
+                    let Some(text) = c.string(v, "timezone") else {
+                        continue;
+                    };
                     match text.parse::<chrono_tz::Tz>() {
                         Ok(tz) => timezone = tz,
                         Err(_) => {
-                            let help = did_you_mean(&text, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
-                                .map_or_else(|| "use an IANA name such as `Europe/Berlin`".to_string(), |s| format!("did you mean `{s}`?"));
+                            let help = did_you_mean(
+                                &text,
+                                chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
+                            )
+                            .map_or_else(
+                                || "use an IANA name such as `Europe/Berlin`".to_string(),
+                                |s| format!("did you mean `{s}`?"),
+                            );
                             c.error(v.pos, format!("unknown time zone `{text}`")).help = Some(help);
                         }
                     }
@@ -304,10 +441,16 @@ fn parse_inputs(c: &mut Checker, node: &Node, event: &str, out: &mut IndexMap<St
                     } else {
                         // GitHub accepts (and treats as string) types it does not know.
                         let help = format!("valid types: {}", types.join(", "));
-                        c.warning(v.pos, format!("unknown input type `{t}`, treated as `string`")).help = Some(help);
+                        c.warning(
+                            v.pos,
+                            format!("unknown input type `{t}`, treated as `string`"),
+                        )
+                        .help = Some(help);
                     }
                 }
-                "options" => input.options = c.string_list(v, key).into_iter().map(|s| s.0).collect(),
+                "options" => {
+                    input.options = c.string_list(v, key).into_iter().map(|s| s.0).collect()
+                }
                 _ => {}
             }
         }
@@ -317,7 +460,10 @@ fn parse_inputs(c: &mut Checker, node: &Node, event: &str, out: &mut IndexMap<St
         if let (false, Some(Json::String(d))) = (input.options.is_empty(), &input.default)
             && !input.options.contains(d)
         {
-            c.error(def.pos, format!("default `{d}` of input `{name}` is not one of its options"));
+            c.error(
+                def.pos,
+                format!("default `{d}` of input `{name}` is not one of its options"),
+            );
         }
         out.insert(name.to_string(), input);
     }
@@ -340,7 +486,8 @@ fn parse_defaults(c: &mut Checker, node: &Node, location: Location) -> RunDefaul
 fn parse_permissions(c: &mut Checker, node: &Node) -> Json {
     if let Some(s) = node.scalar().filter(|_| !node.is_null()) {
         if !matches!(s, "read-all" | "write-all") {
-            c.error(node.pos, format!("unknown permissions `{s}`")).help = Some("use `read-all`, `write-all` or a map of scopes".into());
+            c.error(node.pos, format!("unknown permissions `{s}`")).help =
+                Some("use `read-all`, `write-all` or a map of scopes".into());
         }
         return node.to_json();
     }
@@ -352,7 +499,10 @@ fn parse_permissions(c: &mut Checker, node: &Node) -> Json {
             matches!(level, "read" | "write" | "none")
         };
         if !ok {
-            c.error(v.pos, format!("permission `{key}` must be `read`, `write` or `none`"));
+            c.error(
+                v.pos,
+                format!("permission `{key}` must be `read`, `write` or `none`"),
+            );
         }
     }
     node.to_json()
@@ -376,19 +526,26 @@ fn parse_concurrency(c: &mut Checker, node: &Node, location: Location) -> Json {
 
 fn valid_id(id: &str) -> bool {
     id.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
-        && id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
 }
 
 fn parse_jobs(c: &mut Checker, node: &Node, p: &mut Pipeline) {
     let entries = c.map(node, "jobs", &[]);
     if entries.is_empty() && !node.is_null() && node.as_map().is_some() {
-        c.error(node.pos, "`jobs` is empty: a workflow needs at least one job");
+        c.error(
+            node.pos,
+            "`jobs` is empty: a workflow needs at least one job",
+        );
     }
     for (id, k, v) in entries {
         c.forbid_expression(k, "job ids");
         if !valid_id(id) {
-            c.error(k.pos, format!("invalid job id `{id}`"))
-                .help = Some("job ids start with a letter or `_` and contain only letters, digits, `-` and `_`".into());
+            c.error(k.pos, format!("invalid job id `{id}`")).help = Some(
+                "job ids start with a letter or `_` and contain only letters, digits, `-` and `_`"
+                    .into(),
+            );
         }
         let job = parse_job(c, id, k.pos, v);
         p.jobs.insert(id.to_string(), job);
@@ -446,8 +603,12 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
             "strategy" => job.strategy = parse_strategy(c, v),
             "env" => job.env = c.string_map(v, "env", Location::JobEnv),
             "outputs" => job.outputs = c.string_map(v, "outputs", Location::JobOutputs),
-            "timeout-minutes" => job.timeout_minutes = c.flexible(v, key, "a number", Location::Job),
-            "continue-on-error" => job.continue_on_error = c.flexible(v, key, "a boolean", Location::Job),
+            "timeout-minutes" => {
+                job.timeout_minutes = c.flexible(v, key, "a number", Location::Job)
+            }
+            "continue-on-error" => {
+                job.continue_on_error = c.flexible(v, key, "a boolean", Location::Job)
+            }
             "concurrency" => job.concurrency = Some(parse_concurrency(c, v, Location::Job)),
             "environment" => {
                 if v.as_map().is_some() {
@@ -498,15 +659,33 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
         Some(call) => {
             call.with = with;
             call.secrets = secrets;
-            for key in ["steps", "runs-on", "container", "services", "env", "timeout-minutes", "defaults", "environment"] {
-                if let Some((k, _)) = node.as_map().and_then(|m| m.iter().find(|(k, _)| k.scalar() == Some(key))) {
-                    c.error(k.pos, format!("`{key}` cannot be used in a job that calls a reusable workflow"));
+            for key in [
+                "steps",
+                "runs-on",
+                "container",
+                "services",
+                "env",
+                "timeout-minutes",
+                "defaults",
+                "environment",
+            ] {
+                if let Some((k, _)) = node
+                    .as_map()
+                    .and_then(|m| m.iter().find(|(k, _)| k.scalar() == Some(key)))
+                {
+                    c.error(
+                        k.pos,
+                        format!("`{key}` cannot be used in a job that calls a reusable workflow"),
+                    );
                 }
             }
         }
         None => {
             for key in ["with", "secrets"] {
-                if let Some((k, _)) = node.as_map().and_then(|m| m.iter().find(|(k, _)| k.scalar() == Some(key))) {
+                if let Some((k, _)) = node
+                    .as_map()
+                    .and_then(|m| m.iter().find(|(k, _)| k.scalar() == Some(key)))
+                {
                     c.error(k.pos, format!("`{key}` is only valid in a job that calls a reusable workflow with `uses`"));
                 }
             }
@@ -526,8 +705,17 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
 
 fn check_workflow_ref(c: &mut Checker, node: &Node, uses: &str) {
     let local = uses.starts_with("./");
-    let remote = uses.contains('@') && uses.split('@').next().is_some_and(|p| p.split('/').count() >= 3);
-    if !(local || remote) || !(uses.ends_with(".yml") || uses.ends_with(".yaml") || uses.contains(".yml@") || uses.contains(".yaml@")) {
+    let remote = uses.contains('@')
+        && uses
+            .split('@')
+            .next()
+            .is_some_and(|p| p.split('/').count() >= 3);
+    if !(local || remote)
+        || !(uses.ends_with(".yml")
+            || uses.ends_with(".yaml")
+            || uses.contains(".yml@")
+            || uses.contains(".yaml@"))
+    {
         c.warning(node.pos, format!("`{uses}` is not a local or remote reusable workflow reference; it is planned as one opaque job"))
             .help = Some("use `./.github/workflows/file.yml` or `owner/repo/.github/workflows/file.yml@ref`".into());
     }
@@ -591,7 +779,10 @@ fn parse_matrix(c: &mut Checker, node: &Node) -> Option<Json> {
                 dims.push(key);
                 match &v.value {
                     Value::Seq(items) if items.is_empty() => {
-                        c.error(v.pos, format!("matrix vector `{key}` does not contain any values"));
+                        c.error(
+                            v.pos,
+                            format!("matrix vector `{key}` does not contain any values"),
+                        );
                     }
                     Value::Seq(_) => {}
                     Value::Scalar(s) if is_whole_expression(s) => {}
@@ -605,10 +796,17 @@ fn parse_matrix(c: &mut Checker, node: &Node) -> Option<Json> {
             for (k, _) in item.as_map().unwrap_or_default() {
                 let key = k.scalar().unwrap_or_default();
                 if !dims.contains(&key) {
-                    let help = did_you_mean(key, dims.iter().copied())
-                        .map_or_else(|| format!("matrix keys: {}", dims.join(", ")), |s| format!("did you mean `{s}`?"));
-                    c.error(k.pos, format!("matrix exclude key `{key}` does not match any key within the matrix"))
-                        .help = Some(help);
+                    let help = did_you_mean(key, dims.iter().copied()).map_or_else(
+                        || format!("matrix keys: {}", dims.join(", ")),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    c.error(
+                        k.pos,
+                        format!(
+                            "matrix exclude key `{key}` does not match any key within the matrix"
+                        ),
+                    )
+                    .help = Some(help);
                 }
             }
         }
@@ -660,7 +858,9 @@ fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> {
                         && !(u.starts_with("./") || u.starts_with("docker://") || u.contains('@'))
                     {
                         c.error(v.pos, format!("`{u}` needs a version: `{u}@<ref>`"))
-                            .help = Some("e.g. `actions/checkout@v4`; local actions start with `./`".into());
+                            .help = Some(
+                            "e.g. `actions/checkout@v4`; local actions start with `./`".into(),
+                        );
                     }
                 }
                 "with" => step.with = c.string_map(v, "with", Location::Step),
@@ -670,8 +870,12 @@ fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> {
                     c.expressions(v, Location::Step);
                     step.working_directory = c.string(v, key);
                 }
-                "continue-on-error" => step.continue_on_error = c.flexible(v, key, "a boolean", Location::Step),
-                "timeout-minutes" => step.timeout_minutes = c.flexible(v, key, "a number", Location::Step),
+                "continue-on-error" => {
+                    step.continue_on_error = c.flexible(v, key, "a boolean", Location::Step)
+                }
+                "timeout-minutes" => {
+                    step.timeout_minutes = c.flexible(v, key, "a number", Location::Step)
+                }
                 _ => {}
             }
         }
@@ -701,8 +905,15 @@ fn validate_needs(c: &mut Checker, p: &Pipeline) {
         for need in &job.needs {
             if !p.jobs.contains_key(need) {
                 let help = did_you_mean(need, ids.iter().copied().filter(|i| *i != job.id))
-                    .map_or_else(|| format!("jobs in this workflow: {}", ids.join(", ")), |s| format!("did you mean `{s}`?"));
-                c.error(job.pos, format!("job `{}` needs `{need}`, which does not exist", job.id)).help = Some(help);
+                    .map_or_else(
+                        || format!("jobs in this workflow: {}", ids.join(", ")),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                c.error(
+                    job.pos,
+                    format!("job `{}` needs `{need}`, which does not exist", job.id),
+                )
+                .help = Some(help);
             } else if need == &job.id {
                 c.error(job.pos, format!("job `{}` needs itself", job.id));
             }
@@ -711,13 +922,21 @@ fn validate_needs(c: &mut Checker, p: &Pipeline) {
     let edges: Vec<Vec<usize>> = p
         .jobs
         .values()
-        .map(|j| j.needs.iter().filter_map(|n| p.jobs.get_index_of(n)).collect())
+        .map(|j| {
+            j.needs
+                .iter()
+                .filter_map(|n| p.jobs.get_index_of(n))
+                .collect()
+        })
         .collect();
     if let Some(cycle) = crate::plan::find_cycle(&edges) {
         let names: Vec<&str> = cycle.iter().map(|&i| ids[i]).collect();
         let first = &p.jobs[cycle[0]];
         if names.len() > 1 {
-            c.error(first.pos, format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]));
+            c.error(
+                first.pos,
+                format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
+            );
         }
     }
 }

@@ -9,15 +9,20 @@ pub mod yaml;
 use crate::diag::Diagnostic;
 pub use model::*;
 
-/// Parses a GitHub-syntax workflow (also the native `pipelines/*.yml` syntax).
-pub fn parse_github(file: &str, bytes: &[u8]) -> (Option<Pipeline>, Vec<Diagnostic>) {
+/// Parses a GitHub-syntax workflow (also the native `pipelines/*.yml` syntax). Without a
+/// `name:`, the pipeline is named `default_name` (GitHub uses the path in the repository).
+pub fn parse_github(
+    file: &str,
+    bytes: &[u8],
+    default_name: &str,
+) -> (Option<Pipeline>, Vec<Diagnostic>) {
     let (root, mut diagnostics) = yaml::parse(file, bytes);
     let Some(root) = root else {
         return (None, diagnostics);
     };
     let source = std::str::from_utf8(bytes).unwrap_or_default();
     let mut checker = check::Checker::new(file, source);
-    let pipeline = github::lower(&mut checker, &root, file);
+    let pipeline = github::lower(&mut checker, &root, default_name);
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by_key(|d| (d.line, d.col));
     (Some(pipeline), diagnostics)

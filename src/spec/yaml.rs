@@ -200,16 +200,7 @@ struct Loader<'a> {
 /// when the YAML itself is well formed (duplicate keys are reported but not fatal).
 pub fn parse(file: &str, bytes: &[u8]) -> (Option<Node>, Vec<Diagnostic>) {
     if bytes.len() > MAX_FILE_BYTES {
-        let d = Diagnostic::error(
-            file,
-            Pos::new(1, 1),
-            format!(
-                "file is {:.1} MiB; pipeline files are limited to {} MiB",
-                bytes.len() as f64 / (1024.0 * 1024.0),
-                MAX_FILE_BYTES / (1024 * 1024)
-            ),
-        );
-        return (None, vec![d]);
+        return (None, vec![too_large(file, bytes.len() as u64)]);
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
@@ -232,6 +223,19 @@ pub fn parse(file: &str, bytes: &[u8]) -> (Option<Node>, Vec<Diagnostic>) {
     parse_str(file, text)
 }
 
+/// The diagnostic for a file over [`MAX_FILE_BYTES`].
+pub fn too_large(file: &str, size: u64) -> Diagnostic {
+    Diagnostic::error(
+        file,
+        Pos::new(1, 1),
+        format!(
+            "file is {:.1} MiB; pipeline files are limited to {} MiB",
+            size as f64 / (1024.0 * 1024.0),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+    )
+}
+
 pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
     let mut loader = Loader {
         file,
@@ -248,9 +252,11 @@ pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
             Err(e) => {
                 let m = e.marker();
                 let pos = Pos::new(m.line() as u32, m.col() as u32 + 1);
-                loader
-                    .diagnostics
-                    .push(Diagnostic::error(file, pos, format!("invalid YAML: {}", e.info())));
+                loader.diagnostics.push(Diagnostic::error(
+                    file,
+                    pos,
+                    format!("invalid YAML: {}", e.info()),
+                ));
                 return (None, loader.diagnostics);
             }
         };
@@ -330,7 +336,9 @@ impl Loader<'_> {
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq { node, anchor }) => self.finish(node, anchor),
-                Some(Frame::Map { mut node, anchor, .. }) => {
+                Some(Frame::Map {
+                    mut node, anchor, ..
+                }) => {
                     self.resolve_merge_keys(&mut node)?;
                     self.finish(node, anchor)
                 }
@@ -338,7 +346,11 @@ impl Loader<'_> {
             },
             Event::Alias(id) => {
                 let Some((target, count)) = self.anchors.get(&id) else {
-                    return Err(Diagnostic::error(self.file, pos, "alias refers to an unknown anchor"));
+                    return Err(Diagnostic::error(
+                        self.file,
+                        pos,
+                        "alias refers to an unknown anchor",
+                    ));
                 };
                 let (mut node, count) = (target.clone(), *count);
                 node.pos = pos;
@@ -376,10 +388,13 @@ impl Loader<'_> {
                     items.push(node);
                 }
             }
-            Some(Frame::Map { node: parent, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                node: parent, key, ..
+            }) => match key.take() {
                 None => {
                     if node.as_map().is_some() || node.as_seq().is_some() {
-                        let d = Diagnostic::error(self.file, node.pos, "mapping keys must be scalars");
+                        let d =
+                            Diagnostic::error(self.file, node.pos, "mapping keys must be scalars");
                         self.diagnostics.push(d);
                     }
                     *key = Some(node);
@@ -454,5 +469,6 @@ fn is_merge_key(k: &Node) -> bool {
 }
 
 fn custom_tag(tag: Option<&saphyr_parser::Tag>) -> Option<String> {
-    tag.filter(|t| !t.is_yaml_core_schema()).map(|t| t.to_string())
+    tag.filter(|t| !t.is_yaml_core_schema())
+        .map(|t| t.to_string())
 }

@@ -33,14 +33,31 @@ struct Field {
 }
 
 const FIELDS: [Field; 5] = [
-    Field { name: "minute", min: 0, max: 59, names: &[] },
-    Field { name: "hour", min: 0, max: 23, names: &[] },
-    Field { name: "day-of-month", min: 1, max: 31, names: &[] },
+    Field {
+        name: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    Field {
+        name: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+    },
+    Field {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+    },
     Field {
         name: "month",
         min: 1,
         max: 12,
-        names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+        names: &[
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ],
     },
     Field {
         name: "day-of-week",
@@ -62,7 +79,9 @@ impl Cron {
         if source.trim_start().starts_with('@') {
             return Err(CronError {
                 offset: 0,
-                message: "macros such as `@daily` are not supported; use five fields, e.g. `0 0 * * *`".into(),
+                message:
+                    "macros such as `@daily` are not supported; use five fields, e.g. `0 0 * * *`"
+                        .into(),
             });
         }
         if fields.len() != 5 {
@@ -105,7 +124,11 @@ impl Cron {
         }
         let dom = self.days_of_month & (1 << date.day()) != 0;
         let dow = self.days_of_week & (1 << date.weekday().num_days_from_sunday()) != 0;
-        if self.dom_star || self.dow_star { dom && dow } else { dom || dow }
+        if self.dom_star || self.dow_star {
+            dom && dow
+        } else {
+            dom || dow
+        }
     }
 
     /// Whether a wall-clock minute is selected.
@@ -188,7 +211,14 @@ fn parse_field(text: &str, field: &Field) -> Result<u64, (usize, String)> {
             None => (item, None),
         };
         let (lo, hi) = if range == "*" {
-            (field.min, if field.name == "day-of-week" { 6 } else { field.max })
+            (
+                field.min,
+                if field.name == "day-of-week" {
+                    6
+                } else {
+                    field.max
+                },
+            )
         } else if let Some((a, b)) = range.split_once('-') {
             let lo = value(a, field).map_err(|m| (item_at, m))?;
             let hi = value(b, field).map_err(|m| (item_at + a.len() + 1, m))?;
@@ -222,7 +252,12 @@ fn value(text: &str, field: &Field) -> Result<u32, String> {
         } else {
             format!(
                 "`{text}` is not a number or a name ({})",
-                field.names.iter().map(|n| n.to_uppercase()).collect::<Vec<_>>().join(", ")
+                field
+                    .names
+                    .iter()
+                    .map(|n| n.to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     })?;

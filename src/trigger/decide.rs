@@ -75,12 +75,16 @@ pub fn decide(on: &Triggers, event: &Event) -> Decision {
                 return no(format!("no `schedule` trigger ({})", listens()));
             }
             match &event.cron {
-                Some(c) if !on.schedules.iter().any(|s| s.cron.source == *c) => {
-                    no(format!("schedule `{c}` is not one of this pipeline's schedules"))
-                }
+                Some(c) if !on.schedules.iter().any(|s| s.cron.source == *c) => no(format!(
+                    "schedule `{c}` is not one of this pipeline's schedules"
+                )),
                 Some(c) => yes(format!("schedule `{c}`")),
                 None => {
-                    let crons: Vec<&str> = on.schedules.iter().map(|s| s.cron.source.as_str()).collect();
+                    let crons: Vec<&str> = on
+                        .schedules
+                        .iter()
+                        .map(|s| s.cron.source.as_str())
+                        .collect();
                     yes(format!("schedule [{}]", crons.join(", ")))
                 }
             }
@@ -141,7 +145,10 @@ fn decide_pull_request(name: &str, f: &EventFilters, event: &Event) -> Decision 
             .types
             .clone()
             .unwrap_or_else(|| DEFAULT_PR_TYPES.iter().map(|s| s.to_string()).collect());
-        return no(format!("{what}: activity type `{action}` is not in types [{}]", types.join(", ")));
+        return no(format!(
+            "{what}: activity type `{action}` is not in types [{}]",
+            types.join(", ")
+        ));
     }
     let verdict = match (&f.branches, &f.branches_ignore) {
         (Some(list), _) => filter_verdict("branch filter", list, base, true),
@@ -152,18 +159,34 @@ fn decide_pull_request(name: &str, f: &EventFilters, event: &Event) -> Decision 
 }
 
 /// Applies an include list (`selects` must hold) or an ignore list (it must not).
-fn filter_verdict(label: &str, list: &PatternList, name: &str, include: bool) -> Result<String, String> {
+fn filter_verdict(
+    label: &str,
+    list: &PatternList,
+    name: &str,
+    include: bool,
+) -> Result<String, String> {
     let selected = list.selects(name);
     match (include, selected) {
         (true, true) => Ok(format!("{label} {} matches `{name}`", list.describe())),
-        (true, false) => Err(format!("{label} {} does not match `{name}`", list.describe())),
+        (true, false) => Err(format!(
+            "{label} {} does not match `{name}`",
+            list.describe()
+        )),
         (false, true) => Err(format!("{label} {} matches `{name}`", list.describe())),
-        (false, false) => Ok(format!("{label} {} does not match `{name}`", list.describe())),
+        (false, false) => Ok(format!(
+            "{label} {} does not match `{name}`",
+            list.describe()
+        )),
     }
 }
 
 /// Branch/type verdict AND path filters (a change set triggers if any file passes).
-fn with_paths(what: &str, verdict: Result<String, String>, f: &EventFilters, event: &Event) -> Decision {
+fn with_paths(
+    what: &str,
+    verdict: Result<String, String>,
+    f: &EventFilters,
+    event: &Event,
+) -> Decision {
     let why = match verdict {
         Ok(why) => why,
         Err(why) => return no(format!("{what}: {why}")),

@@ -89,9 +89,11 @@ fn to_regex(pattern: &str) -> Result<Regex, GlobError> {
                         let ok = match (prev, next) {
                             (Some(a), Some(b)) if i > start + 1 && b != ']' => {
                                 a <= b
-                                    && [('a', 'z'), ('A', 'Z'), ('0', '9')]
-                                        .iter()
-                                        .any(|(lo, hi)| (*lo..=*hi).contains(&a) && (*lo..=*hi).contains(&b))
+                                    && [('a', 'z'), ('A', 'Z'), ('0', '9')].iter().any(
+                                        |(lo, hi)| {
+                                            (*lo..=*hi).contains(&a) && (*lo..=*hi).contains(&b)
+                                        },
+                                    )
                             }
                             _ => false,
                         };
@@ -102,7 +104,10 @@ fn to_regex(pattern: &str) -> Result<Regex, GlobError> {
                     } else if ch.is_ascii_alphanumeric() {
                         class.push(ch);
                     } else {
-                        return Err(err(o, "character classes can only include a-z, A-Z and 0-9"));
+                        return Err(err(
+                            o,
+                            "character classes can only include a-z, A-Z and 0-9",
+                        ));
                     }
                     i += 1;
                 }
@@ -118,7 +123,12 @@ fn to_regex(pattern: &str) -> Result<Regex, GlobError> {
                     re.push_str(&regex::escape(&next.to_string()));
                     i += 2;
                 }
-                None => return Err(err(offset, "`\\` at the end of the pattern escapes nothing")),
+                None => {
+                    return Err(err(
+                        offset,
+                        "`\\` at the end of the pattern escapes nothing",
+                    ));
+                }
             },
             c => {
                 re.push_str(&regex::escape(&c.to_string()));

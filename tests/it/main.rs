@@ -1,0 +1,13 @@
+//! The integration test binary: table-driven semantics, the real-world corpus, and the CLI
+//! contract run as real processes.
+
+mod cli;
+mod corpus;
+mod cron;
+mod diagnostics;
+mod expr;
+mod glob;
+mod matrix;
+mod plan;
+mod support;
+mod triggers;

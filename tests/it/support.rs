@@ -1,0 +1,57 @@
+//! Helpers shared by the tests.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use tesseract_ci::plan::{PipelinePlan, plan_pipeline};
+use tesseract_ci::spec::{Pipeline, parse_github};
+use tesseract_ci::trigger::Event;
+
+pub fn corpus_dir(kind: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(kind)
+}
+
+/// Parses a workflow that must be valid.
+pub fn pipeline(yaml: &str) -> Pipeline {
+    let (p, diags) = parse_github("test.yml", yaml.as_bytes(), "test.yml");
+    let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "unexpected errors: {errors:#?}");
+    p.expect("pipeline")
+}
+
+pub fn plan(yaml: &str, event: Option<&Event>) -> PipelinePlan {
+    let (plan, diags) = plan_pipeline(&pipeline(yaml), event);
+    assert!(diags.is_empty(), "unexpected plan diagnostics: {diags:#?}");
+    plan
+}
+
+/// Runs the `tess` binary with a hard timeout, in `dir`.
+pub fn tess(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tess"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tess");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tess {args:?} did not finish in 30 s"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(5));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
