@@ -4,6 +4,7 @@
 use crate::diag::{Diagnostic, Pos};
 use crate::spec::{self, Pipeline};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 
 /// Everything loaded for one command: pipelines, diagnostics and the sources to render them.
@@ -160,6 +161,8 @@ fn resolve_calls(
 ) {
     let file = pipeline.file.clone();
     for job in pipeline.jobs.values_mut() {
+        // Freshly parsed, so not shared yet.
+        let job = Arc::make_mut(job);
         let Some(call) = &mut job.call else { continue };
         if !call.uses.starts_with("./") {
             continue; // Remote workflows are planned as a single opaque job.

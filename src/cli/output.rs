@@ -41,7 +41,7 @@ pub fn validate(loaded: &Loaded, as_json: bool) {
             "files": files,
             "diagnostics": loaded.diagnostics,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        print_json(&out);
     } else {
         eprint!("{}", loaded.render_diagnostics());
         if loaded.has_errors() {
@@ -52,10 +52,27 @@ pub fn validate(loaded: &Loaded, as_json: bool) {
     }
 }
 
+/// `tess plan --json`, serialized straight from the plan (no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    pipelines: &'a [PipelinePlan],
+    diagnostics: &'a [crate::diag::Diagnostic],
+}
+
+/// Writes pretty JSON to stdout through one buffered, locked handle.
+fn print_json(value: &impl serde::Serialize) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
 pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
     if as_json {
-        let out = json!({ "pipelines": plans, "diagnostics": loaded.diagnostics });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        print_json(&PlanOutput {
+            pipelines: plans,
+            diagnostics: &loaded.diagnostics,
+        });
         return;
     }
     eprint!("{}", loaded.render_diagnostics());
@@ -145,7 +162,7 @@ pub fn schedule(loaded: &Loaded, from: DateTime<Utc>, count: usize, as_json: boo
     }
     if as_json {
         let out = json!({ "schedules": entries, "diagnostics": loaded.diagnostics });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        print_json(&out);
         return;
     }
     eprint!("{}", loaded.render_diagnostics());

@@ -16,18 +16,40 @@ pub enum Status {
 
 /// What an evaluation can see: named contexts and the status of the job so far.
 pub trait Context {
-    /// A context by (lower-case) name; `Value::Unknown` when it is not known yet.
-    fn named(&self, name: &str) -> Value;
+    /// A context by (lower-case) name; `None` when it is not known yet.
+    fn named(&self, name: &str) -> Option<&Value>;
     fn status(&self, f: Status) -> Value;
     fn hash_files(&self, _patterns: &[String]) -> Value {
         Value::Unknown
     }
 }
 
+static UNKNOWN: Value = Value::Unknown;
+
+/// Resolves `a.b[0]['c']` chains by reference, so only the leaf is ever cloned.
+/// `None` when the expression is not such a chain (or needs an owned result).
+fn lookup<'c>(expr: &Expr, ctx: &'c dyn Context) -> Option<&'c Value> {
+    match expr {
+        Expr::Context { name, .. } => Some(ctx.named(&name.to_ascii_lowercase()).unwrap_or(&UNKNOWN)),
+        Expr::Index(target, index) => {
+            let target = lookup(target, ctx)?;
+            match (target, index.as_ref()) {
+                (Value::Unknown, _) => Some(&UNKNOWN),
+                (Value::Object(_), Expr::Literal(Value::String(key))) => target.property_ref(key),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> Value {
+    if let Some(v) = lookup(expr, ctx) {
+        return v.clone();
+    }
     match expr {
         Expr::Literal(v) => v.clone(),
-        Expr::Context { name, .. } => ctx.named(&name.to_ascii_lowercase()),
+        Expr::Context { .. } => Value::Unknown,
         Expr::Index(target, index) => {
             let target = evaluate(target, ctx);
             let index = evaluate(index, ctx);

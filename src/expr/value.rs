@@ -101,22 +101,29 @@ impl Value {
     /// Case-insensitive property lookup, as GitHub does for object keys.
     pub fn property(&self, name: &str) -> Value {
         match self {
-            Value::Object(map) => map
-                .get(name)
-                .or_else(|| {
-                    map.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v)
-                })
-                .cloned()
-                .unwrap_or(if map.contains_key(PARTIAL) {
-                    Value::Unknown
-                } else {
-                    Value::Null
-                }),
+            Value::Object(_) => self.property_ref(name).cloned().unwrap_or(Value::Null),
             Value::Unknown => Value::Unknown,
             _ => Value::Null,
         }
+    }
+
+    /// Like [`Value::property`] on an object, by reference (`None` for non-objects).
+    pub fn property_ref(&self, name: &str) -> Option<&Value> {
+        static NULL: Value = Value::Null;
+        static UNKNOWN: Value = Value::Unknown;
+        let Value::Object(map) = self else {
+            return None;
+        };
+        let found = map.get(name).or_else(|| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        });
+        Some(match found {
+            Some(v) => v,
+            None if map.contains_key(PARTIAL) => &UNKNOWN,
+            None => &NULL,
+        })
     }
 
     /// Loose equality with GitHub's coercions; `None` when unknown.

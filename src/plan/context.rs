@@ -4,11 +4,13 @@
 use crate::expr::{Context, Status, Value};
 use crate::trigger::{Event, EventKind};
 use indexmap::IndexMap;
+use std::rc::Rc;
 
+/// Cheap to clone: one per job instance; the event-wide parts are shared.
 #[derive(Clone)]
 pub struct PlanContext {
-    pub github: Value,
-    pub inputs: Value,
+    pub github: Rc<Value>,
+    pub inputs: Rc<Value>,
     pub matrix: Value,
     pub strategy: Value,
     /// No needs: status functions are known. Some need skipped: `success()` is false.
@@ -29,8 +31,8 @@ impl PlanContext {
     pub fn for_event(event: Option<&Event>, inputs: Value) -> PlanContext {
         let github = event.map_or(Value::Unknown, github_context);
         PlanContext {
-            github,
-            inputs,
+            github: Rc::new(github),
+            inputs: Rc::new(inputs),
             matrix: Value::Null,
             strategy: Value::Unknown,
             needs: NeedsState::None,
@@ -103,13 +105,13 @@ fn github_context(e: &Event) -> Value {
 }
 
 impl Context for PlanContext {
-    fn named(&self, name: &str) -> Value {
+    fn named(&self, name: &str) -> Option<&Value> {
         match name {
-            "github" => self.github.clone(),
-            "inputs" => self.inputs.clone(),
-            "matrix" => self.matrix.clone(),
-            "strategy" => self.strategy.clone(),
-            _ => Value::Unknown,
+            "github" => Some(&self.github),
+            "inputs" => Some(&self.inputs),
+            "matrix" => Some(&self.matrix),
+            "strategy" => Some(&self.strategy),
+            _ => None,
         }
     }
 

@@ -16,6 +16,8 @@ use crate::trigger::{Event, EventKind, decide};
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value as Json;
+use std::rc::Rc;
+use std::sync::Arc;
 
 /// GitHub allows reusable workflows nested this deep.
 const MAX_CALL_DEPTH: usize = 10;
@@ -50,7 +52,7 @@ pub struct PlannedJob {
     pub level: usize,
     /// The job definition, for the engine.
     #[serde(skip)]
-    pub spec: Job,
+    pub spec: Arc<Job>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -208,7 +210,7 @@ impl Planner<'_> {
     fn expand_job(
         &mut self,
         p: &Pipeline,
-        job: &Job,
+        job: &Arc<Job>,
         ctx: &PlanContext,
         scope: &Scope,
         needs: Vec<(String, bool)>,
@@ -291,7 +293,7 @@ impl Planner<'_> {
                 };
                 let mut inner =
                     PlanContext::for_event(None, called_inputs(callee, &call.with, &ctx));
-                inner.github = ctx.github.clone();
+                inner.github = Rc::clone(&ctx.github);
                 let inner_jobs = self.expand(callee, &inner, &inner_scope, depth + 1);
                 // A called workflow succeeds when its inner jobs are skipped, so dependents
                 // of the caller wait only for the inner jobs that run.
@@ -314,7 +316,7 @@ impl Planner<'_> {
                     matrix: combo.map(|c| Json::Object(c.into_iter().collect())),
                     condition,
                     level: 0,
-                    spec: job.clone(),
+                    spec: Arc::clone(job),
                 },
                 needs: needs.clone(),
                 skipped,

@@ -548,7 +548,7 @@ fn parse_jobs(c: &mut Checker, node: &Node, p: &mut Pipeline) {
             );
         }
         let job = parse_job(c, id, k.pos, v);
-        p.jobs.insert(id.to_string(), job);
+        p.jobs.insert(id.to_string(), std::sync::Arc::new(job));
     }
 }
 

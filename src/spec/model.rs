@@ -4,6 +4,7 @@ use crate::diag::Pos;
 use crate::trigger::Triggers;
 use indexmap::IndexMap;
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,7 +26,8 @@ pub struct Pipeline {
     pub defaults: RunDefaults,
     pub permissions: Option<Json>,
     pub concurrency: Option<Json>,
-    pub jobs: IndexMap<String, Job>,
+    /// Shared with the plans made from this pipeline.
+    pub jobs: IndexMap<String, Arc<Job>>,
 }
 
 #[derive(Debug, Clone, Default)]

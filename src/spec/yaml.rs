@@ -4,7 +4,7 @@
 
 use crate::diag::{Diagnostic, Pos};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Largest file we parse at all; GitHub itself refuses far smaller workflow files.
 pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
@@ -184,6 +184,8 @@ enum Frame {
         node: Node,
         anchor: usize,
         key: Option<Node>,
+        /// Keys seen so far, for duplicate detection in linear time.
+        seen: HashSet<String>,
     },
 }
 
@@ -330,6 +332,7 @@ impl Loader<'_> {
                         node,
                         anchor,
                         key: None,
+                        seen: HashSet::new(),
                     }
                 });
                 Ok(())
@@ -389,7 +392,10 @@ impl Loader<'_> {
                 }
             }
             Some(Frame::Map {
-                node: parent, key, ..
+                node: parent,
+                key,
+                seen,
+                ..
             }) => match key.take() {
                 None => {
                     if node.as_map().is_some() || node.as_seq().is_some() {
@@ -401,9 +407,10 @@ impl Loader<'_> {
                 }
                 Some(k) => {
                     if let Value::Map(entries) = &mut parent.value {
-                        let duplicate = k.style != Style::Collection
-                            && !is_merge_key(&k)
-                            && entries.iter().any(|(e, _)| e.scalar() == k.scalar());
+                        let duplicate = match k.scalar() {
+                            Some(text) if !is_merge_key(&k) => !seen.insert(text.to_string()),
+                            _ => false,
+                        };
                         if duplicate {
                             let d = Diagnostic::error(
                                 self.file,

@@ -3,11 +3,20 @@
 use serde_json::json;
 use tesseract_ci::expr::{Context, Location, Status, Value, check, evaluate, parse, truthiness};
 
-struct Ctx(serde_json::Value);
+struct Ctx(Value);
+
+impl Ctx {
+    fn new(json: serde_json::Value) -> Ctx {
+        Ctx(Value::from_json(&json))
+    }
+}
 
 impl Context for Ctx {
-    fn named(&self, name: &str) -> Value {
-        self.0.get(name).map_or(Value::Unknown, Value::from_json)
+    fn named(&self, name: &str) -> Option<&Value> {
+        match &self.0 {
+            Value::Object(map) => map.get(name),
+            _ => None,
+        }
     }
     fn status(&self, f: Status) -> Value {
         Value::Bool(matches!(f, Status::Success | Status::Always))
@@ -15,7 +24,7 @@ impl Context for Ctx {
 }
 
 fn eval(src: &str) -> serde_json::Value {
-    let ctx = Ctx(json!({
+    let ctx = Ctx::new(json!({
         "github": {"event_name": "push", "ref": "refs/tags/v1.2.3", "event": {"commits": [{"id": "a"}, {"id": "b"}]}},
         "matrix": {"os": "ubuntu-latest", "rust": 1.70},
         "inputs": {"flag": true, "n": 3, "json": "[1, 2, 3]"},
@@ -89,7 +98,7 @@ fn evaluation_table() {
 
 #[test]
 fn unknown_values_propagate_but_short_circuit() {
-    let ctx = Ctx(json!({"github": {"event_name": "push"}}));
+    let ctx = Ctx::new(json!({"github": {"event_name": "push"}}));
     let table = [
         ("needs.build.result == 'success'", None),
         (
