@@ -4,8 +4,8 @@
 use crate::diag::{Diagnostic, Pos};
 use crate::spec::{self, Pipeline};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Everything loaded for one command: pipelines, diagnostics and the sources to render them.
 #[derive(Default)]

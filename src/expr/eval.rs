@@ -30,7 +30,9 @@ static UNKNOWN: Value = Value::Unknown;
 /// `None` when the expression is not such a chain (or needs an owned result).
 fn lookup<'c>(expr: &Expr, ctx: &'c dyn Context) -> Option<&'c Value> {
     match expr {
-        Expr::Context { name, .. } => Some(ctx.named(&name.to_ascii_lowercase()).unwrap_or(&UNKNOWN)),
+        Expr::Context { name, .. } => {
+            Some(ctx.named(&name.to_ascii_lowercase()).unwrap_or(&UNKNOWN))
+        }
         Expr::Index(target, index) => {
             let target = lookup(target, ctx)?;
             match (target, index.as_ref()) {

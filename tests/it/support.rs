@@ -6,10 +6,19 @@ use tesseract_ci::plan::{PipelinePlan, plan_pipeline};
 use tesseract_ci::spec::{Pipeline, parse_github};
 use tesseract_ci::trigger::Event;
 
+/// `../shared/corpus` next to the checkout (or `$TESS_CORPUS`, or the workplace's copy).
 pub fn corpus_dir(kind: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(kind)
+    let candidates = [
+        std::env::var_os("TESS_CORPUS").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")),
+        Some(PathBuf::from("/work/shared/corpus")),
+    ];
+    let root = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_dir())
+        .expect("the shared corpus (../shared/corpus) is missing");
+    root.join(kind)
 }
 
 /// Parses a workflow that must be valid.
