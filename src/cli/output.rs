@@ -97,6 +97,15 @@ pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
     print!("{out}");
 }
 
+/// The NEEDS column: short lists in full, long ones (fan-in of a matrix) abbreviated.
+fn needs_cell(needs: &[String]) -> String {
+    match needs.len() {
+        0 => "-".into(),
+        1..=3 => needs.join(", "),
+        n => format!("{}, … ({n} jobs)", needs[..2].join(", ")),
+    }
+}
+
 fn table(p: &PipelinePlan) -> String {
     let rows: Vec<[String; 5]> = p
         .jobs
@@ -110,11 +119,7 @@ fn table(p: &PipelinePlan) -> String {
             [
                 j.level.to_string(),
                 j.key.clone(),
-                if j.needs.is_empty() {
-                    "-".into()
-                } else {
-                    j.needs.join(", ")
-                },
+                needs_cell(&j.needs),
                 runs_on,
                 j.condition.clone().unwrap_or_default(),
             ]
@@ -124,13 +129,12 @@ fn table(p: &PipelinePlan) -> String {
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count()).min(48);
+            *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: [&str; 5]| {
         let mut s = String::from("  ");
         for (i, cell) in cells.iter().enumerate() {
-            let cell: String = cell.chars().take(widths[i]).collect();
             s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
         }
         s.trim_end().to_string() + "\n"
