@@ -3,7 +3,10 @@
 
 pub mod cli;
 pub mod diag;
+pub mod engine;
+pub mod exec;
 pub mod expr;
+pub mod git;
 pub mod load;
 pub mod plan;
 pub mod spec;

@@ -3,7 +3,10 @@
 
 mod event;
 mod graph;
+mod live;
 mod output;
+mod run;
+mod signals;
 
 use crate::load::{self, Loaded};
 use crate::plan::{PipelinePlan, plan_pipeline};
@@ -49,6 +52,37 @@ enum Command {
         format: GraphFormat,
         #[command(flatten)]
         event: EventArgs,
+    },
+    /// Run a pipeline locally: real processes, true DAG scheduling, GitHub semantics.
+    Run {
+        /// A file or directory (default: as for validate).
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        event: EventArgs,
+        /// Run only this job (id or key) and what it needs (repeatable).
+        #[arg(long = "job")]
+        jobs: Vec<String>,
+        /// At most N jobs at once (default: number of CPUs).
+        #[arg(short = 'j', long = "jobs-parallel", value_name = "N")]
+        parallel: Option<usize>,
+        /// A secret, `KEY=VALUE` (repeatable); masked in all output.
+        #[arg(long, value_parser = parse_key_value)]
+        secret: Vec<(String, String)>,
+        /// Secrets from a file of `KEY=VALUE` lines.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Extra environment, `KEY=VALUE` (repeatable).
+        #[arg(long, value_parser = parse_key_value)]
+        env: Vec<(String, String)>,
+        /// Run in a private copy of the tracked and modified files.
+        #[arg(long)]
+        isolate: bool,
+        /// Print one JSON event per line instead of live output.
+        #[arg(long)]
+        json: bool,
+        /// Fail steps that use actions not available locally (instead of skipping them).
+        #[arg(long)]
+        strict: bool,
     },
     /// List the next fire times of every `on.schedule` cron.
     Schedule {
@@ -182,6 +216,36 @@ fn run(command: Command) -> Result<u8, String> {
             };
             print!("{text}");
             Ok(exit_code(&loaded))
+        }
+        Command::Run {
+            paths,
+            event,
+            jobs,
+            parallel,
+            secret,
+            secret_file,
+            env,
+            isolate,
+            json,
+            strict,
+        } => {
+            let mut loaded = load_paths(paths)?;
+            if loaded.has_errors() {
+                eprint!("{}", loaded.render_diagnostics());
+                return Ok(EXIT_INVALID);
+            }
+            let args = run::RunArgs {
+                event,
+                jobs,
+                parallel,
+                secrets: secret,
+                secret_file,
+                env,
+                isolate,
+                json,
+                strict,
+            };
+            run::run(&mut loaded, args)
         }
         Command::Schedule {
             paths,

@@ -53,10 +53,14 @@ pub struct PlannedJob {
     /// The job definition, for the engine.
     #[serde(skip)]
     pub spec: Arc<Job>,
+    /// Needed jobs that are skipped for this event (they count as `skipped` at run time).
+    #[serde(skip)]
+    pub needs_skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SkippedJob {
+    pub id: String,
     pub key: String,
     pub name: String,
     pub reason: String,
@@ -317,6 +321,7 @@ impl Planner<'_> {
                     condition,
                     level: 0,
                     spec: Arc::clone(job),
+                    needs_skipped: Vec::new(),
                 },
                 needs: needs.clone(),
                 skipped,
@@ -390,17 +395,16 @@ fn finish(out: &mut PipelinePlan, instances: Vec<Instance>) {
         }
         match inst.skipped.take() {
             Some(reason) => out.skipped.push(SkippedJob {
+                id: inst.job.id,
                 key: inst.job.key,
                 name: inst.job.name,
                 reason,
             }),
             None => {
-                inst.job.needs = inst
-                    .needs
-                    .iter()
-                    .filter(|(_, skipped)| !skipped)
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let (skipped, running): (Vec<_>, Vec<_>) =
+                    inst.needs.into_iter().partition(|(_, skipped)| *skipped);
+                inst.job.needs = running.into_iter().map(|(k, _)| k).collect();
+                inst.job.needs_skipped = skipped.into_iter().map(|(k, _)| k).collect();
                 run.push(inst.job);
             }
         }

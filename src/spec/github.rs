@@ -814,7 +814,7 @@ fn parse_matrix(c: &mut Checker, node: &Node) -> Option<Json> {
     Some(node.to_json())
 }
 
-fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> {
+pub(crate) fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> {
     let Some(items) = node.as_seq() else {
         c.type_error(node, "steps", "a list");
         return Vec::new();

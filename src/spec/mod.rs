@@ -1,6 +1,7 @@
 //! Spec layer: YAML text → validated `Pipeline` with `file:line:col` diagnostics.
 //! Pure: no file or network I/O happens here (see `load` for that).
 
+pub mod action;
 pub mod check;
 pub mod github;
 pub mod model;

@@ -1,0 +1,294 @@
+//! The output actor of `tess run`: the only writer of the terminal and the per-job log
+//! files. Lines arrive whole (never interleaved mid-line) through a bounded channel.
+
+use crate::engine::{Conclusion, RunEvent, file_name};
+use crate::exec::{Outcome, Stream};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+
+/// Lines kept per step for the failure excerpt.
+const EXCERPT_LINES: usize = 12;
+
+pub struct Summary {
+    pub jobs: Vec<(String, Conclusion, u64)>,
+    pub failures: Vec<Failure>,
+    pub result: Option<Conclusion>,
+    pub duration_ms: u64,
+}
+
+pub struct Failure {
+    pub job: String,
+    pub step: String,
+    pub detail: Outcome,
+    pub tail: Vec<String>,
+}
+
+struct JobOutput {
+    name: String,
+    color: &'static str,
+    log: Option<BufWriter<File>>,
+    steps: HashMap<usize, String>,
+    tails: HashMap<usize, Vec<String>>,
+}
+
+const COLORS: [&str; 6] = [
+    "\x1b[36m", "\x1b[35m", "\x1b[33m", "\x1b[34m", "\x1b[32m", "\x1b[96m",
+];
+
+pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summary {
+    let stdout = std::io::stdout();
+    let color = !json && stdout.is_terminal();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut jobs: HashMap<String, JobOutput> = HashMap::new();
+    let mut width = 0;
+    let mut summary = Summary {
+        jobs: Vec::new(),
+        failures: Vec::new(),
+        result: None,
+        duration_ms: 0,
+    };
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("{code}{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    for event in events {
+        if json {
+            write_json(&mut out, &event);
+        }
+        match event {
+            RunEvent::RunStarted { jobs: list, .. } => {
+                width = list
+                    .iter()
+                    .map(|j| j.name.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .min(40);
+                for (i, j) in list.into_iter().enumerate() {
+                    let log = File::create(run_dir.join(format!("{}.log", file_name(&j.key))))
+                        .ok()
+                        .map(|f| BufWriter::with_capacity(64 * 1024, f));
+                    let o = JobOutput {
+                        name: j.name,
+                        color: COLORS[i % COLORS.len()],
+                        log,
+                        steps: HashMap::new(),
+                        tails: HashMap::new(),
+                    };
+                    jobs.insert(j.key, o);
+                }
+            }
+            RunEvent::JobStarted { job, ts, .. } => {
+                if let Some(j) = jobs.get_mut(&job) {
+                    write_log(j, &ts, "##[job] started");
+                }
+            }
+            RunEvent::StepStarted {
+                job,
+                step,
+                name,
+                ts,
+            } => {
+                if let Some(j) = jobs.get_mut(&job) {
+                    write_log(j, &ts, &format!("##[step] {name}"));
+                    if !json {
+                        let _ = writeln!(
+                            out,
+                            "{} {}",
+                            prefix(j, width, &paint),
+                            paint("\x1b[1m", &format!("▶ {name}"))
+                        );
+                    }
+                    j.steps.insert(step, name);
+                }
+            }
+            RunEvent::Log {
+                job,
+                step,
+                stream,
+                text,
+                ts,
+            } => {
+                if let Some(j) = jobs.get_mut(&job) {
+                    if let Some(log) = &mut j.log {
+                        for line in text.split('\n') {
+                            let _ = match stream {
+                                Stream::Stdout => writeln!(log, "{ts} {line}"),
+                                Stream::Stderr => writeln!(log, "{ts} [stderr] {line}"),
+                            };
+                        }
+                    }
+                    if !json {
+                        let p = prefix(j, width, &paint);
+                        for line in text.split('\n') {
+                            let _ = writeln!(out, "{p} {line}");
+                        }
+                    }
+                    if let Some(s) = step {
+                        let tail = j.tails.entry(s).or_default();
+                        tail.extend(
+                            text.rsplit('\n')
+                                .take(EXCERPT_LINES)
+                                .map(String::from)
+                                .collect::<Vec<_>>()
+                                .into_iter()
+                                .rev(),
+                        );
+                        let extra = tail.len().saturating_sub(EXCERPT_LINES);
+                        tail.drain(..extra);
+                    }
+                }
+            }
+            RunEvent::StepFinished {
+                job,
+                step,
+                name,
+                outcome,
+                conclusion,
+                detail,
+                duration_ms,
+                ts,
+                ..
+            } => {
+                if let Some(j) = jobs.get_mut(&job) {
+                    let secs = duration_ms as f64 / 1000.0;
+                    write_log(
+                        j,
+                        &ts,
+                        &format!("##[step] {name}: {} ({secs:.2}s)", conclusion.as_str()),
+                    );
+                    if !json {
+                        let mark = match (outcome, conclusion) {
+                            (Conclusion::Success, _) => paint("\x1b[32m", "✓"),
+                            (Conclusion::Skipped, _) => paint("\x1b[90m", "○"),
+                            (Conclusion::Failure, Conclusion::Success) => {
+                                paint("\x1b[33m", "✗ (continue-on-error)")
+                            }
+                            _ => paint("\x1b[31m", "✗"),
+                        };
+                        let detail_text =
+                            if outcome == Conclusion::Failure || outcome == Conclusion::Cancelled {
+                                format!(": {}", detail.describe())
+                            } else {
+                                String::new()
+                            };
+                        let _ = writeln!(
+                            out,
+                            "{} {mark} {name} ({secs:.2}s){detail_text}",
+                            prefix(j, width, &paint)
+                        );
+                    }
+                    if outcome == Conclusion::Failure {
+                        summary.failures.push(Failure {
+                            job: j.name.clone(),
+                            step: name,
+                            detail,
+                            tail: j.tails.remove(&step).unwrap_or_default(),
+                        });
+                    } else {
+                        j.tails.remove(&step);
+                    }
+                }
+            }
+            RunEvent::JobFinished {
+                job,
+                name,
+                result,
+                duration_ms,
+                ts,
+            } => {
+                if let Some(j) = jobs.get_mut(&job) {
+                    write_log(j, &ts, &format!("##[job] {}", result.as_str()));
+                    if let Some(log) = &mut j.log {
+                        let _ = log.flush();
+                    }
+                }
+                summary.jobs.push((name, result, duration_ms));
+            }
+            RunEvent::RunFinished {
+                result,
+                duration_ms,
+                ..
+            } => {
+                summary.result = Some(result);
+                summary.duration_ms = duration_ms;
+            }
+        }
+    }
+    let _ = out.flush();
+    summary
+}
+
+fn prefix(j: &JobOutput, width: usize, paint: &dyn Fn(&str, &str) -> String) -> String {
+    let name: String = j.name.chars().take(width).collect();
+    paint(j.color, &format!("{name:<width$} |"))
+}
+
+fn write_log(j: &mut JobOutput, ts: &str, text: &str) {
+    if let Some(log) = &mut j.log {
+        let _ = writeln!(log, "{ts} {text}");
+    }
+}
+
+/// One JSON object per line; a multi-line log event becomes one event per line.
+fn write_json(out: &mut impl Write, event: &RunEvent) {
+    if let RunEvent::Log {
+        job,
+        step,
+        stream,
+        text,
+        ts,
+    } = event
+    {
+        for line in text.split('\n') {
+            let v = serde_json::json!({"type": "log", "job": job, "step": step, "stream": stream, "line": line, "ts": ts});
+            let _ = writeln!(out, "{v}");
+        }
+        return;
+    }
+    if let Ok(s) = serde_json::to_string(event) {
+        let _ = writeln!(out, "{s}");
+    }
+}
+
+pub fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path) {
+    let mut out = String::new();
+    let width = summary
+        .jobs
+        .iter()
+        .map(|j| j.0.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    out.push_str(&format!("\n{:<width$}  {:<9}  DURATION\n", "JOB", "RESULT"));
+    for (name, result, ms) in &summary.jobs {
+        out.push_str(&format!(
+            "{name:<width$}  {:<9}  {:.2}s\n",
+            result.as_str(),
+            *ms as f64 / 1000.0
+        ));
+    }
+    for f in &summary.failures {
+        out.push_str(&format!(
+            "\n── {} / {} ({}) ──\n",
+            f.job,
+            f.step,
+            f.detail.describe()
+        ));
+        for line in &f.tail {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    let result = summary.result.map_or("unknown", Conclusion::as_str);
+    out.push_str(&format!(
+        "\nrun {run_id}: {result} in {:.2}s; logs in {}\n",
+        summary.duration_ms as f64 / 1000.0,
+        run_dir.display()
+    ));
+    print!("{out}");
+}

@@ -1,0 +1,220 @@
+//! `tess run`: plan for the event, prepare the workspace, run with the engine, report.
+
+use super::{EventArgs, event, live, signals};
+use crate::engine::{self, Conclusion, RunOptions};
+use crate::exec::Cancel;
+use crate::expr::Value;
+use crate::load::Loaded;
+use crate::plan::{PipelinePlan, plan_pipeline};
+use indexmap::IndexMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub struct RunArgs {
+    pub event: EventArgs,
+    pub jobs: Vec<String>,
+    pub parallel: Option<usize>,
+    pub secrets: Vec<(String, String)>,
+    pub secret_file: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub isolate: bool,
+    pub json: bool,
+    pub strict: bool,
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
+    let mut event_args = args.event.clone();
+    if event_args.event.is_none() {
+        event_args.event = Some("push".into());
+    }
+    let event = event::from_args(&event_args)?.ok_or("no event")?;
+    let secrets = read_secrets(&args)?;
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let root = crate::git::toplevel(&cwd).unwrap_or_else(|| cwd.clone());
+    let cancel = Arc::new(Cancel::default());
+    signals::install(Arc::clone(&cancel));
+    let mut code = 0;
+    let pipelines = std::mem::take(&mut loaded.pipelines);
+    for pipeline in &pipelines {
+        let (mut plan, mut diagnostics) = plan_pipeline(pipeline, Some(&event));
+        loaded.diagnostics.append(&mut diagnostics);
+        if loaded.has_errors() {
+            eprint!("{}", loaded.render_diagnostics());
+            return Ok(2);
+        }
+        if plan.triggered != Some(true) {
+            eprintln!(
+                "{}: not run: {}",
+                plan.file,
+                plan.reason.as_deref().unwrap_or("not triggered")
+            );
+            continue;
+        }
+        if !args.jobs.is_empty() {
+            select_jobs(&mut plan, &args.jobs)?;
+        }
+        let run_id = run_id();
+        let run_dir = root.join(".tess").join("runs").join(&run_id);
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        let workspace = if args.isolate {
+            isolate(&root, &run_dir)?
+        } else {
+            root.clone()
+        };
+        let repo = crate::git::repo_info(&root);
+        let inputs = Value::Object(
+            event
+                .inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        );
+        let inputs = merge_input_defaults(pipeline, inputs);
+        let environment = engine::environment::build(
+            &event, &repo, &workspace, &run_dir, &run_id, inputs, &secrets,
+        )
+        .map_err(|e| format!("preparing the run: {e}"))?;
+        let opts = RunOptions {
+            run_id: run_id.clone(),
+            workspace,
+            run_dir: run_dir.clone(),
+            max_jobs: args
+                .parallel
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+            secrets: secrets.clone(),
+            env: args.env.iter().cloned().collect(),
+            strict: args.strict,
+            cancel: Arc::clone(&cancel),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let json = args.json;
+        let dir = run_dir.clone();
+        let printer = std::thread::spawn(move || live::consume(rx, dir, json));
+        let result = engine::run(pipeline, &plan, &environment, &opts, tx);
+        let summary = printer.join().map_err(|_| "the output thread panicked")?;
+        if !args.json {
+            live::print_summary(&summary, &run_id, &run_dir);
+        }
+        code = code.max(match result {
+            Conclusion::Success | Conclusion::Skipped => 0,
+            Conclusion::Failure => EXIT_FAILED,
+            Conclusion::Cancelled => EXIT_INTERRUPTED,
+        });
+        if signals::interrupted() {
+            return Ok(EXIT_INTERRUPTED);
+        }
+    }
+    Ok(code)
+}
+
+/// Inputs of a manual run: declared defaults, overridden by `--input`.
+fn merge_input_defaults(pipeline: &crate::spec::Pipeline, given: Value) -> Value {
+    let mut map = match given {
+        Value::Object(m) => m,
+        _ => IndexMap::new(),
+    };
+    for (name, input) in &pipeline.inputs {
+        if !map.contains_key(name)
+            && let Some(d) = &input.default
+        {
+            map.insert(name.clone(), Value::from_json(d));
+        }
+    }
+    Value::Object(map)
+}
+
+fn read_secrets(args: &RunArgs) -> Result<IndexMap<String, String>, String> {
+    let mut secrets = IndexMap::new();
+    if let Some(file) = &args.secret_file {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("{}:{}: expected KEY=VALUE", file.display(), n + 1))?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            secrets.insert(k.trim().to_string(), v.to_string());
+        }
+    }
+    secrets.extend(args.secrets.iter().cloned());
+    Ok(secrets)
+}
+
+/// Keeps the named jobs (by id or key) and everything they need.
+fn select_jobs(plan: &mut PipelinePlan, wanted: &[String]) -> Result<(), String> {
+    let mut keep: Vec<bool> = plan
+        .jobs
+        .iter()
+        .map(|j| wanted.iter().any(|w| *w == j.id || *w == j.key))
+        .collect();
+    if !keep.iter().any(|k| *k) {
+        let ids: Vec<&str> = plan.jobs.iter().map(|j| j.id.as_str()).collect();
+        return Err(format!(
+            "no job named {} (jobs: {})",
+            wanted.join(", "),
+            ids.join(", ")
+        ));
+    }
+    // Walk needs backwards until nothing changes (plans are small; this stays linear enough).
+    let index: IndexMap<&str, usize> = plan
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.key.as_str(), i))
+        .collect();
+    let mut stack: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
+    while let Some(i) = stack.pop() {
+        for need in &plan.jobs[i].needs {
+            if let Some(&n) = index.get(need.as_str())
+                && !keep[n]
+            {
+                keep[n] = true;
+                stack.push(n);
+            }
+        }
+    }
+    let mut i = 0;
+    plan.jobs.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    Ok(())
+}
+
+fn run_id() -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%d-%H%M%S"),
+        (now.timestamp_subsec_nanos() ^ std::process::id()) & 0xffff
+    )
+}
+
+/// `--isolate`: a private copy of the tracked and modified files.
+fn isolate(root: &Path, run_dir: &Path) -> Result<PathBuf, String> {
+    let files = crate::git::work_tree_files(root).ok_or("--isolate needs a git repository")?;
+    let dest = run_dir.join("workspace");
+    for rel in files {
+        let src = root.join(&rel);
+        if !src.is_file() {
+            continue;
+        }
+        let target = dest.join(&rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::copy(&src, &target).map_err(|e| format!("{}: {e}", src.display()))?;
+    }
+    Ok(dest)
+}

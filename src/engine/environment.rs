@@ -1,0 +1,182 @@
+//! What every job of a run sees: the `github`/`runner`/`secrets`/`inputs` contexts, the
+//! synthesized event payload (`GITHUB_EVENT_PATH`) and the `GITHUB_*`/`RUNNER_*` variables.
+
+use crate::expr::Value;
+use crate::trigger::{Event, EventKind};
+use indexmap::IndexMap;
+use serde_json::json;
+use std::path::Path;
+
+/// Facts about the checkout, read by the caller (the CLI from the local git repository).
+#[derive(Debug, Clone, Default)]
+pub struct RepoInfo {
+    pub sha: String,
+    /// `owner/name`.
+    pub repository: String,
+    pub actor: String,
+}
+
+pub struct Environment {
+    pub contexts: IndexMap<String, Value>,
+    pub base_env: IndexMap<String, String>,
+}
+
+/// The event payload GitHub would send, with what a local run knows.
+pub fn event_payload(event: &Event, repo: &RepoInfo) -> serde_json::Value {
+    let (owner, name) = repo
+        .repository
+        .split_once('/')
+        .unwrap_or(("local", &repo.repository));
+    let repository = json!({"full_name": repo.repository, "name": name, "owner": {"login": owner}});
+    match event.kind {
+        EventKind::Push => json!({
+            "ref": event.git_ref, "before": "0000000000000000000000000000000000000000", "after": repo.sha,
+            "created": false, "deleted": false, "forced": false,
+            "head_commit": {"id": repo.sha}, "pusher": {"name": repo.actor}, "repository": repository,
+        }),
+        EventKind::PullRequest => json!({
+            "action": event.action.as_deref().unwrap_or("opened"), "number": 1,
+            "pull_request": {
+                "number": 1, "draft": false, "labels": [],
+                "head": {"ref": event.head.as_deref().unwrap_or(""), "sha": repo.sha},
+                "base": {"ref": event.base.as_deref().unwrap_or("main")},
+            },
+            "repository": repository,
+        }),
+        EventKind::Schedule => {
+            json!({"schedule": event.cron.as_deref().unwrap_or(""), "repository": repository})
+        }
+        EventKind::Manual => {
+            json!({"inputs": event.inputs, "ref": event.git_ref, "repository": repository})
+        }
+    }
+}
+
+pub fn build(
+    event: &Event,
+    repo: &RepoInfo,
+    workspace: &Path,
+    run_dir: &Path,
+    run_id: &str,
+    inputs: Value,
+    secrets: &IndexMap<String, String>,
+) -> std::io::Result<Environment> {
+    let payload = event_payload(event, repo);
+    let event_path = run_dir.join("event.json");
+    std::fs::create_dir_all(run_dir)?;
+    std::fs::write(
+        &event_path,
+        serde_json::to_vec_pretty(&payload).unwrap_or_default(),
+    )?;
+    let temp = run_dir.join("tmp");
+    std::fs::create_dir_all(&temp)?;
+    let (base_ref, head_ref) = match event.kind {
+        EventKind::PullRequest => (
+            event.base.clone().unwrap_or_default(),
+            event.head.clone().unwrap_or_default(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    let ref_type = if event.tag().is_some() {
+        "tag"
+    } else {
+        "branch"
+    };
+    let owner = repo
+        .repository
+        .split('/')
+        .next()
+        .unwrap_or("local")
+        .to_string();
+    let ws = workspace.display().to_string();
+    let github = json!({
+        "event_name": event.github_name(), "event": payload, "event_path": event_path.display().to_string(),
+        "ref": event.git_ref, "ref_name": event.ref_name(), "ref_type": ref_type,
+        "base_ref": base_ref, "head_ref": head_ref, "sha": repo.sha,
+        "repository": repo.repository, "repository_owner": owner, "actor": repo.actor,
+        "triggering_actor": repo.actor, "workspace": ws, "run_id": run_id, "run_number": "1",
+        "run_attempt": "1", "server_url": "https://github.com", "api_url": "https://api.github.com",
+        "graphql_url": "https://api.github.com/graphql", "token": "", "job": "", "action": "",
+        "retention_days": "0", "workflow": "",
+    });
+    let runner = json!({
+        "os": "Linux", "arch": arch(), "name": "tess", "environment": "self-hosted",
+        "temp": temp.display().to_string(), "tool_cache": temp.display().to_string(), "debug": "",
+    });
+    let mut contexts = IndexMap::new();
+    contexts.insert("github".into(), Value::from_json(&github));
+    contexts.insert("runner".into(), Value::from_json(&runner));
+    contexts.insert("vars".into(), Value::Object(IndexMap::new()));
+    contexts.insert("inputs".into(), inputs);
+    let mut secret_values: IndexMap<String, Value> = secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    secret_values
+        .entry("GITHUB_TOKEN".into())
+        .or_insert(Value::String(String::new()));
+    contexts.insert("secrets".into(), Value::Object(secret_values));
+
+    let mut env: IndexMap<String, String> = IndexMap::new();
+    for key in [
+        "PATH", "HOME", "USER", "LANG", "TERM", "SHELL", "TMPDIR", "LOGNAME",
+    ] {
+        if let Some(v) = std::env::var_os(key) {
+            env.insert(key.into(), v.to_string_lossy().into_owned());
+        }
+    }
+    let scalar = |v: &serde_json::Value| {
+        v.as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string())
+    };
+    env.insert("CI".into(), "true".into());
+    env.insert("GITHUB_ACTIONS".into(), "true".into());
+    for (var, key) in [
+        ("GITHUB_EVENT_NAME", "event_name"),
+        ("GITHUB_EVENT_PATH", "event_path"),
+        ("GITHUB_REF", "ref"),
+        ("GITHUB_REF_NAME", "ref_name"),
+        ("GITHUB_REF_TYPE", "ref_type"),
+        ("GITHUB_BASE_REF", "base_ref"),
+        ("GITHUB_HEAD_REF", "head_ref"),
+        ("GITHUB_SHA", "sha"),
+        ("GITHUB_REPOSITORY", "repository"),
+        ("GITHUB_REPOSITORY_OWNER", "repository_owner"),
+        ("GITHUB_ACTOR", "actor"),
+        ("GITHUB_TRIGGERING_ACTOR", "triggering_actor"),
+        ("GITHUB_WORKSPACE", "workspace"),
+        ("GITHUB_RUN_ID", "run_id"),
+        ("GITHUB_RUN_NUMBER", "run_number"),
+        ("GITHUB_RUN_ATTEMPT", "run_attempt"),
+        ("GITHUB_SERVER_URL", "server_url"),
+        ("GITHUB_API_URL", "api_url"),
+        ("GITHUB_GRAPHQL_URL", "graphql_url"),
+    ] {
+        env.insert(var.into(), scalar(&github[key]));
+    }
+    for (var, key) in [
+        ("RUNNER_OS", "os"),
+        ("RUNNER_ARCH", "arch"),
+        ("RUNNER_NAME", "name"),
+        ("RUNNER_TEMP", "temp"),
+        ("RUNNER_TOOL_CACHE", "tool_cache"),
+        ("RUNNER_ENVIRONMENT", "environment"),
+    ] {
+        env.insert(var.into(), scalar(&runner[key]));
+    }
+    Ok(Environment {
+        contexts,
+        base_env: env,
+    })
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "X64",
+        "aarch64" => "ARM64",
+        "x86" => "X86",
+        "arm" => "ARM",
+        other => other,
+    }
+}

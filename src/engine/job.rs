@@ -1,0 +1,502 @@
+//! One job on this host: its steps in order, with step `if`s, `continue-on-error`, timeouts,
+//! env and path files carried between steps, built-in and composite actions, outputs.
+
+use super::actions::{self, ActionStep};
+use super::context::{RunContext, StatusView, object, strings};
+use super::events::{Conclusion, RunEvent, now};
+use crate::exec::{self, Cancel, Masker, Outcome, StepEvent, StepRequest, Stream, kill_group};
+use crate::expr::Value;
+use crate::plan::interpolate;
+use crate::spec::{Job, RunDefaults, Step};
+use indexmap::IndexMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+/// Everything one job needs, prepared by the scheduler.
+pub struct JobRun {
+    pub key: String,
+    pub name: String,
+    pub spec: Arc<Job>,
+    pub ctx: RunContext,
+    pub workflow_env: IndexMap<String, String>,
+    pub workflow_defaults: RunDefaults,
+    /// Base process environment (PATH, HOME, GITHUB_*, RUNNER_*, CI, …).
+    pub base_env: IndexMap<String, String>,
+    pub workspace: PathBuf,
+    pub run_dir: PathBuf,
+    pub temp: PathBuf,
+    pub masker: Masker,
+    pub cancel: Arc<Cancel>,
+    pub events: SyncSender<RunEvent>,
+    pub strict: bool,
+}
+
+pub struct JobOutcome {
+    pub result: Conclusion,
+    pub outputs: IndexMap<String, String>,
+}
+
+/// Accumulated state of a running job.
+pub(super) struct JobState {
+    pub env: IndexMap<String, String>,
+    pub path: Vec<String>,
+    pub steps: IndexMap<String, Value>,
+    pub failed: bool,
+    pub groups: Vec<i32>,
+    pub summary: String,
+    pub deadline: Option<Instant>,
+    pub step_index: usize,
+    pub post: Vec<actions::PostAction>,
+}
+
+const DEFAULT_JOB_TIMEOUT_MINUTES: f64 = 360.0;
+
+impl JobRun {
+    pub fn run(mut self) -> JobOutcome {
+        let started = Instant::now();
+        self.emit(RunEvent::JobStarted {
+            job: self.key.clone(),
+            name: self.name.clone(),
+            ts: now(),
+        });
+        let mut env = self.workflow_env.clone();
+        let job_env = self.interpolate_map(&self.spec.env.clone());
+        env.extend(job_env);
+        let timeout = self
+            .minutes(self.spec.timeout_minutes.as_ref())
+            .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);
+        let mut state = JobState {
+            env,
+            path: Vec::new(),
+            steps: IndexMap::new(),
+            failed: false,
+            groups: Vec::new(),
+            summary: String::new(),
+            deadline: Some(started + Duration::from_secs_f64(timeout * 60.0)),
+            step_index: 0,
+            post: Vec::new(),
+        };
+        let steps = self.spec.steps.clone();
+        let timed_out = self.run_steps(&steps, &mut state, None);
+        for post in std::mem::take(&mut state.post) {
+            if !state.failed {
+                post.run(&self.workspace, &mut |msg| {
+                    self.log(None, Stream::Stdout, msg)
+                });
+            }
+        }
+        // No orphans: whatever the steps left running in their process groups ends with the job.
+        for group in &state.groups {
+            kill_group(*group, libc::SIGKILL);
+        }
+        if !state.summary.is_empty() {
+            let _ = std::fs::write(
+                self.run_dir
+                    .join(format!("{}.summary.md", file_name(&self.key))),
+                &state.summary,
+            );
+        }
+        let cancelled = self.cancel.level() > exec::CancelLevel::None;
+        let result = if cancelled && state.failed {
+            Conclusion::Cancelled
+        } else if state.failed || timed_out {
+            Conclusion::Failure
+        } else {
+            Conclusion::Success
+        };
+        self.ctx.steps = Value::Object(state.steps.clone());
+        let outputs = self
+            .spec
+            .outputs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    self.masker.mask(&self.interpolate(v)).into_owned(),
+                )
+            })
+            .collect();
+        self.emit(RunEvent::JobFinished {
+            job: self.key.clone(),
+            name: self.name.clone(),
+            result,
+            duration_ms: started.elapsed().as_millis() as u64,
+            ts: now(),
+        });
+        JobOutcome { result, outputs }
+    }
+
+    /// Runs a list of steps (the job's, or a composite action's). `scope` is the composite's
+    /// `inputs`. Returns true when the job's time ran out.
+    pub(super) fn run_steps(
+        &mut self,
+        steps: &[Step],
+        state: &mut JobState,
+        scope: Option<&Value>,
+    ) -> bool {
+        for step in steps {
+            let index = state.step_index;
+            state.step_index += 1;
+            self.ctx.steps = Value::Object(state.steps.clone());
+            self.ctx.env = strings(&state.env);
+            self.ctx.status =
+                StatusView::of_job(state.failed, self.cancel.level() > exec::CancelLevel::None);
+            self.ctx.job = object([(
+                "status".to_string(),
+                Value::String(job_status(&self.ctx.status).into()),
+            )]);
+            let mut ctx = self.ctx.clone();
+            if let Some(inputs) = scope {
+                let mut shared = (*ctx.shared).clone();
+                shared.insert("inputs".into(), inputs.clone());
+                ctx.shared = Arc::new(shared);
+            }
+            let name = step_name(step, &ctx);
+            let run_it = interpolate::condition(step.condition.as_deref(), &ctx)
+                .overall
+                .unwrap_or(false);
+            if !run_it {
+                self.record_step(
+                    step,
+                    state,
+                    Conclusion::Skipped,
+                    Conclusion::Skipped,
+                    IndexMap::new(),
+                );
+                continue;
+            }
+            if state.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.log(
+                    Some(index),
+                    Stream::Stderr,
+                    "##[error]The job exceeded its timeout",
+                );
+                state.failed = true;
+                return true;
+            }
+            self.emit(RunEvent::StepStarted {
+                job: self.key.clone(),
+                step: index,
+                name: name.clone(),
+                ts: now(),
+            });
+            let started = Instant::now();
+            let (outcome, outputs, annotations) = match (&step.run, &step.uses) {
+                (Some(script), _) => self.run_script(step, script, state, &ctx, index),
+                (None, Some(uses)) => {
+                    let action = ActionStep {
+                        step,
+                        uses,
+                        ctx: &ctx,
+                        index,
+                    };
+                    actions::run(self, action, state)
+                }
+                (None, None) => (
+                    Outcome::FailedToSpawn("step has neither run nor uses".into()),
+                    IndexMap::new(),
+                    Vec::new(),
+                ),
+            };
+            let outcome_c = conclusion_of(&outcome);
+            let continue_on_error = step
+                .continue_on_error
+                .as_ref()
+                .and_then(|v| interpolate::json(v, &ctx))
+                .is_some_and(|v| Value::from_json(&v).truthy() == Some(true));
+            let conclusion = if outcome_c == Conclusion::Failure && continue_on_error {
+                Conclusion::Success
+            } else {
+                outcome_c
+            };
+            if conclusion != Conclusion::Success && conclusion != Conclusion::Skipped {
+                state.failed = true;
+            }
+            self.emit(RunEvent::StepFinished {
+                job: self.key.clone(),
+                step: index,
+                name,
+                outcome: outcome_c,
+                conclusion,
+                detail: outcome.clone(),
+                annotations,
+                duration_ms: started.elapsed().as_millis() as u64,
+                ts: now(),
+            });
+            self.record_step(step, state, outcome_c, conclusion, outputs);
+            if matches!(outcome, Outcome::TimedOut)
+                && state.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn record_step(
+        &self,
+        step: &Step,
+        state: &mut JobState,
+        outcome: Conclusion,
+        conclusion: Conclusion,
+        outputs: IndexMap<String, String>,
+    ) {
+        if let Some(id) = &step.id {
+            let value = object([
+                (
+                    "outcome".to_string(),
+                    Value::String(outcome.as_str().into()),
+                ),
+                (
+                    "conclusion".to_string(),
+                    Value::String(conclusion.as_str().into()),
+                ),
+                ("outputs".to_string(), strings(&outputs)),
+            ]);
+            state.steps.insert(id.clone(), value);
+        }
+    }
+
+    fn run_script(
+        &mut self,
+        step: &Step,
+        script: &str,
+        state: &mut JobState,
+        ctx: &RunContext,
+        index: usize,
+    ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
+        let script = interpolate_lossy(script, ctx);
+        let mut env = self.base_env.clone();
+        env.extend(state.env.clone());
+        for (k, v) in &step.env {
+            env.insert(k.clone(), interpolate_lossy(v, ctx));
+        }
+        if !state.path.is_empty() {
+            let base = env.get("PATH").cloned().unwrap_or_default();
+            let mut parts: Vec<String> = state.path.iter().rev().cloned().collect();
+            parts.push(base);
+            env.insert("PATH".into(), parts.join(":"));
+        }
+        let defaults = |pick: fn(&RunDefaults) -> &Option<String>| {
+            pick(&self.spec.defaults)
+                .clone()
+                .or_else(|| pick(&self.workflow_defaults).clone())
+        };
+        let shell = step
+            .shell
+            .clone()
+            .or_else(|| defaults(|d| &d.shell))
+            .map(|s| interpolate_lossy(&s, ctx));
+        let cwd = match step
+            .working_directory
+            .clone()
+            .or_else(|| defaults(|d| &d.working_directory))
+        {
+            Some(dir) => self.workspace.join(interpolate_lossy(&dir, ctx)),
+            None => self.workspace.clone(),
+        };
+        let step_timeout = self
+            .minutes(step.timeout_minutes.as_ref())
+            .map(|m| Duration::from_secs_f64(m * 60.0));
+        let remaining = state
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = match (step_timeout, remaining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let temp = self.temp.join(format!("step-{index}"));
+        let request = StepRequest {
+            script: &script,
+            shell: shell.as_deref(),
+            env: &env,
+            cwd: &cwd,
+            timeout,
+            temp: &temp,
+        };
+        let key = self.key.clone();
+        let events = self.events.clone();
+        let mut batch = LogBatch::new(key, index, events);
+        let result =
+            exec::run_step(
+                &request,
+                &mut self.masker,
+                &self.cancel,
+                &mut |event| match event {
+                    StepEvent::Line(stream, line) => batch.push(stream, line),
+                    StepEvent::GroupStart(title) => {
+                        batch.push(Stream::Stdout, &format!("▸ {title}"))
+                    }
+                    StepEvent::GroupEnd => {}
+                    StepEvent::Flush => batch.flush(),
+                    StepEvent::Annotation(a) => {
+                        batch.push(Stream::Stderr, &format!("##[{}]{}", a.level, a.message))
+                    }
+                },
+            );
+        batch.flush();
+        for w in &result.warnings {
+            self.log(Some(index), Stream::Stderr, &format!("##[warning]{w}"));
+        }
+        if let Some(group) = result.process_group {
+            state.groups.push(group);
+        }
+        state.env.extend(result.env);
+        state.path.extend(result.path);
+        state.summary.push_str(&result.summary);
+        (result.outcome, result.outputs, result.annotations)
+    }
+
+    pub(super) fn emit(&self, event: RunEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub(super) fn log(&self, step: Option<usize>, stream: Stream, text: &str) {
+        self.emit(RunEvent::Log {
+            job: self.key.clone(),
+            step,
+            stream,
+            text: self.masker.mask(text).into_owned(),
+            ts: now(),
+        });
+    }
+
+    pub(super) fn interpolate(&self, text: &str) -> String {
+        interpolate_lossy(text, &self.ctx)
+    }
+
+    fn interpolate_map(&self, map: &IndexMap<String, String>) -> IndexMap<String, String> {
+        map.iter()
+            .map(|(k, v)| (k.clone(), self.interpolate(v)))
+            .collect()
+    }
+
+    fn minutes(&self, value: Option<&serde_json::Value>) -> Option<f64> {
+        let v = interpolate::json(value?, &self.ctx)?;
+        Value::from_json(&v)
+            .to_number()
+            .is_finite()
+            .then(|| Value::from_json(&v).to_number())
+    }
+}
+
+/// Interpolates `${{ }}`; anything unknown at run time becomes an empty string, as on GitHub.
+pub fn interpolate_lossy(text: &str, ctx: &RunContext) -> String {
+    interpolate::string(text, ctx).unwrap_or_else(|| {
+        let parts = crate::expr::parse_template(text).unwrap_or_default();
+        parts
+            .into_iter()
+            .map(|seg| match seg {
+                crate::expr::Segment::Text(t) => t,
+                crate::expr::Segment::Expr { expr, .. } => {
+                    crate::expr::evaluate(&expr, ctx).to_display()
+                }
+            })
+            .collect()
+    })
+}
+
+fn job_status(s: &StatusView) -> &'static str {
+    if s.cancelled {
+        "cancelled"
+    } else if s.failure {
+        "failure"
+    } else {
+        "success"
+    }
+}
+
+fn conclusion_of(outcome: &Outcome) -> Conclusion {
+    match outcome {
+        Outcome::Success => Conclusion::Success,
+        Outcome::Cancelled => Conclusion::Cancelled,
+        _ => Conclusion::Failure,
+    }
+}
+
+/// GitHub's default step names: `Run <first line>` / `Run <action>`.
+fn step_name(step: &Step, ctx: &RunContext) -> String {
+    if let Some(n) = &step.name {
+        return interpolate_lossy(n, ctx);
+    }
+    match (&step.run, &step.uses) {
+        (Some(run), _) => format!(
+            "Run {}",
+            run.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+        ),
+        (None, Some(uses)) => format!("Run {uses}"),
+        _ => "step".into(),
+    }
+}
+
+/// A safe file name for a job key (`test (a, b)` → `test__a__b_`).
+pub fn file_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Collects a step's lines and sends them in batches (one event per read, not per line).
+struct LogBatch {
+    job: String,
+    step: usize,
+    events: SyncSender<RunEvent>,
+    stream: Stream,
+    text: String,
+}
+
+impl LogBatch {
+    fn new(job: String, step: usize, events: SyncSender<RunEvent>) -> LogBatch {
+        LogBatch {
+            job,
+            step,
+            events,
+            stream: Stream::Stdout,
+            text: String::new(),
+        }
+    }
+
+    fn push(&mut self, stream: Stream, line: &str) {
+        if stream != self.stream || self.text.len() > 32 * 1024 {
+            self.flush();
+            self.stream = stream;
+        }
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(line);
+    }
+
+    fn flush(&mut self) {
+        if self.text.is_empty() {
+            return;
+        }
+        let _ = self.events.send(RunEvent::Log {
+            job: self.job.clone(),
+            step: Some(self.step),
+            stream: self.stream,
+            text: std::mem::take(&mut self.text),
+            ts: now(),
+        });
+    }
+}
+
+pub fn workspace_relative(workspace: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        workspace.join(path)
+    }
+}

@@ -1,0 +1,405 @@
+//! Engine: drives a `PipelinePlan` on this host. One scheduler owns all scheduling state
+//! (ready queue, caps, fail-fast); each job runs on its own thread and reports back by channel.
+
+mod actions;
+mod context;
+pub mod environment;
+mod events;
+mod job;
+
+pub use environment::{Environment, RepoInfo};
+pub use events::{Conclusion, JobInfo, RunEvent, now};
+pub use job::file_name;
+
+use crate::exec::{Cancel, CancelLevel, Masker};
+use crate::expr::Value;
+use crate::plan::{PipelinePlan, PlannedJob, interpolate};
+use crate::spec::Pipeline;
+use context::{RunContext, StatusView, object, strings};
+use indexmap::IndexMap;
+use job::{JobOutcome, JobRun};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender};
+use std::time::{Duration, Instant};
+
+pub struct RunOptions {
+    pub run_id: String,
+    pub workspace: PathBuf,
+    /// `.tess/runs/<run-id>`: logs, artifacts, the event payload, temp files.
+    pub run_dir: PathBuf,
+    /// At most this many jobs at once.
+    pub max_jobs: usize,
+    pub secrets: IndexMap<String, String>,
+    /// `--env K=V`: added to the workflow's `env`.
+    pub env: IndexMap<String, String>,
+    pub strict: bool,
+    /// Cancels the whole run (Ctrl-C).
+    pub cancel: Arc<Cancel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Waiting,
+    Ready,
+    Running,
+    Done,
+}
+
+struct Finished {
+    id: String,
+    result: Conclusion,
+    outputs: IndexMap<String, String>,
+}
+
+/// Runs every job of the plan; returns the run's conclusion.
+pub fn run(
+    pipeline: &Pipeline,
+    plan: &PipelinePlan,
+    env: &Environment,
+    opts: &RunOptions,
+    events: SyncSender<RunEvent>,
+) -> Conclusion {
+    let started = Instant::now();
+    let jobs = &plan.jobs;
+    let _ = events.send(RunEvent::RunStarted {
+        run_id: opts.run_id.clone(),
+        pipeline: plan.name.clone(),
+        jobs: jobs
+            .iter()
+            .map(|j| JobInfo {
+                key: j.key.clone(),
+                name: j.name.clone(),
+            })
+            .collect(),
+        ts: now(),
+    });
+    let index: HashMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.key.as_str(), i))
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    let mut waiting_on: Vec<usize> = vec![0; jobs.len()];
+    for (i, j) in jobs.iter().enumerate() {
+        for need in &j.needs {
+            if let Some(&d) = index.get(need.as_str()) {
+                dependents[d].push(i);
+                waiting_on[i] += 1;
+            }
+        }
+    }
+    let mut finished: HashMap<String, Finished> = plan
+        .skipped
+        .iter()
+        .map(|s| {
+            let f = Finished {
+                id: s.id.clone(),
+                result: Conclusion::Skipped,
+                outputs: IndexMap::new(),
+            };
+            (s.key.clone(), f)
+        })
+        .collect();
+    let mut slots: Vec<Slot> = waiting_on
+        .iter()
+        .map(|&w| if w == 0 { Slot::Ready } else { Slot::Waiting })
+        .collect();
+    let mut ready: VecDeque<usize> = (0..jobs.len())
+        .filter(|&i| slots[i] == Slot::Ready)
+        .collect();
+    let cancels: Vec<Arc<Cancel>> = jobs
+        .iter()
+        .map(|_| Arc::new(Cancel::child_of(&opts.cancel)))
+        .collect();
+    let mut running_per_spec: HashMap<usize, usize> = HashMap::new();
+    let mut running = 0;
+    let mut failed = false;
+    let shared = Arc::new(env.contexts.clone());
+    let mut workflow_env = pipeline.env.clone();
+    workflow_env.extend(opts.env.clone());
+    let mut masker = Masker::default();
+    for secret in opts.secrets.values() {
+        masker.add(secret);
+    }
+    let (done_tx, done_rx) = mpsc::channel::<(usize, JobOutcome)>();
+    loop {
+        let run_cancelled = opts.cancel.level() > CancelLevel::None;
+        let mut blocked = VecDeque::new();
+        while let Some(i) = ready.pop_front() {
+            let job = &jobs[i];
+            let mut ctx = RunContext::new(Arc::clone(&shared));
+            let needs = needs_context(job, &finished);
+            ctx.status = needs_status(&needs, run_cancelled);
+            ctx.needs = needs;
+            ctx.matrix = job
+                .matrix
+                .as_ref()
+                .map_or(Value::Object(IndexMap::new()), Value::from_json);
+            let go = interpolate::condition(job.spec.condition.as_deref(), &ctx)
+                .overall
+                .unwrap_or(false);
+            if !go {
+                let result = if run_cancelled {
+                    Conclusion::Cancelled
+                } else {
+                    Conclusion::Skipped
+                };
+                finish(
+                    i,
+                    jobs,
+                    result,
+                    IndexMap::new(),
+                    &mut finished,
+                    &mut slots,
+                    &events,
+                    &dependents,
+                    &mut waiting_on,
+                    &mut ready,
+                );
+                continue;
+            }
+            let spec_id = Arc::as_ptr(&job.spec) as usize;
+            let cap = max_parallel(job, &ctx);
+            if running >= opts.max_jobs
+                || running_per_spec.get(&spec_id).copied().unwrap_or(0) >= cap
+            {
+                blocked.push_back(i);
+                continue;
+            }
+            ctx.strategy = strategy_context(job, jobs, &ctx);
+            let mut base_env = env.base_env.clone();
+            base_env.insert("GITHUB_JOB".into(), job.id.clone());
+            let temp = opts.run_dir.join("tmp").join(format!("job-{i}"));
+            let worker = JobRun {
+                key: job.key.clone(),
+                name: job.name.clone(),
+                spec: Arc::clone(&job.spec),
+                ctx,
+                workflow_env: workflow_env.clone(),
+                workflow_defaults: pipeline.defaults.clone(),
+                base_env,
+                workspace: opts.workspace.clone(),
+                run_dir: opts.run_dir.clone(),
+                temp,
+                masker: masker.clone(),
+                cancel: Arc::clone(&cancels[i]),
+                events: events.clone(),
+                strict: opts.strict,
+            };
+            let tx = done_tx.clone();
+            slots[i] = Slot::Running;
+            running += 1;
+            *running_per_spec.entry(spec_id).or_insert(0) += 1;
+            std::thread::spawn(move || {
+                let outcome = worker.run();
+                let _ = tx.send((i, outcome));
+            });
+        }
+        ready = blocked;
+        if running == 0 && ready.is_empty() {
+            break;
+        }
+        let Ok((i, outcome)) = done_rx.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        running -= 1;
+        let spec_id = Arc::as_ptr(&jobs[i].spec) as usize;
+        if let Some(n) = running_per_spec.get_mut(&spec_id) {
+            *n -= 1;
+        }
+        let job = &jobs[i];
+        let mut ctx = RunContext::new(Arc::clone(&shared));
+        ctx.matrix = job.matrix.as_ref().map_or(Value::Null, Value::from_json);
+        let allowed_to_fail = job
+            .spec
+            .continue_on_error
+            .as_ref()
+            .and_then(|v| interpolate::json(v, &ctx))
+            .is_some_and(|v| Value::from_json(&v).truthy() == Some(true));
+        if outcome.result == Conclusion::Failure && !allowed_to_fail {
+            failed = true;
+            if job.matrix.is_some() && fail_fast(job, &ctx) {
+                for (j, other) in jobs.iter().enumerate() {
+                    if j != i && Arc::ptr_eq(&other.spec, &job.spec) {
+                        match slots[j] {
+                            Slot::Running => cancels[j].request(CancelLevel::Graceful),
+                            Slot::Waiting | Slot::Ready => {
+                                ready.retain(|&r| r != j);
+                                finish(
+                                    j,
+                                    jobs,
+                                    Conclusion::Cancelled,
+                                    IndexMap::new(),
+                                    &mut finished,
+                                    &mut slots,
+                                    &events,
+                                    &dependents,
+                                    &mut waiting_on,
+                                    &mut ready,
+                                );
+                            }
+                            Slot::Done => {}
+                        }
+                    }
+                }
+            }
+        }
+        finish(
+            i,
+            jobs,
+            outcome.result,
+            outcome.outputs,
+            &mut finished,
+            &mut slots,
+            &events,
+            &dependents,
+            &mut waiting_on,
+            &mut ready,
+        );
+    }
+    let result = if opts.cancel.level() > CancelLevel::None {
+        Conclusion::Cancelled
+    } else if failed {
+        Conclusion::Failure
+    } else {
+        Conclusion::Success
+    };
+    let _ = events.send(RunEvent::RunFinished {
+        result,
+        duration_ms: started.elapsed().as_millis() as u64,
+        ts: now(),
+    });
+    result
+}
+
+/// Records a job's end and moves dependents whose needs are all done to the ready queue.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    i: usize,
+    jobs: &[PlannedJob],
+    result: Conclusion,
+    outputs: IndexMap<String, String>,
+    finished: &mut HashMap<String, Finished>,
+    slots: &mut [Slot],
+    events: &SyncSender<RunEvent>,
+    dependents: &[Vec<usize>],
+    waiting_on: &mut [usize],
+    ready: &mut VecDeque<usize>,
+) {
+    if slots[i] == Slot::Done {
+        return;
+    }
+    let job = &jobs[i];
+    if slots[i] != Slot::Running {
+        // Never started: report it as finished so every job has a result.
+        let _ = events.send(RunEvent::JobFinished {
+            job: job.key.clone(),
+            name: job.name.clone(),
+            result,
+            duration_ms: 0,
+            ts: now(),
+        });
+    }
+    slots[i] = Slot::Done;
+    finished.insert(
+        job.key.clone(),
+        Finished {
+            id: job.id.clone(),
+            result,
+            outputs,
+        },
+    );
+    for &d in &dependents[i] {
+        waiting_on[d] -= 1;
+        if waiting_on[d] == 0 && slots[d] == Slot::Waiting {
+            slots[d] = Slot::Ready;
+            ready.push_back(d);
+        }
+    }
+}
+
+/// `needs.<id>.result` / `.outputs`, aggregated over matrix instances like GitHub does.
+fn needs_context(job: &PlannedJob, finished: &HashMap<String, Finished>) -> Value {
+    let mut by_id: IndexMap<String, (Vec<Conclusion>, IndexMap<String, String>)> = IndexMap::new();
+    for key in job.needs.iter().chain(&job.needs_skipped) {
+        if let Some(f) = finished.get(key) {
+            let entry = by_id.entry(f.id.clone()).or_default();
+            entry.0.push(f.result);
+            entry.1.extend(f.outputs.clone());
+        }
+    }
+    object(by_id.into_iter().map(|(id, (results, outputs))| {
+        let result = if results.contains(&Conclusion::Failure) {
+            Conclusion::Failure
+        } else if results.contains(&Conclusion::Cancelled) {
+            Conclusion::Cancelled
+        } else if results.iter().all(|r| *r == Conclusion::Skipped) {
+            Conclusion::Skipped
+        } else {
+            Conclusion::Success
+        };
+        let value = object([
+            ("result".to_string(), Value::String(result.as_str().into())),
+            ("outputs".to_string(), strings(&outputs)),
+        ]);
+        (id, value)
+    }))
+}
+
+/// Status functions in a job's `if`: `success()` needs every need to have succeeded.
+fn needs_status(needs: &Value, cancelled: bool) -> StatusView {
+    let results: Vec<String> = match needs {
+        Value::Object(map) => map
+            .values()
+            .map(|v| v.property("result").to_display())
+            .collect(),
+        _ => Vec::new(),
+    };
+    StatusView {
+        success: !cancelled && results.iter().all(|r| r == "success"),
+        failure: results.iter().any(|r| r == "failure"),
+        cancelled,
+    }
+}
+
+fn max_parallel(job: &PlannedJob, ctx: &RunContext) -> usize {
+    job.spec
+        .strategy
+        .max_parallel
+        .as_ref()
+        .and_then(|v| interpolate::json(v, ctx))
+        .and_then(|v| v.as_f64())
+        .filter(|n| *n >= 1.0)
+        .map_or(usize::MAX, |n| n as usize)
+}
+
+fn fail_fast(job: &PlannedJob, ctx: &RunContext) -> bool {
+    job.spec
+        .strategy
+        .fail_fast
+        .as_ref()
+        .and_then(|v| interpolate::json(v, ctx))
+        .is_none_or(|v| Value::from_json(&v).truthy() != Some(false))
+}
+
+fn strategy_context(job: &PlannedJob, jobs: &[PlannedJob], ctx: &RunContext) -> Value {
+    let siblings: Vec<&PlannedJob> = jobs
+        .iter()
+        .filter(|o| Arc::ptr_eq(&o.spec, &job.spec))
+        .collect();
+    let position = siblings.iter().position(|o| o.key == job.key).unwrap_or(0);
+    object([
+        ("fail-fast".to_string(), Value::Bool(fail_fast(job, ctx))),
+        ("job-index".to_string(), Value::Number(position as f64)),
+        (
+            "job-total".to_string(),
+            Value::Number(siblings.len() as f64),
+        ),
+        (
+            "max-parallel".to_string(),
+            Value::Number(max_parallel(job, ctx).min(siblings.len()) as f64),
+        ),
+    ])
+}

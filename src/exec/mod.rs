@@ -1,0 +1,240 @@
+//! Execution of one step: a script run as one process in its own process group, with its
+//! output drained concurrently, workflow commands and file commands applied, secrets masked.
+//! Knows nothing about DAGs or the CLI; the engine and (later) the runner agent drive it.
+
+mod commands;
+mod files;
+mod lines;
+mod mask;
+mod process;
+mod shell;
+
+pub use commands::{Annotation, Command, parse_command};
+pub use files::parse_key_values;
+pub use mask::Masker;
+pub use process::{Cancel, CancelLevel, Outcome, Spawn, kill_group, run_process};
+pub use shell::{ShellError, shell_command};
+
+use indexmap::IndexMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What a step reports while it runs (already masked).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepEvent<'a> {
+    Line(Stream, &'a str),
+    GroupStart(&'a str),
+    GroupEnd,
+    Annotation(&'a Annotation),
+    /// The end of one read: forward what was collected (keeps live output live).
+    Flush,
+}
+
+/// One `run:` step, fully resolved by the caller (expressions already interpolated).
+pub struct StepRequest<'a> {
+    pub script: &'a str,
+    pub shell: Option<&'a str>,
+    pub env: &'a IndexMap<String, String>,
+    pub cwd: &'a Path,
+    pub timeout: Option<Duration>,
+    /// A private directory for the script and the file-command files.
+    pub temp: &'a Path,
+}
+
+/// The step's outcome and what it asked to change through file commands.
+#[derive(Debug, Default)]
+pub struct StepResult {
+    pub outcome: Outcome,
+    pub outputs: IndexMap<String, String>,
+    pub env: IndexMap<String, String>,
+    pub path: Vec<String>,
+    pub summary: String,
+    /// Problems with the file commands (a bad heredoc, …), reported as warnings.
+    pub warnings: Vec<String>,
+    pub annotations: Vec<Annotation>,
+    /// The process group, so the job can reap background processes when it ends.
+    pub process_group: Option<i32>,
+    pub duration: Duration,
+}
+
+/// Runs one step to completion (or timeout / cancellation). Never returns an error: every
+/// way a step can end, including failing to start, is an [`Outcome`].
+pub fn run_step(
+    req: &StepRequest,
+    masker: &mut Masker,
+    cancel: &Cancel,
+    on_event: &mut dyn FnMut(StepEvent),
+) -> StepResult {
+    let started = Instant::now();
+    let mut result = StepResult::default();
+    let files = FileCommands::create(req.temp);
+    let direct = shell::direct_argv(req.shell, req.script, req.env);
+    let prepared = files.as_ref().map_err(|e| e.to_string()).and_then(|files| {
+        let (program, args) = match &direct {
+            Some(argv) => (argv[0].clone(), argv[1..].to_vec()),
+            None => {
+                let (program, args, _) =
+                    shell_command(req.shell, req.script, req.temp).map_err(|e| e.to_string())?;
+                (program, args)
+            }
+        };
+        Ok((files, program, args))
+    });
+    let (files, program, args) = match prepared {
+        Ok(p) => p,
+        Err(message) => {
+            result.outcome = Outcome::FailedToSpawn(message);
+            return result;
+        }
+    };
+    let mut env: Vec<(String, String)> = req
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(files.env());
+    if direct.is_some() {
+        // What bash would have exported to the command it runs.
+        env.push(("PWD".into(), req.cwd.display().to_string()));
+    }
+    let spawn = Spawn {
+        program,
+        args,
+        env,
+        cwd: req.cwd.to_path_buf(),
+    };
+    let deadline = req.timeout.map(|t| started + t);
+    let mut out = lines::LineBuffer::default();
+    let mut err = lines::LineBuffer::default();
+    let mut state = commands::CommandState::default();
+    let (outcome, group) = run_process(&spawn, deadline, cancel, &mut |stream, bytes| {
+        let buffer = match stream {
+            Stream::Stdout => &mut out,
+            Stream::Stderr => &mut err,
+        };
+        buffer.push(bytes, |line| {
+            handle_line(&mut state, stream, line, masker, &mut result, on_event)
+        });
+        on_event(StepEvent::Flush);
+    });
+    out.finish(|line| {
+        handle_line(
+            &mut state,
+            Stream::Stdout,
+            line,
+            masker,
+            &mut result,
+            on_event,
+        )
+    });
+    err.finish(|line| {
+        handle_line(
+            &mut state,
+            Stream::Stderr,
+            line,
+            masker,
+            &mut result,
+            on_event,
+        )
+    });
+    on_event(StepEvent::Flush);
+    // bash reports a child killed by signal N as exit status 128+N; so does the fast path.
+    result.outcome = match (outcome, &direct) {
+        (Outcome::Signal(n), Some(_)) => Outcome::ExitCode(128 + n),
+        (outcome, _) => outcome,
+    };
+    result.process_group = group;
+    files.collect(&mut result, masker);
+    result.duration = started.elapsed();
+    result
+}
+
+/// Applies a workflow command, or masks and forwards an ordinary line.
+fn handle_line(
+    state: &mut commands::CommandState,
+    stream: Stream,
+    line: &str,
+    masker: &mut Masker,
+    result: &mut StepResult,
+    on_event: &mut dyn FnMut(StepEvent),
+) {
+    match state.interpret(line) {
+        Some(Command::AddMask(value)) => masker.add(&value),
+        Some(Command::Group(title)) => on_event(StepEvent::GroupStart(&masker.mask(&title))),
+        Some(Command::EndGroup) => on_event(StepEvent::GroupEnd),
+        Some(Command::Annotate(mut a)) => {
+            a.message = masker.mask(&a.message).into_owned();
+            on_event(StepEvent::Annotation(&a));
+            result.annotations.push(a);
+        }
+        Some(Command::Debug(text)) => on_event(StepEvent::Line(
+            stream,
+            &format!("##[debug]{}", masker.mask(&text)),
+        )),
+        Some(Command::StopCommands | Command::ResumeCommands) => {}
+        None if masker.is_empty() => on_event(StepEvent::Line(stream, line)),
+        None => on_event(StepEvent::Line(stream, &masker.mask(line))),
+    }
+}
+
+/// The `GITHUB_ENV` / `GITHUB_OUTPUT` / `GITHUB_PATH` / `GITHUB_STEP_SUMMARY` files.
+struct FileCommands {
+    env: PathBuf,
+    output: PathBuf,
+    path: PathBuf,
+    summary: PathBuf,
+}
+
+impl FileCommands {
+    fn create(dir: &Path) -> std::io::Result<FileCommands> {
+        std::fs::create_dir_all(dir)?;
+        let f = FileCommands {
+            env: dir.join("env"),
+            output: dir.join("output"),
+            path: dir.join("path"),
+            summary: dir.join("step_summary"),
+        };
+        for p in [&f.env, &f.output, &f.path, &f.summary] {
+            std::fs::write(p, "")?;
+        }
+        Ok(f)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("GITHUB_ENV", &self.env),
+            ("GITHUB_OUTPUT", &self.output),
+            ("GITHUB_PATH", &self.path),
+            ("GITHUB_STEP_SUMMARY", &self.summary),
+        ]
+        .into_iter()
+        .map(|(k, p)| (k.to_string(), p.display().to_string()))
+        .collect()
+    }
+
+    fn collect(&self, result: &mut StepResult, masker: &Masker) {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        match parse_key_values(&read(&self.env)) {
+            Ok(vars) => result.env = vars,
+            Err(e) => result.warnings.push(format!("GITHUB_ENV: {e}")),
+        }
+        match parse_key_values(&read(&self.output)) {
+            Ok(vars) => result.outputs = vars,
+            Err(e) => result.warnings.push(format!("GITHUB_OUTPUT: {e}")),
+        }
+        result.path = read(&self.path)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        result.summary = masker.mask(&read(&self.summary)).into_owned();
+    }
+}

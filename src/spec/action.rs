@@ -1,0 +1,99 @@
+//! Local composite actions (`action.yml` with `runs.using: composite`), parsed with the
+//! same step parser as workflows.
+
+use super::check::Checker;
+use super::github::parse_steps;
+use super::model::Step;
+use super::yaml;
+use crate::diag::Diagnostic;
+use indexmap::IndexMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct Action {
+    pub name: String,
+    /// `composite`, `node20`, `docker`, …
+    pub using: String,
+    pub inputs: IndexMap<String, Option<String>>,
+    pub outputs: IndexMap<String, String>,
+    pub steps: Vec<Step>,
+}
+
+pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>> {
+    let (root, mut diagnostics) = yaml::parse(file, bytes);
+    let Some(root) = root else {
+        return Err(diagnostics);
+    };
+    let source = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut c = Checker::new(file, source);
+    let mut action = Action::default();
+    let top = [
+        "name",
+        "author",
+        "description",
+        "inputs",
+        "outputs",
+        "runs",
+        "branding",
+    ];
+    for (key, _, v) in c.map(&root, "the action", &top) {
+        match key {
+            "name" => action.name = c.string(v, key).unwrap_or_default(),
+            "inputs" => {
+                for (name, _, def) in c.map(v, "inputs", &[]) {
+                    let allowed = ["description", "required", "default", "deprecationMessage"];
+                    let default = c
+                        .map(def, "an input", &allowed)
+                        .into_iter()
+                        .find(|(k, ..)| *k == "default")
+                        .and_then(|(_, _, d)| c.string(d, "default"));
+                    action.inputs.insert(name.to_string(), default);
+                }
+            }
+            "outputs" => {
+                for (name, _, def) in c.map(v, "outputs", &[]) {
+                    let value = c
+                        .map(def, "an output", &["description", "value"])
+                        .into_iter()
+                        .find(|(k, ..)| *k == "value")
+                        .and_then(|(_, _, d)| c.string(d, "value"));
+                    action
+                        .outputs
+                        .insert(name.to_string(), value.unwrap_or_default());
+                }
+            }
+            "runs" => {
+                let allowed = [
+                    "using",
+                    "steps",
+                    "main",
+                    "pre",
+                    "post",
+                    "image",
+                    "args",
+                    "entrypoint",
+                    "env",
+                    "pre-if",
+                    "post-if",
+                ];
+                for (rk, _, rv) in c.map(v, "runs", &allowed) {
+                    match rk {
+                        "using" => action.using = c.string(rv, rk).unwrap_or_default(),
+                        "steps" => action.steps = parse_steps(&mut c, rv, "the composite action"),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for step in &action.steps {
+        if step.run.is_some() && step.shell.is_none() {
+            c.error(step.pos, "composite action `run` steps must set `shell`");
+        }
+    }
+    diagnostics.append(&mut c.diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics);
+    }
+    Ok(action)
+}
