@@ -57,7 +57,19 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
             text.to_string()
         }
     };
-    for event in events {
+    loop {
+        // Flush whenever the channel is momentarily empty, so output stays live.
+        let event = match events.try_recv() {
+            Ok(e) => e,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                let _ = out.flush();
+                match events.recv() {
+                    Ok(e) => e,
+                    Err(_) => break,
+                }
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+        };
         if json {
             write_json(&mut out, &event);
         }

@@ -153,11 +153,22 @@ impl JobRun {
                 shared.insert("inputs".into(), inputs.clone());
                 ctx.shared = Arc::new(shared);
             }
-            let name = step_name(step, &ctx);
+            let name = self.masker.mask(&step_name(step, &ctx)).into_owned();
             let run_it = interpolate::condition(step.condition.as_deref(), &ctx)
                 .overall
                 .unwrap_or(false);
             if !run_it {
+                self.emit(RunEvent::StepFinished {
+                    job: self.key.clone(),
+                    step: index,
+                    name,
+                    outcome: Conclusion::Skipped,
+                    conclusion: Conclusion::Skipped,
+                    detail: Outcome::Success,
+                    annotations: Vec::new(),
+                    duration_ms: 0,
+                    ts: now(),
+                });
                 self.record_step(
                     step,
                     state,

@@ -9,5 +9,6 @@ mod expr;
 mod glob;
 mod matrix;
 mod plan;
+mod run;
 mod support;
 mod triggers;
