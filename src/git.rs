@@ -1,4 +1,5 @@
-//! The few facts `tess run` needs from the local git checkout (via the `git` CLI).
+//! The few facts `tess run` needs from the local git checkout. Read straight from `.git`
+//! (a run should not pay for four `git` processes); the `git` CLI is the fallback.
 
 use crate::engine::RepoInfo;
 use std::path::{Path, PathBuf};
@@ -18,12 +19,85 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 
 /// The top of the work tree containing `dir`, if it is in one.
 pub fn toplevel(dir: &Path) -> Option<PathBuf> {
-    git(dir, &["rev-parse", "--show-toplevel"]).map(PathBuf::from)
+    let abs = dir.canonicalize().ok()?;
+    abs.ancestors()
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
+        .or_else(|| git(dir, &["rev-parse", "--show-toplevel"]).map(PathBuf::from))
 }
 
-pub fn repo_info(dir: &Path) -> RepoInfo {
-    let sha = git(dir, &["rev-parse", "HEAD"]).unwrap_or_else(|| "0".repeat(40));
-    let name = git(dir, &["config", "--get", "remote.origin.url"])
+/// The git directory of a work tree (`.git`, or where a worktree's `.git` file points).
+fn git_dir(root: &Path) -> Option<PathBuf> {
+    let dot = root.join(".git");
+    if dot.is_dir() {
+        return Some(dot);
+    }
+    let text = std::fs::read_to_string(&dot).ok()?;
+    let target = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+    Some(if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    })
+}
+
+/// `HEAD` resolved to a commit id through loose refs and `packed-refs`.
+fn head_sha(dir: &Path) -> Option<String> {
+    let head = std::fs::read_to_string(dir.join("HEAD")).ok()?;
+    let Some(reference) = head.trim().strip_prefix("ref:").map(str::trim) else {
+        return Some(head.trim().to_string());
+    };
+    // Worktrees keep shared refs in the common directory.
+    let common = std::fs::read_to_string(dir.join("commondir"))
+        .map(|c| dir.join(c.trim()))
+        .unwrap_or_else(|_| dir.to_path_buf());
+    for base in [dir, common.as_path()] {
+        if let Ok(sha) = std::fs::read_to_string(base.join(reference)) {
+            return Some(sha.trim().to_string());
+        }
+        if let Ok(packed) = std::fs::read_to_string(base.join("packed-refs")) {
+            let found = packed.lines().find_map(|l| {
+                let (sha, name) = l.split_once(' ')?;
+                (name == reference).then(|| sha.to_string())
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
+}
+
+/// A value from `.git/config`, e.g. (`remote "origin"`, `url`).
+fn config_value(dir: &Path, section: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("config")).ok()?;
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .eq_ignore_ascii_case(section);
+        } else if in_section
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim().eq_ignore_ascii_case(key)
+        {
+            return Some(v.trim().to_string());
+        }
+    }
+    None
+}
+
+pub fn repo_info(root: &Path) -> RepoInfo {
+    let dir = git_dir(root);
+    let sha = dir
+        .as_deref()
+        .and_then(head_sha)
+        .filter(|s| s.len() == 40)
+        .or_else(|| git(root, &["rev-parse", "HEAD"]))
+        .unwrap_or_else(|| "0".repeat(40));
+    let name = dir
+        .as_deref()
+        .and_then(|d| config_value(d, "remote \"origin\"", "url"))
         .and_then(|url| {
             let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
             let mut parts = trimmed.rsplit(['/', ':']);
@@ -32,13 +106,15 @@ pub fn repo_info(dir: &Path) -> RepoInfo {
             Some(format!("{owner}/{repo}"))
         })
         .unwrap_or_else(|| {
-            let leaf = dir
+            let leaf = root
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             format!("local/{leaf}")
         });
-    let actor = git(dir, &["config", "--get", "user.name"])
+    let actor = dir
+        .as_deref()
+        .and_then(|d| config_value(d, "user", "name"))
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "tess".into());
     RepoInfo {

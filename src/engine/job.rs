@@ -318,7 +318,7 @@ impl JobRun {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let temp = self.temp.join(format!("step-{index}"));
+        let temp = self.temp.clone();
         let request = StepRequest {
             script: &script,
             shell: shell.as_deref(),

@@ -44,7 +44,8 @@ pub struct StepRequest<'a> {
     pub env: &'a IndexMap<String, String>,
     pub cwd: &'a Path,
     pub timeout: Option<Duration>,
-    /// A private directory for the script and the file-command files.
+    /// The job's private directory for the script and the file-command files (steps of
+    /// one job run one after another, so they share it).
     pub temp: &'a Path,
 }
 
@@ -193,8 +194,9 @@ struct FileCommands {
 }
 
 impl FileCommands {
+    /// Makes sure the four files exist and are empty. They live in the job's directory and
+    /// are reused by every step (emptied after each), so a step costs no new inodes.
     fn create(dir: &Path) -> std::io::Result<FileCommands> {
-        std::fs::create_dir_all(dir)?;
         let f = FileCommands {
             env: dir.join("env"),
             output: dir.join("output"),
@@ -202,7 +204,13 @@ impl FileCommands {
             summary: dir.join("step_summary"),
         };
         for p in [&f.env, &f.output, &f.path, &f.summary] {
-            std::fs::write(p, "")?;
+            match std::fs::metadata(p) {
+                Ok(m) if m.len() == 0 => {}
+                _ => {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::write(p, "")?;
+                }
+            }
         }
         Ok(f)
     }
@@ -219,22 +227,32 @@ impl FileCommands {
         .collect()
     }
 
+    /// Reads what the step wrote (only files that are not empty) and empties them.
     fn collect(&self, result: &mut StepResult, masker: &Masker) {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        match parse_key_values(&read(&self.env)) {
+        let take = |p: &Path| -> String {
+            match std::fs::metadata(p) {
+                Ok(m) if m.len() > 0 => {
+                    let text = std::fs::read_to_string(p).unwrap_or_default();
+                    let _ = std::fs::write(p, "");
+                    text
+                }
+                _ => String::new(),
+            }
+        };
+        match parse_key_values(&take(&self.env)) {
             Ok(vars) => result.env = vars,
             Err(e) => result.warnings.push(format!("GITHUB_ENV: {e}")),
         }
-        match parse_key_values(&read(&self.output)) {
+        match parse_key_values(&take(&self.output)) {
             Ok(vars) => result.outputs = vars,
             Err(e) => result.warnings.push(format!("GITHUB_OUTPUT: {e}")),
         }
-        result.path = read(&self.path)
+        result.path = take(&self.path)
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect();
-        result.summary = masker.mask(&read(&self.summary)).into_owned();
+        result.summary = masker.mask(&take(&self.summary)).into_owned();
     }
 }
