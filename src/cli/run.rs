@@ -96,6 +96,8 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
         let printer = std::thread::spawn(move || live::consume(rx, dir, json));
         let result = engine::run(pipeline, &plan, &environment, &opts, tx);
         let summary = printer.join().map_err(|_| "the output thread panicked")?;
+        // Scripts, file-command files and RUNNER_TEMP; logs and artifacts stay.
+        let _ = std::fs::remove_dir_all(run_dir.join("tmp"));
         if !args.json {
             live::print_summary(&summary, &run_id, &run_dir);
         }

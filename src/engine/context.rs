@@ -66,6 +66,19 @@ impl Context for RunContext {
         }
     }
 
+    fn hash_files(&self, patterns: &[String]) -> Value {
+        let workspace = self
+            .shared
+            .get("github")
+            .map(|g| g.property("workspace").to_display());
+        match workspace {
+            Some(ws) if !ws.is_empty() => {
+                Value::String(hash_files(std::path::Path::new(&ws), patterns))
+            }
+            _ => Value::String(String::new()),
+        }
+    }
+
     fn status(&self, f: Status) -> Value {
         Value::Bool(match f {
             Status::Always => true,
@@ -85,4 +98,60 @@ pub fn strings(map: &IndexMap<String, String>) -> Value {
         map.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
     )
+}
+
+/// GitHub's `hashFiles`: the SHA-256 of the SHA-256s of every matching file, in path order;
+/// empty when nothing matches. Patterns are relative to the workspace; `!` excludes.
+pub fn hash_files(workspace: &std::path::Path, patterns: &[String]) -> String {
+    use crate::trigger::glob::{Pattern, PatternList};
+    use sha2::{Digest, Sha256};
+    let list = PatternList {
+        patterns: patterns
+            .iter()
+            .filter_map(|p| Pattern::new(p.trim_start_matches("./")).ok())
+            .collect(),
+    };
+    let mut files = Vec::new();
+    let mut stack = vec![workspace.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name == ".git" || name == ".tess" {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {
+                    let rel = path
+                        .strip_prefix(workspace)
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .into_owned();
+                    if list.selects(&rel) {
+                        files.push((rel, path));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if files.is_empty() {
+        return String::new();
+    }
+    files.sort();
+    let mut outer = Sha256::new();
+    for (_, path) in files {
+        if let Ok(bytes) = std::fs::read(&path) {
+            outer.update(Sha256::digest(&bytes));
+        }
+    }
+    outer
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

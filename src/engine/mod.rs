@@ -7,6 +7,7 @@ pub mod environment;
 mod events;
 mod job;
 
+pub use context::hash_files;
 pub use environment::{Environment, RepoInfo};
 pub use events::{Conclusion, JobInfo, RunEvent, now};
 pub use job::file_name;

@@ -170,8 +170,7 @@ pub fn shell_command(
             (format!("{python} {{0}}"), "py", script.to_string())
         }
         Some("pwsh") if on_path("pwsh") => (
-            // One argument after -command; joined back with `\u{1f}` below.
-            "pwsh -command\u{1f}. '{0}'".to_string(),
+            "pwsh -command \". '{0}'\"".to_string(),
             "ps1",
             format!(
                 "$ErrorActionPreference = 'stop'\n{script}\nif ((Test-Path -LiteralPath variable:\\LASTEXITCODE)) {{ exit $LASTEXITCODE }}"
@@ -193,15 +192,8 @@ pub fn shell_command(
     let path = dir.join(format!("script.{extension}"));
     std::fs::write(&path, body).map_err(|e| ShellError(format!("cannot write the script: {e}")))?;
     let path_text = path.display().to_string();
-    let mut parts: Vec<String> = match template.split_once('\u{1f}') {
-        // A template whose last argument contains spaces (pwsh's `. 'script'`).
-        Some((head, last)) => head
-            .split_whitespace()
-            .map(String::from)
-            .chain([last.to_string()])
-            .collect(),
-        None => template.split_whitespace().map(String::from).collect(),
-    };
+    let mut parts = split_words(&template)?;
+
     for p in &mut parts {
         *p = p.replace("{0}", &path_text);
     }
@@ -210,4 +202,47 @@ pub fn shell_command(
         .next()
         .ok_or_else(|| ShellError("empty shell".into()))?;
     Ok((program, parts.collect(), path))
+}
+
+/// Splits a shell template into words, honouring '…' and "…" quoting and `\\` escapes.
+fn split_words(text: &str) -> Result<Vec<String>, ShellError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some(q) if q == c => break,
+                        Some('\\') if c == '"' => word.extend(chars.next()),
+                        Some(other) => word.push(other),
+                        None => {
+                            return Err(ShellError(format!("unterminated {c} in shell `{text}`")));
+                        }
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
 }

@@ -302,6 +302,7 @@ jobs:
           echo "::add-mask::dynamic-value-42"
           echo "then dynamic-value-42 appears"
       - run: head -c 65530 /dev/zero | tr '\0' x; echo "tok-abcdef-123"; echo "tok-abcdef-123" >&2
+      - run: echo "file ${{ secrets.FILE_SECRET }}"
 "#,
     );
     repo.write("secrets.env", "MULTI=\"first-line-secret\"\n");
@@ -596,4 +597,127 @@ fn processes_with(marker: &str) -> Vec<String> {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .filter(|c| c.contains(marker))
         .collect()
+}
+
+#[test]
+fn shells_defaults_working_directory_and_commands() {
+    let repo = Repo::new(
+        r#"on: push
+defaults:
+  run:
+    working-directory: sub
+jobs:
+  shells:
+    runs-on: x
+    steps:
+      - run: mkdir -p sub/deeper
+        working-directory: .
+      - run: basename "$PWD"
+      - run: basename "$PWD"
+        working-directory: sub/deeper
+      - shell: sh
+        run: echo "sh says $EXTRA"
+      - shell: python
+        run: print("python says", 6 * 7)
+      - run: false | true
+      - id: pipefail
+        continue-on-error: true
+        shell: bash
+        run: false | true
+      - shell: perl -e 'print "custom shell\n"' {0}
+        run: ignored
+      - run: |
+          echo "::stop-commands::pause123"
+          echo "::add-mask::not-a-command"
+          echo "::pause123::"
+          echo "::notice title=T::a notice"
+          echo "::debug::some detail"
+"#,
+    );
+    let (code, events) = repo.events(&["--env", "EXTRA=from-flag"]);
+    assert_eq!(code, Some(0), "{events:#?}");
+    let lines = log_lines(&events, "shells");
+    assert_eq!(
+        lines,
+        [
+            "sub",
+            "deeper",
+            "sh says from-flag",
+            "python says 42",
+            "custom shell",
+            "::add-mask::not-a-command",
+            "##[notice]a notice",
+            "##[debug]some detail",
+        ]
+    );
+    let pipefail = events
+        .iter()
+        .find(|e| e["type"] == "step_finished" && e["step"] == 6)
+        .expect("pipefail step");
+    assert_eq!(pipefail["outcome"], "failure", "bash runs with -o pipefail");
+}
+
+#[test]
+fn cache_round_trip_and_hash_files() {
+    let repo = Repo::new(
+        r#"on: push
+jobs:
+  build:
+    runs-on: x
+    steps:
+      - id: cache
+        uses: actions/cache@v4
+        with:
+          path: deps
+          key: deps-${{ hashFiles('**/lock.txt') }}
+      - run: echo "hit=${{ steps.cache.outputs.cache-hit }}"
+      - if: steps.cache.outputs.cache-hit != 'true'
+        run: mkdir -p deps && echo built > deps/lib.txt
+      - run: cat deps/lib.txt
+"#,
+    );
+    repo.write("app/lock.txt", "v1");
+    let (code, first) = repo.events(&[]);
+    assert_eq!(code, Some(0), "{first:#?}");
+    assert_eq!(log_lines(&first, "build")[1..3], ["hit=false", "built"]);
+    std::fs::remove_dir_all(repo.path().join("deps")).expect("rm deps");
+    let (code, second) = repo.events(&[]);
+    assert_eq!(code, Some(0));
+    let lines = log_lines(&second, "build");
+    assert!(lines.contains(&"hit=true".to_string()), "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "built").count(),
+        1,
+        "{lines:?}"
+    );
+    // The key follows the file's content: sha256 over sha256 of each matching file.
+    let cache_dir = repo.path().join(".tess/cache");
+    let keys: Vec<String> = std::fs::read_dir(&cache_dir)
+        .expect("cache")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let expected = tesseract_ci::engine::hash_files(repo.path(), &["**/lock.txt".to_string()]);
+    assert_eq!(keys, [format!("deps-{expected}")]);
+    assert_eq!(expected.len(), 64);
+}
+
+#[test]
+fn isolate_runs_in_a_copy_of_the_work_tree() {
+    let repo = Repo::new(
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: cat tracked.txt untracked.txt && touch made-by-step\n",
+    );
+    repo.write("tracked.txt", "t");
+    repo.write("untracked.txt", "u");
+    repo.write(".gitignore", "ignored.txt\n.tess/\n");
+    repo.write("ignored.txt", "i");
+    let (code, events) = repo.events(&["--isolate"]);
+    assert_eq!(code, Some(0), "{events:#?}");
+    assert_eq!(log_lines(&events, "a"), ["tu"]);
+    assert!(
+        !repo.path().join("made-by-step").exists(),
+        "the step wrote into the real checkout"
+    );
+    let copy = repo.run_dir().join("workspace");
+    assert!(copy.join("made-by-step").exists() && !copy.join("ignored.txt").exists());
 }
