@@ -54,6 +54,103 @@ struct Finished {
     outputs: IndexMap<String, String>,
 }
 
+/// The scheduler's state, owned by the one thread that runs [`run`]; workers only send
+/// their outcome back over a channel.
+struct Dag<'p> {
+    jobs: &'p [PlannedJob],
+    slots: Vec<Slot>,
+    /// `dependents[i]`: the jobs that need job `i`.
+    dependents: Vec<Vec<usize>>,
+    /// How many needs of each job are not done yet.
+    waiting_on: Vec<usize>,
+    ready: VecDeque<usize>,
+    /// Results by job key (statically skipped jobs included).
+    finished: HashMap<String, Finished>,
+    events: SyncSender<RunEvent>,
+}
+
+impl<'p> Dag<'p> {
+    fn new(plan: &'p PipelinePlan, events: SyncSender<RunEvent>) -> Dag<'p> {
+        let jobs = &plan.jobs;
+        let index: HashMap<&str, usize> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.key.as_str(), i))
+            .collect();
+        let mut dependents = vec![Vec::new(); jobs.len()];
+        let mut waiting_on = vec![0; jobs.len()];
+        for (i, j) in jobs.iter().enumerate() {
+            for need in &j.needs {
+                if let Some(&d) = index.get(need.as_str()) {
+                    dependents[d].push(i);
+                    waiting_on[i] += 1;
+                }
+            }
+        }
+        let finished = plan
+            .skipped
+            .iter()
+            .map(|s| {
+                let f = Finished {
+                    id: s.id.clone(),
+                    result: Conclusion::Skipped,
+                    outputs: IndexMap::new(),
+                };
+                (s.key.clone(), f)
+            })
+            .collect();
+        let slots: Vec<Slot> = waiting_on
+            .iter()
+            .map(|&w| if w == 0 { Slot::Ready } else { Slot::Waiting })
+            .collect();
+        let ready = (0..jobs.len())
+            .filter(|&i| slots[i] == Slot::Ready)
+            .collect();
+        Dag {
+            jobs,
+            slots,
+            dependents,
+            waiting_on,
+            ready,
+            finished,
+            events,
+        }
+    }
+
+    /// Records a job's end and moves dependents whose needs are all done to the ready queue.
+    fn finish(&mut self, i: usize, result: Conclusion, outputs: IndexMap<String, String>) {
+        if self.slots[i] == Slot::Done {
+            return;
+        }
+        let job = &self.jobs[i];
+        if self.slots[i] != Slot::Running {
+            // Never started: report it as finished so every job has a result.
+            self.ready.retain(|&r| r != i);
+            let _ = self.events.send(RunEvent::JobFinished {
+                job: job.key.clone(),
+                name: job.name.clone(),
+                result,
+                duration_ms: 0,
+                ts: now(),
+            });
+        }
+        self.slots[i] = Slot::Done;
+        let f = Finished {
+            id: job.id.clone(),
+            result,
+            outputs,
+        };
+        self.finished.insert(job.key.clone(), f);
+        for &d in &self.dependents[i] {
+            self.waiting_on[d] -= 1;
+            if self.waiting_on[d] == 0 && self.slots[d] == Slot::Waiting {
+                self.slots[d] = Slot::Ready;
+                self.ready.push_back(d);
+            }
+        }
+    }
+}
+
 /// Runs every job of the plan; returns the run's conclusion.
 pub fn run(
     pipeline: &Pipeline,
@@ -76,40 +173,7 @@ pub fn run(
             .collect(),
         ts: now(),
     });
-    let index: HashMap<&str, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.key.as_str(), i))
-        .collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
-    let mut waiting_on: Vec<usize> = vec![0; jobs.len()];
-    for (i, j) in jobs.iter().enumerate() {
-        for need in &j.needs {
-            if let Some(&d) = index.get(need.as_str()) {
-                dependents[d].push(i);
-                waiting_on[i] += 1;
-            }
-        }
-    }
-    let mut finished: HashMap<String, Finished> = plan
-        .skipped
-        .iter()
-        .map(|s| {
-            let f = Finished {
-                id: s.id.clone(),
-                result: Conclusion::Skipped,
-                outputs: IndexMap::new(),
-            };
-            (s.key.clone(), f)
-        })
-        .collect();
-    let mut slots: Vec<Slot> = waiting_on
-        .iter()
-        .map(|&w| if w == 0 { Slot::Ready } else { Slot::Waiting })
-        .collect();
-    let mut ready: VecDeque<usize> = (0..jobs.len())
-        .filter(|&i| slots[i] == Slot::Ready)
-        .collect();
+    let mut dag = Dag::new(plan, events.clone());
     let cancels: Vec<Arc<Cancel>> = jobs
         .iter()
         .map(|_| Arc::new(Cancel::child_of(&opts.cancel)))
@@ -128,10 +192,10 @@ pub fn run(
     loop {
         let run_cancelled = opts.cancel.level() > CancelLevel::None;
         let mut blocked = VecDeque::new();
-        while let Some(i) = ready.pop_front() {
+        while let Some(i) = dag.ready.pop_front() {
             let job = &jobs[i];
             let mut ctx = RunContext::new(Arc::clone(&shared));
-            let needs = needs_context(job, &finished);
+            let needs = needs_context(job, &dag.finished);
             ctx.status = needs_status(&needs, run_cancelled);
             ctx.needs = needs;
             ctx.matrix = job
@@ -147,18 +211,7 @@ pub fn run(
                 } else {
                     Conclusion::Skipped
                 };
-                finish(
-                    i,
-                    jobs,
-                    result,
-                    IndexMap::new(),
-                    &mut finished,
-                    &mut slots,
-                    &events,
-                    &dependents,
-                    &mut waiting_on,
-                    &mut ready,
-                );
+                dag.finish(i, result, IndexMap::new());
                 continue;
             }
             let spec_id = Arc::as_ptr(&job.spec) as usize;
@@ -172,7 +225,6 @@ pub fn run(
             ctx.strategy = strategy_context(job, jobs, &ctx);
             let mut base_env = env.base_env.clone();
             base_env.insert("GITHUB_JOB".into(), job.id.clone());
-            let temp = opts.run_dir.join("tmp").join(format!("job-{i}"));
             let worker = JobRun {
                 key: job.key.clone(),
                 name: job.name.clone(),
@@ -183,14 +235,14 @@ pub fn run(
                 base_env,
                 workspace: opts.workspace.clone(),
                 run_dir: opts.run_dir.clone(),
-                temp,
+                temp: opts.run_dir.join("tmp").join(format!("job-{i}")),
                 masker: masker.clone(),
                 cancel: Arc::clone(&cancels[i]),
                 events: events.clone(),
                 strict: opts.strict,
             };
             let tx = done_tx.clone();
-            slots[i] = Slot::Running;
+            dag.slots[i] = Slot::Running;
             running += 1;
             *running_per_spec.entry(spec_id).or_insert(0) += 1;
             std::thread::spawn(move || {
@@ -198,19 +250,18 @@ pub fn run(
                 let _ = tx.send((i, outcome));
             });
         }
-        ready = blocked;
-        if running == 0 && ready.is_empty() {
+        dag.ready = blocked;
+        if running == 0 && dag.ready.is_empty() {
             break;
         }
         let Ok((i, outcome)) = done_rx.recv_timeout(Duration::from_millis(50)) else {
             continue;
         };
         running -= 1;
-        let spec_id = Arc::as_ptr(&jobs[i].spec) as usize;
-        if let Some(n) = running_per_spec.get_mut(&spec_id) {
+        let job = &jobs[i];
+        if let Some(n) = running_per_spec.get_mut(&(Arc::as_ptr(&job.spec) as usize)) {
             *n -= 1;
         }
-        let job = &jobs[i];
         let mut ctx = RunContext::new(Arc::clone(&shared));
         ctx.matrix = job.matrix.as_ref().map_or(Value::Null, Value::from_json);
         let allowed_to_fail = job
@@ -222,43 +273,22 @@ pub fn run(
         if outcome.result == Conclusion::Failure && !allowed_to_fail {
             failed = true;
             if job.matrix.is_some() && fail_fast(job, &ctx) {
+                // fail-fast: cancel the running siblings, never start the others.
                 for (j, other) in jobs.iter().enumerate() {
-                    if j != i && Arc::ptr_eq(&other.spec, &job.spec) {
-                        match slots[j] {
-                            Slot::Running => cancels[j].request(CancelLevel::Graceful),
-                            Slot::Waiting | Slot::Ready => {
-                                ready.retain(|&r| r != j);
-                                finish(
-                                    j,
-                                    jobs,
-                                    Conclusion::Cancelled,
-                                    IndexMap::new(),
-                                    &mut finished,
-                                    &mut slots,
-                                    &events,
-                                    &dependents,
-                                    &mut waiting_on,
-                                    &mut ready,
-                                );
-                            }
-                            Slot::Done => {}
+                    if j == i || !Arc::ptr_eq(&other.spec, &job.spec) {
+                        continue;
+                    }
+                    match dag.slots[j] {
+                        Slot::Running => cancels[j].request(CancelLevel::Graceful),
+                        Slot::Waiting | Slot::Ready => {
+                            dag.finish(j, Conclusion::Cancelled, IndexMap::new())
                         }
+                        Slot::Done => {}
                     }
                 }
             }
         }
-        finish(
-            i,
-            jobs,
-            outcome.result,
-            outcome.outputs,
-            &mut finished,
-            &mut slots,
-            &events,
-            &dependents,
-            &mut waiting_on,
-            &mut ready,
-        );
+        dag.finish(i, outcome.result, outcome.outputs);
     }
     let result = if opts.cancel.level() > CancelLevel::None {
         Conclusion::Cancelled
@@ -273,52 +303,6 @@ pub fn run(
         ts: now(),
     });
     result
-}
-
-/// Records a job's end and moves dependents whose needs are all done to the ready queue.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    i: usize,
-    jobs: &[PlannedJob],
-    result: Conclusion,
-    outputs: IndexMap<String, String>,
-    finished: &mut HashMap<String, Finished>,
-    slots: &mut [Slot],
-    events: &SyncSender<RunEvent>,
-    dependents: &[Vec<usize>],
-    waiting_on: &mut [usize],
-    ready: &mut VecDeque<usize>,
-) {
-    if slots[i] == Slot::Done {
-        return;
-    }
-    let job = &jobs[i];
-    if slots[i] != Slot::Running {
-        // Never started: report it as finished so every job has a result.
-        let _ = events.send(RunEvent::JobFinished {
-            job: job.key.clone(),
-            name: job.name.clone(),
-            result,
-            duration_ms: 0,
-            ts: now(),
-        });
-    }
-    slots[i] = Slot::Done;
-    finished.insert(
-        job.key.clone(),
-        Finished {
-            id: job.id.clone(),
-            result,
-            outputs,
-        },
-    );
-    for &d in &dependents[i] {
-        waiting_on[d] -= 1;
-        if waiting_on[d] == 0 && slots[d] == Slot::Waiting {
-            slots[d] = Slot::Ready;
-            ready.push_back(d);
-        }
-    }
 }
 
 /// `needs.<id>.result` / `.outputs`, aggregated over matrix instances like GitHub does.

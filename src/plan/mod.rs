@@ -179,16 +179,7 @@ impl Planner<'_> {
         depth: usize,
     ) -> IndexMap<String, Vec<(String, bool)>> {
         let mut by_job: IndexMap<String, Vec<(String, bool)>> = IndexMap::new();
-        let edges: Vec<Vec<usize>> = p
-            .jobs
-            .values()
-            .map(|j| {
-                j.needs
-                    .iter()
-                    .filter_map(|n| p.jobs.get_index_of(n))
-                    .collect()
-            })
-            .collect();
+        let edges = p.need_edges();
         let Some(order) = topological_order(&edges) else {
             return by_job; // The spec layer reports the cycle.
         };

@@ -919,16 +919,7 @@ fn validate_needs(c: &mut Checker, p: &Pipeline) {
             }
         }
     }
-    let edges: Vec<Vec<usize>> = p
-        .jobs
-        .values()
-        .map(|j| {
-            j.needs
-                .iter()
-                .filter_map(|n| p.jobs.get_index_of(n))
-                .collect()
-        })
-        .collect();
+    let edges = p.need_edges();
     if let Some(cycle) = crate::plan::find_cycle(&edges) {
         let names: Vec<&str> = cycle.iter().map(|&i| ids[i]).collect();
         let first = &p.jobs[cycle[0]];

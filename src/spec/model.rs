@@ -106,6 +106,22 @@ pub struct Step {
     pub timeout_minutes: Option<Flexible>,
 }
 
+impl Pipeline {
+    /// The `needs` graph by job index: `edges[i]` lists the jobs job `i` needs (unknown
+    /// names are left out; the spec layer reports them).
+    pub fn need_edges(&self) -> Vec<Vec<usize>> {
+        self.jobs
+            .values()
+            .map(|j| {
+                j.needs
+                    .iter()
+                    .filter_map(|n| self.jobs.get_index_of(n))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 impl Job {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
