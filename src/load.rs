@@ -89,6 +89,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
 fn read_limited(path: &Path, display: &str) -> Result<Vec<u8>, Diagnostic> {
     use std::io::Read;
     let fail = |msg: String| Diagnostic::error(display, Pos::new(1, 1), msg);
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() > spec::yaml::MAX_FILE_BYTES as u64
+    {
+        return Err(spec::yaml::too_large(display, meta.len()));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| {

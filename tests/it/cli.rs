@@ -290,7 +290,7 @@ fn hostile_input_gets_a_clear_error_and_no_panic() {
     let table = [
         (
             "bomb.yml",
-            "bomb.yml:7:10: error: YAML aliases expand to more than 1000000 nodes",
+            "error: YAML aliases expand to more than 200000 nodes",
         ),
         ("deep.yml", "deep.yml:1:"),
         (
