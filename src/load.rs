@@ -134,6 +134,7 @@ fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> 
         .unwrap_or_else(|| path.file_name().map(PathBuf::from).unwrap_or_default());
     let default_name = default_name.display().to_string();
     let (pipeline, mut diagnostics) = spec::parse_github(&display, &bytes, &default_name);
+    tracing::debug!(file = %path.display(), bytes = bytes.len(), diagnostics = diagnostics.len(), "loaded");
     loaded.diagnostics.append(&mut diagnostics);
     let mut pipeline = pipeline?;
     stack.push(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));

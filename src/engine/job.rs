@@ -194,6 +194,7 @@ impl JobRun {
                 ts: now(),
             });
             let started = Instant::now();
+            let _span = tracing::debug_span!("step", index, name = %name).entered();
             let (outcome, outputs, annotations) = match (&step.run, &step.uses) {
                 (Some(script), _) => self.run_script(step, script, state, &ctx, index),
                 (None, Some(uses)) => {

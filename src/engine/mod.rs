@@ -161,6 +161,8 @@ pub fn run(
 ) -> Conclusion {
     let started = Instant::now();
     let jobs = &plan.jobs;
+    let _span = tracing::info_span!("run", run_id = %opts.run_id, pipeline = %plan.name).entered();
+    tracing::debug!(jobs = jobs.len(), max_jobs = opts.max_jobs, "run started");
     let _ = events.send(RunEvent::RunStarted {
         run_id: opts.run_id.clone(),
         pipeline: plan.name.clone(),
@@ -242,11 +244,20 @@ pub fn run(
                 strict: opts.strict,
             };
             let tx = done_tx.clone();
+            tracing::debug!(job = %job.key, running, "job started");
             dag.slots[i] = Slot::Running;
             running += 1;
             *running_per_spec.entry(spec_id).or_insert(0) += 1;
+            let span = tracing::info_span!("job", run_id = %opts.run_id, job = %job.key);
             std::thread::spawn(move || {
-                let outcome = worker.run();
+                let _span = span.entered();
+                // A panicking job must still report, or the run would wait for it forever.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
+                        .unwrap_or_else(|_| JobOutcome {
+                            result: Conclusion::Failure,
+                            outputs: IndexMap::new(),
+                        });
                 let _ = tx.send((i, outcome));
             });
         }
@@ -259,6 +270,7 @@ pub fn run(
         };
         running -= 1;
         let job = &jobs[i];
+        tracing::debug!(job = %job.key, result = outcome.result.as_str(), "job finished");
         if let Some(n) = running_per_spec.get_mut(&(Arc::as_ptr(&job.spec) as usize)) {
             *n -= 1;
         }

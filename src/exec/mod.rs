@@ -112,6 +112,7 @@ pub fn run_step(
         cwd: req.cwd.to_path_buf(),
     };
     let deadline = req.timeout.map(|t| started + t);
+    tracing::debug!(program = %spawn.program, direct = direct.is_some(), "spawning step");
     let mut out = lines::LineBuffer::default();
     let mut err = lines::LineBuffer::default();
     let mut state = commands::CommandState::default();
@@ -154,6 +155,7 @@ pub fn run_step(
     result.process_group = group;
     files.collect(&mut result, masker);
     result.duration = started.elapsed();
+    tracing::debug!(outcome = ?result.outcome, ms = result.duration.as_millis() as u64, "step ended");
     result
 }
 

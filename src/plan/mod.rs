@@ -70,6 +70,7 @@ pub struct SkippedJob {
 pub fn plan_pipeline(p: &Pipeline, event: Option<&Event>) -> (PipelinePlan, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let decision = event.map(|e| decide(&p.on, e));
+    tracing::debug!(file = %p.file, decision = ?decision, "planning");
     let mut out = PipelinePlan {
         file: p.file.clone(),
         name: p.name.clone(),
