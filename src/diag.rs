@@ -9,11 +9,19 @@ use std::fmt::Write as _;
 pub struct Pos {
     pub line: u32,
     pub col: u32,
+    /// Which file of a multi-file configuration (GitLab includes) the position is in:
+    /// an index into the front end's file table, 0 for the file being parsed.
+    #[serde(skip)]
+    pub origin: u16,
 }
 
 impl Pos {
     pub fn new(line: u32, col: u32) -> Self {
-        Pos { line, col }
+        Pos {
+            line,
+            col,
+            origin: 0,
+        }
     }
 }
 

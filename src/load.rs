@@ -70,12 +70,10 @@ fn is_gitlab(path: &Path) -> bool {
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
     for path in discover(paths)? {
-        let display = path.display().to_string();
         if is_gitlab(&path) {
-            let msg = "GitLab CI files are not supported yet; this file was skipped";
-            loaded
-                .diagnostics
-                .push(Diagnostic::warning(&display, Pos::new(1, 1), msg));
+            if let Some(p) = load_gitlab(&path, &mut loaded) {
+                loaded.pipelines.push(p);
+            }
             continue;
         }
         if let Some(p) = load_workflow(&path, &mut loaded, &mut Vec::new()) {
@@ -141,6 +139,81 @@ fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> 
     resolve_calls(path, &mut pipeline, loaded, stack);
     stack.pop();
     Some(pipeline)
+}
+
+fn load_gitlab(path: &Path, loaded: &mut Loaded) -> Option<Pipeline> {
+    let display = path.display().to_string();
+    let bytes = match read_limited(path, &display) {
+        Ok(b) => b,
+        Err(d) => {
+            loaded.diagnostics.push(d);
+            return None;
+        }
+    };
+    loaded.sources.insert(
+        display.clone(),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    );
+    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let root =
+        repo_root(path).unwrap_or_else(|| abs.parent().map(Path::to_path_buf).unwrap_or_default());
+    let name = path
+        .file_name()
+        .map_or_else(|| display.clone(), |n| n.to_string_lossy().into_owned());
+    let mut sources = Vec::new();
+    let mut read_include = |rel: &str| -> Option<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for file in include_files(&root, rel) {
+            let shown = file
+                .strip_prefix(&root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let bytes = read_limited(&file, &shown).ok()?;
+            sources.push((shown.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+            out.push((shown, bytes));
+        }
+        (!out.is_empty()).then_some(out)
+    };
+    let (pipeline, mut diagnostics) =
+        spec::parse_gitlab(&display, &bytes, &name, &mut read_include);
+    loaded.sources.extend(sources);
+    loaded.diagnostics.append(&mut diagnostics);
+    pipeline
+}
+
+/// A local include: one file, or every file a glob (`*`, `**`) matches, in path order.
+fn include_files(root: &Path, rel: &str) -> Vec<PathBuf> {
+    if !rel.contains('*') {
+        let file = root.join(rel);
+        return if file.is_file() {
+            vec![file]
+        } else {
+            Vec::new()
+        };
+    }
+    let Ok(pattern) = crate::trigger::glob::Pattern::new(rel) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(relative) = p.strip_prefix(root)
+                && pattern.is_match(&relative.to_string_lossy())
+            {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 /// The repository root: the nearest ancestor with `.git`, else the parent of `.github`.

@@ -175,6 +175,16 @@ pub fn run(
             .collect(),
         ts: now(),
     });
+    // Jobs skipped for this event still get a result, so the summary shows every job.
+    for s in &plan.skipped {
+        let _ = events.send(RunEvent::JobFinished {
+            job: s.key.clone(),
+            name: s.name.clone(),
+            result: Conclusion::Skipped,
+            duration_ms: 0,
+            ts: now(),
+        });
+    }
     let mut dag = Dag::new(plan, events.clone());
     let cancels: Vec<Arc<Cancel>> = jobs
         .iter()

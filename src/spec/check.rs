@@ -10,6 +10,8 @@ pub struct Checker<'a> {
     pub file: &'a str,
     pub source: &'a str,
     pub diagnostics: Vec<Diagnostic>,
+    /// Files by [`Pos::origin`] when the tree merges several (GitLab includes).
+    pub files: Vec<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -18,18 +20,26 @@ impl<'a> Checker<'a> {
             file,
             source,
             diagnostics: Vec::new(),
+            files: Vec::new(),
         }
+    }
+
+    /// The file a position is in.
+    pub fn file_of(&self, pos: Pos) -> &str {
+        self.files
+            .get(pos.origin as usize)
+            .map_or(self.file, String::as_str)
     }
 
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
         self.diagnostics
-            .push(Diagnostic::error(self.file, pos, message));
+            .push(Diagnostic::error(self.file_of(pos), pos, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
     pub fn warning(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
         self.diagnostics
-            .push(Diagnostic::warning(self.file, pos, message));
+            .push(Diagnostic::warning(self.file_of(pos), pos, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
@@ -60,7 +70,7 @@ impl<'a> Checker<'a> {
                 let help = did_you_mean(key, allowed.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("valid keys: {}", allowed.join(", ")));
-                let d = Diagnostic::error(self.file, k.pos, msg)
+                let d = Diagnostic::error(self.file_of(k.pos), k.pos, msg)
                     .with_help(help)
                     .with_width(width);
                 self.diagnostics.push(d);

@@ -4,6 +4,7 @@
 pub mod action;
 pub mod check;
 pub mod github;
+pub mod gitlab;
 pub mod model;
 pub mod yaml;
 
@@ -26,5 +27,32 @@ pub fn parse_github(
     let pipeline = github::lower(&mut checker, &root, default_name);
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by_key(|d| (d.line, d.col));
+    (Some(pipeline), diagnostics)
+}
+
+/// Parses a `.gitlab-ci.yml`; `includes` reads local includes (paths relative to the
+/// project root, globs allowed) so that this layer itself does no I/O.
+pub fn parse_gitlab(
+    file: &str,
+    bytes: &[u8],
+    default_name: &str,
+    includes: &mut gitlab::IncludeSource,
+) -> (Option<Pipeline>, Vec<Diagnostic>) {
+    let (root, mut diagnostics) = yaml::parse_with(file, bytes, yaml::Flavor::GitLab);
+    let Some(root) = root else {
+        return (None, diagnostics);
+    };
+    let resolved = gitlab::resolve(file, root, includes, &mut diagnostics);
+    let source = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut checker = check::Checker::new(file, source);
+    checker.files = resolved.files;
+    let pipeline = gitlab::lower(
+        &mut checker,
+        &resolved.root,
+        default_name,
+        !resolved.unresolved.is_empty(),
+    );
+    diagnostics.append(&mut checker.diagnostics);
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     (Some(pipeline), diagnostics)
 }

@@ -172,8 +172,11 @@ impl Node {
     }
 }
 
-fn pos_of(span: &Span) -> Pos {
-    Pos::new(span.start.line() as u32, span.start.col() as u32 + 1)
+fn pos_of(span: &Span, origin: u16) -> Pos {
+    Pos {
+        origin,
+        ..Pos::new(span.start.line() as u32, span.start.col() as u32 + 1)
+    }
 }
 
 enum Frame {
@@ -197,11 +200,36 @@ struct Loader<'a> {
     nodes: usize,
     diagnostics: Vec<Diagnostic>,
     root: Option<Node>,
+    flavor: Flavor,
+    origin: u16,
+}
+
+/// Where the dialects' YAML loaders differ. GitHub: a repeated key is an error and a file is
+/// one document. GitLab: the last repeated key wins (with a warning), and a file may start
+/// with a `spec:` header document separated by `---`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    GitHub,
+    GitLab,
 }
 
 /// Parses one YAML document. Errors are located diagnostics; the tree is returned only
 /// when the YAML itself is well formed (duplicate keys are reported but not fatal).
 pub fn parse(file: &str, bytes: &[u8]) -> (Option<Node>, Vec<Diagnostic>) {
+    parse_with(file, bytes, Flavor::GitHub)
+}
+
+pub fn parse_with(file: &str, bytes: &[u8], flavor: Flavor) -> (Option<Node>, Vec<Diagnostic>) {
+    parse_origin(file, bytes, flavor, 0)
+}
+
+/// As [`parse_with`], marking every position with `origin` (see [`Pos::origin`]).
+pub fn parse_origin(
+    file: &str,
+    bytes: &[u8],
+    flavor: Flavor,
+    origin: u16,
+) -> (Option<Node>, Vec<Diagnostic>) {
     if bytes.len() > MAX_FILE_BYTES {
         return (None, vec![too_large(file, bytes.len() as u64)]);
     }
@@ -223,7 +251,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> (Option<Node>, Vec<Diagnostic>) {
             return (None, vec![d]);
         }
     };
-    parse_str(file, text)
+    parse_str(file, text, flavor, origin)
 }
 
 /// The diagnostic for a file over [`MAX_FILE_BYTES`].
@@ -239,7 +267,12 @@ pub fn too_large(file: &str, size: u64) -> Diagnostic {
     )
 }
 
-pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
+pub fn parse_str(
+    file: &str,
+    text: &str,
+    flavor: Flavor,
+    origin: u16,
+) -> (Option<Node>, Vec<Diagnostic>) {
     let mut loader = Loader {
         file,
         anchors: HashMap::new(),
@@ -247,6 +280,8 @@ pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
         nodes: 0,
         diagnostics: Vec::new(),
         root: None,
+        flavor,
+        origin,
     };
     let mut documents = 0;
     for item in Parser::new_from_str(text).keep_tags(true) {
@@ -265,10 +300,19 @@ pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
         };
         if let Event::DocumentStart(_) = event {
             documents += 1;
+            let header = loader
+                .root
+                .as_ref()
+                .is_some_and(|r| r.get("spec").is_some());
+            if documents == 2 && flavor == Flavor::GitLab && header {
+                // GitLab's `spec:` header (CI/CD inputs); the configuration follows.
+                loader.root = None;
+                continue;
+            }
             if documents > 1 {
                 let d = Diagnostic::error(
                     file,
-                    pos_of(&span),
+                    pos_of(&span, loader.origin),
                     "a pipeline file must contain a single YAML document",
                 );
                 loader.diagnostics.push(d);
@@ -289,7 +333,7 @@ pub fn parse_str(file: &str, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
 
 impl Loader<'_> {
     fn on_event(&mut self, event: Event<'_>, span: &Span) -> Result<(), Diagnostic> {
-        let pos = pos_of(span);
+        let pos = pos_of(span, self.origin);
         let is_seq = matches!(event, Event::SequenceStart(..));
         match event {
             Event::Scalar(value, style, anchor, tag) => {
@@ -412,15 +456,24 @@ impl Loader<'_> {
                             Some(text) if !is_merge_key(&k) => !seen.insert(text.to_string()),
                             _ => false,
                         };
-                        if duplicate {
-                            let d = Diagnostic::error(
-                                self.file,
-                                k.pos,
-                                format!("duplicate key `{}`", k.scalar().unwrap_or_default()),
-                            );
-                            self.diagnostics.push(d);
-                        } else {
-                            entries.push((k, node));
+                        let name = k.scalar().unwrap_or_default().to_string();
+                        match (duplicate, self.flavor) {
+                            (false, _) => entries.push((k, node)),
+                            (true, Flavor::GitHub) => {
+                                let msg = format!("duplicate key `{name}`");
+                                self.diagnostics
+                                    .push(Diagnostic::error(self.file, k.pos, msg));
+                            }
+                            (true, Flavor::GitLab) => {
+                                let msg = format!("duplicate key `{name}`: the last one wins");
+                                self.diagnostics
+                                    .push(Diagnostic::warning(self.file, k.pos, msg));
+                                if let Some(entry) =
+                                    entries.iter_mut().find(|(e, _)| e.scalar() == Some(&name))
+                                {
+                                    *entry = (k, node);
+                                }
+                            }
                         }
                     }
                 }

@@ -1,0 +1,531 @@
+//! Lowers a resolved GitLab configuration into a `Pipeline`: stages become `needs` edges,
+//! `before_script` + `script` one shell step and `after_script` an always-run step.
+
+use crate::diag::did_you_mean;
+use crate::spec::check::Checker;
+use crate::spec::model::*;
+use crate::spec::yaml::{Node, Value};
+use crate::trigger::{EventFilters, Triggers};
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+const GLOBAL_KEYS: &[&str] = &[
+    "stages",
+    "default",
+    "variables",
+    "workflow",
+    "include",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+    "types",
+];
+
+const JOB_KEYS: &[&str] = &[
+    "after_script",
+    "allow_failure",
+    "artifacts",
+    "before_script",
+    "cache",
+    "coverage",
+    "dast_configuration",
+    "dependencies",
+    "environment",
+    "extends",
+    "hooks",
+    "identity",
+    "id_tokens",
+    "image",
+    "inherit",
+    "interruptible",
+    "manual_confirmation",
+    "needs",
+    "pages",
+    "parallel",
+    "publish",
+    "release",
+    "resource_group",
+    "retry",
+    "rules",
+    "run",
+    "script",
+    "secrets",
+    "services",
+    "stage",
+    "start_in",
+    "tags",
+    "timeout",
+    "trigger",
+    "variables",
+    "when",
+    "only",
+    "except",
+];
+
+const DEFAULT_KEYS: &[&str] = &[
+    "after_script",
+    "artifacts",
+    "before_script",
+    "cache",
+    "hooks",
+    "id_tokens",
+    "image",
+    "interruptible",
+    "retry",
+    "services",
+    "tags",
+    "timeout",
+];
+
+const WHEN: &[&str] = &[
+    "on_success",
+    "on_failure",
+    "always",
+    "manual",
+    "delayed",
+    "never",
+];
+
+/// Lowers the merged tree (see `merge::resolve`). `incomplete`: some includes could not be
+/// resolved offline, so what they would define (scripts, needed jobs) is reported as a
+/// warning instead of an error.
+pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipeline {
+    let mut on = Triggers::default();
+    // Until `workflow:rules` are evaluated, every event creates a pipeline.
+    for event in ["push", "pull_request", "workflow_dispatch"] {
+        on.events.insert(event.into(), EventFilters::default());
+    }
+    let mut p = Pipeline {
+        file: c.file.to_string(),
+        name: name.to_string(),
+        dialect: Dialect::GitLab,
+        run_name: None,
+        on,
+        inputs: IndexMap::new(),
+        env: IndexMap::new(),
+        defaults: RunDefaults::default(),
+        permissions: None,
+        concurrency: None,
+        jobs: IndexMap::new(),
+    };
+    let Some(entries) = root.as_map() else {
+        if !root.is_null() {
+            c.error(
+                root.pos,
+                format!("a GitLab CI file must be a mapping, found {}", root.kind()),
+            );
+        }
+        return p;
+    };
+    let mut stages: Vec<String> = vec!["build".into(), "test".into(), "deploy".into()];
+    if let Some(s) = root.get("stages") {
+        stages = c
+            .string_list(s, "stages")
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+    }
+    stages.insert(0, ".pre".into());
+    stages.push(".post".into());
+    let default = root.get("default");
+    if let Some(d) = default {
+        c.map(d, "default", DEFAULT_KEYS);
+    }
+    if let Some(v) = root.get("variables") {
+        p.env = variables(c, v);
+    }
+    for key in ["rules", "only", "except"] {
+        let present = entries.iter().any(|(_, job)| job.get(key).is_some())
+            || root.get("workflow").is_some_and(|w| w.get(key).is_some());
+        if present {
+            c.warning(
+                root.pos,
+                format!("`{key}` is not evaluated yet: every job is planned for every event"),
+            );
+        }
+    }
+    // Jobs, with the stage each runs in.
+    let mut by_stage: Vec<(String, usize)> = Vec::new();
+    for (k, v) in entries {
+        let id = k.scalar().unwrap_or_default();
+        if GLOBAL_KEYS.contains(&id) || id.starts_with('.') {
+            continue;
+        }
+        if v.as_map().is_none() {
+            let help = did_you_mean(id, GLOBAL_KEYS.iter().copied())
+                .map(|s| format!("did you mean the global keyword `{s}`?"));
+            let d = c.error(
+                k.pos,
+                format!("job `{id}` must be a mapping, found {}", v.kind()),
+            );
+            d.help = help;
+            continue;
+        }
+        let stage = v
+            .get("stage")
+            .and_then(Node::scalar)
+            .unwrap_or("test")
+            .to_string();
+        let stage_index = stages.iter().position(|s| *s == stage);
+        if stage_index.is_none() {
+            let pos = v.get("stage").map_or(k.pos, |s| s.pos);
+            let help = did_you_mean(&stage, stages.iter().map(String::as_str)).map_or_else(
+                || format!("stages: {}", stages.join(", ")),
+                |s| format!("did you mean `{s}`?"),
+            );
+            let msg = format!("job `{id}`: stage `{stage}` is not defined in `stages`");
+            let d = if incomplete {
+                c.warning(pos, format!("{msg}; the job is left out (its definition may be completed by an include that cannot be resolved offline)"))
+            } else {
+                c.error(pos, msg)
+            };
+            d.help = Some(help);
+        }
+        // Lowered even with an unknown stage, so every problem in the job is reported.
+        let job = lower_job(c, id, k, v, default, incomplete);
+        if let (Some(job), Some(stage_index)) = (job, stage_index) {
+            by_stage.push((id.to_string(), stage_index));
+            p.jobs.insert(id.to_string(), Arc::new(job));
+        }
+    }
+    // Jobs without `needs` wait for every job of the earlier stages.
+    for (id, stage) in &by_stage {
+        let job = Arc::make_mut(p.jobs.get_mut(id).expect("just inserted"));
+        if job.needs.is_empty() && !has_needs_key(root, id) {
+            job.needs = by_stage
+                .iter()
+                .filter(|(_, s)| s < stage)
+                .map(|(n, _)| n.clone())
+                .collect();
+        }
+    }
+    // Until `parallel` is expanded, a need on one instance (`job: [a, b]`, `job 1/3`) waits
+    // for the whole job.
+    let names: Vec<String> = p.jobs.keys().cloned().collect();
+    for job in p.jobs.values_mut() {
+        let job = Arc::make_mut(job);
+        for need in &mut job.needs {
+            if !names.contains(need)
+                && let Some(base) = instance_base(need)
+                && names.iter().any(|n| n == base)
+            {
+                *need = base.to_string();
+            }
+        }
+    }
+    for (id, _) in &by_stage {
+        let job = &p.jobs[id];
+        for need in &job.needs {
+            if !p.jobs.contains_key(need) {
+                let names: Vec<&str> = p.jobs.keys().map(String::as_str).collect();
+                let help = did_you_mean(need, names.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"));
+                let msg = format!("job `{id}` needs `{need}`, which does not exist");
+                let d = if incomplete {
+                    c.warning(
+                        job.pos,
+                        format!(
+                            "{msg} (it may come from an include that cannot be resolved offline)"
+                        ),
+                    )
+                } else {
+                    c.error(job.pos, msg)
+                };
+                d.help = help;
+            }
+        }
+    }
+    if let Some(cycle) = crate::plan::find_cycle(&p.need_edges()) {
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&i| p.jobs.get_index(i).map_or("", |(k, _)| k.as_str()))
+            .collect();
+        let pos = p.jobs[cycle[0]].pos;
+        c.error(
+            pos,
+            format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
+        );
+    }
+    if p.jobs.is_empty() && !by_stage.is_empty() {
+        c.error(
+            root.pos,
+            "no jobs: a pipeline needs at least one visible job",
+        );
+    }
+    p
+}
+
+fn has_needs_key(root: &Node, id: &str) -> bool {
+    root.get(id).and_then(|j| j.get("needs")).is_some()
+}
+
+/// `variables:` — plain values or `{value, description, options, expand}`.
+fn variables(c: &mut Checker, node: &Node) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    for (name, _, v) in c.map(node, "variables", &[]) {
+        let value = match &v.value {
+            Value::Map(_) => {
+                let entries = c.map(
+                    v,
+                    &format!("variable `{name}`"),
+                    &["value", "description", "options", "expand"],
+                );
+                entries
+                    .iter()
+                    .find(|(k, ..)| *k == "value")
+                    .and_then(|(_, _, val)| val.scalar().map(String::from))
+                    .unwrap_or_default()
+            }
+            Value::Scalar(s) => s.clone(),
+            Value::Seq(_) => {
+                c.type_error(
+                    v,
+                    &format!("variables.{name}"),
+                    "a string or a mapping with `value`",
+                );
+                continue;
+            }
+        };
+        out.insert(name.to_string(), value);
+    }
+    out
+}
+
+/// A script: a string or a (nested) list of strings, as GitLab flattens them.
+fn script(c: &mut Checker, node: &Node, what: &str) -> Vec<String> {
+    match &node.value {
+        Value::Scalar(s) if !node.is_null() => vec![s.clone()],
+        Value::Scalar(_) => Vec::new(),
+        Value::Seq(items) => items.iter().flat_map(|i| script(c, i, what)).collect(),
+        Value::Map(_) => {
+            c.type_error(node, what, "a string or a list of strings");
+            Vec::new()
+        }
+    }
+}
+
+fn lower_job(
+    c: &mut Checker,
+    id: &str,
+    key: &Node,
+    node: &Node,
+    default: Option<&Node>,
+    incomplete: bool,
+) -> Option<Job> {
+    let fields = c.map(node, &format!("job `{id}`"), JOB_KEYS);
+    let get = |k: &str| node.get(k).or_else(|| default.and_then(|d| d.get(k)));
+    let mut job = Job {
+        id: id.to_string(),
+        pos: key.pos,
+        name: None,
+        runs_on: None,
+        needs: Vec::new(),
+        condition: None,
+        strategy: Strategy::default(),
+        env: IndexMap::new(),
+        outputs: IndexMap::new(),
+        timeout_minutes: None,
+        continue_on_error: None,
+        concurrency: None,
+        environment: None,
+        container: None,
+        services: IndexMap::new(),
+        defaults: RunDefaults::default(),
+        permissions: None,
+        steps: Vec::new(),
+        call: None,
+    };
+    for (k, _, v) in &fields {
+        match *k {
+            "variables" => job.env = variables(c, v),
+            "needs" => job.needs = needs(c, v),
+            "when" => {
+                let when = v.scalar().unwrap_or_default();
+                if !WHEN.contains(&when) {
+                    let help = format!("valid values: {}", WHEN.join(", "));
+                    c.error(v.pos, format!("unknown `when: {when}`")).help = Some(help);
+                }
+                job.condition = match when {
+                    "on_failure" => Some("failure()".into()),
+                    "always" => Some("always()".into()),
+                    // Manual, delayed and never jobs do not start on their own.
+                    "manual" | "delayed" | "never" => Some("false".into()),
+                    _ => None,
+                };
+            }
+            "allow_failure" => match (v.as_bool(), v.as_map()) {
+                (Some(b), _) => job.continue_on_error = Some(Json::Bool(b)),
+                (None, Some(_)) => job.continue_on_error = Some(Json::Bool(true)),
+                _ => c.type_error(v, "allow_failure", "a boolean or `exit_codes:`"),
+            },
+            "parallel" => {
+                c.warning(
+                    v.pos,
+                    format!("job `{id}`: `parallel` is not expanded yet; it is planned as one job"),
+                );
+            }
+            "trigger" => {
+                c.warning(
+                    v.pos,
+                    format!(
+                        "job `{id}` triggers a downstream pipeline, which does not run locally"
+                    ),
+                );
+                job.condition = Some("false".into());
+            }
+            _ => {}
+        }
+    }
+    if let Some(t) = get("timeout") {
+        job.timeout_minutes = t.scalar().and_then(parse_duration_minutes).map(Json::from);
+    }
+    if let Some(tags) = get("tags") {
+        job.runs_on = Some(tags.to_json());
+    }
+    if let Some(image) = get("image") {
+        job.container = Some(image.to_json());
+    }
+    let before = get("before_script")
+        .map(|n| script(c, n, "before_script"))
+        .unwrap_or_default();
+    let main = node
+        .get("script")
+        .map(|n| script(c, n, "script"))
+        .unwrap_or_default();
+    let after = get("after_script")
+        .map(|n| script(c, n, "after_script"))
+        .unwrap_or_default();
+    if main.is_empty() && node.get("trigger").is_none() {
+        if !incomplete {
+            c.error(key.pos, format!("job `{id}` has no `script`")).help =
+                Some("every job needs `script` (or `trigger`)".into());
+            return None;
+        }
+        c.warning(key.pos, format!("job `{id}` has no `script` here (it may come from an include that cannot be resolved offline)"));
+        // Planned, but fails clearly if someone runs it.
+        job.steps.push(Step {
+            pos: key.pos,
+            name: Some("script".into()),
+            run: Some(format!("echo 'job `{id}`: its script comes from an include that cannot be resolved offline' >&2; exit 1")),
+            shell: Some("bash".into()),
+            ..Step::default()
+        });
+        return Some(job);
+    }
+    // before_script and script share one shell session, as on a GitLab runner.
+    let body: Vec<String> = before.into_iter().chain(main).collect();
+    job.steps.push(Step {
+        pos: node.get("script").map_or(key.pos, |s| s.pos),
+        name: Some("script".into()),
+        run: Some(body.join("\n")),
+        shell: Some("bash".into()),
+        ..Step::default()
+    });
+    if !after.is_empty() {
+        job.steps.push(Step {
+            pos: get("after_script").map_or(key.pos, |s| s.pos),
+            name: Some("after_script".into()),
+            run: Some(after.join("\n")),
+            shell: Some("bash".into()),
+            condition: Some("always()".into()),
+            continue_on_error: Some(Json::Bool(true)),
+            ..Step::default()
+        });
+    }
+    Some(job)
+}
+
+/// `needs:` entries: names or `{job, optional, artifacts, …}`.
+fn needs(c: &mut Checker, node: &Node) -> Vec<String> {
+    let Some(items) = node.as_seq() else {
+        c.type_error(node, "needs", "a list");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in items {
+        match &i.value {
+            Value::Scalar(_) if i.is_null() => {}
+            Value::Scalar(s) => out.push(s.clone()),
+            Value::Map(_) => {
+                c.map(
+                    i,
+                    "a needs entry",
+                    &[
+                        "job",
+                        "optional",
+                        "artifacts",
+                        "parallel",
+                        "pipeline",
+                        "project",
+                        "ref",
+                    ],
+                );
+                // Jobs of other projects or pipelines are not part of this DAG.
+                if i.get("project").is_none() && i.get("pipeline").is_none() {
+                    out.extend(i.get("job").and_then(Node::scalar).map(String::from));
+                }
+            }
+            // Nested lists (from YAML aliases) are flattened, as GitLab does.
+            Value::Seq(_) => out.extend(needs(c, i)),
+        }
+    }
+    out
+}
+
+/// GitLab durations (`1h 30m`, `90 minutes`, `2h`) in minutes.
+fn parse_duration_minutes(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut number = String::new();
+    let mut seen = false;
+    let lower = text.to_ascii_lowercase();
+    let mut chars = lower.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch.is_ascii_digit() || ch == '.' {
+            number.push(ch);
+            continue;
+        }
+        if ch.is_whitespace() {
+            continue;
+        }
+        let mut unit = String::from(ch);
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        seen = true;
+        total += match unit.as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" => value / 60.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => value,
+            "h" | "hr" | "hrs" | "hour" | "hours" => value * 60.0,
+            "d" | "day" | "days" => value * 1440.0,
+            _ => return None,
+        };
+    }
+    if !number.is_empty() {
+        // A bare number is seconds.
+        total += number.parse::<f64>().ok()? / 60.0;
+        seen = true;
+    }
+    seen.then_some(total)
+}
+
+/// The job a parallel instance name belongs to: `build: [a, b]` and `test 2/3` → the job.
+fn instance_base(name: &str) -> Option<&str> {
+    if let Some((base, rest)) = name.split_once(": [")
+        && rest.ends_with(']')
+    {
+        return Some(base);
+    }
+    let (base, counter) = name.rsplit_once(' ')?;
+    let (i, n) = counter.split_once('/')?;
+    (i.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then_some(base)
+}

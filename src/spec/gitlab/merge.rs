@@ -1,0 +1,476 @@
+//! Building one configuration tree: local includes merged in GitLab's order (included files
+//! first, the including file last, hashes deep-merged), then `!reference` tags and `extends`
+//! resolved. Errors stay located in the file and line they come from.
+
+use crate::diag::{Diagnostic, Pos, did_you_mean};
+use crate::spec::yaml::{Node, Style, Value};
+use std::collections::HashMap;
+
+/// Reads an included file: `(display path, bytes)` for a path relative to the project root,
+/// or every file matching a glob. `None` when nothing matches.
+pub type IncludeSource<'a> = dyn FnMut(&str) -> Option<Vec<(String, Vec<u8>)>> + 'a;
+
+/// The merged configuration, plus what could not be resolved offline.
+pub struct Resolved {
+    pub root: Node,
+    /// Every file that contributed, indexed by [`Pos::origin`] (0 is the main file).
+    pub files: Vec<String>,
+    /// Includes that name a remote, project, template or component (not resolvable offline).
+    pub unresolved: Vec<String>,
+}
+
+const MAX_INCLUDE_DEPTH: usize = 150;
+const MAX_EXTENDS_DEPTH: usize = 11;
+
+/// Deep merge: mappings merge key by key (`over` wins); anything else is replaced.
+pub fn deep_merge(base: &Node, over: &Node) -> Node {
+    match (&base.value, &over.value) {
+        (Value::Map(b), Value::Map(o)) if over.tag.is_none() => {
+            let mut entries = b.clone();
+            for (k, v) in o {
+                match entries.iter_mut().find(|(bk, _)| bk.scalar() == k.scalar()) {
+                    Some((_, existing)) => *existing = deep_merge(existing, v),
+                    None => entries.push((k.clone(), v.clone())),
+                }
+            }
+            Node {
+                value: Value::Map(entries),
+                ..over.clone()
+            }
+        }
+        _ => over.clone(),
+    }
+}
+
+fn empty_map(pos: Pos) -> Node {
+    Node {
+        value: Value::Map(Vec::new()),
+        pos,
+        tag: None,
+        style: Style::Collection,
+    }
+}
+
+/// Resolves includes, `!reference` and `extends` of a parsed root document.
+pub fn resolve(
+    file: &str,
+    root: Node,
+    source: &mut IncludeSource,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Resolved {
+    let mut unresolved = Vec::new();
+    let mut stack = vec![file.to_string()];
+    let mut files = vec![file.to_string()];
+    let merged = with_includes(
+        file,
+        root,
+        source,
+        diagnostics,
+        &mut unresolved,
+        &mut stack,
+        &mut files,
+    );
+    let incomplete = !unresolved.is_empty();
+    let mut refs = References {
+        root: &merged,
+        files: &files,
+        incomplete,
+    };
+    let referenced = refs.resolve(&merged, diagnostics, 0);
+    let root = resolve_extends(&files, referenced, diagnostics, incomplete);
+    Resolved {
+        root,
+        files,
+        unresolved,
+    }
+}
+
+fn with_includes(
+    file: &str,
+    root: Node,
+    source: &mut IncludeSource,
+    diagnostics: &mut Vec<Diagnostic>,
+    unresolved: &mut Vec<String>,
+    stack: &mut Vec<String>,
+    files: &mut Vec<String>,
+) -> Node {
+    let Value::Map(entries) = &root.value else {
+        return root;
+    };
+    let Some(include) = root.get("include").cloned() else {
+        return root;
+    };
+    let mut merged = empty_map(root.pos);
+    let items: Vec<Node> = match &include.value {
+        Value::Seq(items) => items.clone(),
+        _ => vec![include.clone()],
+    };
+    for item in items {
+        let (kind, target) = match (&item.value, item.scalar()) {
+            (Value::Scalar(_), Some(s))
+                if s.starts_with("http://") || s.starts_with("https://") =>
+            {
+                ("remote", s.to_string())
+            }
+            (Value::Scalar(_), Some(s)) => ("local", s.to_string()),
+            (Value::Map(_), _) => {
+                let found = ["local", "remote", "project", "template", "component"]
+                    .into_iter()
+                    .find_map(|k| {
+                        item.get(k)
+                            .and_then(Node::scalar)
+                            .map(|v| (k, v.to_string()))
+                    });
+                match found {
+                    Some(f) => f,
+                    None => {
+                        let d = Diagnostic::error(
+                            file,
+                            item.pos,
+                            "include needs one of `local`, `remote`, `project`, `template` or `component`",
+                        );
+                        diagnostics.push(d);
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                diagnostics.push(Diagnostic::error(
+                    file,
+                    item.pos,
+                    "include must be a path or a mapping",
+                ));
+                continue;
+            }
+        };
+        if kind != "local" {
+            let what = format!("{kind}: {target}");
+            let d = Diagnostic::warning(file, item.pos, format!("include `{what}` cannot be resolved offline; its jobs and templates are missing from this plan"))
+                .with_help("resolve `project:` includes from a local checkout with --include-dir (not supported yet), or vendor the file and use `local:`");
+            diagnostics.push(d);
+            unresolved.push(what);
+            continue;
+        }
+        if item.get("rules").is_some() {
+            let d = Diagnostic::warning(
+                file,
+                item.pos,
+                format!(
+                    "`rules` on the include of `{target}` are not evaluated yet; it is always included"
+                ),
+            );
+            diagnostics.push(d);
+        }
+        let path = target.trim_start_matches('/');
+        let Some(found) = source(path) else {
+            diagnostics.push(Diagnostic::error(
+                file,
+                item.pos,
+                format!("local include `{target}` does not exist"),
+            ));
+            continue;
+        };
+        for (display, bytes) in found {
+            if stack.contains(&display) || stack.len() > MAX_INCLUDE_DEPTH {
+                let d = Diagnostic::error(
+                    file,
+                    item.pos,
+                    format!(
+                        "include cycle: `{display}` includes itself (via {})",
+                        stack.join(" -> ")
+                    ),
+                );
+                diagnostics.push(d);
+                continue;
+            }
+            let origin = files.len().min(u16::MAX as usize) as u16;
+            files.push(display.clone());
+            let (parsed, mut diags) = crate::spec::yaml::parse_origin(
+                &display,
+                &bytes,
+                crate::spec::yaml::Flavor::GitLab,
+                origin,
+            );
+            diagnostics.append(&mut diags);
+            let Some(parsed) = parsed else { continue };
+            if parsed.as_map().is_none() && !parsed.is_null() {
+                diagnostics.push(Diagnostic::error(
+                    &display,
+                    parsed.pos,
+                    "an included file must be a mapping",
+                ));
+                continue;
+            }
+            stack.push(display.clone());
+            let included = with_includes(
+                &display,
+                parsed,
+                source,
+                diagnostics,
+                unresolved,
+                stack,
+                files,
+            );
+            stack.pop();
+            merged = deep_merge(&merged, &included);
+        }
+    }
+    let own = Node {
+        value: Value::Map(
+            entries
+                .iter()
+                .filter(|(k, _)| k.scalar() != Some("include"))
+                .cloned()
+                .collect(),
+        ),
+        ..root.clone()
+    };
+    deep_merge(&merged, &own)
+}
+
+/// `!reference [job, key, ...]` resolution against the merged tree.
+struct References<'a> {
+    root: &'a Node,
+    files: &'a [String],
+    incomplete: bool,
+}
+
+/// The file a position belongs to.
+fn file_of(files: &[String], pos: Pos) -> &str {
+    files
+        .get(pos.origin as usize)
+        .or(files.first())
+        .map_or("", String::as_str)
+}
+
+impl References<'_> {
+    /// Replaces `!reference` tags with the referenced value; inside a list, a referenced
+    /// list is spliced in (one level), as GitLab does.
+    fn resolve(&mut self, node: &Node, diagnostics: &mut Vec<Diagnostic>, depth: usize) -> Node {
+        if node.tag.as_deref() == Some("!reference") {
+            return match self.lookup(node, diagnostics) {
+                Some(target) if depth < 10 => self.resolve(&target, diagnostics, depth + 1),
+                Some(_) => {
+                    diagnostics.push(Diagnostic::error(
+                        file_of(self.files, node.pos),
+                        node.pos,
+                        "`!reference` nested more than 10 levels deep",
+                    ));
+                    Node::null(node.pos)
+                }
+                None => Node::null(node.pos),
+            };
+        }
+        match &node.value {
+            Value::Scalar(_) => node.clone(),
+            Value::Map(entries) => Node {
+                value: Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| (k.clone(), self.resolve(v, diagnostics, depth)))
+                        .collect(),
+                ),
+                ..node.clone()
+            },
+            Value::Seq(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    let resolved = self.resolve(item, diagnostics, depth);
+                    match (&resolved.value, item.tag.as_deref()) {
+                        (Value::Seq(inner), Some("!reference")) => {
+                            out.extend(inner.iter().cloned())
+                        }
+                        _ if item.tag.as_deref() == Some("!reference") && resolved.is_null() => {}
+                        _ => out.push(resolved),
+                    }
+                }
+                Node {
+                    value: Value::Seq(out),
+                    ..node.clone()
+                }
+            }
+        }
+    }
+
+    fn lookup(&self, node: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<Node> {
+        let path: Vec<&str> = node
+            .as_seq()
+            .map(|items| items.iter().filter_map(Node::scalar).collect())
+            .unwrap_or_default();
+        if path.is_empty() {
+            diagnostics.push(Diagnostic::error(
+                file_of(self.files, node.pos),
+                node.pos,
+                "`!reference` needs a list: `!reference [job, key]`",
+            ));
+            return None;
+        }
+        let mut current = self.root;
+        for (i, segment) in path.iter().enumerate() {
+            match current.get(segment) {
+                Some(next) => current = next,
+                None => {
+                    let keys: Vec<&str> = current
+                        .as_map()
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|(k, _)| k.scalar())
+                        .collect();
+                    let help = did_you_mean(segment, keys.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
+                    let msg = format!(
+                        "`!reference [{}]`: `{segment}` not found",
+                        path[..=i].join(", ")
+                    );
+                    let file = file_of(self.files, node.pos);
+                    let mut d = if self.incomplete {
+                        Diagnostic::warning(
+                            file,
+                            node.pos,
+                            format!(
+                                "{msg} (it may come from an include that cannot be resolved offline)"
+                            ),
+                        )
+                    } else {
+                        Diagnostic::error(file, node.pos, msg)
+                    };
+                    d.help = help;
+                    diagnostics.push(d);
+                    return None;
+                }
+            }
+        }
+        Some(current.clone())
+    }
+}
+
+/// Expands `extends` (a name or a list; multi-level; later parents override earlier ones;
+/// the job itself overrides all), with cycle detection. Each entry is expanded once.
+fn resolve_extends(
+    files: &[String],
+    root: Node,
+    diagnostics: &mut Vec<Diagnostic>,
+    incomplete: bool,
+) -> Node {
+    let Value::Map(entries) = &root.value else {
+        return root;
+    };
+    let mut ext = Extends {
+        root: &root,
+        files,
+        incomplete,
+        done: HashMap::new(),
+        chain: Vec::new(),
+    };
+    let out: Vec<(Node, Node)> = entries
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                ext.expand(k.scalar().unwrap_or_default(), v, diagnostics),
+            )
+        })
+        .collect();
+    Node {
+        value: Value::Map(out),
+        ..root.clone()
+    }
+}
+
+struct Extends<'a> {
+    root: &'a Node,
+    files: &'a [String],
+    incomplete: bool,
+    done: HashMap<String, Node>,
+    chain: Vec<String>,
+}
+
+impl Extends<'_> {
+    fn expand(&mut self, name: &str, job: &Node, diagnostics: &mut Vec<Diagnostic>) -> Node {
+        if let Some(done) = self.done.get(name) {
+            return done.clone();
+        }
+        let Some(extends) = job.get("extends") else {
+            return job.clone();
+        };
+        if self.chain.iter().any(|c| c == name) || self.chain.len() >= MAX_EXTENDS_DEPTH {
+            let msg = if self.chain.len() >= MAX_EXTENDS_DEPTH {
+                format!("`extends` nests deeper than {MAX_EXTENDS_DEPTH} levels at `{name}`")
+            } else {
+                format!("`extends` cycle: {} -> {name}", self.chain.join(" -> "))
+            };
+            diagnostics.push(Diagnostic::error(
+                file_of(self.files, extends.pos),
+                extends.pos,
+                msg,
+            ));
+            return job.clone();
+        }
+        let parents: Vec<(String, Pos)> = match &extends.value {
+            Value::Seq(items) => items
+                .iter()
+                .filter_map(|i| i.scalar().map(|s| (s.to_string(), i.pos)))
+                .collect(),
+            Value::Scalar(s) => vec![(s.clone(), extends.pos)],
+            Value::Map(_) => {
+                diagnostics.push(Diagnostic::error(
+                    file_of(self.files, extends.pos),
+                    extends.pos,
+                    "`extends` must be a job name or a list of names",
+                ));
+                return job.clone();
+            }
+        };
+        self.chain.push(name.to_string());
+        let mut base = empty_map(job.pos);
+        for (parent, pos) in parents {
+            match self.root.get(&parent) {
+                Some(p) => {
+                    let expanded = self.expand(&parent, p, diagnostics);
+                    base = deep_merge(&base, &expanded);
+                }
+                None => {
+                    let names: Vec<&str> = self
+                        .root
+                        .as_map()
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|(k, _)| k.scalar())
+                        .collect();
+                    let help = did_you_mean(&parent, names.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
+                    let msg = format!("`{name}` extends `{parent}`, which does not exist");
+                    let file = file_of(self.files, pos);
+                    let mut d = if self.incomplete {
+                        Diagnostic::warning(
+                            file,
+                            pos,
+                            format!(
+                                "{msg} (it may come from an include that cannot be resolved offline)"
+                            ),
+                        )
+                    } else {
+                        Diagnostic::error(file, pos, msg)
+                    };
+                    d.help = help;
+                    diagnostics.push(d);
+                }
+            }
+        }
+        self.chain.pop();
+        let own = Node {
+            value: Value::Map(
+                job.as_map()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|(k, _)| k.scalar() != Some("extends"))
+                    .cloned()
+                    .collect(),
+            ),
+            ..job.clone()
+        };
+        let expanded = deep_merge(&base, &own);
+        self.done.insert(name.to_string(), expanded.clone());
+        expanded
+    }
+}

@@ -1,0 +1,8 @@
+//! The GitLab CI front end: `.gitlab-ci.yml` (with local includes, `extends`, `!reference`
+//! and hidden jobs) lowered into the same `Pipeline` the GitHub syntax produces.
+
+mod lower;
+mod merge;
+
+pub use lower::lower;
+pub use merge::{IncludeSource, Resolved, resolve};
