@@ -73,10 +73,14 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
                 .collect(),
         );
         let inputs = merge_input_defaults(pipeline, inputs);
-        let environment = engine::environment::build(
+        let mut environment = engine::environment::build(
             &event, &repo, &workspace, &run_dir, &run_id, inputs, &secrets,
         )
         .map_err(|e| format!("preparing the run: {e}"))?;
+        if pipeline.dialect == crate::spec::Dialect::GitLab {
+            let vars = engine::environment::gitlab_variables(&event, &repo, &workspace);
+            environment.base_env.extend(vars);
+        }
         let opts = RunOptions {
             run_id: run_id.clone(),
             workspace,

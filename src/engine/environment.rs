@@ -171,6 +171,80 @@ pub fn build(
     })
 }
 
+/// GitLab's predefined variables for the event (a subset a local run can know), added to the
+/// environment of GitLab pipelines.
+pub fn gitlab_variables(
+    event: &Event,
+    repo: &RepoInfo,
+    workspace: &Path,
+) -> IndexMap<String, String> {
+    let mut v = IndexMap::new();
+    let mut set = |k: &str, val: &str| {
+        v.insert(k.to_string(), val.to_string());
+    };
+    set("CI", "true");
+    set("GITLAB_CI", "true");
+    let source = match event.kind {
+        EventKind::Push => "push",
+        EventKind::PullRequest => "merge_request_event",
+        EventKind::Schedule => "schedule",
+        EventKind::Manual => "web",
+    };
+    set("CI_PIPELINE_SOURCE", source);
+    set("CI_COMMIT_SHA", &repo.sha);
+    set("CI_COMMIT_SHORT_SHA", &repo.sha[..repo.sha.len().min(8)]);
+    set("CI_COMMIT_REF_NAME", event.ref_name());
+    set("CI_COMMIT_REF_SLUG", &slug(event.ref_name()));
+    match (event.kind, event.tag(), event.branch()) {
+        (EventKind::PullRequest, _, _) => {
+            set(
+                "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+                event.head.as_deref().unwrap_or(""),
+            );
+            set(
+                "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+                event.base.as_deref().unwrap_or("main"),
+            );
+            set("CI_MERGE_REQUEST_IID", "1");
+            set("CI_COMMIT_REF_NAME", event.head.as_deref().unwrap_or(""));
+        }
+        (_, Some(tag), _) => set("CI_COMMIT_TAG", tag),
+        (_, _, Some(branch)) => set("CI_COMMIT_BRANCH", branch),
+        _ => {}
+    }
+    set("CI_DEFAULT_BRANCH", "main");
+    set("CI_PROJECT_DIR", &workspace.display().to_string());
+    set(
+        "CI_BUILDS_DIR",
+        &workspace
+            .parent()
+            .unwrap_or(workspace)
+            .display()
+            .to_string(),
+    );
+    set("CI_PROJECT_PATH", &repo.repository);
+    let (namespace, name) = repo
+        .repository
+        .rsplit_once('/')
+        .unwrap_or(("local", &repo.repository));
+    set("CI_PROJECT_NAMESPACE", namespace);
+    set("CI_PROJECT_NAME", name);
+    set("CI_SERVER", "yes");
+    set("GITLAB_USER_NAME", &repo.actor);
+    v
+}
+
+/// GitLab's `*_SLUG`: lower case, non-alphanumerics as `-`, at most 63 bytes, no edge dashes.
+fn slug(text: &str) -> String {
+    let s: String = text
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    s.trim_matches('-').to_string()
+}
+
 fn arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "X64",

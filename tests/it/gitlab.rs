@@ -104,7 +104,7 @@ lint:
   script: echo lint
 test:
   stage: test
-  script: echo test
+  script: echo "test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI"
   after_script: [echo cleanup]
 deploy:
   stage: deploy
@@ -171,7 +171,7 @@ early:
         log("build"),
         ["base-before", "setup-one", "setup-two", "base middle job g"]
     );
-    assert_eq!(log("test"), ["test", "cleanup"]);
+    assert_eq!(log("test"), ["test test test push true", "cleanup"]);
     let result = |job: &str| {
         events
             .iter()

@@ -338,9 +338,13 @@ fn lower_job(
         steps: Vec::new(),
         call: None,
     };
+    // Predefined per-job variables; the job's own `variables` may override them.
+    job.env.insert("CI_JOB_NAME".into(), id.to_string());
+    let stage = node.get("stage").and_then(Node::scalar).unwrap_or("test");
+    job.env.insert("CI_JOB_STAGE".into(), stage.to_string());
     for (k, _, v) in &fields {
         match *k {
-            "variables" => job.env = variables(c, v),
+            "variables" => job.env.extend(variables(c, v)),
             "needs" => job.needs = needs(c, v),
             "when" => {
                 let when = v.scalar().unwrap_or_default();
