@@ -3,6 +3,7 @@
 
 mod context;
 mod dag;
+mod gitlab;
 pub mod interpolate;
 pub mod matrix;
 
@@ -68,8 +69,21 @@ pub struct SkippedJob {
 
 /// Plans one pipeline. Without an event, every job is listed and nothing is decided.
 pub fn plan_pipeline(p: &Pipeline, event: Option<&Event>) -> (PipelinePlan, Vec<Diagnostic>) {
+    if let (Dialect::GitLab, Some(e)) = (p.dialect, event) {
+        let (selected, decision, skipped) = gitlab::for_event(p, e);
+        let (mut plan, diagnostics) = plan_with(&selected, event, Some(decision));
+        plan.skipped.splice(0..0, skipped);
+        return (plan, diagnostics);
+    }
+    plan_with(p, event, event.map(|e| decide(&p.on, e)))
+}
+
+fn plan_with(
+    p: &Pipeline,
+    event: Option<&Event>,
+    decision: Option<crate::trigger::Decision>,
+) -> (PipelinePlan, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let decision = event.map(|e| decide(&p.on, e));
     tracing::debug!(file = %p.file, decision = ?decision, "planning");
     let mut out = PipelinePlan {
         file: p.file.clone(),

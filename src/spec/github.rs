@@ -132,6 +132,7 @@ pub fn lower(c: &mut Checker, root: &Node, default_name: &str) -> Pipeline {
         permissions: None,
         concurrency: None,
         jobs: IndexMap::new(),
+        workflow_rules: None,
     };
     if root.as_map().is_none() {
         c.error(
@@ -573,6 +574,7 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
         permissions: None,
         steps: Vec::new(),
         call: None,
+        gitlab: None,
     };
     let what = format!("job `{id}`");
     let mut with = IndexMap::new();

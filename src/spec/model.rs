@@ -28,6 +28,8 @@ pub struct Pipeline {
     pub concurrency: Option<Json>,
     /// Shared with the plans made from this pipeline.
     pub jobs: IndexMap<String, Arc<Job>>,
+    /// GitLab `workflow:rules` (whether a pipeline is created at all).
+    pub workflow_rules: Option<Vec<crate::trigger::gitlab::Rule>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -70,6 +72,19 @@ pub struct Job {
     pub steps: Vec<Step>,
     /// `uses:` a reusable workflow, with `with:` and `secrets:`.
     pub call: Option<WorkflowCall>,
+    /// GitLab jobs: how the job is selected per pipeline (`rules`, `only`/`except`).
+    pub gitlab: Option<GitLabJob>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitLabJob {
+    pub selection: crate::trigger::gitlab::Selection,
+    /// The job's own `when` (`on_success` unless given).
+    pub when: String,
+    /// Index into the pipeline's stages (`.pre` is 0).
+    pub stage: usize,
+    /// `needs:` was given; otherwise the job waits for all jobs of earlier stages.
+    pub explicit_needs: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 pub mod cron;
 mod decide;
 mod event;
+pub mod gitlab;
 pub mod glob;
 
 pub use decide::{Decision, EventFilters, Schedule, Triggers, decide};

@@ -206,3 +206,202 @@ fn gitlab_errors_are_located_with_help() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[test]
+fn rules_expression_language() {
+    use indexmap::IndexMap;
+    use tesseract_ci::trigger::gitlab::Condition;
+    let vars: IndexMap<String, String> = [
+        ("A", "main"),
+        ("B", ""),
+        ("C", "Release-1.2"),
+        ("PAT", "/^rel/i"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let table = [
+        ("$A", true),
+        ("$B", false),
+        ("$UNDEFINED", false),
+        ("$A == \"main\"", true),
+        ("${A} == 'main'", true),
+        ("$A != \"main\"", false),
+        ("$UNDEFINED == null", true),
+        ("$B == null", false),
+        ("$B == \"\"", true),
+        ("$C =~ /^release-\\d+/i", true),
+        ("$C =~ /^release/", false),
+        ("$C !~ /^release/", true),
+        ("$UNDEFINED =~ /x/", false),
+        ("$UNDEFINED !~ /x/", true),
+        ("$C =~ $PAT", true),
+        ("$A =~ \"ai\"", true),
+        ("$A == \"dev\" || $C =~ /1\\.2$/", true),
+        ("($A == \"dev\" || $A == \"main\") && $B", false),
+        ("$A && $C && $UNDEFINED == null", true),
+    ];
+    for (src, expected) in table {
+        let c = Condition::parse(src).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+        assert_eq!(c.eval(&vars), expected, "{src}");
+    }
+    for (src, offset) in [
+        ("$A == \"x", 6),
+        ("$A =~ null", 6),
+        ("$A ==", 5),
+        ("$A && ", 6),
+        ("$A == /[/", 6),
+    ] {
+        let e = Condition::parse(src).expect_err(src);
+        assert_eq!(e.offset, offset, "{src}: {e:?}");
+    }
+}
+
+#[test]
+fn rules_only_except_and_workflow_per_event() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        r#"variables:
+  DEPLOY_BRANCH: main
+implicit:
+  script: echo
+mr-only:
+  script: echo
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+default-branch:
+  script: echo
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+    - if: $CI_COMMIT_BRANCH =~ /^release-/
+      when: manual
+never-first:
+  script: echo
+  rules:
+    - if: $CI_COMMIT_TAG
+      when: never
+    - when: always
+      allow_failure: true
+docs-changed:
+  script: echo
+  rules:
+    - changes: [docs/**]
+tags-only:
+  stage: deploy
+  script: echo
+  only: [tags]
+not-main:
+  script: echo
+  except: [main]
+release-branches:
+  script: echo
+  only:
+    refs: [/^release-.*$/]
+    variables: [$DEPLOY_BRANCH == "main"]
+"#,
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    assert!(!loaded.has_errors(), "{}", loaded.render_diagnostics());
+    let p = &loaded.pipelines[0];
+    let push = |r: &str, changed: &[&str]| {
+        let mut e = Event::new(EventKind::Push, r);
+        e.changed = Some(changed.iter().map(|s| s.to_string()).collect());
+        e
+    };
+    let mut mr = Event::new(EventKind::PullRequest, "refs/pull/1/merge");
+    mr.head = Some("feature".into());
+    mr.base = Some("main".into());
+    let cases: Vec<(Event, Vec<&str>)> = vec![
+        (
+            push("refs/heads/main", &["src/a.rs"]),
+            vec!["implicit", "default-branch", "never-first"],
+        ),
+        (
+            push("refs/heads/dev", &["docs/x.md"]),
+            vec!["implicit", "never-first", "docs-changed", "not-main"],
+        ),
+        (
+            push("refs/heads/release-2", &[]),
+            vec!["implicit", "never-first", "not-main", "release-branches"],
+        ),
+        (
+            push("refs/tags/v1.0", &[]),
+            vec!["implicit", "docs-changed", "not-main", "tags-only"],
+        ),
+        (mr, vec!["mr-only", "never-first", "docs-changed"]),
+    ];
+    for (event, expected) in cases {
+        let (plan, diags) = plan_pipeline(p, Some(&event));
+        assert!(diags.is_empty(), "{diags:?}");
+        let got: Vec<&str> = plan.jobs.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(got, expected, "{event:?}\nskipped: {:#?}", plan.skipped);
+    }
+    // Reasons say which rule decided.
+    let (plan, _) = plan_pipeline(p, Some(&push("refs/heads/release-2", &[])));
+    let reason = |key: &str| {
+        plan.skipped
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.reason.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        reason("default-branch"),
+        "rule 2 (`$CI_COMMIT_BRANCH =~ /^release-/`) matches; `when: manual` jobs do not start on their own"
+    );
+    assert_eq!(reason("mr-only"), "no rule matches");
+    assert_eq!(reason("tags-only"), "only: [tags] does not match");
+    let always = plan
+        .jobs
+        .iter()
+        .find(|j| j.key == "never-first")
+        .expect("job");
+    assert_eq!(always.spec.continue_on_error, Some(serde_json::json!(true)));
+    // Stage order is recomputed among the jobs that are added: tags-only (deploy) waits for
+    // the test-stage jobs of a tag pipeline only.
+    let (tag, _) = plan_pipeline(p, Some(&push("refs/tags/v1.0", &[])));
+    let deploy = tag
+        .jobs
+        .iter()
+        .find(|j| j.key == "tags-only")
+        .expect("deploy job");
+    assert_eq!(deploy.needs, ["implicit", "docs-changed", "not-main"]);
+}
+
+#[test]
+fn workflow_rules_decide_whether_a_pipeline_exists() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "workflow:\n  rules:\n    - if: $CI_COMMIT_TAG\n      when: never\n    - if: $CI_COMMIT_BRANCH\nbuild:\n  script: make\n  rules:\n    - when: on_success\n",
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    let p = &loaded.pipelines[0];
+    let decide = |e: Event| {
+        let (plan, _) = plan_pipeline(p, Some(&e));
+        (plan.triggered, plan.reason.unwrap_or_default())
+    };
+    assert_eq!(
+        decide(Event::new(EventKind::Push, "refs/heads/dev")),
+        (
+            Some(true),
+            "push pipeline for dev: workflow: rule 2 (`$CI_COMMIT_BRANCH`) matches".into()
+        )
+    );
+    assert_eq!(
+        decide(Event::new(EventKind::Push, "refs/tags/v1")),
+        (
+            Some(false),
+            "push pipeline for v1: workflow: rule 1 (`$CI_COMMIT_TAG`) matches with `when: never`"
+                .into()
+        )
+    );
+    let (t, r) = decide(Event::new(EventKind::PullRequest, "refs/pull/1/merge"));
+    assert_eq!(t, Some(false), "{r}");
+    assert!(r.contains("no rule matches"), "{r}");
+}

@@ -5,6 +5,8 @@ use crate::diag::did_you_mean;
 use crate::spec::check::Checker;
 use crate::spec::model::*;
 use crate::spec::yaml::{Node, Value};
+use crate::trigger::gitlab::{Condition, RefFilter, Rule, Selection, parse_regex_literal};
+use crate::trigger::glob::{Pattern, PatternList};
 use crate::trigger::{EventFilters, Triggers};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
@@ -110,6 +112,7 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
         permissions: None,
         concurrency: None,
         jobs: IndexMap::new(),
+        workflow_rules: None,
     };
     let Some(entries) = root.as_map() else {
         if !root.is_null() {
@@ -137,14 +140,11 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
     if let Some(v) = root.get("variables") {
         p.env = variables(c, v);
     }
-    for key in ["rules", "only", "except"] {
-        let present = entries.iter().any(|(_, job)| job.get(key).is_some())
-            || root.get("workflow").is_some_and(|w| w.get(key).is_some());
-        if present {
-            c.warning(
-                root.pos,
-                format!("`{key}` is not evaluated yet: every job is planned for every event"),
-            );
+    if let Some(w) = root.get("workflow") {
+        for (key, _, v) in c.map(w, "workflow", &["rules", "name", "auto_cancel"]) {
+            if key == "rules" {
+                p.workflow_rules = Some(rules(c, v));
+            }
         }
     }
     // Jobs, with the stage each runs in.
@@ -186,7 +186,17 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
         }
         // Lowered even with an unknown stage, so every problem in the job is reported.
         let job = lower_job(c, id, k, v, default, incomplete);
-        if let (Some(job), Some(stage_index)) = (job, stage_index) {
+        if let (Some(mut job), Some(stage_index)) = (job, stage_index) {
+            job.gitlab = Some(GitLabJob {
+                selection: selection(c, v),
+                when: v
+                    .get("when")
+                    .and_then(Node::scalar)
+                    .unwrap_or("on_success")
+                    .to_string(),
+                stage: stage_index,
+                explicit_needs: v.get("needs").is_some(),
+            });
             by_stage.push((id.to_string(), stage_index));
             p.jobs.insert(id.to_string(), Arc::new(job));
         }
@@ -337,6 +347,7 @@ fn lower_job(
         permissions: None,
         steps: Vec::new(),
         call: None,
+        gitlab: None,
     };
     // Predefined per-job variables; the job's own `variables` may override them.
     job.env.insert("CI_JOB_NAME".into(), id.to_string());
@@ -532,4 +543,140 @@ fn instance_base(name: &str) -> Option<&str> {
     let (base, counter) = name.rsplit_once(' ')?;
     let (i, n) = counter.split_once('/')?;
     (i.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then_some(base)
+}
+
+/// `rules:`, or `only`/`except` (implicitly `only: [branches, tags]`).
+fn selection(c: &mut Checker, job: &Node) -> Selection {
+    if let Some(r) = job.get("rules") {
+        if job.get("only").is_some() || job.get("except").is_some() {
+            c.error(
+                r.pos,
+                "`rules` cannot be used together with `only` or `except`",
+            );
+        }
+        return Selection::Rules(rules(c, r));
+    }
+    let only = match job.get("only") {
+        Some(o) => ref_filter(c, o, "only"),
+        None => RefFilter {
+            refs: vec!["branches".into(), "tags".into()],
+            ..RefFilter::default()
+        },
+    };
+    let except = job.get("except").map(|e| ref_filter(c, e, "except"));
+    Selection::OnlyExcept { only, except }
+}
+
+fn condition(c: &mut Checker, node: &Node) -> Option<Condition> {
+    let text = c.string(node, "if")?;
+    match Condition::parse(&text) {
+        Ok(cond) => Some(cond),
+        Err(e) => {
+            let pos = c.locate(node, e.offset);
+            c.error(pos, format!("invalid expression `{text}`: {}", e.message));
+            None
+        }
+    }
+}
+
+fn patterns(c: &mut Checker, node: &Node, what: &str) -> PatternList {
+    let mut list = PatternList::default();
+    let items = match node.get("paths") {
+        Some(paths) => paths,
+        None => node,
+    };
+    for (text, pos) in c.string_list(items, what) {
+        match Pattern::new(&text) {
+            Ok(p) => list.patterns.push(p),
+            Err(e) => {
+                c.error(
+                    pos,
+                    format!("invalid glob `{text}` in `{what}`: {}", e.message),
+                );
+            }
+        }
+    }
+    list
+}
+
+fn rules(c: &mut Checker, node: &Node) -> Vec<Rule> {
+    let Some(items) = node.as_seq() else {
+        c.type_error(node, "rules", "a list");
+        return Vec::new();
+    };
+    let keys = [
+        "if",
+        "changes",
+        "exists",
+        "when",
+        "allow_failure",
+        "variables",
+        "needs",
+        "start_in",
+        "interruptible",
+        "auto_cancel",
+    ];
+    let mut out = Vec::new();
+    for item in items {
+        // `!reference`s that resolved to nothing leave nulls behind.
+        if item.is_null() {
+            continue;
+        }
+        let mut rule = Rule::default();
+        for (key, _, v) in c.map(item, "a rule", &keys) {
+            match key {
+                "if" => rule.condition = condition(c, v),
+                "changes" => rule.changes = Some(patterns(c, v, "changes")),
+                "exists" => rule.exists = true,
+                "when" => {
+                    let when = v.scalar().unwrap_or_default();
+                    if !WHEN.contains(&when) {
+                        c.error(v.pos, format!("unknown `when: {when}`")).help =
+                            Some(format!("valid values: {}", WHEN.join(", ")));
+                    }
+                    rule.when = Some(when.to_string());
+                }
+                "allow_failure" => rule.allow_failure = v.as_bool().or(v.as_map().map(|_| true)),
+                "variables" => rule.variables = variables(c, v),
+                _ => {}
+            }
+        }
+        out.push(rule);
+    }
+    out
+}
+
+fn ref_filter(c: &mut Checker, node: &Node, what: &str) -> RefFilter {
+    let mut f = RefFilter::default();
+    let refs_node = match &node.value {
+        Value::Map(_) => {
+            for (key, _, v) in c.map(node, what, &["refs", "variables", "changes", "kubernetes"]) {
+                match key {
+                    "variables" => {
+                        f.variables = v
+                            .as_seq()
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|i| condition(c, i))
+                            .collect();
+                    }
+                    "changes" => f.changes = Some(patterns(c, v, "changes")),
+                    _ => {}
+                }
+            }
+            node.get("refs")
+        }
+        _ => Some(node),
+    };
+    if let Some(refs) = refs_node {
+        for (text, pos) in c.string_list(refs, what) {
+            if text.starts_with('/')
+                && let Err(e) = parse_regex_literal(&text)
+            {
+                c.error(pos, format!("`{what}`: `{text}`: {e}"));
+            }
+            f.refs.push(text);
+        }
+    }
+    f
 }

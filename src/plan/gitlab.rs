@@ -1,0 +1,132 @@
+//! GitLab pipelines for one event: `workflow:rules` decide whether a pipeline is created,
+//! `rules` / `only` / `except` which jobs it contains and with what `when`; stage order is
+//! recomputed among the jobs that are added.
+
+use super::SkippedJob;
+use crate::spec::{Job, Pipeline};
+use crate::trigger::gitlab::{self, Rule};
+use crate::trigger::{Decision, Event, EventKind};
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// The pipeline as GitLab would create it for `event`, whether it is created, and the jobs
+/// left out (with why).
+pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<SkippedJob>) {
+    let mut vars = gitlab::predefined(event);
+    vars.extend(p.env.clone());
+    let mut out = p.clone();
+    let mut skipped = Vec::new();
+    let mut added: IndexMap<String, Arc<Job>> = IndexMap::new();
+    for (id, job) in &p.jobs {
+        let Some(gl) = &job.gitlab else {
+            added.insert(id.clone(), Arc::clone(job));
+            continue;
+        };
+        let mut job_vars = vars.clone();
+        job_vars.extend(job.env.clone());
+        let d = gitlab::select(&gl.selection, event, &job_vars, &gl.when);
+        let skip = |reason: String| SkippedJob {
+            id: id.clone(),
+            key: id.clone(),
+            name: job.display_name().to_string(),
+            reason,
+        };
+        if !d.added {
+            skipped.push(skip(d.reason));
+            continue;
+        }
+        if matches!(d.when.as_str(), "manual" | "delayed") {
+            skipped.push(skip(format!(
+                "{}; `when: {}` jobs do not start on their own",
+                d.reason, d.when
+            )));
+            continue;
+        }
+        let mut j = (**job).clone();
+        j.condition = match d.when.as_str() {
+            "on_failure" => Some("failure()".into()),
+            "always" => Some("always()".into()),
+            _ => None,
+        };
+        if let Some(allow) = d.allow_failure {
+            j.continue_on_error = Some(Json::Bool(allow));
+        }
+        j.env.extend(d.variables);
+        added.insert(id.clone(), Arc::new(j));
+    }
+    // Stage order among the jobs that made it; explicit `needs` lose the jobs left out.
+    let stages: IndexMap<String, usize> = added
+        .iter()
+        .map(|(id, j)| (id.clone(), j.gitlab.as_ref().map_or(0, |g| g.stage)))
+        .collect();
+    for (id, job) in added.iter_mut() {
+        let Some(gl) = &job.gitlab else { continue };
+        let needs: Vec<String> = if gl.explicit_needs {
+            job.needs
+                .iter()
+                .filter(|n| stages.contains_key(*n))
+                .cloned()
+                .collect()
+        } else {
+            let own = stages[id];
+            stages
+                .iter()
+                .filter(|(_, s)| **s < own)
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        if needs != job.needs {
+            Arc::make_mut(job).needs = needs;
+        }
+    }
+    let decision = workflow_decision(p.workflow_rules.as_deref(), event, &vars, added.is_empty());
+    out.jobs = added;
+    (out, decision, skipped)
+}
+
+fn workflow_decision(
+    rules: Option<&[Rule]>,
+    event: &Event,
+    vars: &IndexMap<String, String>,
+    empty: bool,
+) -> Decision {
+    let source = gitlab::pipeline_source(event);
+    let what = format!("{source} pipeline for {}", event.ref_name());
+    if let Some(rules) = rules {
+        let selection = gitlab::Selection::Rules(rules.to_vec());
+        let d = gitlab::select(&selection, event, vars, "always");
+        if !d.added {
+            return Decision {
+                triggered: false,
+                reason: format!("{what}: workflow: {}", d.reason),
+            };
+        }
+        if empty {
+            return Decision {
+                triggered: false,
+                reason: format!("{what}: workflow: {}, but no job is added", d.reason),
+            };
+        }
+        return Decision {
+            triggered: true,
+            reason: format!("{what}: workflow: {}", d.reason),
+        };
+    }
+    match (empty, event.kind) {
+        (true, EventKind::PullRequest) => Decision {
+            triggered: false,
+            reason: format!(
+                "{what}: no job runs in merge request pipelines (jobs need `rules` or `only: [merge_requests]`)"
+            ),
+        },
+        (true, _) => Decision {
+            triggered: false,
+            reason: format!("{what}: no job is added"),
+        },
+        (false, _) => Decision {
+            triggered: true,
+            reason: format!("{what}: no workflow rules"),
+        },
+    }
+}
