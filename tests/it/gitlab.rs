@@ -405,3 +405,70 @@ fn workflow_rules_decide_whether_a_pipeline_exists() {
     assert_eq!(t, Some(false), "{r}");
     assert!(r.contains("no rule matches"), "{r}");
 }
+
+#[test]
+fn parallel_jobs_expand_with_gitlab_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        r#"shard:
+  stage: build
+  parallel: 3
+  script: echo "$CI_NODE_INDEX/$CI_NODE_TOTAL"
+matrix:
+  stage: build
+  parallel:
+    matrix:
+      - PROVIDER: aws
+        STACK: [monitoring, app1]
+      - PROVIDER: gcp
+  script: echo "$PROVIDER $STACK"
+one:
+  stage: test
+  needs: ["matrix: [aws, app1]"]
+  script: echo one
+all:
+  stage: test
+  needs: [shard]
+  script: echo all
+"#,
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "{}",
+        loaded.render_diagnostics()
+    );
+    let p = &loaded.pipelines[0];
+    let names: Vec<&str> = p.jobs.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "shard 1/3",
+            "shard 2/3",
+            "shard 3/3",
+            "matrix: [aws, monitoring]",
+            "matrix: [aws, app1]",
+            "matrix: [gcp]",
+            "one",
+            "all"
+        ]
+    );
+    assert_eq!(p.jobs["one"].needs, ["matrix: [aws, app1]"]);
+    assert_eq!(p.jobs["all"].needs, ["shard 1/3", "shard 2/3", "shard 3/3"]);
+    assert_eq!(
+        p.jobs["matrix: [aws, app1]"]
+            .env
+            .get("STACK")
+            .map(String::as_str),
+        Some("app1")
+    );
+    assert_eq!(
+        p.jobs["shard 2/3"]
+            .env
+            .get("CI_NODE_INDEX")
+            .map(String::as_str),
+        Some("2")
+    );
+}

@@ -147,8 +147,9 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
             }
         }
     }
-    // Jobs, with the stage each runs in.
+    // Jobs, with the stage each runs in; `parallel` jobs by their instances.
     let mut by_stage: Vec<(String, usize)> = Vec::new();
+    let mut parallel_groups: IndexMap<String, Vec<String>> = IndexMap::new();
     for (k, v) in entries {
         let id = k.scalar().unwrap_or_default();
         if GLOBAL_KEYS.contains(&id) || id.starts_with('.') {
@@ -197,14 +198,31 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
                 stage: stage_index,
                 explicit_needs: v.get("needs").is_some(),
             });
-            by_stage.push((id.to_string(), stage_index));
-            p.jobs.insert(id.to_string(), Arc::new(job));
+            match parallel_instances(c, v, id) {
+                None => {
+                    by_stage.push((id.to_string(), stage_index));
+                    p.jobs.insert(id.to_string(), Arc::new(job));
+                }
+                Some(instances) => {
+                    let names: Vec<String> = instances.iter().map(|(n, _)| n.clone()).collect();
+                    for (name, vars) in instances {
+                        let mut instance = job.clone();
+                        instance.id = name.clone();
+                        instance.env.insert("CI_JOB_NAME".into(), name.clone());
+                        instance.env.extend(vars);
+                        by_stage.push((name.clone(), stage_index));
+                        p.jobs.insert(name, Arc::new(instance));
+                    }
+                    parallel_groups.insert(id.to_string(), names);
+                }
+            }
         }
     }
     // Jobs without `needs` wait for every job of the earlier stages.
     for (id, stage) in &by_stage {
         let job = Arc::make_mut(p.jobs.get_mut(id).expect("just inserted"));
-        if job.needs.is_empty() && !has_needs_key(root, id) {
+        let explicit = job.gitlab.as_ref().is_some_and(|g| g.explicit_needs);
+        if job.needs.is_empty() && !explicit {
             job.needs = by_stage
                 .iter()
                 .filter(|(_, s)| s < stage)
@@ -212,18 +230,14 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
                 .collect();
         }
     }
-    // Until `parallel` is expanded, a need on one instance (`job: [a, b]`, `job 1/3`) waits
-    // for the whole job.
-    let names: Vec<String> = p.jobs.keys().cloned().collect();
+    // A need on a `parallel` job waits for all of its instances.
     for job in p.jobs.values_mut() {
-        let job = Arc::make_mut(job);
-        for need in &mut job.needs {
-            if !names.contains(need)
-                && let Some(base) = instance_base(need)
-                && names.iter().any(|n| n == base)
-            {
-                *need = base.to_string();
-            }
+        if job.needs.iter().any(|n| parallel_groups.contains_key(n)) {
+            let job = Arc::make_mut(job);
+            job.needs = std::mem::take(&mut job.needs)
+                .into_iter()
+                .flat_map(|n| parallel_groups.get(&n).cloned().unwrap_or_else(|| vec![n]))
+                .collect();
         }
     }
     for (id, _) in &by_stage {
@@ -266,10 +280,6 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
         );
     }
     p
-}
-
-fn has_needs_key(root: &Node, id: &str) -> bool {
-    root.get(id).and_then(|j| j.get("needs")).is_some()
 }
 
 /// `variables:` — plain values or `{value, description, options, expand}`.
@@ -376,12 +386,6 @@ fn lower_job(
                 (None, Some(_)) => job.continue_on_error = Some(Json::Bool(true)),
                 _ => c.type_error(v, "allow_failure", "a boolean or `exit_codes:`"),
             },
-            "parallel" => {
-                c.warning(
-                    v.pos,
-                    format!("job `{id}`: `parallel` is not expanded yet; it is planned as one job"),
-                );
-            }
             "trigger" => {
                 c.warning(
                     v.pos,
@@ -533,16 +537,88 @@ fn parse_duration_minutes(text: &str) -> Option<f64> {
     seen.then_some(total)
 }
 
-/// The job a parallel instance name belongs to: `build: [a, b]` and `test 2/3` → the job.
-fn instance_base(name: &str) -> Option<&str> {
-    if let Some((base, rest)) = name.split_once(": [")
-        && rest.ends_with(']')
-    {
-        return Some(base);
+/// GitLab's `parallel`: `N` → `job 1/N` … `job N/N` (with `CI_NODE_INDEX`/`CI_NODE_TOTAL`);
+/// `matrix:` → one instance per combination, named `job: [v1, v2]`, its values as variables.
+fn parallel_instances(
+    c: &mut Checker,
+    job: &Node,
+    id: &str,
+) -> Option<Vec<(String, IndexMap<String, String>)>> {
+    const MAX: usize = 200;
+    // `parallel: null` undoes an inherited `parallel`.
+    let node = job.get("parallel").filter(|n| !n.is_null())?;
+    let node_vars = |i: usize, total: usize| -> IndexMap<String, String> {
+        [
+            ("CI_NODE_INDEX", (i + 1).to_string()),
+            ("CI_NODE_TOTAL", total.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    if let Some(n) = node.as_f64() {
+        let n = n as usize;
+        if !(1..=MAX).contains(&n) {
+            c.error(node.pos, format!("`parallel` must be between 1 and {MAX}"));
+            return None;
+        }
+        return Some(
+            (0..n)
+                .map(|i| (format!("{id} {}/{n}", i + 1), node_vars(i, n)))
+                .collect(),
+        );
     }
-    let (base, counter) = name.rsplit_once(' ')?;
-    let (i, n) = counter.split_once('/')?;
-    (i.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then_some(base)
+    let Some(matrix) = node.get("matrix").and_then(Node::as_seq) else {
+        c.type_error(node, "parallel", "a number or `matrix:`");
+        return None;
+    };
+    let mut combos: Vec<Vec<(String, String)>> = Vec::new();
+    for entry in matrix {
+        let mut product: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for (key, _, values) in c.map(entry, "a parallel:matrix entry", &[]) {
+            let values: Vec<String> = match values.as_seq() {
+                Some(items) => items
+                    .iter()
+                    .filter_map(|i| i.scalar().map(String::from))
+                    .collect(),
+                None => values.scalar().map(String::from).into_iter().collect(),
+            };
+            product = product
+                .into_iter()
+                .flat_map(|combo| {
+                    values.iter().map(move |v| {
+                        let mut next = combo.clone();
+                        next.push((key.to_string(), v.clone()));
+                        next
+                    })
+                })
+                .collect();
+        }
+        combos.extend(product.into_iter().filter(|c| !c.is_empty()));
+    }
+    if combos.is_empty() || combos.len() > MAX {
+        c.error(
+            node.pos,
+            format!(
+                "`parallel:matrix` must produce between 1 and {MAX} jobs, not {}",
+                combos.len()
+            ),
+        );
+        return None;
+    }
+    let total = combos.len();
+    Some(
+        combos
+            .into_iter()
+            .enumerate()
+            .map(|(i, combo)| {
+                let values: Vec<&str> = combo.iter().map(|(_, v)| v.as_str()).collect();
+                let mut vars = node_vars(i, total);
+                vars.extend(combo.iter().cloned());
+                (format!("{id}: [{}]", values.join(", ")), vars)
+            })
+            .collect(),
+    )
 }
 
 /// `rules:`, or `only`/`except` (implicitly `only: [branches, tags]`).
