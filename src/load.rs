@@ -106,19 +106,24 @@ fn read_limited(path: &Path, display: &str) -> Result<Vec<u8>, Diagnostic> {
     Ok(bytes)
 }
 
-fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> Option<Pipeline> {
+/// Reads a pipeline file and keeps its text for rendering diagnostics.
+fn read_source(path: &Path, loaded: &mut Loaded) -> Option<(String, Vec<u8>)> {
     let display = path.display().to_string();
-    let bytes = match read_limited(path, &display) {
-        Ok(b) => b,
+    match read_limited(path, &display) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            loaded.sources.insert(display.clone(), text);
+            Some((display, bytes))
+        }
         Err(d) => {
             loaded.diagnostics.push(d);
-            return None;
+            None
         }
-    };
-    loaded.sources.insert(
-        display.clone(),
-        String::from_utf8_lossy(&bytes).into_owned(),
-    );
+    }
+}
+
+fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> Option<Pipeline> {
+    let (display, bytes) = read_source(path, loaded)?;
     let default_name = repo_root(path)
         .and_then(|root| {
             Some(
@@ -142,18 +147,7 @@ fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> 
 }
 
 fn load_gitlab(path: &Path, loaded: &mut Loaded) -> Option<Pipeline> {
-    let display = path.display().to_string();
-    let bytes = match read_limited(path, &display) {
-        Ok(b) => b,
-        Err(d) => {
-            loaded.diagnostics.push(d);
-            return None;
-        }
-    };
-    loaded.sources.insert(
-        display.clone(),
-        String::from_utf8_lossy(&bytes).into_owned(),
-    );
+    let (display, bytes) = read_source(path, loaded)?;
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let root =
         repo_root(path).unwrap_or_else(|| abs.parent().map(Path::to_path_buf).unwrap_or_default());

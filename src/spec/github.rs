@@ -8,7 +8,7 @@ use crate::diag::{Pos, did_you_mean};
 use crate::expr::Location;
 use crate::trigger::cron::Cron;
 use crate::trigger::glob::{Pattern, PatternList};
-use crate::trigger::{EventFilters, Schedule, Triggers};
+use crate::trigger::{EventFilters, Schedule};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
@@ -120,20 +120,7 @@ const PERMISSION_SCOPES: &[&str] = &[
 /// Parses a workflow document. Returns the pipeline even when there are errors, so callers
 /// can keep checking; the diagnostics say whether it is usable.
 pub fn lower(c: &mut Checker, root: &Node, default_name: &str) -> Pipeline {
-    let mut p = Pipeline {
-        file: c.file.to_string(),
-        name: default_name.to_string(),
-        dialect: Dialect::GitHub,
-        run_name: None,
-        on: Triggers::default(),
-        inputs: IndexMap::new(),
-        env: IndexMap::new(),
-        defaults: RunDefaults::default(),
-        permissions: None,
-        concurrency: None,
-        jobs: IndexMap::new(),
-        workflow_rules: None,
-    };
+    let mut p = Pipeline::new(c.file, default_name, Dialect::GitHub);
     if root.as_map().is_none() {
         c.error(
             root.pos,
@@ -554,28 +541,7 @@ fn parse_jobs(c: &mut Checker, node: &Node, p: &mut Pipeline) {
 }
 
 fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
-    let mut job = Job {
-        id: id.to_string(),
-        pos,
-        name: None,
-        runs_on: None,
-        needs: Vec::new(),
-        condition: None,
-        strategy: Strategy::default(),
-        env: IndexMap::new(),
-        outputs: IndexMap::new(),
-        timeout_minutes: None,
-        continue_on_error: None,
-        concurrency: None,
-        environment: None,
-        container: None,
-        services: IndexMap::new(),
-        defaults: RunDefaults::default(),
-        permissions: None,
-        steps: Vec::new(),
-        call: None,
-        gitlab: None,
-    };
+    let mut job = Job::new(id, pos);
     let what = format!("job `{id}`");
     let mut with = IndexMap::new();
     let mut secrets = None;

@@ -122,6 +122,24 @@ pub struct Step {
 }
 
 impl Pipeline {
+    /// An empty pipeline of the given dialect, filled in by a front end.
+    pub fn new(file: &str, name: &str, dialect: Dialect) -> Pipeline {
+        Pipeline {
+            file: file.to_string(),
+            name: name.to_string(),
+            dialect,
+            run_name: None,
+            on: Triggers::default(),
+            inputs: IndexMap::new(),
+            env: IndexMap::new(),
+            defaults: RunDefaults::default(),
+            permissions: None,
+            concurrency: None,
+            jobs: IndexMap::new(),
+            workflow_rules: None,
+        }
+    }
+
     /// The `needs` graph by job index: `edges[i]` lists the jobs job `i` needs (unknown
     /// names are left out; the spec layer reports them).
     pub fn need_edges(&self) -> Vec<Vec<usize>> {
@@ -138,6 +156,32 @@ impl Pipeline {
 }
 
 impl Job {
+    /// A job with nothing set yet, filled in by a front end.
+    pub fn new(id: &str, pos: Pos) -> Job {
+        Job {
+            id: id.to_string(),
+            pos,
+            name: None,
+            runs_on: None,
+            needs: Vec::new(),
+            condition: None,
+            strategy: Strategy::default(),
+            env: IndexMap::new(),
+            outputs: IndexMap::new(),
+            timeout_minutes: None,
+            continue_on_error: None,
+            concurrency: None,
+            environment: None,
+            container: None,
+            services: IndexMap::new(),
+            defaults: RunDefaults::default(),
+            permissions: None,
+            steps: Vec::new(),
+            call: None,
+            gitlab: None,
+        }
+    }
+
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
     }

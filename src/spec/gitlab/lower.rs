@@ -100,20 +100,8 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
     for event in ["push", "pull_request", "workflow_dispatch"] {
         on.events.insert(event.into(), EventFilters::default());
     }
-    let mut p = Pipeline {
-        file: c.file.to_string(),
-        name: name.to_string(),
-        dialect: Dialect::GitLab,
-        run_name: None,
-        on,
-        inputs: IndexMap::new(),
-        env: IndexMap::new(),
-        defaults: RunDefaults::default(),
-        permissions: None,
-        concurrency: None,
-        jobs: IndexMap::new(),
-        workflow_rules: None,
-    };
+    let mut p = Pipeline::new(c.file, name, Dialect::GitLab);
+    p.on = on;
     let Some(entries) = root.as_map() else {
         if !root.is_null() {
             c.error(
@@ -337,28 +325,7 @@ fn lower_job(
 ) -> Option<Job> {
     let fields = c.map(node, &format!("job `{id}`"), JOB_KEYS);
     let get = |k: &str| node.get(k).or_else(|| default.and_then(|d| d.get(k)));
-    let mut job = Job {
-        id: id.to_string(),
-        pos: key.pos,
-        name: None,
-        runs_on: None,
-        needs: Vec::new(),
-        condition: None,
-        strategy: Strategy::default(),
-        env: IndexMap::new(),
-        outputs: IndexMap::new(),
-        timeout_minutes: None,
-        continue_on_error: None,
-        concurrency: None,
-        environment: None,
-        container: None,
-        services: IndexMap::new(),
-        defaults: RunDefaults::default(),
-        permissions: None,
-        steps: Vec::new(),
-        call: None,
-        gitlab: None,
-    };
+    let mut job = Job::new(id, key.pos);
     // Predefined per-job variables; the job's own `variables` may override them.
     job.env.insert("CI_JOB_NAME".into(), id.to_string());
     let stage = node.get("stage").and_then(Node::scalar).unwrap_or("test");
