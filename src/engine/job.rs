@@ -49,6 +49,8 @@ pub(super) struct JobState {
     pub deadline: Option<Instant>,
     pub step_index: usize,
     pub post: Vec<actions::PostAction>,
+    /// A step was skipped because the run or job was cancelled.
+    pub cut_short: bool,
 }
 
 const DEFAULT_JOB_TIMEOUT_MINUTES: f64 = 360.0;
@@ -77,6 +79,7 @@ impl JobRun {
             deadline: Some(started + Duration::from_secs_f64(timeout * 60.0)),
             step_index: 0,
             post: Vec::new(),
+            cut_short: false,
         };
         let steps = self.spec.steps.clone();
         let timed_out = self.run_steps(&steps, &mut state, None);
@@ -99,7 +102,7 @@ impl JobRun {
             );
         }
         let cancelled = self.cancel.level() > exec::CancelLevel::None;
-        let result = if cancelled && state.failed {
+        let result = if cancelled && (state.failed || state.cut_short) {
             Conclusion::Cancelled
         } else if state.failed || timed_out {
             Conclusion::Failure
@@ -158,6 +161,7 @@ impl JobRun {
                 .overall
                 .unwrap_or(false);
             if !run_it {
+                state.cut_short |= ctx.status.cancelled;
                 self.emit(RunEvent::StepFinished {
                     job: self.key.clone(),
                     step: index,

@@ -721,3 +721,30 @@ fn isolate_runs_in_a_copy_of_the_work_tree() {
     let copy = repo.run_dir().join("workspace");
     assert!(copy.join("made-by-step").exists() && !copy.join("ignored.txt").exists());
 }
+
+#[test]
+fn a_cancelled_job_reports_cancelled_and_runs_no_more_steps() {
+    // m (1) fails once m (2) has finished its first step; fail-fast cancels m (2) in (or
+    // before) its second step: the rest is skipped and its result is `cancelled`.
+    let repo = Repo::new(&format!(
+        r#"on: push
+jobs:
+  m:
+    runs-on: x
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: if [ "${{{{ matrix.n }}}}" = 1 ]; then {wait}; exit 1; fi; touch second-started
+      - run: if [ "${{{{ matrix.n }}}}" = 2 ]; then {wait_forever}; fi
+      - run: echo never
+"#,
+        wait = wait_for("second-started"),
+        wait_forever = "sleep 600",
+    ));
+    let (code, events) = repo.events(&["-j", "2"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(result_of(&events, "m (1)"), "failure");
+    assert_eq!(result_of(&events, "m (2)"), "cancelled");
+    assert!(!log_lines(&events, "m (2)").contains(&"never".to_string()));
+}
