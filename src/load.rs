@@ -68,10 +68,16 @@ fn is_gitlab(path: &Path) -> bool {
 }
 
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
+    load_with(paths, None)
+}
+
+/// As [`load`]; `include_dir` holds local checkouts of other projects, for GitLab's
+/// `include: project:` (`DIR/<group>/<project>/<file>`).
+pub fn load_with(paths: &[PathBuf], include_dir: Option<&Path>) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
     for path in discover(paths)? {
         if is_gitlab(&path) {
-            if let Some(p) = load_gitlab(&path, &mut loaded) {
+            if let Some(p) = load_gitlab(&path, &mut loaded, include_dir) {
                 loaded.pipelines.push(p);
             }
             continue;
@@ -146,7 +152,7 @@ fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> 
     Some(pipeline)
 }
 
-fn load_gitlab(path: &Path, loaded: &mut Loaded) -> Option<Pipeline> {
+fn load_gitlab(path: &Path, loaded: &mut Loaded, include_dir: Option<&Path>) -> Option<Pipeline> {
     let (display, bytes) = read_source(path, loaded)?;
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let root =
@@ -155,14 +161,22 @@ fn load_gitlab(path: &Path, loaded: &mut Loaded) -> Option<Pipeline> {
         .file_name()
         .map_or_else(|| display.clone(), |n| n.to_string_lossy().into_owned());
     let mut sources = Vec::new();
-    let mut read_include = |rel: &str| -> Option<Vec<(String, Vec<u8>)>> {
+    let mut read_include = |project: Option<&str>, rel: &str| -> Option<Vec<(String, Vec<u8>)>> {
+        let base = match project {
+            None => root.clone(),
+            // `project:` includes come from a local checkout under --include-dir.
+            Some(p) => include_dir.map(|d| d.join(p.trim_matches('/')))?,
+        };
         let mut out = Vec::new();
-        for file in include_files(&root, rel) {
-            let shown = file
-                .strip_prefix(&root)
-                .unwrap_or(&file)
-                .display()
-                .to_string();
+        for file in include_files(&base, rel) {
+            let shown = match project {
+                None => file
+                    .strip_prefix(&root)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string(),
+                Some(_) => file.display().to_string(),
+            };
             let bytes = read_limited(&file, &shown).ok()?;
             sources.push((shown.clone(), String::from_utf8_lossy(&bytes).into_owned()));
             out.push((shown, bytes));

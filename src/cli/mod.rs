@@ -26,6 +26,10 @@ const EXIT_INVALID: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// GitLab: local checkouts of other projects for `include: project:`
+    /// (`DIR/<group>/<project>/<file>`).
+    #[arg(long, global = true, value_name = "DIR")]
+    include_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -137,7 +141,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli.command, cli.include_dir.as_deref()) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("error: {message}");
@@ -146,7 +150,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_paths(paths: Vec<PathBuf>) -> Result<Loaded, String> {
+fn load_paths(
+    paths: Vec<PathBuf>,
+    include_dir: Option<&std::path::Path>,
+) -> Result<Loaded, String> {
     let paths = if paths.is_empty() {
         load::default_paths()
     } else {
@@ -158,7 +165,7 @@ fn load_paths(paths: Vec<PathBuf>) -> Result<Loaded, String> {
                 .into(),
         );
     }
-    load::load(&paths)
+    load::load_with(&paths, include_dir)
 }
 
 /// Plans every pipeline that loaded without errors.
@@ -186,15 +193,15 @@ fn exit_code(loaded: &Loaded) -> u8 {
     if loaded.has_errors() { EXIT_INVALID } else { 0 }
 }
 
-fn run(command: Command) -> Result<u8, String> {
+fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, String> {
     match command {
         Command::Validate { paths, json } => {
-            let loaded = load_paths(paths)?;
+            let loaded = load_paths(paths, include_dir)?;
             output::validate(&loaded, json);
             Ok(exit_code(&loaded))
         }
         Command::Plan { paths, event, json } => {
-            let mut loaded = load_paths(paths)?;
+            let mut loaded = load_paths(paths, include_dir)?;
             let plans = plan_all(&mut loaded, &event)?;
             output::plan(&loaded, &plans, json);
             let code = exit_code(&loaded);
@@ -207,7 +214,7 @@ fn run(command: Command) -> Result<u8, String> {
             format,
             event,
         } => {
-            let mut loaded = load_paths(paths)?;
+            let mut loaded = load_paths(paths, include_dir)?;
             let plans = plan_all(&mut loaded, &event)?;
             eprint!("{}", loaded.render_diagnostics());
             let text = match format {
@@ -229,7 +236,7 @@ fn run(command: Command) -> Result<u8, String> {
             json,
             strict,
         } => {
-            let mut loaded = load_paths(paths)?;
+            let mut loaded = load_paths(paths, include_dir)?;
             if loaded.has_errors() {
                 eprint!("{}", loaded.render_diagnostics());
                 return Ok(EXIT_INVALID);
@@ -259,7 +266,7 @@ fn run(command: Command) -> Result<u8, String> {
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let loaded = load_paths(paths)?;
+            let loaded = load_paths(paths, include_dir)?;
             output::schedule(&loaded, from, count, json);
             Ok(exit_code(&loaded))
         }

@@ -472,3 +472,52 @@ all:
         Some("2")
     );
 }
+
+#[test]
+fn project_includes_resolve_from_include_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkouts = dir.path().join("checkouts/acme/templates/ci");
+    std::fs::create_dir_all(&checkouts).expect("mkdir");
+    std::fs::write(
+        checkouts.join("build.yml"),
+        ".build:\n  script: [echo from-template]\n",
+    )
+    .expect("write");
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    std::fs::write(
+        project.join(".gitlab-ci.yml"),
+        "include:\n  - project: acme/templates\n    file: /ci/build.yml\nbuild:\n  extends: .build\n",
+    )
+    .expect("write");
+    // Without the checkout: a warning that names the include, and the job is incomplete.
+    let without = tess(&project, &["validate", ".gitlab-ci.yml"]);
+    assert_eq!(without.status.code(), Some(0), "{}", stderr(&without));
+    assert!(
+        stderr(&without)
+            .contains("warning: include `project: acme/templates` cannot be resolved offline"),
+        "{}",
+        stderr(&without)
+    );
+    // With --include-dir the template is found and the job is complete.
+    let with = tess(
+        &project,
+        &[
+            "validate",
+            "--include-dir",
+            "../checkouts",
+            ".gitlab-ci.yml",
+        ],
+    );
+    assert_eq!(with.status.code(), Some(0), "{}", stderr(&with));
+    assert!(stderr(&with).is_empty(), "{}", stderr(&with));
+    let loaded = load::load_with(
+        &[project.join(".gitlab-ci.yml")],
+        Some(&dir.path().join("checkouts")),
+    )
+    .expect("load");
+    assert_eq!(
+        loaded.pipelines[0].jobs["build"].steps[0].run.as_deref(),
+        Some("echo from-template")
+    );
+}

@@ -6,9 +6,10 @@ use crate::diag::{Diagnostic, Pos, did_you_mean};
 use crate::spec::yaml::{Node, Style, Value};
 use std::collections::HashMap;
 
-/// Reads an included file: `(display path, bytes)` for a path relative to the project root,
-/// or every file matching a glob. `None` when nothing matches.
-pub type IncludeSource<'a> = dyn FnMut(&str) -> Option<Vec<(String, Vec<u8>)>> + 'a;
+/// Reads included files: `(display path, bytes)` for a path relative to the project root
+/// (or, with `project`, to that project's local checkout), or every file matching a glob.
+/// `None` when nothing matches or the project is not available.
+pub type IncludeSource<'a> = dyn FnMut(Option<&str>, &str) -> Option<Vec<(String, Vec<u8>)>> + 'a;
 
 /// The merged configuration, plus what could not be resolved offline.
 pub struct Resolved {
@@ -143,10 +144,37 @@ fn with_includes(
                 continue;
             }
         };
-        if kind != "local" {
+        // `project:` includes name one or more `file:`s of another project.
+        let project_files: Vec<String> = match (kind, item.get("file")) {
+            ("project", Some(f)) => match &f.value {
+                Value::Seq(items) => items
+                    .iter()
+                    .filter_map(|i| i.scalar().map(String::from))
+                    .collect(),
+                _ => f.scalar().map(String::from).into_iter().collect(),
+            },
+            _ => Vec::new(),
+        };
+        let from_checkout: Option<Vec<(String, Vec<u8>)>> =
+            if kind == "project" && !project_files.is_empty() {
+                let mut all = Vec::new();
+                for f in &project_files {
+                    match source(Some(&target), f.trim_start_matches('/')) {
+                        Some(found) => all.extend(found),
+                        None => {
+                            all.clear();
+                            break;
+                        }
+                    }
+                }
+                (!all.is_empty()).then_some(all)
+            } else {
+                None
+            };
+        if kind != "local" && from_checkout.is_none() {
             let what = format!("{kind}: {target}");
             let d = Diagnostic::warning(file, item.pos, format!("include `{what}` cannot be resolved offline; its jobs and templates are missing from this plan"))
-                .with_help("resolve `project:` includes from a local checkout with --include-dir (not supported yet), or vendor the file and use `local:`");
+                .with_help("resolve `project:` includes from local checkouts with --include-dir DIR (DIR/<project>/<file>), or vendor the file and use `local:`");
             diagnostics.push(d);
             unresolved.push(what);
             continue;
@@ -162,7 +190,7 @@ fn with_includes(
             diagnostics.push(d);
         }
         let path = target.trim_start_matches('/');
-        let Some(found) = source(path) else {
+        let Some(found) = from_checkout.or_else(|| source(None, path)) else {
             diagnostics.push(Diagnostic::error(
                 file,
                 item.pos,
