@@ -160,6 +160,13 @@ fn load_gitlab(path: &Path, loaded: &mut Loaded, include_dir: Option<&Path>) -> 
     let name = path
         .file_name()
         .map_or_else(|| display.clone(), |n| n.to_string_lossy().into_owned());
+    // `rules:exists`: does any file of the repository match?
+    let files = std::cell::OnceCell::new();
+    let exists = |glob: &str| -> bool {
+        let all: &Vec<String> = files.get_or_init(|| repo_files(&root));
+        crate::trigger::glob::Pattern::new(glob.trim_start_matches('/'))
+            .is_ok_and(|p| all.iter().any(|f| p.is_match(f)))
+    };
     let mut sources = Vec::new();
     let mut read_include = |project: Option<&str>, rel: &str| -> Option<Vec<(String, Vec<u8>)>> {
         let base = match project {
@@ -184,10 +191,31 @@ fn load_gitlab(path: &Path, loaded: &mut Loaded, include_dir: Option<&Path>) -> 
         (!out.is_empty()).then_some(out)
     };
     let (pipeline, mut diagnostics) =
-        spec::parse_gitlab(&display, &bytes, &name, &mut read_include);
+        spec::parse_gitlab(&display, &bytes, &name, &mut read_include, Some(&exists));
     loaded.sources.extend(sources);
     loaded.diagnostics.append(&mut diagnostics);
     pipeline
+}
+
+/// Every file under `root` (relative paths), skipping `.git` and `.tess`.
+fn repo_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if name == ".git" || name == ".tess" {
+                continue;
+            }
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }
 
 /// A local include: one file, or every file a glob (`*`, `**`) matches, in path order.
@@ -203,23 +231,11 @@ fn include_files(root: &Path, rel: &str) -> Vec<PathBuf> {
     let Ok(pattern) = crate::trigger::glob::Pattern::new(rel) else {
         return Vec::new();
     };
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(relative) = p.strip_prefix(root)
-                && pattern.is_match(&relative.to_string_lossy())
-            {
-                found.push(p);
-            }
-        }
-    }
+    let mut found: Vec<PathBuf> = repo_files(root)
+        .into_iter()
+        .filter(|f| pattern.is_match(f))
+        .map(|f| root.join(f))
+        .collect();
     found.sort();
     found
 }

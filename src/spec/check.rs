@@ -12,6 +12,9 @@ pub struct Checker<'a> {
     pub diagnostics: Vec<Diagnostic>,
     /// Files by [`Pos::origin`] when the tree merges several (GitLab includes).
     pub files: Vec<String>,
+    /// Whether any file of the repository matches a glob (GitLab `rules:exists`), when the
+    /// caller can tell.
+    pub exists: Option<&'a dyn Fn(&str) -> bool>,
 }
 
 impl<'a> Checker<'a> {
@@ -21,6 +24,7 @@ impl<'a> Checker<'a> {
             source,
             diagnostics: Vec::new(),
             files: Vec::new(),
+            exists: None,
         }
     }
 

@@ -37,6 +37,7 @@ pub fn parse_gitlab(
     bytes: &[u8],
     default_name: &str,
     includes: &mut gitlab::IncludeSource,
+    exists: Option<&dyn Fn(&str) -> bool>,
 ) -> (Option<Pipeline>, Vec<Diagnostic>) {
     let (root, mut diagnostics) = yaml::parse_with(file, bytes, yaml::Flavor::GitLab);
     let Some(root) = root else {
@@ -46,6 +47,7 @@ pub fn parse_gitlab(
     let source = std::str::from_utf8(bytes).unwrap_or_default();
     let mut checker = check::Checker::new(file, source);
     checker.files = resolved.files;
+    checker.exists = exists;
     let pipeline = gitlab::lower(
         &mut checker,
         &resolved.root,

@@ -320,8 +320,9 @@ pub fn pipeline_source(event: &Event) -> &'static str {
 pub struct Rule {
     pub condition: Option<Condition>,
     pub changes: Option<PatternList>,
-    /// `exists:` patterns; not evaluated while planning (treated as matching).
-    pub exists: bool,
+    /// `exists:`, decided when the file is loaded (it depends on the commit, not the event):
+    /// `Some(false)` when no file of the repository matches.
+    pub exists: Option<bool>,
     pub when: Option<String>,
     pub allow_failure: Option<bool>,
     pub variables: IndexMap<String, String>,
@@ -377,7 +378,7 @@ pub fn select(
                     .changes
                     .as_ref()
                     .is_none_or(|c| changes_match(c, event));
-                if if_ok && changes_ok {
+                if if_ok && changes_ok && rule.exists != Some(false) {
                     let when = rule.when.clone().unwrap_or_else(|| job_when.to_string());
                     let why = match &rule.condition {
                         Some(c) => format!("rule {} (`{}`) matches", i + 1, c.source),

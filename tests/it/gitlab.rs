@@ -521,3 +521,24 @@ fn project_includes_resolve_from_include_dir() {
         Some("echo from-template")
     );
 }
+
+#[test]
+fn rules_exists_looks_at_the_repository() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("src/deep")).expect("mkdir");
+    std::fs::write(dir.path().join("src/deep/Cargo.toml"), "").expect("write");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "rust:\n  script: cargo test\n  rules:\n    - exists: ['**/Cargo.toml']\nnode:\n  script: npm test\n  rules:\n    - exists:\n        paths: [package.json]\n",
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    let (plan, _) = plan_pipeline(
+        &loaded.pipelines[0],
+        Some(&Event::new(EventKind::Push, "refs/heads/main")),
+    );
+    let jobs: Vec<&str> = plan.jobs.iter().map(|j| j.key.as_str()).collect();
+    assert_eq!(jobs, ["rust"]);
+    assert_eq!(plan.skipped[0].key, "node");
+}

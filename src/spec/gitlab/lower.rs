@@ -670,7 +670,15 @@ fn rules(c: &mut Checker, node: &Node) -> Vec<Rule> {
             match key {
                 "if" => rule.condition = condition(c, v),
                 "changes" => rule.changes = Some(patterns(c, v, "changes")),
-                "exists" => rule.exists = true,
+                "exists" => {
+                    let paths = v.get("paths").unwrap_or(v);
+                    let globs: Vec<String> = c
+                        .string_list(paths, "exists")
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect();
+                    rule.exists = c.exists.map(|exists| globs.iter().any(|g| exists(g)));
+                }
                 "when" => {
                     let when = v.scalar().unwrap_or_default();
                     if !WHEN.contains(&when) {
