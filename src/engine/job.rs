@@ -31,6 +31,8 @@ pub struct JobRun {
     pub cancel: Arc<Cancel>,
     pub events: SyncSender<RunEvent>,
     pub strict: bool,
+    /// GitLab jobs: expand `$VAR` references inside variable values before the job runs.
+    pub expand_variables: bool,
 }
 
 pub struct JobOutcome {
@@ -66,6 +68,14 @@ impl JobRun {
         let mut env = self.workflow_env.clone();
         let job_env = self.interpolate_map(&self.spec.env.clone());
         env.extend(job_env);
+        if self.expand_variables {
+            // In order, so a variable sees the predefined ones and those defined before it.
+            let mut known = self.base_env.clone();
+            for (k, v) in env.iter_mut() {
+                *v = crate::trigger::gitlab::expand(v, &known);
+                known.insert(k.clone(), v.clone());
+            }
+        }
         let timeout = self
             .minutes(self.spec.timeout_minutes.as_ref())
             .unwrap_or(DEFAULT_JOB_TIMEOUT_MINUTES);

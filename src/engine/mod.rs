@@ -252,6 +252,7 @@ pub fn run(
                 cancel: Arc::clone(&cancels[i]),
                 events: events.clone(),
                 strict: opts.strict,
+                expand_variables: pipeline.dialect == crate::spec::Dialect::GitLab,
             };
             let tx = done_tx.clone();
             tracing::debug!(job = %job.key, running, "job started");

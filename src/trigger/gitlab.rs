@@ -276,6 +276,41 @@ impl Parser<'_> {
     }
 }
 
+/// Expands `$VAR` and `${VAR}` in a variable's value from `vars` (GitLab expands variables
+/// that reference others before the job starts; `$$` is a literal `$`; unknown names stay).
+pub fn expand(value: &str, vars: &IndexMap<String, String>) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let (name, consumed) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) => (&inner[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let len = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..len], len)
+            }
+        };
+        match vars.get(name) {
+            Some(v) if !name.is_empty() => out.push_str(v),
+            _ => out.push_str(&rest[i..i + 1 + consumed]),
+        }
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The variables GitLab predefines for an event (what a plan can know).
 pub fn predefined(event: &Event) -> IndexMap<String, String> {
     let mut v = IndexMap::new();

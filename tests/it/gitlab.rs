@@ -89,6 +89,7 @@ fn extends_reference_and_stages() {
 stages: [build, test, deploy]
 variables:
   GLOBAL: g
+  DERIVED: "${GLOBAL}-$CI_PIPELINE_SOURCE-$$literal"
 .middle:
   extends: .base
   variables: {B: middle}
@@ -104,7 +105,7 @@ lint:
   script: echo lint
 test:
   stage: test
-  script: echo "test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI"
+  script: echo "test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI $DERIVED"
   after_script: [echo cleanup]
 deploy:
   stage: deploy
@@ -171,7 +172,10 @@ early:
         log("build"),
         ["base-before", "setup-one", "setup-two", "base middle job g"]
     );
-    assert_eq!(log("test"), ["test test test push true", "cleanup"]);
+    assert_eq!(
+        log("test"),
+        ["test test test push true g-push-$literal", "cleanup"]
+    );
     let result = |job: &str| {
         events
             .iter()
