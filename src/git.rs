@@ -87,6 +87,22 @@ fn config_value(dir: &Path, section: &str, key: &str) -> Option<String> {
     None
 }
 
+/// `owner/name` from the `origin` remote's URL.
+fn remote_project(git_dir: &Path) -> Option<String> {
+    let url = config_value(git_dir, "remote \"origin\"", "url")?;
+    let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = trimmed.rsplit(['/', ':']);
+    let repo = parts.next()?;
+    let owner = parts.next()?;
+    Some(format!("{owner}/{repo}"))
+}
+
+/// The project path (`group/project`) of the repository containing `dir`, from its
+/// `origin` remote.
+pub fn project_path(dir: &Path) -> Option<String> {
+    remote_project(&git_dir(&toplevel(dir)?)?)
+}
+
 pub fn repo_info(root: &Path) -> RepoInfo {
     let dir = git_dir(root);
     let sha = dir
@@ -95,23 +111,13 @@ pub fn repo_info(root: &Path) -> RepoInfo {
         .filter(|s| s.len() == 40)
         .or_else(|| git(root, &["rev-parse", "HEAD"]))
         .unwrap_or_else(|| "0".repeat(40));
-    let name = dir
-        .as_deref()
-        .and_then(|d| config_value(d, "remote \"origin\"", "url"))
-        .and_then(|url| {
-            let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
-            let mut parts = trimmed.rsplit(['/', ':']);
-            let repo = parts.next()?;
-            let owner = parts.next()?;
-            Some(format!("{owner}/{repo}"))
-        })
-        .unwrap_or_else(|| {
-            let leaf = root
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            format!("local/{leaf}")
-        });
+    let name = dir.as_deref().and_then(remote_project).unwrap_or_else(|| {
+        let leaf = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("local/{leaf}")
+    });
     let actor = dir
         .as_deref()
         .and_then(|d| config_value(d, "user", "name"))

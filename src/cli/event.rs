@@ -35,6 +35,7 @@ pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
         event.changed = Some(args.changed.clone());
     }
     event.inputs = args.input.iter().cloned().collect();
+    event.project = crate::git::project_path(Path::new("."));
     Ok(Some(event))
 }
 

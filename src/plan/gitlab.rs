@@ -10,11 +10,38 @@ use indexmap::IndexMap;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
+/// The decision for one GitLab job; `vars` are the pipeline's (predefined and global).
+pub fn decide_job(
+    job: &Job,
+    event: &Event,
+    vars: &IndexMap<String, String>,
+) -> gitlab::JobDecision {
+    let Some(gitlab_job) = &job.gitlab else {
+        return gitlab::JobDecision {
+            added: true,
+            when: "on_success".into(),
+            when_from_job: true,
+            allow_failure: None,
+            variables: IndexMap::new(),
+            reason: "not a GitLab job".into(),
+        };
+    };
+    let mut job_vars = vars.clone();
+    job_vars.extend(job.env.clone());
+    gitlab::select(&gitlab_job.selection, event, &job_vars, &gitlab_job.when)
+}
+
+/// The variables `rules:if` sees before job variables: predefined for the event, then global.
+pub fn pipeline_variables(p: &Pipeline, event: &Event) -> IndexMap<String, String> {
+    let mut vars = gitlab::predefined(event);
+    vars.extend(p.env.clone());
+    vars
+}
+
 /// The pipeline as GitLab would create it for `event`, whether it is created, and the jobs
 /// left out (with why).
 pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<SkippedJob>) {
-    let mut vars = gitlab::predefined(event);
-    vars.extend(p.env.clone());
+    let vars = pipeline_variables(p, event);
     let mut out = p.clone();
     let mut skipped = Vec::new();
     let mut added: IndexMap<String, Arc<Job>> = IndexMap::new();
@@ -23,9 +50,7 @@ pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<Skippe
             added.insert(id.clone(), Arc::clone(job));
             continue;
         };
-        let mut job_vars = vars.clone();
-        job_vars.extend(job.env.clone());
-        let d = gitlab::select(&gl.selection, event, &job_vars, &gl.when);
+        let d = decide_job(job, event, &vars);
         let skip = |reason: String| SkippedJob {
             id: id.clone(),
             key: id.clone(),
@@ -49,9 +74,8 @@ pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<Skippe
             "always" => Some("always()".into()),
             _ => None,
         };
-        if let Some(allow) = d.allow_failure {
-            j.continue_on_error = Some(Json::Bool(allow));
-        }
+        let explicit = job.continue_on_error.as_ref().and_then(Json::as_bool);
+        j.continue_on_error = Some(Json::Bool(d.allow_failure_or(explicit)));
         j.env.extend(d.variables);
         added.insert(id.clone(), Arc::new(j));
     }

@@ -3,7 +3,7 @@
 
 mod context;
 mod dag;
-mod gitlab;
+pub mod gitlab;
 pub mod interpolate;
 pub mod matrix;
 

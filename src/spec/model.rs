@@ -83,6 +83,7 @@ pub struct GitLabJob {
     pub when: String,
     /// Index into the pipeline's stages (`.pre` is 0).
     pub stage: usize,
+    pub stage_name: String,
     /// `needs:` was given; otherwise the job waits for all jobs of earlier stages.
     pub explicit_needs: bool,
 }

@@ -27,6 +27,8 @@ pub struct Event {
     /// Schedules: the cron expression that fired, if one did.
     pub cron: Option<String>,
     pub sha: Option<String>,
+    /// The project path (`group/project`) when known (GitLab's `CI_PROJECT_PATH`).
+    pub project: Option<String>,
 }
 
 impl Event {
@@ -41,6 +43,7 @@ impl Event {
             inputs: IndexMap::new(),
             cron: None,
             sha: None,
+            project: None,
         }
     }
 

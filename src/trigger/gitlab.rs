@@ -322,6 +322,12 @@ pub fn predefined(event: &Event) -> IndexMap<String, String> {
     set("CI_PIPELINE_SOURCE", pipeline_source(event));
     set("CI_DEFAULT_BRANCH", "main");
     set("CI_COMMIT_REF_NAME", event.ref_name());
+    if let Some(project) = &event.project {
+        set("CI_PROJECT_PATH", project);
+        let (namespace, name) = project.rsplit_once('/').unwrap_or(("", project));
+        set("CI_PROJECT_NAMESPACE", namespace);
+        set("CI_PROJECT_NAME", name);
+    }
     match (event.kind, event.tag(), event.branch()) {
         (EventKind::PullRequest, _, _) => {
             let head = event.head.as_deref().unwrap_or("");
@@ -386,9 +392,24 @@ pub enum Selection {
 pub struct JobDecision {
     pub added: bool,
     pub when: String,
+    /// `when` is the job's own, not set by the matching rule (decides GitLab's default
+    /// `allow_failure` of manual jobs, see [`JobDecision::allow_failure_or`]).
+    pub when_from_job: bool,
+    /// `allow_failure` set by the matching rule.
     pub allow_failure: Option<bool>,
     pub variables: IndexMap<String, String>,
     pub reason: String,
+}
+
+impl JobDecision {
+    /// GitLab's `allow_failure`: the rule's, else the job's own (`job`), else `true` for a
+    /// job whose own `when` is `manual` and `false` otherwise (a `when: manual` set by a rule
+    /// defaults to `false`).
+    pub fn allow_failure_or(&self, job: Option<bool>) -> bool {
+        self.allow_failure
+            .or(job)
+            .unwrap_or(self.when_from_job && self.when == "manual")
+    }
 }
 
 fn changes_match(list: &PatternList, event: &Event) -> bool {
@@ -421,6 +442,7 @@ pub fn select(
                     };
                     return JobDecision {
                         added: when != "never",
+                        when_from_job: rule.when.is_none(),
                         reason: if when == "never" {
                             format!("{why} with `when: never`")
                         } else {
@@ -434,6 +456,7 @@ pub fn select(
             }
             JobDecision {
                 added: false,
+                when_from_job: false,
                 when: "never".into(),
                 allow_failure: None,
                 variables: IndexMap::new(),
@@ -443,6 +466,7 @@ pub fn select(
         Selection::OnlyExcept { only, except } => {
             let decision = |added: bool, reason: String| JobDecision {
                 added,
+                when_from_job: true,
                 when: job_when.to_string(),
                 allow_failure: None,
                 variables: IndexMap::new(),

@@ -184,6 +184,7 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
                     .unwrap_or("on_success")
                     .to_string(),
                 stage: stage_index,
+                stage_name: stage.clone(),
                 explicit_needs: v.get("needs").is_some(),
             });
             match parallel_instances(c, v, id) {
