@@ -46,10 +46,10 @@ pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<Skippe
     let mut skipped = Vec::new();
     let mut added: IndexMap<String, Arc<Job>> = IndexMap::new();
     for (id, job) in &p.jobs {
-        let Some(gl) = &job.gitlab else {
+        if job.gitlab.is_none() {
             added.insert(id.clone(), Arc::clone(job));
             continue;
-        };
+        }
         let d = decide_job(job, event, &vars);
         let skip = |reason: String| SkippedJob {
             id: id.clone(),
