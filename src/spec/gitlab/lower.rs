@@ -407,7 +407,7 @@ fn lower_job(
     job.steps.push(Step {
         pos: node.get("script").map_or(key.pos, |s| s.pos),
         name: Some("script".into()),
-        run: Some(body.join("\n")),
+        run: Some(echoed(&body)),
         shell: Some("bash".into()),
         ..Step::default()
     });
@@ -415,7 +415,7 @@ fn lower_job(
         job.steps.push(Step {
             pos: get("after_script").map_or(key.pos, |s| s.pos),
             name: Some("after_script".into()),
-            run: Some(after.join("\n")),
+            run: Some(echoed(&after)),
             shell: Some("bash".into()),
             condition: Some("always()".into()),
             continue_on_error: Some(Json::Bool(true)),
@@ -423,6 +423,16 @@ fn lower_job(
         });
     }
     Some(job)
+}
+
+/// A GitLab runner's script: each command is echoed as `$ command` before it runs.
+fn echoed(commands: &[String]) -> String {
+    let mut script = String::new();
+    for command in commands {
+        let shown = command.replace('\'', "'\\''");
+        script.push_str(&format!("printf '%s\\n' '$ {shown}'\n{command}\n"));
+    }
+    script
 }
 
 /// `needs:` entries: names or `{job, optional, artifacts, …}`.
