@@ -65,6 +65,24 @@ impl JobRun {
             name: self.name.clone(),
             ts: now(),
         });
+        // Containers are not started yet (no container executor): say so, once.
+        let mut notices = Vec::new();
+        if let Some(image) = &self.spec.container {
+            let image = image.get("image").unwrap_or(image);
+            notices.push(format!(
+                "container image {image} is not started; this job runs in the host shell"
+            ));
+        }
+        if !self.spec.services.is_empty() {
+            let names: Vec<&str> = self.spec.services.keys().map(String::as_str).collect();
+            notices.push(format!(
+                "services [{}] are not started; this job runs without them",
+                names.join(", ")
+            ));
+        }
+        for notice in notices {
+            self.log(None, Stream::Stderr, &format!("##[notice]{notice}"));
+        }
         let mut env = self.workflow_env.clone();
         let job_env = self.interpolate_map(&self.spec.env.clone());
         env.extend(job_env);

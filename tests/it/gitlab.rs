@@ -95,6 +95,8 @@ variables:
   variables: {B: middle}
 build:
   stage: build
+  image: rust:1.88
+  services: [postgres:15]
   extends: .middle
   variables: {C: job}
   script:
@@ -183,6 +185,8 @@ early:
     assert_eq!(
         log("build"),
         [
+            "##[notice]container image \"rust:1.88\" is not started; this job runs in the host shell",
+            "##[notice]services [postgres:15] are not started; this job runs without them",
             "$ echo base-before",
             "base-before",
             "$ echo setup-one",

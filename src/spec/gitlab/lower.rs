@@ -375,6 +375,16 @@ fn lower_job(
     if let Some(image) = get("image") {
         job.container = Some(image.to_json());
     }
+    if let Some(services) = get("services").and_then(Node::as_seq) {
+        for service in services {
+            let name = service
+                .scalar()
+                .or_else(|| service.get("name").and_then(Node::scalar));
+            if let Some(name) = name {
+                job.services.insert(name.to_string(), service.to_json());
+            }
+        }
+    }
     let before = get("before_script")
         .map(|n| script(c, n, "before_script"))
         .unwrap_or_default();
