@@ -220,6 +220,11 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                         let _ = log.flush();
                     }
                 }
+                // A retried job keeps only its last attempt (and its failures if it failed).
+                summary.jobs.retain(|(n, ..)| *n != name);
+                if result != Conclusion::Failure {
+                    summary.failures.retain(|f| f.job != name);
+                }
                 summary.jobs.push((name, result, duration_ms));
             }
             RunEvent::RunFinished {

@@ -193,6 +193,7 @@ pub fn run(
     let mut running_per_spec: HashMap<usize, usize> = HashMap::new();
     let mut running = 0;
     let mut failed = false;
+    let mut retries_used = vec![0u32; jobs.len()];
     let shared = Arc::new(env.contexts.clone());
     let mut workflow_env = pipeline.env.clone();
     workflow_env.extend(opts.env.clone());
@@ -284,6 +285,28 @@ pub fn run(
         tracing::debug!(job = %job.key, result = outcome.result.as_str(), "job finished");
         if let Some(n) = running_per_spec.get_mut(&(Arc::as_ptr(&job.spec) as usize)) {
             *n -= 1;
+        }
+        let run_cancelled = opts.cancel.level() > CancelLevel::None;
+        if outcome.result == Conclusion::Failure
+            && retries_used[i] < job.spec.retry
+            && !run_cancelled
+        {
+            retries_used[i] += 1;
+            let text = format!(
+                "##[notice]job failed; retrying (attempt {} of {})",
+                retries_used[i] + 1,
+                job.spec.retry + 1
+            );
+            let _ = events.send(RunEvent::Log {
+                job: job.key.clone(),
+                step: None,
+                stream: crate::exec::Stream::Stderr,
+                text,
+                ts: now(),
+            });
+            dag.slots[i] = Slot::Ready;
+            dag.ready.push_front(i);
+            continue;
         }
         let mut ctx = RunContext::new(Arc::clone(&shared));
         ctx.matrix = job.matrix.as_ref().map_or(Value::Null, Value::from_json);

@@ -74,6 +74,8 @@ pub struct Job {
     pub call: Option<WorkflowCall>,
     /// GitLab jobs: how the job is selected per pipeline (`rules`, `only`/`except`).
     pub gitlab: Option<GitLabJob>,
+    /// How many times a failed run of the job is retried (GitLab `retry`).
+    pub retry: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +182,7 @@ impl Job {
             steps: Vec::new(),
             call: None,
             gitlab: None,
+            retry: 0,
         }
     }
 

@@ -754,3 +754,75 @@ fn agrees_with_gitlab_ci_local_where_it_can_list_offline() {
         mismatches.join("\n")
     );
 }
+
+#[test]
+fn retry_reruns_failed_jobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        r#"flaky:
+  retry: 2
+  script:
+    - n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count
+    - test "$(cat count)" -ge 3
+broken:
+  retry:
+    max: 1
+    when: [script_failure]
+  script: exit 1
+not-retried:
+  retry:
+    max: 2
+    when: [runner_system_failure]
+  script: exit 1
+"#,
+    )
+    .expect("write");
+    std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git");
+    let out = tess(dir.path(), &["run", "--json", ".gitlab-ci.yml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let starts = |job: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "job_started" && e["job"] == job)
+            .count()
+    };
+    let result = |job: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "job_finished" && e["job"] == job && e["result"] != "failure")
+            .or_else(|| {
+                events
+                    .iter()
+                    .rev()
+                    .find(|e| e["type"] == "job_finished" && e["job"] == job)
+            })
+            .map(|e| e["result"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        (starts("flaky"), result("flaky").as_deref()),
+        (3, Some("success"))
+    );
+    assert_eq!(
+        (starts("broken"), result("broken").as_deref()),
+        (2, Some("failure"))
+    );
+    assert_eq!(
+        (starts("not-retried"), result("not-retried").as_deref()),
+        (1, Some("failure"))
+    );
+    let retry_note = events.iter().any(|e| {
+        e["type"] == "log"
+            && e["job"] == "flaky"
+            && e["line"] == "##[notice]job failed; retrying (attempt 3 of 3)"
+    });
+    assert!(retry_note);
+}

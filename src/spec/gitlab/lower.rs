@@ -369,6 +369,9 @@ fn lower_job(
     if let Some(t) = get("timeout") {
         job.timeout_minutes = t.scalar().and_then(parse_duration_minutes).map(Json::from);
     }
+    if let Some(retry) = get("retry") {
+        job.retry = retries(c, retry);
+    }
     if let Some(tags) = get("tags") {
         job.runs_on = Some(tags.to_json());
     }
@@ -433,6 +436,45 @@ fn lower_job(
         });
     }
     Some(job)
+}
+
+/// `retry: N` or `retry: {max: N, when: [...]}` (0 to 2). Locally every failure is a script
+/// failure or a timeout, so `when` lists without those (or `always`) mean no retry.
+fn retries(c: &mut Checker, node: &Node) -> u32 {
+    let (max, when) = match (node.as_f64(), node.as_map()) {
+        (Some(n), _) => (Some(n), None),
+        (None, Some(_)) => {
+            let fields = c.map(node, "retry", &["max", "when", "exit_codes"]);
+            let max = fields
+                .iter()
+                .find(|(k, ..)| *k == "max")
+                .and_then(|(_, _, v)| v.as_f64());
+            let when = fields
+                .iter()
+                .find(|(k, ..)| *k == "when")
+                .map(|(_, _, v)| c.string_list(v, "retry:when"));
+            (max, when)
+        }
+        _ => {
+            c.type_error(node, "retry", "a number or a mapping with `max`");
+            return 0;
+        }
+    };
+    let max = max.unwrap_or(0.0);
+    if !(0.0..=2.0).contains(&max) || max.fract() != 0.0 {
+        c.error(node.pos, format!("`retry` must be 0, 1 or 2, not {max}"));
+        return 0;
+    }
+    let local = [
+        "always",
+        "script_failure",
+        "job_execution_timeout",
+        "unknown_failure",
+    ];
+    match when {
+        Some(list) if !list.iter().any(|(w, _)| local.contains(&w.as_str())) => 0,
+        _ => max as u32,
+    }
 }
 
 /// A GitLab runner's script: each command is echoed as `$ command` before it runs.
