@@ -13,13 +13,15 @@ use std::sync::mpsc::Receiver;
 const EXCERPT_LINES: usize = 12;
 
 pub struct Summary {
-    pub jobs: Vec<(String, Conclusion, u64)>,
+    /// (job key, display name, result, duration in ms), one per job: its last attempt.
+    pub jobs: Vec<(String, String, Conclusion, u64)>,
     pub failures: Vec<Failure>,
     pub result: Option<Conclusion>,
     pub duration_ms: u64,
 }
 
 pub struct Failure {
+    pub key: String,
     pub job: String,
     pub step: String,
     pub detail: Outcome,
@@ -197,6 +199,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                     }
                     if outcome == Conclusion::Failure {
                         summary.failures.push(Failure {
+                            key: job.clone(),
                             job: j.name.clone(),
                             step: name,
                             detail,
@@ -221,11 +224,11 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                     }
                 }
                 // A retried job keeps only its last attempt (and its failures if it failed).
-                summary.jobs.retain(|(n, ..)| *n != name);
+                summary.jobs.retain(|(k, ..)| *k != job);
                 if result != Conclusion::Failure {
-                    summary.failures.retain(|f| f.job != name);
+                    summary.failures.retain(|f| f.key != job);
                 }
-                summary.jobs.push((name, result, duration_ms));
+                summary.jobs.push((job, name, result, duration_ms));
             }
             RunEvent::RunFinished {
                 result,
@@ -278,12 +281,12 @@ pub fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path)
     let width = summary
         .jobs
         .iter()
-        .map(|j| j.0.chars().count())
+        .map(|j| j.1.chars().count())
         .max()
         .unwrap_or(3)
         .max(3);
     out.push_str(&format!("\n{:<width$}  {:<9}  DURATION\n", "JOB", "RESULT"));
-    for (name, result, ms) in &summary.jobs {
+    for (_, name, result, ms) in &summary.jobs {
         out.push_str(&format!(
             "{name:<width$}  {:<9}  {:.2}s\n",
             result.as_str(),
