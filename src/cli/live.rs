@@ -13,8 +13,8 @@ use std::sync::mpsc::Receiver;
 const EXCERPT_LINES: usize = 12;
 
 pub struct Summary {
-    /// (job key, display name, result, duration in ms), one per job: its last attempt.
-    pub jobs: Vec<(String, String, Conclusion, u64)>,
+    /// One per job (its last attempt): key, display name, result, allowed failure, duration ms.
+    pub jobs: Vec<(String, String, Conclusion, bool, u64)>,
     pub failures: Vec<Failure>,
     pub result: Option<Conclusion>,
     pub duration_ms: u64,
@@ -214,6 +214,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                 job,
                 name,
                 result,
+                allowed_failure,
                 duration_ms,
                 ts,
             } => {
@@ -228,7 +229,9 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                 if result != Conclusion::Failure {
                     summary.failures.retain(|f| f.key != job);
                 }
-                summary.jobs.push((job, name, result, duration_ms));
+                summary
+                    .jobs
+                    .push((job, name, result, allowed_failure, duration_ms));
             }
             RunEvent::RunFinished {
                 result,
@@ -285,11 +288,20 @@ pub fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path)
         .max()
         .unwrap_or(3)
         .max(3);
-    out.push_str(&format!("\n{:<width$}  {:<9}  DURATION\n", "JOB", "RESULT"));
-    for (_, name, result, ms) in &summary.jobs {
+    out.push_str(&format!(
+        "\n{:<width$}  {:<17}  DURATION\n",
+        "JOB", "RESULT"
+    ));
+    for (_, name, result, allowed, ms) in &summary.jobs {
+        // Allowed failures are warnings, not errors.
+        let shown = if *allowed {
+            "failure (allowed)"
+        } else {
+            result.as_str()
+        };
         out.push_str(&format!(
-            "{name:<width$}  {:<9}  {:.2}s\n",
-            result.as_str(),
+            "{name:<width$}  {:<17}  {:.2}s\n",
+            shown,
             *ms as f64 / 1000.0
         ));
     }

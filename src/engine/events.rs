@@ -77,6 +77,9 @@ pub enum RunEvent {
         job: String,
         name: String,
         result: Conclusion,
+        /// A failure that `continue-on-error` / `allow_failure` allows (a warning, not an error).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        allowed_failure: bool,
         duration_ms: u64,
         ts: String,
     },

@@ -38,6 +38,8 @@ pub struct JobRun {
 pub struct JobOutcome {
     pub result: Conclusion,
     pub outputs: IndexMap<String, String>,
+    /// Failed, but `continue-on-error` / `allow_failure` lets the run pass.
+    pub allowed_failure: bool,
 }
 
 /// Accumulated state of a running job.
@@ -149,14 +151,26 @@ impl JobRun {
                 )
             })
             .collect();
+        let allowed_failure = result == Conclusion::Failure
+            && self
+                .spec
+                .continue_on_error
+                .as_ref()
+                .and_then(|v| interpolate::json(v, &self.ctx))
+                .is_some_and(|v| Value::from_json(&v).truthy() == Some(true));
         self.emit(RunEvent::JobFinished {
             job: self.key.clone(),
             name: self.name.clone(),
             result,
+            allowed_failure,
             duration_ms: started.elapsed().as_millis() as u64,
             ts: now(),
         });
-        JobOutcome { result, outputs }
+        JobOutcome {
+            result,
+            outputs,
+            allowed_failure,
+        }
     }
 
     /// Runs a list of steps (the job's, or a composite action's). `scope` is the composite's

@@ -130,6 +130,7 @@ impl<'p> Dag<'p> {
                 job: job.key.clone(),
                 name: job.name.clone(),
                 result,
+                allowed_failure: false,
                 duration_ms: 0,
                 ts: now(),
             });
@@ -181,6 +182,7 @@ pub fn run(
             job: s.key.clone(),
             name: s.name.clone(),
             result: Conclusion::Skipped,
+            allowed_failure: false,
             duration_ms: 0,
             ts: now(),
         });
@@ -269,6 +271,7 @@ pub fn run(
                         .unwrap_or_else(|_| JobOutcome {
                             result: Conclusion::Failure,
                             outputs: IndexMap::new(),
+                            allowed_failure: false,
                         });
                 let _ = tx.send((i, outcome));
             });
@@ -310,13 +313,7 @@ pub fn run(
         }
         let mut ctx = RunContext::new(Arc::clone(&shared));
         ctx.matrix = job.matrix.as_ref().map_or(Value::Null, Value::from_json);
-        let allowed_to_fail = job
-            .spec
-            .continue_on_error
-            .as_ref()
-            .and_then(|v| interpolate::json(v, &ctx))
-            .is_some_and(|v| Value::from_json(&v).truthy() == Some(true));
-        if outcome.result == Conclusion::Failure && !allowed_to_fail {
+        if outcome.result == Conclusion::Failure && !outcome.allowed_failure {
             failed = true;
             if job.matrix.is_some() && fail_fast(job, &ctx) {
                 // fail-fast: cancel the running siblings, never start the others.

@@ -61,7 +61,7 @@ pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<Skippe
             skipped.push(skip(d.reason));
             continue;
         }
-        if matches!(d.when.as_str(), "manual" | "delayed") {
+        if d.when == "manual" {
             skipped.push(skip(format!(
                 "{}; `when: {}` jobs do not start on their own",
                 d.reason, d.when

@@ -224,6 +224,22 @@ fn continue_on_error_only_fails_the_job_it_allows() {
     let (code, events) = repo.events(&[]);
     assert_eq!(code, Some(0), "{events:#?}");
     assert_eq!(log_lines(&events, "b"), ["failure/success"]);
+    let a = events
+        .iter()
+        .find(|e| e["type"] == "job_finished" && e["job"] == "a")
+        .expect("a finished");
+    assert_eq!(
+        (a["result"].as_str(), a["allowed_failure"].as_bool()),
+        (Some("failure"), Some(true))
+    );
+    // The summary shows it as a warning.
+    let human = stdout(&repo.run(&[]));
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("a ") && l.contains("failure (allowed)")),
+        "{human}"
+    );
 }
 
 #[test]

@@ -345,7 +345,8 @@ fn lower_job(
                     "on_failure" => Some("failure()".into()),
                     "always" => Some("always()".into()),
                     // Manual, delayed and never jobs do not start on their own.
-                    "manual" | "delayed" | "never" => Some("false".into()),
+                    // Delayed jobs start by themselves after `start_in` (locally, at once).
+                    "manual" | "never" => Some("false".into()),
                     _ => None,
                 };
             }
