@@ -3,6 +3,7 @@
 //! recomputed among the jobs that are added.
 
 use super::SkippedJob;
+use crate::diag::Diagnostic;
 use crate::spec::{Job, Pipeline};
 use crate::trigger::gitlab::{self, Rule};
 use crate::trigger::{Decision, Event, EventKind};
@@ -40,7 +41,10 @@ pub fn pipeline_variables(p: &Pipeline, event: &Event) -> IndexMap<String, Strin
 
 /// The pipeline as GitLab would create it for `event`, whether it is created, and the jobs
 /// left out (with why).
-pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<SkippedJob>) {
+pub fn for_event(
+    p: &Pipeline,
+    event: &Event,
+) -> (Pipeline, Decision, Vec<SkippedJob>, Vec<Diagnostic>) {
     let vars = pipeline_variables(p, event);
     let mut out = p.clone();
     let mut skipped = Vec::new();
@@ -84,9 +88,23 @@ pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<Skippe
         .iter()
         .map(|(id, j)| (id.clone(), j.gitlab.as_ref().map_or(0, |g| g.stage)))
         .collect();
+    let mut diagnostics = Vec::new();
     for (id, job) in added.iter_mut() {
         let Some(gl) = &job.gitlab else { continue };
         let needs: Vec<String> = if gl.explicit_needs {
+            for missing in job.needs.iter().filter(|n| !stages.contains_key(*n)) {
+                // Defined but not in this pipeline, and not `optional: true`: GitLab refuses
+                // to create the pipeline.
+                if p.jobs.contains_key(missing) && !gl.optional_needs.contains(missing) {
+                    let msg = format!(
+                        "job `{id}` needs `{missing}`, which is not in the pipeline for this event"
+                    );
+                    let d = Diagnostic::error(&p.file, job.pos, msg).with_help(
+                        "mark the need `optional: true`, or give both jobs matching rules",
+                    );
+                    diagnostics.push(d);
+                }
+            }
             job.needs
                 .iter()
                 .filter(|n| stages.contains_key(*n))
@@ -106,7 +124,7 @@ pub fn for_event(p: &Pipeline, event: &Event) -> (Pipeline, Decision, Vec<Skippe
     }
     let decision = workflow_decision(p.workflow_rules.as_deref(), event, &vars, added.is_empty());
     out.jobs = added;
-    (out, decision, skipped)
+    (out, decision, skipped, diagnostics)
 }
 
 fn workflow_decision(

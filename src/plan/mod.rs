@@ -70,9 +70,10 @@ pub struct SkippedJob {
 /// Plans one pipeline. Without an event, every job is listed and nothing is decided.
 pub fn plan_pipeline(p: &Pipeline, event: Option<&Event>) -> (PipelinePlan, Vec<Diagnostic>) {
     if let (Dialect::GitLab, Some(e)) = (p.dialect, event) {
-        let (selected, decision, skipped) = gitlab::for_event(p, e);
-        let (mut plan, diagnostics) = plan_with(&selected, event, Some(decision));
+        let (selected, decision, skipped, mut diagnostics) = gitlab::for_event(p, e);
+        let (mut plan, mut more) = plan_with(&selected, event, Some(decision));
         plan.skipped.splice(0..0, skipped);
+        diagnostics.append(&mut more);
         return (plan, diagnostics);
     }
     plan_with(p, event, event.map(|e| decide(&p.on, e)))

@@ -88,6 +88,8 @@ pub struct GitLabJob {
     pub stage_name: String,
     /// `needs:` was given; otherwise the job waits for all jobs of earlier stages.
     pub explicit_needs: bool,
+    /// Needs marked `optional: true`: they may be absent from the pipeline.
+    pub optional_needs: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -826,3 +826,62 @@ not-retried:
     });
     assert!(retry_note);
 }
+
+#[test]
+fn needs_optional_and_matrix_instances() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        r#"build:
+  stage: build
+  script: make
+  parallel:
+    matrix:
+      - PROVIDER: [aws, gcp]
+        STACK: [app1, app2]
+tag-only:
+  stage: build
+  script: make
+  rules:
+    - if: $CI_COMMIT_TAG
+deploy:
+  stage: test
+  script: deploy
+  needs:
+    - job: build
+      parallel:
+        matrix:
+          - PROVIDER: aws
+            STACK: [app1, app2]
+    - job: tag-only
+      optional: true
+strict:
+  stage: test
+  script: deploy
+  needs: [tag-only]
+"#,
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    assert!(!loaded.has_errors(), "{}", loaded.render_diagnostics());
+    let p = &loaded.pipelines[0];
+    assert_eq!(
+        p.jobs["deploy"].needs,
+        ["build: [aws, app1]", "build: [aws, app2]", "tag-only"]
+    );
+    let (plan, diags) = plan_pipeline(p, Some(&Event::new(EventKind::Push, "refs/heads/main")));
+    let deploy = plan
+        .jobs
+        .iter()
+        .find(|j| j.key == "deploy")
+        .expect("deploy");
+    assert_eq!(deploy.needs, ["build: [aws, app1]", "build: [aws, app2]"]);
+    let errors: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        errors,
+        ["job `strict` needs `tag-only`, which is not in the pipeline for this event"]
+    );
+    let (_, tag_diags) = plan_pipeline(p, Some(&Event::new(EventKind::Push, "refs/tags/v1")));
+    assert!(tag_diags.is_empty(), "{tag_diags:?}");
+}

@@ -175,8 +175,9 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
         }
         // Lowered even with an unknown stage, so every problem in the job is reported.
         let job = lower_job(c, id, k, v, default, incomplete);
-        if let (Some(mut job), Some(stage_index)) = (job, stage_index) {
+        if let (Some((mut job, optional_needs)), Some(stage_index)) = (job, stage_index) {
             job.gitlab = Some(GitLabJob {
+                optional_needs,
                 selection: selection(c, v),
                 when: v
                     .get("when")
@@ -197,6 +198,16 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
                     for (name, vars) in instances {
                         let mut instance = job.clone();
                         instance.id = name.clone();
+                        // Matrix expressions in needs: `$[[ matrix.ARCH ]]` is this instance's ARCH.
+                        for need in &mut instance.needs {
+                            for (k, v) in &vars {
+                                for form in
+                                    [format!("$[[ matrix.{k} ]]"), format!("$[[matrix.{k}]]")]
+                                {
+                                    *need = need.replace(&form, v);
+                                }
+                            }
+                        }
                         instance.env.insert("CI_JOB_NAME".into(), name.clone());
                         instance.env.extend(vars);
                         by_stage.push((name.clone(), stage_index));
@@ -323,10 +334,11 @@ fn lower_job(
     node: &Node,
     default: Option<&Node>,
     incomplete: bool,
-) -> Option<Job> {
+) -> Option<(Job, Vec<String>)> {
     let fields = c.map(node, &format!("job `{id}`"), JOB_KEYS);
     let get = |k: &str| node.get(k).or_else(|| default.and_then(|d| d.get(k)));
     let mut job = Job::new(id, key.pos);
+    let mut optional_needs = Vec::new();
     // Predefined per-job variables; the job's own `variables` may override them.
     job.env.insert("CI_JOB_NAME".into(), id.to_string());
     let stage = node.get("stage").and_then(Node::scalar).unwrap_or("test");
@@ -334,7 +346,15 @@ fn lower_job(
     for (k, _, v) in &fields {
         match *k {
             "variables" => job.env.extend(variables(c, v)),
-            "needs" => job.needs = needs(c, v),
+            "needs" => {
+                let all = needs(c, v);
+                optional_needs = all
+                    .iter()
+                    .filter(|(_, o)| *o)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                job.needs = all.into_iter().map(|(n, _)| n).collect();
+            }
             "when" => {
                 let when = v.scalar().unwrap_or_default();
                 if !WHEN.contains(&when) {
@@ -414,7 +434,7 @@ fn lower_job(
             shell: Some("bash".into()),
             ..Step::default()
         });
-        return Some(job);
+        return Some((job, optional_needs));
     }
     // before_script and script share one shell session, as on a GitLab runner.
     let body: Vec<String> = before.into_iter().chain(main).collect();
@@ -436,7 +456,7 @@ fn lower_job(
             ..Step::default()
         });
     }
-    Some(job)
+    Some((job, optional_needs))
 }
 
 /// `retry: N` or `retry: {max: N, when: [...]}` (0 to 2). Locally every failure is a script
@@ -488,8 +508,9 @@ fn echoed(commands: &[String]) -> String {
     script
 }
 
-/// `needs:` entries: names or `{job, optional, artifacts, …}`.
-fn needs(c: &mut Checker, node: &Node) -> Vec<String> {
+/// `needs:` entries: names or `{job, optional, artifacts, parallel: matrix, …}`, as
+/// (job name, optional).
+fn needs(c: &mut Checker, node: &Node) -> Vec<(String, bool)> {
     let Some(items) = node.as_seq() else {
         c.type_error(node, "needs", "a list");
         return Vec::new();
@@ -498,7 +519,7 @@ fn needs(c: &mut Checker, node: &Node) -> Vec<String> {
     for i in items {
         match &i.value {
             Value::Scalar(_) if i.is_null() => {}
-            Value::Scalar(s) => out.push(s.clone()),
+            Value::Scalar(s) => out.push((s.clone(), false)),
             Value::Map(_) => {
                 c.map(
                     i,
@@ -514,8 +535,22 @@ fn needs(c: &mut Checker, node: &Node) -> Vec<String> {
                     ],
                 );
                 // Jobs of other projects or pipelines are not part of this DAG.
-                if i.get("project").is_none() && i.get("pipeline").is_none() {
-                    out.extend(i.get("job").and_then(Node::scalar).map(String::from));
+                if i.get("project").is_some() || i.get("pipeline").is_some() {
+                    continue;
+                }
+                let Some(job) = i.get("job").and_then(Node::scalar) else {
+                    continue;
+                };
+                let optional = i.get("optional").and_then(Node::as_bool) == Some(true);
+                match i.get("parallel").and_then(|p| p.get("matrix")) {
+                    // `needs:parallel:matrix` picks instances: `job: [v1, v2]`.
+                    Some(matrix) => {
+                        for combo in matrix_combinations(c, matrix) {
+                            let values: Vec<&str> = combo.iter().map(|(_, v)| v.as_str()).collect();
+                            out.push((format!("{job}: [{}]", values.join(", ")), optional));
+                        }
+                    }
+                    None => out.push((job.to_string(), optional)),
                 }
             }
             // Nested lists (from YAML aliases) are flattened, as GitLab does.
@@ -568,6 +603,40 @@ fn parse_duration_minutes(text: &str) -> Option<f64> {
     seen.then_some(total)
 }
 
+/// The combinations of a `parallel:matrix` list: each entry's product, in order, as
+/// (variable, value) pairs in the entry's key order.
+fn matrix_combinations(c: &mut Checker, matrix: &Node) -> Vec<Vec<(String, String)>> {
+    let Some(entries) = matrix.as_seq() else {
+        c.type_error(matrix, "matrix", "a list of mappings");
+        return Vec::new();
+    };
+    let mut combos: Vec<Vec<(String, String)>> = Vec::new();
+    for entry in entries {
+        let mut product: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for (key, _, values) in c.map(entry, "a parallel:matrix entry", &[]) {
+            let values: Vec<String> = match values.as_seq() {
+                Some(items) => items
+                    .iter()
+                    .filter_map(|i| i.scalar().map(String::from))
+                    .collect(),
+                None => values.scalar().map(String::from).into_iter().collect(),
+            };
+            product = product
+                .into_iter()
+                .flat_map(|combo| {
+                    values.iter().map(move |v| {
+                        let mut next = combo.clone();
+                        next.push((key.to_string(), v.clone()));
+                        next
+                    })
+                })
+                .collect();
+        }
+        combos.extend(product.into_iter().filter(|c| !c.is_empty()));
+    }
+    combos
+}
+
 /// GitLab's `parallel`: `N` → `job 1/N` … `job N/N` (with `CI_NODE_INDEX`/`CI_NODE_TOTAL`);
 /// `matrix:` → one instance per combination, named `job: [v1, v2]`, its values as variables.
 fn parallel_instances(
@@ -599,34 +668,11 @@ fn parallel_instances(
                 .collect(),
         );
     }
-    let Some(matrix) = node.get("matrix").and_then(Node::as_seq) else {
+    let Some(matrix_node) = node.get("matrix") else {
         c.type_error(node, "parallel", "a number or `matrix:`");
         return None;
     };
-    let mut combos: Vec<Vec<(String, String)>> = Vec::new();
-    for entry in matrix {
-        let mut product: Vec<Vec<(String, String)>> = vec![Vec::new()];
-        for (key, _, values) in c.map(entry, "a parallel:matrix entry", &[]) {
-            let values: Vec<String> = match values.as_seq() {
-                Some(items) => items
-                    .iter()
-                    .filter_map(|i| i.scalar().map(String::from))
-                    .collect(),
-                None => values.scalar().map(String::from).into_iter().collect(),
-            };
-            product = product
-                .into_iter()
-                .flat_map(|combo| {
-                    values.iter().map(move |v| {
-                        let mut next = combo.clone();
-                        next.push((key.to_string(), v.clone()));
-                        next
-                    })
-                })
-                .collect();
-        }
-        combos.extend(product.into_iter().filter(|c| !c.is_empty()));
-    }
+    let combos = matrix_combinations(c, matrix_node);
     if combos.is_empty() || combos.len() > MAX {
         c.error(
             node.pos,
