@@ -78,9 +78,11 @@ pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
     eprint!("{}", loaded.render_diagnostics());
     let mut out = String::new();
     for p in plans {
-        out.push_str(
-            &format!("{} ({}, {:?})\n", p.name, p.file, p.dialect).replace("GitHub", "github"),
-        );
+        let dialect = match p.dialect {
+            crate::spec::Dialect::GitHub => "github",
+            crate::spec::Dialect::GitLab => "gitlab",
+        };
+        out.push_str(&format!("{} ({}, {dialect})\n", p.name, p.file));
         match (p.triggered, &p.reason) {
             (Some(true), Some(r)) => out.push_str(&format!("  runs: {r}\n")),
             (Some(false), Some(r)) => out.push_str(&format!("  does not run: {r}\n")),
@@ -107,7 +109,9 @@ fn needs_cell(needs: &[String]) -> String {
 }
 
 fn table(p: &PipelinePlan) -> String {
-    let rows: Vec<[String; 5]> = p
+    // GitLab plans also say which rule added each job.
+    let with_why = p.jobs.iter().any(|j| j.spec.selected_because.is_some());
+    let rows: Vec<Vec<String>> = p
         .jobs
         .iter()
         .map(|j| {
@@ -116,32 +120,40 @@ fn table(p: &PipelinePlan) -> String {
                 serde_json::Value::Null => "-".into(),
                 other => other.to_string(),
             };
-            [
+            let mut row = vec![
                 j.level.to_string(),
                 j.key.clone(),
                 needs_cell(&j.needs),
                 runs_on,
                 j.condition.clone().unwrap_or_default(),
-            ]
+            ];
+            if with_why {
+                row.push(j.spec.selected_because.clone().unwrap_or_default());
+            }
+            row
         })
         .collect();
-    let header = ["LEVEL", "JOB", "NEEDS", "RUNS-ON", "IF (at run time)"];
-    let mut widths = header.map(str::len);
+    let mut header = vec!["LEVEL", "JOB", "NEEDS", "RUNS-ON", "IF (at run time)"];
+    if with_why {
+        header.push("WHY");
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: &[&str]| {
         let mut s = String::from("  ");
         for (i, cell) in cells.iter().enumerate() {
             s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
         }
         s.trim_end().to_string() + "\n"
     };
-    let mut out = line(header);
+    let mut out = line(&header);
     for row in &rows {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        out.push_str(&line(&cells));
     }
     out
 }

@@ -81,6 +81,7 @@ pub fn for_event(
         let explicit = job.continue_on_error.as_ref().and_then(Json::as_bool);
         j.continue_on_error = Some(Json::Bool(d.allow_failure_or(explicit)));
         j.env.extend(d.variables);
+        j.selected_because = Some(d.reason.clone());
         added.insert(id.clone(), Arc::new(j));
     }
     // Stage order among the jobs that made it; explicit `needs` lose the jobs left out.

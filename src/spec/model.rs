@@ -76,6 +76,8 @@ pub struct Job {
     pub gitlab: Option<GitLabJob>,
     /// How many times a failed run of the job is retried (GitLab `retry`).
     pub retry: u32,
+    /// Why the job is in the pipeline for the event being planned (GitLab rules).
+    pub selected_because: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,7 @@ impl Job {
             call: None,
             gitlab: None,
             retry: 0,
+            selected_because: None,
         }
     }
 

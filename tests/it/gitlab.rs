@@ -885,3 +885,30 @@ strict:
     let (_, tag_diags) = plan_pipeline(p, Some(&Event::new(EventKind::Push, "refs/tags/v1")));
     assert!(tag_diags.is_empty(), "{tag_diags:?}");
 }
+
+#[test]
+fn plan_says_which_rule_added_each_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "build:\n  script: make\n  rules:\n    - if: $CI_COMMIT_BRANCH == \"main\"\n    - when: manual\ntest:\n  script: make test\n",
+    )
+    .expect("write");
+    let out = tess(
+        dir.path(),
+        &["plan", ".gitlab-ci.yml", "--event", "push", "--ref", "main"],
+    );
+    let text = stdout(&out);
+    assert!(text.contains("build  -      -                          rule 1 (`$CI_COMMIT_BRANCH == \"main\"`) matches"), "{text}");
+    assert!(text.contains("only: [branches, tags] matches"), "{text}");
+    let dev = stdout(&tess(
+        dir.path(),
+        &["plan", ".gitlab-ci.yml", "--event", "push", "--ref", "dev"],
+    ));
+    assert!(
+        dev.contains(
+            "skipped build: rule 2 matches; `when: manual` jobs do not start on their own"
+        ),
+        "{dev}"
+    );
+}
