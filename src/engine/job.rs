@@ -55,6 +55,8 @@ pub(super) struct JobState {
     pub post: Vec<actions::PostAction>,
     /// A step was skipped because the run or job was cancelled.
     pub cut_short: bool,
+    /// The outcome of the first failed step.
+    pub first_failure: Option<Outcome>,
 }
 
 const DEFAULT_JOB_TIMEOUT_MINUTES: f64 = 360.0;
@@ -92,7 +94,9 @@ impl JobRun {
             // In order, so a variable sees the predefined ones and those defined before it.
             let mut known = self.base_env.clone();
             for (k, v) in env.iter_mut() {
-                *v = crate::trigger::gitlab::expand(v, &known);
+                if !self.spec.raw_variables.contains(k) {
+                    *v = crate::trigger::gitlab::expand(v, &known);
+                }
                 known.insert(k.clone(), v.clone());
             }
         }
@@ -110,6 +114,7 @@ impl JobRun {
             step_index: 0,
             post: Vec::new(),
             cut_short: false,
+            first_failure: None,
         };
         let steps = self.spec.steps.clone();
         let timed_out = self.run_steps(&steps, &mut state, None);
@@ -151,7 +156,13 @@ impl JobRun {
                 )
             })
             .collect();
+        let exit_code_allowed = match (&self.spec.allow_exit_codes[..], &state.first_failure) {
+            ([], _) => true,
+            (codes, Some(Outcome::ExitCode(code))) => codes.contains(code),
+            _ => false,
+        };
         let allowed_failure = result == Conclusion::Failure
+            && exit_code_allowed
             && self
                 .spec
                 .continue_on_error
@@ -271,6 +282,7 @@ impl JobRun {
             };
             if conclusion != Conclusion::Success && conclusion != Conclusion::Skipped {
                 state.failed = true;
+                state.first_failure.get_or_insert_with(|| outcome.clone());
             }
             self.emit(RunEvent::StepFinished {
                 job: self.key.clone(),

@@ -78,6 +78,10 @@ pub struct Job {
     pub retry: u32,
     /// Why the job is in the pipeline for the event being planned (GitLab rules).
     pub selected_because: Option<String>,
+    /// GitLab `allow_failure: exit_codes`: a failure is allowed only with one of these.
+    pub allow_exit_codes: Vec<i32>,
+    /// GitLab variables declared `expand: false`: their `$` references stay as written.
+    pub raw_variables: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +192,8 @@ impl Job {
             gitlab: None,
             retry: 0,
             selected_because: None,
+            allow_exit_codes: Vec::new(),
+            raw_variables: Vec::new(),
         }
     }
 

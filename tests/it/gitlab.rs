@@ -90,6 +90,9 @@ stages: [build, test, deploy]
 variables:
   GLOBAL: g
   DERIVED: "${GLOBAL}-$CI_PIPELINE_SOURCE-$$literal"
+  RAW:
+    value: "$GLOBAL stays"
+    expand: false
 .middle:
   extends: .base
   variables: {B: middle}
@@ -107,7 +110,7 @@ lint:
   script: echo lint
 test:
   stage: test
-  script: echo "test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI $DERIVED"
+  script: echo "test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI $DERIVED"; printf '%s\n' "$RAW"
   after_script: [echo cleanup]
 deploy:
   stage: deploy
@@ -200,8 +203,9 @@ early:
     assert_eq!(
         log("test"),
         [
-            "$ echo \"test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI $DERIVED\"",
+            "$ echo \"test $CI_JOB_NAME $CI_JOB_STAGE $CI_PIPELINE_SOURCE $GITLAB_CI $DERIVED\"; printf '%s\\n' \"$RAW\"",
             "test test test push true g-push-$literal",
+            "$GLOBAL stays",
             "$ echo cleanup",
             "cleanup",
         ]
@@ -911,4 +915,38 @@ fn plan_says_which_rule_added_each_job() {
         ),
         "{dev}"
     );
+}
+
+#[test]
+fn allow_failure_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "allowed:\n  script: exit 3\n  allow_failure:\n    exit_codes: [2, 3]\nnot-allowed:\n  script: exit 4\n  allow_failure:\n    exit_codes: 3\n",
+    )
+    .expect("write");
+    std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git");
+    let out = tess(dir.path(), &["run", "--json", ".gitlab-ci.yml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished = |job: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "job_finished" && e["job"] == job)
+            .cloned()
+            .expect("finished")
+    };
+    assert_eq!(finished("allowed")["allowed_failure"], true);
+    assert_eq!(
+        finished("not-allowed")["allowed_failure"],
+        serde_json::Value::Null
+    );
+    assert_eq!(finished("not-allowed")["result"], "failure");
 }

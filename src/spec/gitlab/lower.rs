@@ -176,6 +176,9 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
         // Lowered even with an unknown stage, so every problem in the job is reported.
         let job = lower_job(c, id, k, v, default, incomplete);
         if let (Some((mut job, optional_needs)), Some(stage_index)) = (job, stage_index) {
+            job.raw_variables = raw_variable_names(root.get("variables"));
+            job.raw_variables
+                .extend(raw_variable_names(v.get("variables")));
             job.gitlab = Some(GitLabJob {
                 optional_needs,
                 selection: selection(c, v),
@@ -314,6 +317,16 @@ fn variables(c: &mut Checker, node: &Node) -> IndexMap<String, String> {
     out
 }
 
+/// Names of variables declared with `expand: false`.
+fn raw_variable_names(node: Option<&Node>) -> Vec<String> {
+    node.and_then(Node::as_map)
+        .unwrap_or_default()
+        .iter()
+        .filter(|(_, v)| v.get("expand").and_then(Node::as_bool) == Some(false))
+        .filter_map(|(k, _)| k.scalar().map(String::from))
+        .collect()
+}
+
 /// A script: a string or a (nested) list of strings, as GitLab flattens them.
 fn script(c: &mut Checker, node: &Node, what: &str) -> Vec<String> {
     match &node.value {
@@ -372,7 +385,22 @@ fn lower_job(
             }
             "allow_failure" => match (v.as_bool(), v.as_map()) {
                 (Some(b), _) => job.continue_on_error = Some(Json::Bool(b)),
-                (None, Some(_)) => job.continue_on_error = Some(Json::Bool(true)),
+                (None, Some(_)) => {
+                    // `exit_codes: N` or a list: only those failures are allowed.
+                    let codes = v
+                        .get("exit_codes")
+                        .map(|e| c.string_list(e, "exit_codes"))
+                        .unwrap_or_default();
+                    for (code, pos) in codes {
+                        match code.parse::<i32>() {
+                            Ok(n) => job.allow_exit_codes.push(n),
+                            Err(_) => {
+                                c.error(pos, format!("exit code `{code}` is not a number"));
+                            }
+                        }
+                    }
+                    job.continue_on_error = Some(Json::Bool(true));
+                }
                 _ => c.type_error(v, "allow_failure", "a boolean or `exit_codes:`"),
             },
             "trigger" => {
