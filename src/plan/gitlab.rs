@@ -27,6 +27,23 @@ pub fn decide_job(
             reason: "not a GitLab job".into(),
         };
     };
+    for gate in &gitlab_job.include_gates {
+        let d = gitlab::select(
+            &gitlab::Selection::Rules(gate.clone()),
+            event,
+            vars,
+            "on_success",
+        );
+        if !d.added {
+            return gitlab::JobDecision {
+                reason: format!(
+                    "defined in an include whose rules do not add it: {}",
+                    d.reason
+                ),
+                ..d
+            };
+        }
+    }
     let mut job_vars = vars.clone();
     job_vars.extend(job.env.clone());
     gitlab::select(&gitlab_job.selection, event, &job_vars, &gitlab_job.when)

@@ -53,6 +53,7 @@ pub fn parse_gitlab(
         &resolved.root,
         default_name,
         !resolved.unresolved.is_empty(),
+        &resolved.gates,
     );
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));

@@ -96,6 +96,9 @@ pub struct GitLabJob {
     pub explicit_needs: bool,
     /// Needs marked `optional: true`: they may be absent from the pipeline.
     pub optional_needs: Vec<String>,
+    /// `rules:` of the conditional includes the job's definition came through; the job is
+    /// added only when each of them matches.
+    pub include_gates: Vec<Vec<crate::trigger::gitlab::Rule>>,
 }
 
 #[derive(Debug, Clone)]

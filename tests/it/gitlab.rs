@@ -950,3 +950,47 @@ fn allow_failure_exit_codes() {
     );
     assert_eq!(finished("not-allowed")["result"], "failure");
 }
+
+#[test]
+fn include_rules_gate_the_jobs_they_bring() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("ci")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("ci/release.yml"),
+        "release:\n  script: publish\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("ci/always.yml"), "lint:\n  script: lint\n").expect("write");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "include:\n  - local: ci/release.yml\n    rules:\n      - if: $CI_COMMIT_TAG\n  - local: ci/always.yml\nbuild:\n  script: make\n",
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "{}",
+        loaded.render_diagnostics()
+    );
+    let p = &loaded.pipelines[0];
+    let jobs = |r: &str| {
+        let (plan, _) = plan_pipeline(p, Some(&Event::new(EventKind::Push, r)));
+        let mut keys: Vec<String> = plan.jobs.iter().map(|j| j.key.clone()).collect();
+        keys.sort();
+        (
+            keys,
+            plan.skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.key, s.reason))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(jobs("refs/tags/v1").0, ["build", "lint", "release"]);
+    let (branch, skipped) = jobs("refs/heads/main");
+    assert_eq!(branch, ["build", "lint"]);
+    assert_eq!(
+        skipped,
+        ["release: defined in an include whose rules do not add it: no rule matches"]
+    );
+}

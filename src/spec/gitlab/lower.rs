@@ -94,7 +94,13 @@ const WHEN: &[&str] = &[
 /// Lowers the merged tree (see `merge::resolve`). `incomplete`: some includes could not be
 /// resolved offline, so what they would define (scripts, needed jobs) is reported as a
 /// warning instead of an error.
-pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipeline {
+pub fn lower(
+    c: &mut Checker,
+    root: &Node,
+    name: &str,
+    incomplete: bool,
+    gates: &[Vec<Node>],
+) -> Pipeline {
     let mut on = Triggers::default();
     // Until `workflow:rules` are evaluated, every event creates a pipeline.
     for event in ["push", "pull_request", "workflow_dispatch"] {
@@ -135,6 +141,11 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
             }
         }
     }
+    // The rules of conditional includes, parsed once per file.
+    let parsed_gates: Vec<Vec<Vec<Rule>>> = gates
+        .iter()
+        .map(|g| g.iter().map(|r| rules(c, r)).collect())
+        .collect();
     // Jobs, with the stage each runs in; `parallel` jobs by their instances.
     let mut by_stage: Vec<(String, usize)> = Vec::new();
     let mut parallel_groups: IndexMap<String, Vec<String>> = IndexMap::new();
@@ -179,7 +190,12 @@ pub fn lower(c: &mut Checker, root: &Node, name: &str, incomplete: bool) -> Pipe
             job.raw_variables = raw_variable_names(root.get("variables"));
             job.raw_variables
                 .extend(raw_variable_names(v.get("variables")));
+            let include_gates = parsed_gates
+                .get(k.pos.origin as usize)
+                .cloned()
+                .unwrap_or_default();
             job.gitlab = Some(GitLabJob {
+                include_gates,
                 optional_needs,
                 selection: selection(c, v),
                 when: v

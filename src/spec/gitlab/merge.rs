@@ -16,6 +16,9 @@ pub struct Resolved {
     pub root: Node,
     /// Every file that contributed, indexed by [`Pos::origin`] (0 is the main file).
     pub files: Vec<String>,
+    /// Per file (same index): the `rules:` of the includes it came through. Jobs defined in
+    /// the file are added only when each of them matches.
+    pub gates: Vec<Vec<Node>>,
     /// Includes that name a remote, project, template or component (not resolvable offline).
     pub unresolved: Vec<String>,
 }
@@ -59,18 +62,22 @@ pub fn resolve(
     source: &mut IncludeSource,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Resolved {
-    let mut unresolved = Vec::new();
-    let mut stack = vec![file.to_string()];
-    let mut files = vec![file.to_string()];
-    let merged = with_includes(
-        file,
-        root,
+    let mut includer = Includer {
         source,
         diagnostics,
-        &mut unresolved,
-        &mut stack,
-        &mut files,
-    );
+        unresolved: Vec::new(),
+        stack: vec![file.to_string()],
+        files: vec![file.to_string()],
+        gates: vec![Vec::new()],
+    };
+    let merged = includer.merge(file, root, &[]);
+    let Includer {
+        unresolved,
+        files,
+        gates,
+        diagnostics,
+        ..
+    } = includer;
     let incomplete = !unresolved.is_empty();
     let mut refs = References {
         root: &merged,
@@ -82,31 +89,60 @@ pub fn resolve(
     Resolved {
         root,
         files,
+        gates,
         unresolved,
     }
 }
 
-fn with_includes(
-    file: &str,
-    root: Node,
-    source: &mut IncludeSource,
-    diagnostics: &mut Vec<Diagnostic>,
-    unresolved: &mut Vec<String>,
-    stack: &mut Vec<String>,
-    files: &mut Vec<String>,
-) -> Node {
-    let Value::Map(entries) = &root.value else {
-        return root;
-    };
-    let Some(include) = root.get("include").cloned() else {
-        return root;
-    };
-    let mut merged = empty_map(root.pos);
-    let items: Vec<Node> = match &include.value {
-        Value::Seq(items) => items.clone(),
-        _ => vec![include.clone()],
-    };
-    for item in items {
+/// Walks `include:` recursively; owns what the walk accumulates.
+struct Includer<'a, 's> {
+    source: &'a mut IncludeSource<'s>,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    unresolved: Vec<String>,
+    stack: Vec<String>,
+    files: Vec<String>,
+    /// Per file (by origin): the `rules:` of the includes it came through.
+    gates: Vec<Vec<Node>>,
+}
+
+impl Includer<'_, '_> {
+    /// The document merged with everything it includes; `gate` are the include rules the
+    /// document itself came through.
+    fn merge(&mut self, file: &str, root: Node, gate: &[Node]) -> Node {
+        let Value::Map(entries) = &root.value else {
+            return root;
+        };
+        let Some(include) = root.get("include").cloned() else {
+            return root;
+        };
+        let mut merged = empty_map(root.pos);
+        let items: Vec<Node> = match &include.value {
+            Value::Seq(items) => items.clone(),
+            _ => vec![include.clone()],
+        };
+        for item in items {
+            for (display, parsed, item_gate) in self.fetch(file, &item, gate) {
+                self.stack.push(display.clone());
+                let included = self.merge(&display, parsed, &item_gate);
+                self.stack.pop();
+                merged = deep_merge(&merged, &included);
+            }
+        }
+        let own = Node {
+            value: Value::Map(
+                entries
+                    .iter()
+                    .filter(|(k, _)| k.scalar() != Some("include"))
+                    .cloned()
+                    .collect(),
+            ),
+            ..root.clone()
+        };
+        deep_merge(&merged, &own)
+    }
+
+    /// The documents one `include:` entry brings in, each with the rules that gate it.
+    fn fetch(&mut self, file: &str, item: &Node, gate: &[Node]) -> Vec<(String, Node, Vec<Node>)> {
         let (kind, target) = match (&item.value, item.scalar()) {
             (Value::Scalar(_), Some(s))
                 if s.starts_with("http://") || s.starts_with("https://") =>
@@ -125,23 +161,20 @@ fn with_includes(
                 match found {
                     Some(f) => f,
                     None => {
-                        let d = Diagnostic::error(
-                            file,
-                            item.pos,
-                            "include needs one of `local`, `remote`, `project`, `template` or `component`",
-                        );
-                        diagnostics.push(d);
-                        continue;
+                        let msg = "include needs one of `local`, `remote`, `project`, `template` or `component`";
+                        self.diagnostics
+                            .push(Diagnostic::error(file, item.pos, msg));
+                        return Vec::new();
                     }
                 }
             }
             _ => {
-                diagnostics.push(Diagnostic::error(
+                self.diagnostics.push(Diagnostic::error(
                     file,
                     item.pos,
                     "include must be a path or a mapping",
                 ));
-                continue;
+                return Vec::new();
             }
         };
         // `project:` includes name one or more `file:`s of another project.
@@ -155,105 +188,72 @@ fn with_includes(
             },
             _ => Vec::new(),
         };
-        let from_checkout: Option<Vec<(String, Vec<u8>)>> =
-            if kind == "project" && !project_files.is_empty() {
-                let mut all = Vec::new();
-                for f in &project_files {
-                    match source(Some(&target), f.trim_start_matches('/')) {
-                        Some(found) => all.extend(found),
-                        None => {
-                            all.clear();
-                            break;
-                        }
+        let mut found: Option<Vec<(String, Vec<u8>)>> = None;
+        if kind == "project" && !project_files.is_empty() {
+            let mut all = Vec::new();
+            for f in &project_files {
+                match (self.source)(Some(&target), f.trim_start_matches('/')) {
+                    Some(files) => all.extend(files),
+                    None => {
+                        all.clear();
+                        break;
                     }
                 }
-                (!all.is_empty()).then_some(all)
-            } else {
-                None
-            };
-        if kind != "local" && from_checkout.is_none() {
+            }
+            found = (!all.is_empty()).then_some(all);
+        }
+        if kind != "local" && found.is_none() {
             let what = format!("{kind}: {target}");
             let d = Diagnostic::warning(file, item.pos, format!("include `{what}` cannot be resolved offline; its jobs and templates are missing from this plan"))
                 .with_help("resolve `project:` includes from local checkouts with --include-dir DIR (DIR/<project>/<file>), or vendor the file and use `local:`");
-            diagnostics.push(d);
-            unresolved.push(what);
-            continue;
+            self.diagnostics.push(d);
+            self.unresolved.push(what);
+            return Vec::new();
         }
-        if item.get("rules").is_some() {
-            let d = Diagnostic::warning(
-                file,
-                item.pos,
-                format!(
-                    "`rules` on the include of `{target}` are not evaluated yet; it is always included"
-                ),
-            );
-            diagnostics.push(d);
-        }
-        let path = target.trim_start_matches('/');
-        let Some(found) = from_checkout.or_else(|| source(None, path)) else {
-            diagnostics.push(Diagnostic::error(
-                file,
-                item.pos,
-                format!("local include `{target}` does not exist"),
-            ));
-            continue;
+        let Some(found) = found.or_else(|| (self.source)(None, target.trim_start_matches('/')))
+        else {
+            let msg = format!("local include `{target}` does not exist");
+            self.diagnostics
+                .push(Diagnostic::error(file, item.pos, msg));
+            return Vec::new();
         };
+        // Jobs defined in an included file are gated by the include's `rules`.
+        let mut item_gate = gate.to_vec();
+        item_gate.extend(item.get("rules").cloned());
+        let mut out = Vec::new();
         for (display, bytes) in found {
-            if stack.contains(&display) || stack.len() > MAX_INCLUDE_DEPTH {
-                let d = Diagnostic::error(
-                    file,
-                    item.pos,
-                    format!(
-                        "include cycle: `{display}` includes itself (via {})",
-                        stack.join(" -> ")
-                    ),
+            if self.stack.contains(&display) || self.stack.len() > MAX_INCLUDE_DEPTH {
+                let msg = format!(
+                    "include cycle: `{display}` includes itself (via {})",
+                    self.stack.join(" -> ")
                 );
-                diagnostics.push(d);
+                self.diagnostics
+                    .push(Diagnostic::error(file, item.pos, msg));
                 continue;
             }
-            let origin = files.len().min(u16::MAX as usize) as u16;
-            files.push(display.clone());
+            let origin = self.files.len().min(u16::MAX as usize) as u16;
+            self.files.push(display.clone());
+            self.gates.push(item_gate.clone());
             let (parsed, mut diags) = crate::spec::yaml::parse_origin(
                 &display,
                 &bytes,
                 crate::spec::yaml::Flavor::GitLab,
                 origin,
             );
-            diagnostics.append(&mut diags);
+            self.diagnostics.append(&mut diags);
             let Some(parsed) = parsed else { continue };
             if parsed.as_map().is_none() && !parsed.is_null() {
-                diagnostics.push(Diagnostic::error(
+                self.diagnostics.push(Diagnostic::error(
                     &display,
                     parsed.pos,
                     "an included file must be a mapping",
                 ));
                 continue;
             }
-            stack.push(display.clone());
-            let included = with_includes(
-                &display,
-                parsed,
-                source,
-                diagnostics,
-                unresolved,
-                stack,
-                files,
-            );
-            stack.pop();
-            merged = deep_merge(&merged, &included);
+            out.push((display, parsed, item_gate.clone()));
         }
+        out
     }
-    let own = Node {
-        value: Value::Map(
-            entries
-                .iter()
-                .filter(|(k, _)| k.scalar() != Some("include"))
-                .cloned()
-                .collect(),
-        ),
-        ..root.clone()
-    };
-    deep_merge(&merged, &own)
 }
 
 /// `!reference [job, key, ...]` resolution against the merged tree.
