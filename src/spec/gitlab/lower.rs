@@ -494,6 +494,8 @@ fn lower_job(
             pos: get("after_script").map_or(key.pos, |s| s.pos),
             name: Some("after_script".into()),
             run: Some(echoed(&after)),
+            // GitLab gives after_script its own 5-minute timeout.
+            timeout_minutes: Some(Json::from(5)),
             shell: Some("bash".into()),
             condition: Some("always()".into()),
             continue_on_error: Some(Json::Bool(true)),
