@@ -27,7 +27,16 @@ pub fn parse_github(
     let pipeline = github::lower(&mut checker, &root, default_name);
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by_key(|d| (d.line, d.col));
+    drop_off_thread(root, bytes.len());
     (Some(pipeline), diagnostics)
+}
+
+/// Frees a large YAML tree on another thread: tens of thousands of small allocations are
+/// not worth making the caller wait for (a CLI exits before they matter).
+fn drop_off_thread(root: yaml::Node, source_len: usize) {
+    if source_len > 64 * 1024 {
+        std::thread::spawn(move || drop(root));
+    }
 }
 
 /// Parses a `.gitlab-ci.yml`; `includes` reads local includes (paths relative to the
@@ -57,5 +66,6 @@ pub fn parse_gitlab(
     );
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+    drop_off_thread(resolved.root, bytes.len());
     (Some(pipeline), diagnostics)
 }
