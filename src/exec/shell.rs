@@ -12,9 +12,26 @@ impl std::fmt::Display for ShellError {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    which(program).is_some()
+}
+
+/// The absolute path of a program on this process's PATH (the shells are looked up once:
+/// handing the child a bare name makes it try every PATH entry on every step).
+fn which(program: &str) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<PathBuf>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(program.to_string())
+        .or_insert_with(|| {
+            let paths = std::env::var_os("PATH")?;
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .clone()
 }
 
 /// Shell builtins and keywords: a script starting with one needs the shell.
@@ -201,6 +218,12 @@ pub fn shell_command(
     let program = parts
         .next()
         .ok_or_else(|| ShellError("empty shell".into()))?;
+    // bash and sh resolve once, here, not by the child on every step. Other programs
+    // (python, …) are left to the step's own PATH, which GITHUB_PATH may change.
+    let program = match which(&program) {
+        Some(path) if program == "bash" || program == "sh" => path.display().to_string(),
+        _ => program,
+    };
     Ok((program, parts.collect(), path))
 }
 
