@@ -13,6 +13,8 @@ pub const MAX_DEPTH: usize = 256;
 /// Total nodes after alias expansion; defends against exponential alias bombs while
 /// leaving room: the largest real workflow in the corpus has a few thousand nodes.
 pub const MAX_NODES: usize = 200_000;
+/// Mappings up to this size check duplicate keys by scanning.
+const SMALL_MAP: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -188,7 +190,8 @@ enum Frame {
         node: Node,
         anchor: usize,
         key: Option<Node>,
-        /// Keys seen so far, for duplicate detection in linear time.
+        /// Keys seen so far, for duplicate detection in linear time (filled once a mapping
+        /// grows past [`SMALL_MAP`] entries).
         seen: HashSet<String>,
     },
 }
@@ -453,18 +456,32 @@ impl Loader<'_> {
                 Some(k) => {
                     if let Value::Map(entries) = &mut parent.value {
                         let duplicate = match k.scalar() {
-                            Some(text) if !is_merge_key(&k) => !seen.insert(text.to_string()),
+                            // Small mappings (nearly all): a scan beats hashing.
+                            Some(text) if !is_merge_key(&k) && entries.len() < SMALL_MAP => {
+                                entries.iter().any(|(e, _)| e.scalar() == Some(text))
+                            }
+                            Some(text) if !is_merge_key(&k) => {
+                                if seen.is_empty() {
+                                    seen.extend(
+                                        entries
+                                            .iter()
+                                            .filter_map(|(e, _)| e.scalar().map(String::from)),
+                                    );
+                                }
+                                !seen.insert(text.to_string())
+                            }
                             _ => false,
                         };
-                        let name = k.scalar().unwrap_or_default().to_string();
+                        let name = || k.scalar().unwrap_or_default().to_string();
                         match (duplicate, self.flavor) {
                             (false, _) => entries.push((k, node)),
                             (true, Flavor::GitHub) => {
-                                let msg = format!("duplicate key `{name}`");
+                                let msg = format!("duplicate key `{}`", name());
                                 self.diagnostics
                                     .push(Diagnostic::error(self.file, k.pos, msg));
                             }
                             (true, Flavor::GitLab) => {
+                                let name = name();
                                 let msg = format!("duplicate key `{name}`: the last one wins");
                                 self.diagnostics
                                     .push(Diagnostic::warning(self.file, k.pos, msg));
