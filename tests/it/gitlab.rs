@@ -25,6 +25,21 @@ fn project(main: &Path, dir: &Path) {
     }
 }
 
+/// Runs `tess run --json` on a `.gitlab-ci.yml` in a fresh git repository: exit code, events.
+fn run_events(dir: &Path) -> (Option<i32>, Vec<serde_json::Value>) {
+    std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir)
+        .status()
+        .expect("git");
+    let out = tess(dir, &["run", "--json", ".gitlab-ci.yml"]);
+    let events = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (out.status.code(), events)
+}
+
 fn corpus() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(corpus_dir("gitlab"))
         .expect("corpus")
@@ -161,23 +176,8 @@ early:
         Some("always()")
     );
     // Run it: stage order, allow_failure, manual jobs wait, after_script always runs.
-    std::process::Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(dir.path())
-        .status()
-        .expect("git");
-    let out = tess(dir.path(), &["run", "--json", ".gitlab-ci.yml"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let events: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (code, events) = run_events(dir.path());
+    assert_eq!(code, Some(0), "{events:#?}");
     let log = |job: &str| -> Vec<String> {
         events
             .iter()
@@ -782,17 +782,8 @@ not-retried:
 "#,
     )
     .expect("write");
-    std::process::Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(dir.path())
-        .status()
-        .expect("git");
-    let out = tess(dir.path(), &["run", "--json", ".gitlab-ci.yml"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let events: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (code, events) = run_events(dir.path());
+    assert_eq!(code, Some(1), "{events:#?}");
     let starts = |job: &str| {
         events
             .iter()
@@ -925,17 +916,8 @@ fn allow_failure_exit_codes() {
         "allowed:\n  script: exit 3\n  allow_failure:\n    exit_codes: [2, 3]\nnot-allowed:\n  script: exit 4\n  allow_failure:\n    exit_codes: 3\n",
     )
     .expect("write");
-    std::process::Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(dir.path())
-        .status()
-        .expect("git");
-    let out = tess(dir.path(), &["run", "--json", ".gitlab-ci.yml"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let events: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (code, events) = run_events(dir.path());
+    assert_eq!(code, Some(1), "{events:#?}");
     let finished = |job: &str| {
         events
             .iter()
