@@ -217,15 +217,16 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
         parse_schedule(c, node, &mut p.on.schedules);
         return f;
     }
+    const FILTERS: [&str; 6] = [
+        "branches",
+        "branches-ignore",
+        "tags",
+        "tags-ignore",
+        "paths",
+        "paths-ignore",
+    ];
     let allowed: &[&str] = match name {
-        "push" => &[
-            "branches",
-            "branches-ignore",
-            "tags",
-            "tags-ignore",
-            "paths",
-            "paths-ignore",
-        ],
+        "push" => &FILTERS,
         "pull_request" | "pull_request_target" => &[
             "types",
             "branches",
@@ -239,14 +240,6 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
         _ => &["types"],
     };
     let what = format!("`on.{name}`");
-    const FILTERS: [&str; 6] = [
-        "branches",
-        "branches-ignore",
-        "tags",
-        "tags-ignore",
-        "paths",
-        "paths-ignore",
-    ];
     let mut accepted: Vec<&str> = allowed.to_vec();
     for (k, _) in node.as_map().unwrap_or_default() {
         let key = k.scalar().unwrap_or_default();

@@ -25,6 +25,14 @@ fn project(main: &Path, dir: &Path) {
     }
 }
 
+/// A `.gitlab-ci.yml` with `text` in a fresh directory, loaded.
+fn gitlab_file(text: &str) -> (tempfile::TempDir, load::Loaded) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".gitlab-ci.yml"), text).expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    (dir, loaded)
+}
+
 /// Runs `tess run --json` on a `.gitlab-ci.yml` in a fresh git repository: exit code, events.
 fn run_events(dir: &Path) -> (Option<i32>, Vec<serde_json::Value>) {
     std::process::Command::new("git")
@@ -298,9 +306,7 @@ fn rules_expression_language() {
 #[test]
 fn rules_only_except_and_workflow_per_event() {
     use tesseract_ci::trigger::{Event, EventKind};
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join(".gitlab-ci.yml"),
+    let (_dir, loaded) = gitlab_file(
         r#"variables:
   DEPLOY_BRANCH: main
 implicit:
@@ -339,9 +345,7 @@ release-branches:
     refs: [/^release-.*$/]
     variables: [$DEPLOY_BRANCH == "main"]
 "#,
-    )
-    .expect("write");
-    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    );
     assert!(!loaded.has_errors(), "{}", loaded.render_diagnostics());
     let p = &loaded.pipelines[0];
     let push = |r: &str, changed: &[&str]| {
@@ -412,13 +416,9 @@ release-branches:
 #[test]
 fn workflow_rules_decide_whether_a_pipeline_exists() {
     use tesseract_ci::trigger::{Event, EventKind};
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join(".gitlab-ci.yml"),
+    let (_dir, loaded) = gitlab_file(
         "workflow:\n  rules:\n    - if: $CI_COMMIT_TAG\n      when: never\n    - if: $CI_COMMIT_BRANCH\nbuild:\n  script: make\n  rules:\n    - when: on_success\n",
-    )
-    .expect("write");
-    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    );
     let p = &loaded.pipelines[0];
     let decide = |e: Event| {
         let (plan, _) = plan_pipeline(p, Some(&e));
@@ -446,9 +446,7 @@ fn workflow_rules_decide_whether_a_pipeline_exists() {
 
 #[test]
 fn parallel_jobs_expand_with_gitlab_names() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join(".gitlab-ci.yml"),
+    let (_dir, loaded) = gitlab_file(
         r#"shard:
   stage: build
   parallel: 3
@@ -470,9 +468,7 @@ all:
   needs: [shard]
   script: echo all
 "#,
-    )
-    .expect("write");
-    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    );
     assert!(
         loaded.diagnostics.is_empty(),
         "{}",
@@ -825,9 +821,7 @@ not-retried:
 #[test]
 fn needs_optional_and_matrix_instances() {
     use tesseract_ci::trigger::{Event, EventKind};
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join(".gitlab-ci.yml"),
+    let (_dir, loaded) = gitlab_file(
         r#"build:
   stage: build
   script: make
@@ -856,9 +850,7 @@ strict:
   script: deploy
   needs: [tag-only]
 "#,
-    )
-    .expect("write");
-    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    );
     assert!(!loaded.has_errors(), "{}", loaded.render_diagnostics());
     let p = &loaded.pipelines[0];
     assert_eq!(
