@@ -17,6 +17,27 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Files changed on HEAD since it forked from `git_ref` (`git diff REF...HEAD`, the
+/// merge-base comparison GitLab's `changes:compare_to` makes).
+pub fn changed_since(root: &Path, git_ref: &str) -> Result<Vec<String>, String> {
+    if git_ref.starts_with('-') {
+        return Err(format!("`{git_ref}` is not a ref"));
+    }
+    git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{git_ref}^{{commit}}"),
+        ],
+    )
+    .ok_or_else(|| format!("`{git_ref}` is not a ref of this repository"))?;
+    let diff = git(root, &["diff", "--name-only", &format!("{git_ref}...HEAD")])
+        .ok_or_else(|| format!("cannot compare HEAD with `{git_ref}`"))?;
+    Ok(diff.lines().map(String::from).collect())
+}
+
 /// The top of the work tree containing `dir`, if it is in one.
 pub fn toplevel(dir: &Path) -> Option<PathBuf> {
     let abs = dir.canonicalize().ok()?;

@@ -3,6 +3,7 @@
 
 use crate::diag::{Diagnostic, Pos};
 use crate::spec::{self, Pipeline};
+use crate::trigger::Event;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,16 +69,21 @@ fn is_gitlab(path: &Path) -> bool {
 }
 
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
-    load_with(paths, None)
+    load_with(paths, None, None)
 }
 
 /// As [`load`]; `include_dir` holds local checkouts of other projects, for GitLab's
-/// `include: project:` (`DIR/<group>/<project>/<file>`).
-pub fn load_with(paths: &[PathBuf], include_dir: Option<&Path>) -> Result<Loaded, String> {
+/// `include: project:` (`DIR/<group>/<project>/<file>`). With an `event`, GitLab's
+/// conditional includes are decided for it (a left-out file contributes nothing).
+pub fn load_with(
+    paths: &[PathBuf],
+    include_dir: Option<&Path>,
+    event: Option<&Event>,
+) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
     for path in discover(paths)? {
         if is_gitlab(&path) {
-            if let Some(p) = load_gitlab(&path, &mut loaded, include_dir) {
+            if let Some(p) = load_gitlab(&path, &mut loaded, include_dir, event) {
                 loaded.pipelines.push(p);
             }
             continue;
@@ -152,7 +158,12 @@ fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> 
     Some(pipeline)
 }
 
-fn load_gitlab(path: &Path, loaded: &mut Loaded, include_dir: Option<&Path>) -> Option<Pipeline> {
+fn load_gitlab(
+    path: &Path,
+    loaded: &mut Loaded,
+    include_dir: Option<&Path>,
+    event: Option<&Event>,
+) -> Option<Pipeline> {
     let (display, bytes) = read_source(path, loaded)?;
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let root =
@@ -190,8 +201,22 @@ fn load_gitlab(path: &Path, loaded: &mut Loaded, include_dir: Option<&Path>) -> 
         }
         (!out.is_empty()).then_some(out)
     };
-    let (pipeline, mut diagnostics) =
-        spec::parse_gitlab(&display, &bytes, &name, &mut read_include, Some(&exists));
+    // `changes:compare_to`: each ref diffed once.
+    let compared = std::cell::RefCell::new(HashMap::new());
+    let changed_since = |git_ref: &str| -> Result<Vec<String>, String> {
+        compared
+            .borrow_mut()
+            .entry(git_ref.to_string())
+            .or_insert_with(|| crate::git::changed_since(&root, git_ref))
+            .clone()
+    };
+    let repo = spec::GitLabRepository {
+        includes: &mut read_include,
+        exists: Some(&exists),
+        changed_since: Some(&changed_since),
+        event,
+    };
+    let (pipeline, mut diagnostics) = spec::parse_gitlab(&display, &bytes, &name, repo);
     loaded.sources.extend(sources);
     loaded.diagnostics.append(&mut diagnostics);
     pipeline

@@ -10,6 +10,7 @@ mod signals;
 
 use crate::load::{self, Loaded};
 use crate::plan::{PipelinePlan, plan_pipeline};
+use crate::trigger::Event;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,6 +154,7 @@ pub fn main() -> ExitCode {
 fn load_paths(
     paths: Vec<PathBuf>,
     include_dir: Option<&std::path::Path>,
+    event: Option<&Event>,
 ) -> Result<Loaded, String> {
     let paths = if paths.is_empty() {
         load::default_paths()
@@ -165,12 +167,11 @@ fn load_paths(
                 .into(),
         );
     }
-    load::load_with(&paths, include_dir)
+    load::load_with(&paths, include_dir, event)
 }
 
 /// Plans every pipeline that loaded without errors.
-fn plan_all(loaded: &mut Loaded, args: &EventArgs) -> Result<Vec<PipelinePlan>, String> {
-    let event = event::from_args(args)?;
+fn plan_all(loaded: &mut Loaded, event: Option<&Event>) -> Vec<PipelinePlan> {
     let mut plans = Vec::new();
     let broken: Vec<String> = loaded
         .diagnostics
@@ -182,11 +183,11 @@ fn plan_all(loaded: &mut Loaded, args: &EventArgs) -> Result<Vec<PipelinePlan>, 
         if broken.contains(&p.file) {
             continue;
         }
-        let (plan, mut diagnostics) = plan_pipeline(p, event.as_ref());
+        let (plan, mut diagnostics) = plan_pipeline(p, event);
         loaded.diagnostics.append(&mut diagnostics);
         plans.push(plan);
     }
-    Ok(plans)
+    plans
 }
 
 fn exit_code(loaded: &Loaded) -> u8 {
@@ -196,13 +197,14 @@ fn exit_code(loaded: &Loaded) -> u8 {
 fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, String> {
     match command {
         Command::Validate { paths, json } => {
-            let loaded = load_paths(paths, include_dir)?;
+            let loaded = load_paths(paths, include_dir, None)?;
             output::validate(&loaded, json);
             Ok(exit_code(&loaded))
         }
         Command::Plan { paths, event, json } => {
-            let mut loaded = load_paths(paths, include_dir)?;
-            let plans = plan_all(&mut loaded, &event)?;
+            let event = event::from_args(&event)?;
+            let mut loaded = load_paths(paths, include_dir, event.as_ref())?;
+            let plans = plan_all(&mut loaded, event.as_ref());
             output::plan(&loaded, &plans, json);
             let code = exit_code(&loaded);
             // The process ends here: freeing thousands of small allocations is wasted work.
@@ -214,8 +216,9 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             format,
             event,
         } => {
-            let mut loaded = load_paths(paths, include_dir)?;
-            let plans = plan_all(&mut loaded, &event)?;
+            let event = event::from_args(&event)?;
+            let mut loaded = load_paths(paths, include_dir, event.as_ref())?;
+            let plans = plan_all(&mut loaded, event.as_ref());
             eprint!("{}", loaded.render_diagnostics());
             let text = match format {
                 GraphFormat::Dot => graph::dot(&plans),
@@ -236,7 +239,8 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             json,
             strict,
         } => {
-            let mut loaded = load_paths(paths, include_dir)?;
+            let event = run::event_for_run(&event)?;
+            let mut loaded = load_paths(paths, include_dir, Some(&event))?;
             if loaded.has_errors() {
                 eprint!("{}", loaded.render_diagnostics());
                 return Ok(EXIT_INVALID);
@@ -266,7 +270,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let loaded = load_paths(paths, include_dir)?;
+            let loaded = load_paths(paths, include_dir, None)?;
             output::schedule(&loaded, from, count, json);
             Ok(exit_code(&loaded))
         }

@@ -94,6 +94,9 @@ pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
         for s in &p.skipped {
             out.push_str(&format!("  skipped {}: {}\n", s.key, s.reason));
         }
+        for include in &p.skipped_includes {
+            out.push_str(&format!("  include left out: {include}\n"));
+        }
         out.push('\n');
     }
     print!("{out}");

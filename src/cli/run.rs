@@ -6,12 +6,13 @@ use crate::exec::Cancel;
 use crate::expr::Value;
 use crate::load::Loaded;
 use crate::plan::{PipelinePlan, plan_pipeline};
+use crate::trigger::Event;
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct RunArgs {
-    pub event: EventArgs,
+    pub event: Event,
     pub jobs: Vec<String>,
     pub parallel: Option<usize>,
     pub secrets: Vec<(String, String)>,
@@ -25,12 +26,17 @@ pub struct RunArgs {
 const EXIT_FAILED: u8 = 1;
 const EXIT_INTERRUPTED: u8 = 130;
 
-pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
-    let mut event_args = args.event.clone();
-    if event_args.event.is_none() {
-        event_args.event = Some("push".into());
+/// The event a local run is for: `--event`, or a push of the current branch.
+pub fn event_for_run(args: &EventArgs) -> Result<Event, String> {
+    let mut args = args.clone();
+    if args.event.is_none() {
+        args.event = Some("push".into());
     }
-    let event = event::from_args(&event_args)?.ok_or("no event")?;
+    event::from_args(&args)?.ok_or_else(|| "no event".into())
+}
+
+pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
+    let event = &args.event;
     let secrets = read_secrets(&args)?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let root = crate::git::toplevel(&cwd).unwrap_or_else(|| cwd.clone());
@@ -39,7 +45,7 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
     let mut code = 0;
     let pipelines = std::mem::take(&mut loaded.pipelines);
     for pipeline in &pipelines {
-        let (mut plan, mut diagnostics) = plan_pipeline(pipeline, Some(&event));
+        let (mut plan, mut diagnostics) = plan_pipeline(pipeline, Some(event));
         loaded.diagnostics.append(&mut diagnostics);
         if loaded.has_errors() {
             eprint!("{}", loaded.render_diagnostics());
@@ -74,11 +80,11 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
         );
         let inputs = merge_input_defaults(pipeline, inputs);
         let mut environment = engine::environment::build(
-            &event, &repo, &workspace, &run_dir, &run_id, inputs, &secrets,
+            event, &repo, &workspace, &run_dir, &run_id, inputs, &secrets,
         )
         .map_err(|e| format!("preparing the run: {e}"))?;
         if pipeline.dialect == crate::spec::Dialect::GitLab {
-            let vars = engine::environment::gitlab_variables(&event, &repo, &workspace);
+            let vars = engine::environment::gitlab_variables(event, &repo, &workspace);
             environment.base_env.extend(vars);
         }
         let opts = RunOptions {

@@ -358,7 +358,12 @@ impl JobRun {
             .shell
             .clone()
             .or_else(|| defaults(|d| &d.shell))
-            .map(|s| interpolate_lossy(&s, ctx));
+            .map(|s| interpolate_lossy(&s, ctx))
+            // A GitLab runner's shell executor falls back to sh on hosts without bash.
+            .map(|s| match s.as_str() {
+                "bash" if self.spec.gitlab.is_some() && !exec::on_path("bash") => "sh".into(),
+                _ => s,
+            });
         let cwd = match step
             .working_directory
             .clone()

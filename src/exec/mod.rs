@@ -13,7 +13,7 @@ pub use commands::{Annotation, Command, parse_command};
 pub use files::parse_key_values;
 pub use mask::Masker;
 pub use process::{Cancel, CancelLevel, Outcome, Spawn, kill_group, run_process};
-pub use shell::{ShellError, shell_command};
+pub use shell::{ShellError, on_path, shell_command};
 
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};

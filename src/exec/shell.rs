@@ -11,7 +11,7 @@ impl std::fmt::Display for ShellError {
     }
 }
 
-fn on_path(program: &str) -> bool {
+pub fn on_path(program: &str) -> bool {
     which(program).is_some()
 }
 

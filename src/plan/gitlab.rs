@@ -28,10 +28,11 @@ pub fn decide_job(
         };
     };
     for gate in &gitlab_job.include_gates {
+        // Include rules see predefined variables only, not the file's `variables:`.
         let d = gitlab::select(
             &gitlab::Selection::Rules(gate.clone()),
             event,
-            vars,
+            &gitlab::predefined(event),
             "on_success",
         );
         if !d.added {

@@ -34,6 +34,9 @@ pub struct PipelinePlan {
     pub jobs: Vec<PlannedJob>,
     /// Jobs that will not run for this event, with why.
     pub skipped: Vec<SkippedJob>,
+    /// GitLab includes whose `rules:` left them out for this event, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_includes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +97,7 @@ fn plan_with(
         reason: decision.as_ref().map(|d| d.reason.clone()),
         jobs: Vec::new(),
         skipped: Vec::new(),
+        skipped_includes: p.skipped_includes.clone(),
     };
     if decision.as_ref().is_some_and(|d| !d.triggered) {
         return (out, diagnostics);

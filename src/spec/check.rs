@@ -15,7 +15,11 @@ pub struct Checker<'a> {
     /// Whether any file of the repository matches a glob (GitLab `rules:exists`), when the
     /// caller can tell.
     pub exists: Option<&'a dyn Fn(&str) -> bool>,
+    /// Files changed since a ref (GitLab `changes:compare_to`), when the caller can tell.
+    pub changed_since: Option<&'a ChangedSince<'a>>,
 }
+
+pub type ChangedSince<'a> = dyn Fn(&str) -> Result<Vec<String>, String> + 'a;
 
 impl<'a> Checker<'a> {
     pub fn new(file: &'a str, source: &'a str) -> Self {
@@ -25,6 +29,7 @@ impl<'a> Checker<'a> {
             diagnostics: Vec::new(),
             files: Vec::new(),
             exists: None,
+            changed_since: None,
         }
     }
 

@@ -39,24 +39,41 @@ fn drop_off_thread(root: yaml::Node, source_len: usize) {
     }
 }
 
-/// Parses a `.gitlab-ci.yml`; `includes` reads local includes (paths relative to the
-/// project root, globs allowed) so that this layer itself does no I/O.
+/// What a `.gitlab-ci.yml` needs from its repository, asked through callbacks so that
+/// this layer itself does no I/O.
+pub struct GitLabRepository<'a, 's> {
+    /// Reads local includes (paths relative to the project root, globs allowed).
+    pub includes: &'a mut gitlab::IncludeSource<'s>,
+    /// `rules:exists`: whether any file matches a glob.
+    pub exists: Option<&'a dyn Fn(&str) -> bool>,
+    /// `changes:compare_to`: the files changed since a ref.
+    pub changed_since: Option<&'a check::ChangedSince<'a>>,
+    /// The event to decide conditional includes for (`None`: merge them all).
+    pub event: Option<&'a crate::trigger::Event>,
+}
+
+/// Parses a `.gitlab-ci.yml` with its includes.
 pub fn parse_gitlab(
     file: &str,
     bytes: &[u8],
     default_name: &str,
-    includes: &mut gitlab::IncludeSource,
-    exists: Option<&dyn Fn(&str) -> bool>,
+    repo: GitLabRepository,
 ) -> (Option<Pipeline>, Vec<Diagnostic>) {
     let (root, mut diagnostics) = yaml::parse_with(file, bytes, yaml::Flavor::GitLab);
     let Some(root) = root else {
         return (None, diagnostics);
     };
-    let resolved = gitlab::resolve(file, root, includes, &mut diagnostics);
+    let exists = repo.exists;
+    let admit = repo
+        .event
+        .map(|event| move |rules: &yaml::Node| gitlab::include_admitted(rules, event, exists));
+    let admit = admit.as_ref().map(|f| f as &gitlab::IncludeRules);
+    let resolved = gitlab::resolve(file, root, repo.includes, admit, &mut diagnostics);
     let source = std::str::from_utf8(bytes).unwrap_or_default();
     let mut checker = check::Checker::new(file, source);
     checker.files = resolved.files;
     checker.exists = exists;
+    checker.changed_since = repo.changed_since;
     let pipeline = gitlab::lower(
         &mut checker,
         &resolved.root,
@@ -64,6 +81,8 @@ pub fn parse_gitlab(
         !resolved.unresolved.is_empty(),
         &resolved.gates,
     );
+    let mut pipeline = pipeline;
+    pipeline.skipped_includes = resolved.excluded;
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     drop_off_thread(resolved.root, bytes.len());

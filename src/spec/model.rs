@@ -30,6 +30,8 @@ pub struct Pipeline {
     pub jobs: IndexMap<String, Arc<Job>>,
     /// GitLab `workflow:rules` (whether a pipeline is created at all).
     pub workflow_rules: Option<Vec<crate::trigger::gitlab::Rule>>,
+    /// GitLab includes whose `rules:` left them out for the event the file was loaded for.
+    pub skipped_includes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -151,6 +153,7 @@ impl Pipeline {
             concurrency: None,
             jobs: IndexMap::new(),
             workflow_rules: None,
+            skipped_includes: Vec::new(),
         }
     }
 

@@ -364,6 +364,9 @@ pub struct Rule {
     /// `exists:`, decided when the file is loaded (it depends on the commit, not the event):
     /// `Some(false)` when no file of the repository matches.
     pub exists: Option<bool>,
+    /// With `changes:compare_to`: the files changed since that ref, resolved at load time
+    /// (`changes` then looks at these instead of the event's).
+    pub compared_files: Option<Vec<String>>,
     pub when: Option<String>,
     pub allow_failure: Option<bool>,
     pub variables: IndexMap<String, String>,
@@ -433,7 +436,10 @@ pub fn select(
                 let changes_ok = rule
                     .changes
                     .as_ref()
-                    .is_none_or(|c| changes_match(c, event));
+                    .is_none_or(|c| match &rule.compared_files {
+                        Some(files) => files.iter().any(|f| c.selects(f)),
+                        None => changes_match(c, event),
+                    });
                 if if_ok && changes_ok && rule.exists != Some(false) {
                     let when = rule.when.clone().unwrap_or_else(|| job_when.to_string());
                     let why = match &rule.condition {

@@ -1,7 +1,7 @@
 //! The GitLab front end: the real-world corpus (with its local includes placed where the
 //! projects keep them), `extends` / `!reference` / include merging, stages as a DAG.
 
-use crate::support::{corpus_dir, stderr, stdout, tess};
+use crate::support::{corpus_dir, stderr, stdout, tess, tess_with_env};
 use std::path::{Path, PathBuf};
 use tesseract_ci::load;
 use tesseract_ci::plan::plan_pipeline;
@@ -548,6 +548,7 @@ fn project_includes_resolve_from_include_dir() {
     let loaded = load::load_with(
         &[project.join(".gitlab-ci.yml")],
         Some(&dir.path().join("checkouts")),
+        None,
     )
     .expect("load");
     let script = loaded.pipelines[0].jobs["build"].steps[0]
@@ -966,5 +967,173 @@ fn include_rules_gate_the_jobs_they_bring() {
     assert_eq!(
         skipped,
         ["release: defined in an include whose rules do not add it: no rule matches"]
+    );
+}
+
+#[test]
+fn conditional_includes_are_decided_as_a_whole_for_the_event() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The include overrides a job of the including file and sets a global variable: when
+    // its rules leave it out, neither happens (GitLab never merges the file).
+    std::fs::write(
+        dir.path().join("release.yml"),
+        "variables:\n  CHANNEL: stable\nbuild:\n  before_script: [echo release]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "include:\n  - local: release.yml\n    rules:\n      - if: $CI_COMMIT_TAG\nbuild:\n  stage: build\n  script: make\n",
+    )
+    .expect("write");
+    let load_for = |git_ref: &str| {
+        let event = Event::new(EventKind::Push, git_ref);
+        let paths = [dir.path().join(".gitlab-ci.yml")];
+        let loaded = load::load_with(&paths, None, Some(&event)).expect("load");
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{}",
+            loaded.render_diagnostics()
+        );
+        loaded.pipelines.into_iter().next().expect("pipeline")
+    };
+    let script =
+        |p: &tesseract_ci::spec::Pipeline| p.jobs["build"].steps[0].run.clone().unwrap_or_default();
+
+    // Merged in: the include's `before_script` extends `build`, its variable is defined.
+    let tag = load_for("refs/tags/v1");
+    assert!(script(&tag).contains("echo release"), "{}", script(&tag));
+    assert_eq!(tag.env.get("CHANNEL").map(String::as_str), Some("stable"));
+    assert!(tag.skipped_includes.is_empty());
+
+    let branch = load_for("refs/heads/main");
+    assert_eq!(branch.env.get("CHANNEL"), None);
+    assert_eq!(
+        branch.skipped_includes,
+        ["local: release.yml: no rule matches"]
+    );
+    assert!(
+        !script(&branch).contains("echo release"),
+        "{}",
+        script(&branch)
+    );
+
+    // `tess plan` says which include was left out and why.
+    let out = tess(
+        dir.path(),
+        &[
+            "plan",
+            "--event",
+            "push",
+            "--ref",
+            "refs/heads/main",
+            ".gitlab-ci.yml",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("include left out: local: release.yml: no rule matches"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn scripts_fall_back_to_sh_where_bash_is_missing() {
+    // A PATH with sh and git but no bash, as on a minimal runner image.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    for tool in ["sh", "git"] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .expect("sh and git are installed");
+        std::os::unix::fs::symlink(found, bin.join(tool)).expect("symlink");
+    }
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).expect("mkdir");
+    std::fs::write(
+        project.join(".gitlab-ci.yml"),
+        "job:\n  script:\n    - test -z \"${BASH_VERSION:-}\" && echo \"not bash\"\n",
+    )
+    .expect("write");
+    let path = bin.display().to_string();
+    let out = tess_with_env(&project, &["run", ".gitlab-ci.yml"], &[("PATH", &path)]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("not bash"), "{}", stdout(&out));
+}
+
+#[test]
+fn changes_compare_to_diffs_against_the_ref() {
+    use tesseract_ci::trigger::{Event, EventKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::create_dir_all(dir.path().join("src")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("docs")).expect("mkdir");
+    std::fs::write(dir.path().join("src/lib.rs"), "").expect("write");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "code:\n  script: make\n  rules:\n    - changes:\n        paths: ['src/**/*']\n        compare_to: refs/heads/main\ndocs:\n  script: make docs\n  rules:\n    - changes:\n        paths: ['docs/*']\n        compare_to: main\nbraces:\n  script: make\n  rules:\n    - changes:\n        paths: ['{README.md,docs/{a,z}.md}']\n        compare_to: main\nno-braces:\n  script: make\n  rules:\n    - changes:\n        paths: ['{src,lib}/*']\n        compare_to: main\n",
+    )
+    .expect("write");
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "one"]);
+    // On a feature branch two commits touch docs only: compared with `main`, `src/` did not
+    // change although the push's own change set is unknown.
+    git(&["checkout", "-qb", "feature"]);
+    std::fs::write(dir.path().join("docs/a.md"), "a").expect("write");
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "two"]);
+    std::fs::write(dir.path().join("docs/b.md"), "b").expect("write");
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "three"]);
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "{}",
+        loaded.render_diagnostics()
+    );
+    let (plan, _) = plan_pipeline(
+        &loaded.pipelines[0],
+        Some(&Event::new(EventKind::Push, "refs/heads/feature")),
+    );
+    let keys: Vec<&str> = plan.jobs.iter().map(|j| j.key.as_str()).collect();
+    assert_eq!(keys, ["docs", "braces"]);
+    let skipped: Vec<&str> = plan.skipped.iter().map(|j| j.key.as_str()).collect();
+    assert_eq!(skipped, ["code", "no-braces"]);
+
+    // A ref the repository does not have is an error at the `compare_to`, as on GitLab.
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "code:\n  script: make\n  rules:\n    - changes:\n        paths: [src/*]\n        compare_to: nope\n",
+    )
+    .expect("write");
+    let loaded = load::load(&[dir.path().join(".gitlab-ci.yml")]).expect("load");
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let file = Path::new(&d.file).file_name().unwrap_or_default();
+            format!("{}:{}:{}: {}", file.display(), d.line, d.col, d.message)
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [".gitlab-ci.yml:6:21: `changes:compare_to`: `nope` is not a ref of this repository"]
     );
 }

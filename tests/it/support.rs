@@ -37,8 +37,14 @@ pub fn plan(yaml: &str, event: Option<&Event>) -> PipelinePlan {
 
 /// Runs the `tess` binary in `dir` with a hard timeout (output is drained as it comes).
 pub fn tess(dir: &std::path::Path, args: &[&str]) -> Output {
+    tess_with_env(dir, args, &[])
+}
+
+/// As [`tess`], with extra environment variables.
+pub fn tess_with_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_tess"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,7 +1,7 @@
 //! Lowers a resolved GitLab configuration into a `Pipeline`: stages become `needs` edges,
 //! `before_script` + `script` one shell step and `after_script` an always-run step.
 
-use crate::diag::did_you_mean;
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::spec::check::Checker;
 use crate::spec::model::*;
 use crate::spec::yaml::{Node, Value};
@@ -778,6 +778,23 @@ fn condition(c: &mut Checker, node: &Node) -> Option<Condition> {
     }
 }
 
+/// `changes: {paths, compare_to: REF}`: the files changed since REF, when the repository
+/// is at hand; a ref it does not have is an error, as on GitLab.
+fn compare_to(c: &mut Checker, changes: &Node) -> Option<Vec<String>> {
+    let node = changes.get("compare_to")?;
+    let Some(git_ref) = node.scalar() else {
+        c.type_error(node, "compare_to", "a branch, tag or commit");
+        return None;
+    };
+    match c.changed_since?(git_ref) {
+        Ok(files) => Some(files),
+        Err(e) => {
+            c.error(node.pos, format!("`changes:compare_to`: {e}"));
+            None
+        }
+    }
+}
+
 fn patterns(c: &mut Checker, node: &Node, what: &str) -> PatternList {
     let mut list = PatternList::default();
     let items = match node.get("paths") {
@@ -785,17 +802,89 @@ fn patterns(c: &mut Checker, node: &Node, what: &str) -> PatternList {
         None => node,
     };
     for (text, pos) in c.string_list(items, what) {
-        match Pattern::new(&text) {
-            Ok(p) => list.patterns.push(p),
-            Err(e) => {
-                c.error(
-                    pos,
-                    format!("invalid glob `{text}` in `{what}`: {}", e.message),
-                );
+        for alternative in expand_braces(&text) {
+            match Pattern::new(&alternative) {
+                Ok(p) => list.patterns.push(p),
+                Err(e) => {
+                    c.error(
+                        pos,
+                        format!("invalid glob `{text}` in `{what}`: {}", e.message),
+                    );
+                    break;
+                }
             }
         }
     }
     list
+}
+
+/// GitLab matches `changes` and `exists` with Ruby's `fnmatch` and `FNM_EXTGLOB`:
+/// `{a,b}` alternatives (nested too) expand into one glob each.
+fn expand_braces(text: &str) -> Vec<String> {
+    const MAX_ALTERNATIVES: usize = 1024;
+    // The first `{` with a matching `}` that has a top-level comma inside.
+    let bytes = text.as_bytes();
+    for open in (0..bytes.len()).filter(|&i| bytes[i] == b'{') {
+        let (mut depth, mut commas) = (0usize, Vec::new());
+        let mut close = None;
+        for (i, &b) in bytes.iter().enumerate().skip(open) {
+            match b {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                b',' if depth == 1 => commas.push(i),
+                _ => {}
+            }
+        }
+        let Some(close) = close else { break };
+        if commas.is_empty() {
+            continue;
+        }
+        let (head, tail) = (&text[..open], &text[close + 1..]);
+        let mut bounds = vec![open];
+        bounds.extend(&commas);
+        bounds.push(close);
+        let mut out = Vec::new();
+        for pair in bounds.windows(2) {
+            let alternative = format!("{head}{}{tail}", &text[pair[0] + 1..pair[1]]);
+            out.extend(expand_braces(&alternative));
+            if out.len() > MAX_ALTERNATIVES {
+                out.truncate(MAX_ALTERNATIVES);
+                return out;
+            }
+        }
+        return out;
+    }
+    vec![text.to_string()]
+}
+
+/// Whether a conditional include's `rules:` add it for `event`. GitLab evaluates them with
+/// the predefined (and project) variables only: the file's own `variables:` do not exist
+/// yet. Rules with errors admit the include, so that lowering reports them.
+pub fn include_admitted(
+    rules_node: &Node,
+    event: &crate::trigger::Event,
+    exists: Option<&dyn Fn(&str) -> bool>,
+) -> Result<(), String> {
+    use crate::trigger::gitlab::{Selection, predefined, select};
+    let mut scratch = Checker::new("", "");
+    scratch.exists = exists;
+    let parsed = rules(&mut scratch, rules_node);
+    if scratch.diagnostics.iter().any(Diagnostic::is_error) {
+        return Ok(());
+    }
+    let d = select(
+        &Selection::Rules(parsed),
+        event,
+        &predefined(event),
+        "on_success",
+    );
+    if d.added { Ok(()) } else { Err(d.reason) }
 }
 
 fn rules(c: &mut Checker, node: &Node) -> Vec<Rule> {
@@ -825,13 +914,16 @@ fn rules(c: &mut Checker, node: &Node) -> Vec<Rule> {
         for (key, _, v) in c.map(item, "a rule", &keys) {
             match key {
                 "if" => rule.condition = condition(c, v),
-                "changes" => rule.changes = Some(patterns(c, v, "changes")),
+                "changes" => {
+                    rule.changes = Some(patterns(c, v, "changes"));
+                    rule.compared_files = compare_to(c, v);
+                }
                 "exists" => {
                     let paths = v.get("paths").unwrap_or(v);
                     let globs: Vec<String> = c
                         .string_list(paths, "exists")
                         .into_iter()
-                        .map(|(s, _)| s)
+                        .flat_map(|(s, _)| expand_braces(&s))
                         .collect();
                     rule.exists = c.exists.map(|exists| globs.iter().any(|g| exists(g)));
                 }

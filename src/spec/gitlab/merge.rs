@@ -11,6 +11,10 @@ use std::collections::HashMap;
 /// `None` when nothing matches or the project is not available.
 pub type IncludeSource<'a> = dyn FnMut(Option<&str>, &str) -> Option<Vec<(String, Vec<u8>)>> + 'a;
 
+/// Decides a conditional include (its `rules:` node) for the event being planned:
+/// `Err(reason)` leaves the whole file out, as GitLab does.
+pub type IncludeRules<'a> = dyn Fn(&Node) -> Result<(), String> + 'a;
+
 /// The merged configuration, plus what could not be resolved offline.
 pub struct Resolved {
     pub root: Node,
@@ -21,6 +25,8 @@ pub struct Resolved {
     pub gates: Vec<Vec<Node>>,
     /// Includes that name a remote, project, template or component (not resolvable offline).
     pub unresolved: Vec<String>,
+    /// Conditional includes left out for the event, with why.
+    pub excluded: Vec<String>,
 }
 
 const MAX_INCLUDE_DEPTH: usize = 150;
@@ -60,12 +66,15 @@ pub fn resolve(
     file: &str,
     root: Node,
     source: &mut IncludeSource,
+    admit: Option<&IncludeRules>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Resolved {
     let mut includer = Includer {
         source,
+        admit,
         diagnostics,
         unresolved: Vec::new(),
+        excluded: Vec::new(),
         stack: vec![file.to_string()],
         files: vec![file.to_string()],
         gates: vec![Vec::new()],
@@ -73,6 +82,7 @@ pub fn resolve(
     let merged = includer.merge(file, root, &[]);
     let Includer {
         unresolved,
+        excluded,
         files,
         gates,
         diagnostics,
@@ -91,14 +101,18 @@ pub fn resolve(
         files,
         gates,
         unresolved,
+        excluded,
     }
 }
 
 /// Walks `include:` recursively; owns what the walk accumulates.
 struct Includer<'a, 's> {
     source: &'a mut IncludeSource<'s>,
+    /// Set when loading for one event: conditional includes are decided while merging.
+    admit: Option<&'a IncludeRules<'s>>,
     diagnostics: &'a mut Vec<Diagnostic>,
     unresolved: Vec<String>,
+    excluded: Vec<String>,
     stack: Vec<String>,
     files: Vec<String>,
     /// Per file (by origin): the `rules:` of the includes it came through.
@@ -177,6 +191,14 @@ impl Includer<'_, '_> {
                 return Vec::new();
             }
         };
+        // For a known event, GitLab decides the include before fetching it; without one,
+        // everything is merged and the rules gate the jobs the file defines.
+        if let (Some(admit), Some(rules)) = (self.admit, item.get("rules"))
+            && let Err(reason) = admit(rules)
+        {
+            self.excluded.push(format!("{kind}: {target}: {reason}"));
+            return Vec::new();
+        }
         // `project:` includes name one or more `file:`s of another project.
         let project_files: Vec<String> = match (kind, item.get("file")) {
             ("project", Some(f)) => match &f.value {

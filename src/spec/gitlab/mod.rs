@@ -4,5 +4,5 @@
 mod lower;
 mod merge;
 
-pub use lower::lower;
-pub use merge::{IncludeSource, Resolved, resolve};
+pub use lower::{include_admitted, lower};
+pub use merge::{IncludeRules, IncludeSource, Resolved, resolve};
