@@ -1,5 +1,6 @@
-//! Tesseract CI: pipeline specs (GitHub Actions syntax) → validated model → plans (DAGs of
-//! jobs for an event). Layers: `spec` → `plan`, using `trigger` and `expr`; `load` does I/O.
+//! Tesseract CI: pipeline specs (GitHub Actions and GitLab CI syntax) → validated model →
+//! plans (DAGs of jobs for an event) → `engine` → `exec`. `load` does the pre-plan I/O;
+//! `server` and `runner` reuse the planner and the engine through `protocol`.
 
 pub mod cli;
 pub mod diag;
@@ -9,5 +10,9 @@ pub mod expr;
 pub mod git;
 pub mod load;
 pub mod plan;
+pub mod protocol;
+pub mod runner;
+pub mod server;
 pub mod spec;
+pub mod token;
 pub mod trigger;

@@ -217,6 +217,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                 allowed_failure,
                 duration_ms,
                 ts,
+                ..
             } => {
                 if let Some(j) = jobs.get_mut(&job) {
                     write_log(j, &ts, &format!("##[job] {}", result.as_str()));

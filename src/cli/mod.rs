@@ -89,6 +89,45 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Receive webhooks, plan and store runs, lease jobs to runners.
+    Server {
+        /// The config file (TOML); default: built-in defaults, no repositories.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides the config), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// `sqlite://PATH` or `postgres://…` (overrides the config).
+        #[arg(long, env = "TESS_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Run jobs for a `tess server` (a self-hosted runner).
+    Runner {
+        /// The server's URL.
+        #[arg(long, env = "TESS_SERVER")]
+        server: String,
+        /// The runner token (from an earlier registration).
+        #[arg(long, env = "TESS_RUNNER_TOKEN")]
+        token: Option<String>,
+        /// Register with this token; the credentials are saved in the work directory.
+        #[arg(long, env = "TESS_REGISTRATION_TOKEN")]
+        registration_token: Option<String>,
+        /// Extra labels, comma-separated (`self-hosted`, the OS and arch are implied).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// Jobs at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Workspaces and credentials live here.
+        #[arg(long, default_value = ".tess-runner")]
+        workdir: PathBuf,
+        /// The name shown by the server (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Seconds one poll waits for a job.
+        #[arg(long, default_value_t = 10)]
+        poll_seconds: u64,
+    },
     /// List the next fire times of every `on.schedule` cron.
     Schedule {
         paths: Vec<PathBuf>,
@@ -257,6 +296,45 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 strict,
             };
             run::run(&mut loaded, args)
+        }
+        Command::Server {
+            config,
+            listen,
+            database_url,
+        } => {
+            crate::server::run(crate::server::Options {
+                config,
+                listen,
+                database_url,
+            })?;
+            Ok(0)
+        }
+        Command::Runner {
+            server,
+            token,
+            registration_token,
+            labels,
+            concurrency,
+            workdir,
+            name,
+            poll_seconds,
+        } => {
+            let stop = std::sync::Arc::new(crate::exec::Cancel::default());
+            signals::install(std::sync::Arc::clone(&stop));
+            crate::runner::run(
+                crate::runner::Options {
+                    server,
+                    token,
+                    registration_token,
+                    labels,
+                    concurrency,
+                    workdir,
+                    name,
+                    poll_seconds,
+                },
+                stop,
+            )?;
+            Ok(0)
         }
         Command::Schedule {
             paths,

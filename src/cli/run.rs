@@ -3,7 +3,6 @@
 use super::{EventArgs, event, live, signals};
 use crate::engine::{self, Conclusion, RunOptions};
 use crate::exec::Cancel;
-use crate::expr::Value;
 use crate::load::Loaded;
 use crate::plan::{PipelinePlan, plan_pipeline};
 use crate::trigger::Event;
@@ -71,22 +70,9 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
             root.clone()
         };
         let repo = crate::git::repo_info(&root);
-        let inputs = Value::Object(
-            event
-                .inputs
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-        );
-        let inputs = merge_input_defaults(pipeline, inputs);
-        let mut environment = engine::environment::build(
-            event, &repo, &workspace, &run_dir, &run_id, inputs, &secrets,
-        )
-        .map_err(|e| format!("preparing the run: {e}"))?;
-        if pipeline.dialect == crate::spec::Dialect::GitLab {
-            let vars = engine::environment::gitlab_variables(event, &repo, &workspace);
-            environment.base_env.extend(vars);
-        }
+        let environment = engine::environment::for_pipeline(
+            pipeline, event, &repo, &workspace, &run_dir, &run_id, &secrets,
+        )?;
         let opts = RunOptions {
             run_id: run_id.clone(),
             workspace,
@@ -99,6 +85,7 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
             env: args.env.iter().cloned().collect(),
             strict: args.strict,
             cancel: Arc::clone(&cancel),
+            prior: Vec::new(),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let json = args.json;
@@ -121,22 +108,6 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
         }
     }
     Ok(code)
-}
-
-/// Inputs of a manual run: declared defaults, overridden by `--input`.
-fn merge_input_defaults(pipeline: &crate::spec::Pipeline, given: Value) -> Value {
-    let mut map = match given {
-        Value::Object(m) => m,
-        _ => IndexMap::new(),
-    };
-    for (name, input) in &pipeline.inputs {
-        if !map.contains_key(name)
-            && let Some(d) = &input.default
-        {
-            map.insert(name.clone(), Value::from_json(d));
-        }
-    }
-    Value::Object(map)
 }
 
 fn read_secrets(args: &RunArgs) -> Result<IndexMap<String, String>, String> {

@@ -52,6 +52,40 @@ pub fn event_payload(event: &Event, repo: &RepoInfo) -> serde_json::Value {
     }
 }
 
+/// The environment of one run of `pipeline`: contexts, `GITHUB_*` or GitLab's `CI_*`
+/// variables, and the inputs of a manual run (declared defaults, overridden by the event's).
+pub fn for_pipeline(
+    pipeline: &crate::spec::Pipeline,
+    event: &Event,
+    repo: &RepoInfo,
+    workspace: &Path,
+    run_dir: &Path,
+    run_id: &str,
+    secrets: &IndexMap<String, String>,
+) -> Result<Environment, String> {
+    let mut inputs: IndexMap<String, Value> = event
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    for (name, input) in &pipeline.inputs {
+        if !inputs.contains_key(name)
+            && let Some(d) = &input.default
+        {
+            inputs.insert(name.clone(), Value::from_json(d));
+        }
+    }
+    let inputs = Value::Object(inputs);
+    let mut environment = build(event, repo, workspace, run_dir, run_id, inputs, secrets)
+        .map_err(|e| format!("preparing the run: {e}"))?;
+    if pipeline.dialect == crate::spec::Dialect::GitLab {
+        environment
+            .base_env
+            .extend(gitlab_variables(event, repo, workspace));
+    }
+    Ok(environment)
+}
+
 pub fn build(
     event: &Event,
     repo: &RepoInfo,

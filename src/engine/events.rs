@@ -2,10 +2,11 @@
 //! will store.
 
 use crate::exec::{Annotation, Outcome, Stream};
-use serde::Serialize;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 /// A job's or step's conclusion, as GitHub names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Conclusion {
     Success,
@@ -15,6 +16,16 @@ pub enum Conclusion {
 }
 
 impl Conclusion {
+    pub fn parse(text: &str) -> Option<Conclusion> {
+        Some(match text {
+            "success" => Conclusion::Success,
+            "failure" => Conclusion::Failure,
+            "cancelled" => Conclusion::Cancelled,
+            "skipped" => Conclusion::Skipped,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Conclusion::Success => "success",
@@ -80,6 +91,9 @@ pub enum RunEvent {
         /// A failure that `continue-on-error` / `allow_failure` allows (a warning, not an error).
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         allowed_failure: bool,
+        /// The job's `outputs`, for jobs that need it.
+        #[serde(skip_serializing_if = "IndexMap::is_empty")]
+        outputs: IndexMap<String, String>,
         duration_ms: u64,
         ts: String,
     },

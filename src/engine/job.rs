@@ -145,7 +145,7 @@ impl JobRun {
             Conclusion::Success
         };
         self.ctx.steps = Value::Object(state.steps.clone());
-        let outputs = self
+        let outputs: IndexMap<String, String> = self
             .spec
             .outputs
             .iter()
@@ -174,6 +174,7 @@ impl JobRun {
             name: self.name.clone(),
             result,
             allowed_failure,
+            outputs: outputs.clone(),
             duration_ms: started.elapsed().as_millis() as u64,
             ts: now(),
         });

@@ -38,6 +38,19 @@ pub struct RunOptions {
     pub strict: bool,
     /// Cancels the whole run (Ctrl-C).
     pub cancel: Arc<Cancel>,
+    /// Results of needed jobs that ran elsewhere (a runner runs one job of a server's run).
+    pub prior: Vec<PriorResult>,
+}
+
+/// A job that finished outside this run, as its dependents see it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PriorResult {
+    pub key: String,
+    /// The job id (`needs.<id>` groups matrix instances by it).
+    pub id: String,
+    pub result: Conclusion,
+    #[serde(default)]
+    pub outputs: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +83,7 @@ struct Dag<'p> {
 }
 
 impl<'p> Dag<'p> {
-    fn new(plan: &'p PipelinePlan, events: SyncSender<RunEvent>) -> Dag<'p> {
+    fn new(plan: &'p PipelinePlan, prior: &[PriorResult], events: SyncSender<RunEvent>) -> Dag<'p> {
         let jobs = &plan.jobs;
         let index: HashMap<&str, usize> = jobs
             .iter()
@@ -87,18 +100,23 @@ impl<'p> Dag<'p> {
                 }
             }
         }
-        let finished = plan
-            .skipped
-            .iter()
-            .map(|s| {
-                let f = Finished {
-                    id: s.id.clone(),
-                    result: Conclusion::Skipped,
-                    outputs: IndexMap::new(),
-                };
-                (s.key.clone(), f)
-            })
-            .collect();
+        let skipped = plan.skipped.iter().map(|s| {
+            let f = Finished {
+                id: s.id.clone(),
+                result: Conclusion::Skipped,
+                outputs: IndexMap::new(),
+            };
+            (s.key.clone(), f)
+        });
+        let elsewhere = prior.iter().map(|p| {
+            let f = Finished {
+                id: p.id.clone(),
+                result: p.result,
+                outputs: p.outputs.clone(),
+            };
+            (p.key.clone(), f)
+        });
+        let finished = skipped.chain(elsewhere).collect();
         let slots: Vec<Slot> = waiting_on
             .iter()
             .map(|&w| if w == 0 { Slot::Ready } else { Slot::Waiting })
@@ -131,6 +149,7 @@ impl<'p> Dag<'p> {
                 name: job.name.clone(),
                 result,
                 allowed_failure: false,
+                outputs: IndexMap::new(),
                 duration_ms: 0,
                 ts: now(),
             });
@@ -183,11 +202,12 @@ pub fn run(
             name: s.name.clone(),
             result: Conclusion::Skipped,
             allowed_failure: false,
+            outputs: IndexMap::new(),
             duration_ms: 0,
             ts: now(),
         });
     }
-    let mut dag = Dag::new(plan, events.clone());
+    let mut dag = Dag::new(plan, &opts.prior, events.clone());
     let cancels: Vec<Arc<Cancel>> = jobs
         .iter()
         .map(|_| Arc::new(Cancel::child_of(&opts.cancel)))

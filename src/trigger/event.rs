@@ -2,7 +2,8 @@
 
 use indexmap::IndexMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Push,
     PullRequest,
@@ -10,7 +11,7 @@ pub enum EventKind {
     Manual,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     /// Full ref: `refs/heads/main`, `refs/tags/v1.0`, `refs/pull/1/merge`.

@@ -1,0 +1,134 @@
+//! The runner's side of the protocol: blocking HTTP calls that ride out a server restart
+//! (exponential backoff with jitter) and tell a refused call (409: the lease is gone) apart
+//! from an unreachable server.
+
+use crate::protocol::{
+    Complete, HeartbeatResponse, JobRef, Lease, LogAck, LogChunk, PollRequest, RegisterRequest,
+    RegisterResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub enum CallError {
+    /// The server refused the call for good (stale lease, bad token, …).
+    Refused(u16, String),
+    /// Not answered (connection refused, timeout, 5xx); worth retrying.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Refused(code, m) => write!(f, "refused ({code}): {m}"),
+            CallError::Unavailable(m) => write!(f, "server unavailable: {m}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// Backoff before retry `n` (0-based): 200 ms doubling to 10 s, ±50% jitter.
+pub fn backoff(n: u32) -> Duration {
+    let base = (200u64 << n.min(6)).min(10_000);
+    let jitter = crate::token::random_hex(2);
+    let r = u64::from_str_radix(&jitter, 16).unwrap_or(0) % (base + 1);
+    Duration::from_millis(base / 2 + r)
+}
+
+impl Client {
+    pub fn new(base: &str, token: &str) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(45)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        }
+    }
+
+    /// One POST; `Ok(None)` for 204.
+    fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Option<R>, CallError> {
+        let url = format!("{}/api/v1/runner/{path}", self.base);
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("authorization", &format!("Bearer {}", self.token))
+            .send_json(body)
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let status = response.status().as_u16();
+        if status == 204 {
+            return Ok(None);
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
+        match status {
+            200..=299 if text.is_empty() => Ok(None),
+            200..=299 => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| CallError::Unavailable(format!("bad answer from {url}: {e}"))),
+            500..=599 => Err(CallError::Unavailable(format!("{status}: {text}"))),
+            _ => Err(CallError::Refused(status, text)),
+        }
+    }
+
+    /// Retries while the server is unavailable, until `give_up` says stop.
+    fn post_retrying<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<Option<R>, CallError> {
+        let mut attempt = 0;
+        loop {
+            match self.post(path, body) {
+                Err(CallError::Unavailable(e)) if !give_up() => {
+                    tracing::warn!(call = path, error = %e, attempt, "server unavailable; retrying");
+                    std::thread::sleep(backoff(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, CallError> {
+        self.post_retrying("register", req, &|| false)?
+            .ok_or_else(|| CallError::Unavailable("empty answer to register".into()))
+    }
+
+    pub fn poll(&self, req: &PollRequest) -> Result<Option<Lease>, CallError> {
+        self.post("poll", req)
+    }
+
+    pub fn heartbeat(&self, job: &JobRef) -> Result<HeartbeatResponse, CallError> {
+        self.post("heartbeat", job)?
+            .ok_or_else(|| CallError::Unavailable("empty answer to heartbeat".into()))
+    }
+
+    pub fn logs(&self, chunk: &LogChunk) -> Result<LogAck, CallError> {
+        self.post("logs", chunk)?
+            .ok_or_else(|| CallError::Unavailable("empty answer to logs".into()))
+    }
+
+    /// Completes an attempt, retrying until the server answers (completion is idempotent).
+    pub fn complete(&self, done: &Complete, give_up: &dyn Fn() -> bool) -> Result<(), CallError> {
+        self.post_retrying::<_, serde_json::Value>("complete", done, give_up)
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,273 @@
+//! One leased job: check the commit out into a fresh workspace, re-plan the pipeline there
+//! for the run's event, run just this job with the shared engine (the needs' results come
+//! from the server), stream its log, heartbeat, and report the result.
+
+use super::client::{CallError, Client};
+use crate::engine::{self, Conclusion, RunEvent, RunOptions};
+use crate::exec::{Cancel, CancelLevel};
+use crate::protocol::{Complete, JobRef, Lease, LogChunk};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Log bytes not yet acknowledged by the server, from `offset`.
+struct LogUpload {
+    job: JobRef,
+    acked: u64,
+    pending: String,
+    last_sent: Instant,
+}
+
+impl LogUpload {
+    /// Sends what is pending; on failure keeps it (a resend of the same bytes is harmless).
+    fn flush(&mut self, client: &Client) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.last_sent = Instant::now();
+        let chunk = LogChunk {
+            job: self.job.clone(),
+            offset: self.acked,
+            data: self.pending.clone(),
+        };
+        match client.logs(&chunk) {
+            Ok(ack) => {
+                let taken =
+                    (ack.length.saturating_sub(self.acked) as usize).min(self.pending.len());
+                if self.pending.is_char_boundary(taken) {
+                    self.pending.drain(..taken);
+                    self.acked += taken as u64;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "log upload failed; will resend"),
+        }
+    }
+}
+
+/// Runs the leased job to its end and reports it. Returns when the server has the result
+/// (or has refused it because the lease was lost).
+pub fn execute(client: &Client, lease: Lease, workdir: &Path, stop_everything: &Arc<Cancel>) {
+    let span = tracing::info_span!("job", run_id = %lease.run_id, job = %lease.job_key, attempt = lease.attempt);
+    let _enter = span.enter();
+    let job_ref = JobRef::of(&lease);
+    let cancel = Arc::new(Cancel::child_of(stop_everything));
+    let lease_lost = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let beat = {
+        let (client, job, cancel, lost, finished) = (
+            client.clone(),
+            job_ref.clone(),
+            Arc::clone(&cancel),
+            Arc::clone(&lease_lost),
+            Arc::clone(&finished),
+        );
+        let every = Duration::from_secs(lease.heartbeat_seconds.max(1));
+        std::thread::spawn(move || heartbeat(&client, &job, every, &cancel, &lost, &finished))
+    };
+    let mut upload = LogUpload {
+        job: job_ref.clone(),
+        acked: 0,
+        pending: String::new(),
+        last_sent: Instant::now(),
+    };
+    let outcome = run(&lease, workdir, &cancel, &mut |text: &str| {
+        upload.pending.push_str(text);
+        if upload.last_sent.elapsed() >= Duration::from_millis(250)
+            || upload.pending.len() > 256 * 1024
+        {
+            upload.flush(client);
+        }
+    });
+    finished.store(true, Ordering::SeqCst);
+    let (result, allowed_failure, outputs, error) = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            upload.pending.push_str(&format!("##[error]{e}\n"));
+            (Conclusion::Failure, false, Default::default(), Some(e))
+        }
+    };
+    // Everything the job printed reaches the server before its result does.
+    let mut tries = 0;
+    while !upload.pending.is_empty() && !lease_lost.load(Ordering::SeqCst) && tries < 50 {
+        upload.flush(client);
+        if !upload.pending.is_empty() {
+            std::thread::sleep(super::client::backoff(tries.min(5)));
+        }
+        tries += 1;
+    }
+    let _ = beat.join();
+    if lease_lost.load(Ordering::SeqCst) {
+        tracing::warn!("the lease was lost; the result is not reported");
+        return;
+    }
+    let done = Complete {
+        job: job_ref,
+        result,
+        allowed_failure,
+        outputs,
+        error,
+    };
+    match client.complete(&done, &|| false) {
+        Ok(()) => tracing::info!(result = result.as_str(), "job reported"),
+        Err(CallError::Refused(code, m)) => tracing::warn!(code, message = %m, "result refused"),
+        Err(e) => tracing::error!(error = %e, "cannot report the result"),
+    }
+}
+
+fn heartbeat(
+    client: &Client,
+    job: &JobRef,
+    every: Duration,
+    cancel: &Cancel,
+    lost: &AtomicBool,
+    finished: &AtomicBool,
+) {
+    let mut last = Instant::now();
+    while !finished.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        match client.heartbeat(job) {
+            Ok(reply) if reply.cancel => cancel.request(CancelLevel::Graceful),
+            Ok(_) => {}
+            Err(CallError::Refused(409, _)) => {
+                // Someone else holds the job now: stop at once, report nothing.
+                lost.store(true, Ordering::SeqCst);
+                cancel.request(CancelLevel::Kill);
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+type Outcome = (
+    Conclusion,
+    bool,
+    indexmap::IndexMap<String, String>,
+    Option<String>,
+);
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn run(
+    lease: &Lease,
+    workdir: &Path,
+    cancel: &Arc<Cancel>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Outcome, String> {
+    std::fs::create_dir_all(workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("job-")
+        .tempdir_in(workdir)
+        .map_err(|e| format!("workspace: {e}"))?;
+    let workspace = scratch.path().join("src");
+    let run_dir = scratch.path().join("run");
+    log(&format!(
+        "checking out {} at {}\n",
+        lease.clone_url, lease.sha
+    ));
+    git(
+        scratch.path(),
+        &["clone", "--quiet", "--no-checkout", &lease.clone_url, "src"],
+    )?;
+    git(&workspace, &["checkout", "--quiet", "--detach", &lease.sha])?;
+    let file = workspace.join(&lease.pipeline_file);
+    let mut loaded = crate::load::load_with(&[file], None, Some(&lease.event))?;
+    if loaded.has_errors() {
+        return Err(format!(
+            "the pipeline does not validate:\n{}",
+            loaded.render_diagnostics()
+        ));
+    }
+    let pipeline = loaded
+        .pipelines
+        .pop()
+        .ok_or("the pipeline file defines no pipeline")?;
+    let (mut plan, _) = crate::plan::plan_pipeline(&pipeline, Some(&lease.event));
+    plan.jobs.retain(|j| j.key == lease.job_key);
+    plan.skipped.clear();
+    if plan.jobs.is_empty() {
+        return Err(format!(
+            "job `{}` is not in the plan at {}",
+            lease.job_key, lease.sha
+        ));
+    }
+    let repo = crate::git::repo_info(&workspace);
+    let environment = engine::environment::for_pipeline(
+        &pipeline,
+        &lease.event,
+        &repo,
+        &workspace,
+        &run_dir,
+        &lease.run_id,
+        &lease.secrets,
+    )?;
+    let opts = RunOptions {
+        run_id: lease.run_id.clone(),
+        workspace: workspace.clone(),
+        run_dir: run_dir.clone(),
+        max_jobs: 1,
+        secrets: lease.secrets.clone(),
+        env: lease.env.clone(),
+        strict: false,
+        cancel: Arc::clone(cancel),
+        prior: lease.needs.clone(),
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(256);
+    let outcome = std::thread::scope(|s| {
+        let engine_thread = s.spawn(|| engine::run(&pipeline, &plan, &environment, &opts, tx));
+        let mut outcome: Outcome = (Conclusion::Skipped, false, Default::default(), None);
+        for event in rx {
+            match event {
+                RunEvent::StepStarted { name, .. } => log(&format!("##[group]{name}\n")),
+                RunEvent::StepFinished {
+                    conclusion,
+                    duration_ms,
+                    ..
+                } => log(&format!(
+                    "##[endgroup] {} in {:.1}s\n",
+                    conclusion.as_str(),
+                    duration_ms as f64 / 1000.0
+                )),
+                RunEvent::Log { text, .. } => {
+                    log(&text);
+                    log("\n");
+                }
+                RunEvent::JobFinished {
+                    job,
+                    result,
+                    allowed_failure,
+                    outputs,
+                    ..
+                } if job == lease.job_key => {
+                    outcome = (result, allowed_failure, outputs, None);
+                }
+                _ => {}
+            }
+        }
+        let _ = engine_thread.join();
+        outcome
+    });
+    Ok(outcome)
+}

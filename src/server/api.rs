@@ -1,0 +1,464 @@
+//! The HTTP API: the runner protocol (`/api/v1/runner/…`, runner tokens) and the REST API
+//! for people and tools (`/api/v1/…`, API tokens). No token, no data.
+
+use super::App;
+use super::store::{StoreError, now_ms};
+use crate::protocol::{
+    Complete, HeartbeatResponse, JobRef, Lease, LogChunk, PollRequest, RegisterRequest,
+    RegisterResponse,
+};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Reply = Result<Response, ApiError>;
+
+/// An error answer: a status and a message, sent as `{"error": "…"}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+    ApiError(status, message.to_string())
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
+        StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        StoreError::Db(m) => {
+            tracing::error!(error = %m, "storage error");
+            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Checks an API token (write and read endpoints alike).
+fn api_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = bearer(headers).unwrap_or_default();
+    let ok = !given.is_empty()
+        && app
+            .api_tokens
+            .iter()
+            .any(|t| super::hooks::constant_time_eq(t.as_bytes(), given.as_bytes()));
+    if ok {
+        Ok(())
+    } else {
+        Err(error(StatusCode::UNAUTHORIZED, "an API token is required"))
+    }
+}
+
+/// The runner a runner token belongs to.
+async fn runner_auth(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = bearer(headers).unwrap_or_default();
+    match app.store.runner_by_token(token).await {
+        Ok(Some(id)) if !token.is_empty() => Ok(id),
+        Ok(_) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "a runner token is required",
+        )),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+// ---- runner protocol ----
+
+pub async fn register(State(app): State<Arc<App>>, Json(req): Json<RegisterRequest>) -> Reply {
+    let ok = app.registration_token.as_deref().is_some_and(|t| {
+        super::hooks::constant_time_eq(t.as_bytes(), req.registration_token.as_bytes())
+    });
+    if !ok {
+        return Err(error(StatusCode::UNAUTHORIZED, "bad registration token"));
+    }
+    let (runner_id, token) = app
+        .store
+        .register_runner(&req.name, &req.labels, &req.version)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(runner = %runner_id, name = %req.name, "runner registered");
+    Ok(Json(RegisterResponse { runner_id, token }).into_response())
+}
+
+/// Long-poll: a lease as soon as a matching job is queued, 204 after `wait_seconds`.
+pub async fn poll(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(req): Json<PollRequest>,
+) -> Reply {
+    let runner = runner_auth(&app, &headers).await?;
+    let draining = app
+        .store
+        .runner_seen(
+            &runner,
+            &req.labels,
+            req.free_slots,
+            &req.load,
+            &req.version,
+        )
+        .await
+        .map_err(store_error)?;
+    if draining || req.free_slots == 0 {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let wait = Duration::from_secs(req.wait_seconds.unwrap_or(30).min(30));
+    let deadline = tokio::time::Instant::now() + wait;
+    let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+    loop {
+        // Registered before looking, so a job queued in between still wakes us.
+        let queued = app.queued.notified();
+        if let Some(claimed) = app
+            .store
+            .claim(&runner, &req.labels, ttl_ms)
+            .await
+            .map_err(store_error)?
+        {
+            app.metrics
+                .queue_wait((now_ms() - claimed.queued_at).max(0) as f64 / 1000.0);
+            tracing::info!(run_id = %claimed.run_id, job = %claimed.job_key, attempt = claimed.attempt, runner = %runner, "job leased");
+            return Ok(Json(app.lease(claimed)).into_response());
+        }
+        // Other replicas queue jobs too: look again at least every half second.
+        let nap = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(Duration::from_millis(500));
+        if nap.is_zero() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        tokio::select! {
+            _ = queued => {}
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+pub async fn heartbeat(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(job): Json<JobRef>,
+) -> Reply {
+    let runner = runner_auth(&app, &headers).await?;
+    let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+    let cancel = app
+        .store
+        .heartbeat(&job, ttl_ms)
+        .await
+        .map_err(store_error)?;
+    let drain = app
+        .store
+        .runners()
+        .await
+        .map_err(store_error)?
+        .iter()
+        .any(|r| r.id == runner && r.draining);
+    Ok(Json(HeartbeatResponse { cancel, drain }).into_response())
+}
+
+pub async fn logs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(chunk): Json<LogChunk>,
+) -> Reply {
+    runner_auth(&app, &headers).await?;
+    let length = app.store.append_log(&chunk).await.map_err(store_error)?;
+    Ok(Json(crate::protocol::LogAck { length }).into_response())
+}
+
+pub async fn complete(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(done): Json<Complete>,
+) -> Reply {
+    runner_auth(&app, &headers).await?;
+    app.store.complete(&done).await.map_err(store_error)?;
+    tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
+    if let Ok(Some(run)) = app.store.run(&done.job.run_id).await
+        && let Some(job) = run["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["key"] == done.job.job_key.as_str()))
+        && let (Some(start), Some(end)) = (job["started_at"].as_i64(), job["finished_at"].as_i64())
+    {
+        app.metrics
+            .job_duration((end - start).max(0) as f64 / 1000.0);
+    }
+    app.queued.notify_waiters();
+    Ok(StatusCode::OK.into_response())
+}
+
+// ---- REST API ----
+
+#[derive(Deserialize)]
+pub struct RunFilter {
+    repo: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_runs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(f): Query<RunFilter>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let runs = app
+        .store
+        .runs(
+            f.repo.as_deref(),
+            f.status.as_deref(),
+            f.git_ref.as_deref(),
+            f.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({"runs": runs})).into_response())
+}
+
+pub async fn show_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let mut run = app
+        .store
+        .run(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run `{id}`")))?;
+    // Say at once when no registered runner can ever take a queued job.
+    let runners = app.store.runners().await.map_err(store_error)?;
+    if let Some(jobs) = run["jobs"].as_array_mut() {
+        for job in jobs.iter_mut().filter(|j| j["state"] == "queued") {
+            let labels: Vec<String> =
+                serde_json::from_value(job["labels"].clone()).unwrap_or_default();
+            if !runners
+                .iter()
+                .any(|r| super::store::labels_match(&labels, &r.labels))
+            {
+                job["waiting_reason"] = json!(format!(
+                    "no registered runner has the labels [{}]",
+                    labels.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(Json(run).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    offset: Option<u64>,
+}
+
+pub async fn job_log(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((id, key)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let (text, attempt, finished) = app
+        .store
+        .log(&id, &key, q.offset.unwrap_or(0))
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no job `{key}` in run `{id}`"),
+            )
+        })?;
+    let mut response = text.into_response();
+    let h = response.headers_mut();
+    h.insert("x-tess-attempt", attempt.into());
+    h.insert("x-tess-finished", (finished as i64).into());
+    Ok(response)
+}
+
+pub async fn cancel_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let cancelled = app.store.cancel_run(&id).await.map_err(store_error)?;
+    if !cancelled {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("run `{id}` is not running"),
+        ));
+    }
+    Ok(Json(json!({"id": id, "cancel_requested": true})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ManualRun {
+    repo: String,
+    #[serde(rename = "ref")]
+    git_ref: String,
+    #[serde(default)]
+    inputs: indexmap::IndexMap<String, String>,
+}
+
+/// A manual run (`workflow_dispatch` / GitLab `web`), planned before the answer.
+pub async fn create_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(req): Json<ManualRun>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let repo = app
+        .config
+        .repos
+        .iter()
+        .find(|r| r.name == req.repo)
+        .cloned()
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("repository `{}` is not configured", req.repo),
+            )
+        })?;
+    let is_tag = req.git_ref.starts_with("refs/tags/");
+    let mut event = crate::trigger::Event::new(
+        crate::trigger::EventKind::Manual,
+        crate::trigger::Event::full_ref(is_tag, &req.git_ref),
+    );
+    event.inputs = req.inputs;
+    let trigger = super::payload::Trigger {
+        repo: repo.name.clone(),
+        event,
+        before: None,
+        base: None,
+    };
+    let data_dir = app.data_dir.clone();
+    let planned =
+        tokio::task::spawn_blocking(move || super::planner::plan(&repo, &trigger, &data_dir))
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    for run in &planned.runs {
+        app.store.create_run(run).await.map_err(store_error)?;
+    }
+    app.queued.notify_waiters();
+    let ids: Vec<&str> = planned.runs.iter().map(|r| r.id.as_str()).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"runs": ids, "not_started": planned.reasons})),
+    )
+        .into_response())
+}
+
+pub async fn list_runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+    api_auth(&app, &headers)?;
+    let runners = app.store.runners().await.map_err(store_error)?;
+    let online_after = now_ms() - 3 * app.config.lease.ttl_seconds as i64 * 1000;
+    let runners: Vec<serde_json::Value> = runners
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["online"] = json!(r.last_seen >= online_after);
+            v["outdated"] = json!(r.version != env!("CARGO_PKG_VERSION"));
+            v
+        })
+        .collect();
+    Ok(Json(json!({"runners": runners})).into_response())
+}
+
+pub async fn drain_runner(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    if !app.store.set_draining(&id).await.map_err(store_error)? {
+        return Err(error(StatusCode::NOT_FOUND, format!("no runner `{id}`")));
+    }
+    Ok(Json(json!({"id": id, "draining": true})).into_response())
+}
+
+pub async fn deliveries(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+    api_auth(&app, &headers)?;
+    let list = app.store.deliveries(200).await.map_err(store_error)?;
+    Ok(Json(json!({"deliveries": list})).into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
+    app.store
+        .ping()
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"))?;
+    Ok("ready".into_response())
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
+    let online_after = now_ms() - 3 * app.config.lease.ttl_seconds as i64 * 1000;
+    let gauges = super::metrics::Gauges {
+        queue_depth: app.store.queued_labels().await.map_err(store_error)?,
+        runs: app.store.run_counts().await.map_err(store_error)?,
+        runners_online: app
+            .store
+            .runners()
+            .await
+            .map_err(store_error)?
+            .iter()
+            .filter(|r| r.last_seen >= online_after)
+            .count(),
+    };
+    Ok(app.metrics.render(&gauges).into_response())
+}
+
+impl App {
+    /// The lease message for a claimed job: the stored part plus the repository's config.
+    fn lease(&self, c: super::store::Claimed) -> Lease {
+        let repo = self.config.repos.iter().find(|r| r.name == c.repo);
+        let secrets = repo
+            .map(|r| {
+                r.secrets
+                    .iter()
+                    .filter_map(|(k, s)| Some((k.clone(), s.resolve(&self.base_dir).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Lease {
+            run_id: c.run_id,
+            job_key: c.job_key,
+            job_name: c.job_name,
+            attempt: c.attempt,
+            lease_token: c.lease_token,
+            lease_ttl_seconds: self.config.lease.ttl_seconds,
+            heartbeat_seconds: self.config.lease.heartbeat_seconds,
+            clone_url: repo.map(|r| r.clone_url.clone()).unwrap_or_default(),
+            sha: c.sha,
+            pipeline_file: c.file,
+            event: serde_json::from_str(&c.event_json).unwrap_or_else(|_| {
+                crate::trigger::Event::new(crate::trigger::EventKind::Manual, "")
+            }),
+            needs: c.needs,
+            env: repo.map(|r| r.env.clone()).unwrap_or_default(),
+            secrets,
+            spec: c.spec,
+        }
+    }
+}

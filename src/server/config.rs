@@ -1,0 +1,154 @@
+//! `tess.toml`: repositories, tokens, storage and lease timings. Secrets are read from the
+//! environment or from files, so the config itself can be committed.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `sqlite://PATH` or `postgres://…`; default: `tess.db` next to the config.
+    pub database_url: Option<String>,
+    /// Git mirrors and scratch space; default: `tess-data/` next to the config.
+    pub data_dir: Option<PathBuf>,
+    /// How runners and links reach this server (`http://host:port`).
+    pub public_url: Option<String>,
+    /// Runners register with this.
+    pub registration_token: Option<Secret>,
+    /// Tokens for the API (`Authorization: Bearer …`).
+    #[serde(default)]
+    pub api_tokens: Vec<Secret>,
+    #[serde(default)]
+    pub lease: LeaseConfig,
+    #[serde(default, rename = "repo")]
+    pub repos: Vec<Repo>,
+}
+
+/// A secret value: inline (`"…"`), `{ env = "NAME" }` or `{ file = "path" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Secret {
+    Inline(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl Secret {
+    pub fn resolve(&self, base: &Path) -> Result<String, String> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::Env { env } => {
+                std::env::var(env).map_err(|_| format!("environment variable `{env}` is not set"))
+            }
+            Secret::File { file } => {
+                let path = base.join(file);
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds: u64,
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_seconds: u64,
+    /// Attempts per job when runners are lost (1 = never retried).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: i64,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            ttl_seconds: default_ttl(),
+            heartbeat_seconds: default_heartbeat(),
+            max_attempts: default_attempts(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forge {
+    Github,
+    Gitlab,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repo {
+    pub forge: Forge,
+    /// `owner/name` (GitHub) or `group/project` (GitLab), as webhooks name it.
+    pub name: String,
+    /// A URL or a local path `git` can clone.
+    pub clone_url: String,
+    pub webhook_secret: Option<Secret>,
+    /// `main` unless set.
+    pub default_branch: Option<String>,
+    /// Environment given to every job.
+    #[serde(default)]
+    pub env: indexmap::IndexMap<String, String>,
+    /// Secrets given to jobs (masked in logs), by name.
+    #[serde(default)]
+    pub secrets: indexmap::IndexMap<String, Secret>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_ttl() -> u64 {
+    30
+}
+fn default_heartbeat() -> u64 {
+    10
+}
+fn default_attempts() -> i64 {
+    3
+}
+
+impl Config {
+    /// Reads and checks a config file; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            format!("{file}:{line}:{col}: {}", e.message())
+        })?;
+        for (i, a) in config.repos.iter().enumerate() {
+            if config.repos[..i]
+                .iter()
+                .any(|b| b.forge == a.forge && b.name == a.name)
+            {
+                return Err(format!(
+                    "{file}: repository `{}` is configured twice",
+                    a.name
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn repo(&self, forge: Forge, name: &str) -> Option<&Repo> {
+        self.repos
+            .iter()
+            .find(|r| r.forge == forge && r.name.eq_ignore_ascii_case(name))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

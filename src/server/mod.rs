@@ -1,0 +1,265 @@
+//! `tess server`: receives forge webhooks, plans runs with the shared planner, stores them
+//! durably and leases their jobs to `tess runner` agents (which run them with the engine).
+
+pub mod api;
+pub mod config;
+pub mod hooks;
+pub mod metrics;
+pub mod payload;
+pub mod planner;
+pub mod store;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use config::Config;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::{Notify, mpsc};
+
+/// GitHub caps webhook payloads at 25 MB.
+pub const MAX_BODY: usize = 25 * 1024 * 1024;
+
+pub struct App {
+    pub config: Config,
+    /// The directory of the config file (relative paths in it start here).
+    pub base_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub store: Store,
+    pub api_tokens: Vec<String>,
+    pub registration_token: Option<String>,
+    /// Woken whenever jobs are queued, so long-polling runners answer at once.
+    pub queued: Notify,
+    /// Delivery ids to plan, in arrival order (the planner task owns planning).
+    pub planner: mpsc::UnboundedSender<String>,
+    pub metrics: metrics::Metrics,
+}
+
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/hooks/github", post(hooks::github))
+        .route("/hooks/gitlab", post(hooks::gitlab))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/v1/runner/register", post(api::register))
+        .route("/api/v1/runner/poll", post(api::poll))
+        .route("/api/v1/runner/heartbeat", post(api::heartbeat))
+        .route("/api/v1/runner/logs", post(api::logs))
+        .route("/api/v1/runner/complete", post(api::complete))
+        .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
+        .route("/api/v1/runs/{id}", get(api::show_run))
+        .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
+        .route("/api/v1/runs/{id}/jobs/{key}/log", get(api::job_log))
+        .route("/api/v1/runners", get(api::list_runners))
+        .route("/api/v1/runners/{id}/drain", post(api::drain_runner))
+        .route("/api/v1/deliveries", get(api::deliveries))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+fn resolve_all(secrets: &[config::Secret], base: &Path) -> Result<Vec<String>, String> {
+    secrets.iter().map(|s| s.resolve(base)).collect()
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub fn run(options: Options) -> Result<(), String> {
+    let (config, base_dir) = match &options.config {
+        Some(path) => {
+            let base = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            (Config::load(path)?, base)
+        }
+        None => (Config::parse("", "(defaults)")?, PathBuf::from(".")),
+    };
+    let listen = options.listen.unwrap_or_else(|| config.listen.clone());
+    let database_url = options
+        .database_url
+        .or_else(|| config.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", base_dir.join("tess.db").display()));
+    let data_dir = base_dir.join(
+        config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| "tess-data".into()),
+    );
+    let api_tokens = resolve_all(&config.api_tokens, &base_dir)?;
+    let registration_token = config
+        .registration_token
+        .as_ref()
+        .map(|t| t.resolve(&base_dir))
+        .transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let store = Store::connect(&database_url)
+            .await
+            .map_err(|e| format!("database {}: {e}", redact_url(&database_url)))?;
+        let (planner_tx, planner_rx) = mpsc::unbounded_channel();
+        let app = Arc::new(App {
+            config,
+            base_dir,
+            data_dir,
+            store,
+            api_tokens,
+            registration_token,
+            queued: Notify::new(),
+            planner: planner_tx,
+            metrics: metrics::Metrics::default(),
+        });
+        // Deliveries a crash left unplanned are planned first.
+        for id in app
+            .store
+            .unplanned_deliveries()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let _ = app.planner.send(id);
+        }
+        tokio::spawn(plan_deliveries(Arc::clone(&app), planner_rx));
+        tokio::spawn(watch_leases(Arc::clone(&app)));
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
+        println!("tess server listening on http://{addr}");
+        tracing::info!(%addr, database = %redact_url(&database_url), "server started");
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host → postgres://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The planner: one delivery at a time, claimed with compare-and-set so that replicas
+/// sharing a database plan each delivery once.
+async fn plan_deliveries(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>) {
+    while let Some(id) = rx.recv().await {
+        let claimed = match app.store.claim_delivery(&id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(delivery = %id, error = %e, "cannot claim a delivery");
+                continue;
+            }
+        };
+        let span = tracing::info_span!("plan", delivery = %id);
+        let _enter = span.enter();
+        let (status, reason, runs) = plan_one(&app, &claimed).await;
+        drop(_enter);
+        match app
+            .store
+            .finish_delivery(&id, status, reason.as_deref(), &runs)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(delivery = %id, status, runs = runs.len(), "delivery planned");
+                app.queued.notify_waiters();
+            }
+            Err(e) => tracing::error!(delivery = %id, error = %e, "cannot store the plan"),
+        }
+    }
+}
+
+async fn plan_one(
+    app: &Arc<App>,
+    (forge, event, payload_text): &(String, String, String),
+) -> (&'static str, Option<String>, Vec<store::NewRun>) {
+    let forge = if forge == "gitlab" {
+        config::Forge::Gitlab
+    } else {
+        config::Forge::Github
+    };
+    let trigger = serde_json::from_str(payload_text)
+        .map_err(|e| e.to_string())
+        .and_then(|json| payload::parse(forge, event, &json));
+    let trigger = match trigger {
+        Ok(payload::Parsed::Trigger(t)) => t,
+        Ok(_) => return ("ignored", Some("nothing to plan".into()), Vec::new()),
+        Err(e) => return ("error", Some(e), Vec::new()),
+    };
+    let Some(repo) = app.config.repo(forge, &trigger.repo).cloned() else {
+        return (
+            "rejected",
+            Some("repository is no longer configured".into()),
+            Vec::new(),
+        );
+    };
+    let data_dir = app.data_dir.clone();
+    let planned =
+        tokio::task::spawn_blocking(move || planner::plan(&repo, &trigger, &data_dir)).await;
+    match planned {
+        Ok(Ok(p)) if p.runs.is_empty() => ("ignored", Some(p.reasons.join("; ")), Vec::new()),
+        Ok(Ok(p)) => {
+            let reason = (!p.reasons.is_empty()).then(|| p.reasons.join("; "));
+            ("planned", reason, p.runs)
+        }
+        Ok(Err(e)) => ("error", Some(e), Vec::new()),
+        Err(e) => (
+            "error",
+            Some(format!("the planner panicked: {e}")),
+            Vec::new(),
+        ),
+    }
+}
+
+/// Expired leases go back to the queue (or fail after the last attempt); unfinished runs
+/// are re-checked so no dependent is left waiting.
+async fn watch_leases(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut sweeps = 0u64;
+    loop {
+        tick.tick().await;
+        match app.store.expire_leases(app.config.lease.max_attempts).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(expired = n, "leases expired");
+                app.metrics.lease_expired(n);
+                app.queued.notify_waiters();
+            }
+            Err(e) => tracing::error!(error = %e, "lease check failed"),
+        }
+        sweeps += 1;
+        if sweeps.is_multiple_of(10) {
+            if let Err(e) = app.store.advance_open_runs().await {
+                tracing::error!(error = %e, "run sweep failed");
+            }
+            app.queued.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! From a trigger to stored runs: fetch the commit into a server-side mirror, read the
+//! pipeline files at that SHA, compute the changed files with git, and plan with the
+//! shared planner. Blocking (git processes); the server calls it off the async threads.
+
+use super::config::{Forge, Repo};
+use super::payload::Trigger;
+use super::store::{NewJob, NewRun, random_hex};
+use crate::plan::{PipelinePlan, plan_pipeline};
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What planning a trigger produced.
+#[derive(Debug)]
+pub struct Planned {
+    pub runs: Vec<NewRun>,
+    /// Why pipelines did not start (filtered out by their triggers, no pipeline files).
+    pub reasons: Vec<String>,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The mirror of a repository, cloned on first use and fetched when `sha` is missing.
+pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf, String> {
+    let forge = match repo.forge {
+        Forge::Github => "github",
+        Forge::Gitlab => "gitlab",
+    };
+    let dir = data_dir
+        .join("mirrors")
+        .join(forge)
+        .join(format!("{}.git", repo.name.replace('/', "__")));
+    if !dir.join("HEAD").exists() {
+        std::fs::create_dir_all(dir.parent().unwrap_or(data_dir))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = dir.with_extension(format!("tmp-{}", random_hex(4)));
+        let out = Command::new("git")
+            .args(["clone", "--mirror", "--quiet", &repo.clone_url])
+            .arg(&tmp)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(format!(
+                "cannot clone {}: {}",
+                repo.clone_url,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        // Another planner may have won the race; either mirror is fine.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        return Ok(dir);
+    }
+    let have =
+        sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
+    if !have {
+        git(&dir, &["fetch", "--quiet", "--prune", "origin"])?;
+    }
+    Ok(dir)
+}
+
+/// The files of `sha` in a fresh directory (a git work tree, so the loader finds the root).
+fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
+    git(into, &["init", "--quiet"])?;
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(mirror)
+        .args(["archive", "--format=tar", sha])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("git archive: {e}"))?;
+    let stdout = archive.stdout.take().ok_or("git archive: no output")?;
+    let tar = Command::new("tar")
+        .args(["-x", "-C"])
+        .arg(into)
+        .stdin(stdout)
+        .output()
+        .map_err(|e| format!("tar: {e}"))?;
+    let archived = archive.wait_with_output().map_err(|e| e.to_string())?;
+    if !archived.status.success() || !tar.status.success() {
+        return Err(format!(
+            "cannot read {sha}: {}{}",
+            String::from_utf8_lossy(&archived.stderr).trim(),
+            String::from_utf8_lossy(&tar.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Plans `trigger` for `repo`: one run per pipeline it starts; a pipeline that does not
+/// validate becomes a failed run carrying its diagnostics.
+pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, String> {
+    let mut event = trigger.event.clone();
+    let mirror = mirror(repo, data_dir, event.sha.as_deref())?;
+    let sha = match &event.sha {
+        Some(s) => s.clone(),
+        None => git(
+            &mirror,
+            &[
+                "rev-parse",
+                "--verify",
+                &format!("{}^{{commit}}", event.git_ref),
+            ],
+        )
+        .map_err(|_| format!("`{}` does not exist in {}", event.git_ref, repo.name))?,
+    };
+    event.sha = Some(sha.clone());
+    if event.project.is_none() && repo.forge == Forge::Gitlab {
+        event.project = Some(repo.name.clone());
+    }
+    // Changed files, so `paths:` / `changes:` filters can be evaluated.
+    let compare = match (&trigger.before, &trigger.base) {
+        (Some(before), _) => Some(format!("{before}..{sha}")),
+        (None, Some(base)) => Some(format!("{base}...{sha}")),
+        _ => None,
+    };
+    if let Some(range) = compare {
+        event.changed = git(&mirror, &["diff", "--name-only", &range])
+            .ok()
+            .map(|out| out.lines().map(String::from).collect());
+    }
+    let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    export(&mirror, &sha, tree.path())?;
+    let candidates: &[&str] = match repo.forge {
+        Forge::Github => &[".github/workflows", "pipelines"],
+        Forge::Gitlab => &[".gitlab-ci.yml"],
+    };
+    let paths: Vec<PathBuf> = candidates
+        .iter()
+        .map(|p| tree.path().join(p))
+        .filter(|p| p.exists())
+        .collect();
+    if paths.is_empty() {
+        return Ok(Planned {
+            runs: Vec::new(),
+            reasons: vec![format!(
+                "no pipeline files ({}) at {sha}",
+                candidates.join(", ")
+            )],
+        });
+    }
+    let loaded = crate::load::load_with(&paths, None, Some(&event))?;
+    let root = format!("{}/", tree.path().display());
+    let relative = |s: &str| s.replace(&root, "");
+    let event_json = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+    let new_run = |pipeline: String, file: String| NewRun {
+        id: run_id(),
+        repo: repo.name.clone(),
+        forge: match repo.forge {
+            Forge::Github => "github".into(),
+            Forge::Gitlab => "gitlab".into(),
+        },
+        pipeline,
+        file,
+        event: event.github_name().into(),
+        git_ref: event.git_ref.clone(),
+        sha: sha.clone(),
+        event_json: event_json.clone(),
+        error: None,
+        jobs: Vec::new(),
+    };
+    let mut planned = Planned {
+        runs: Vec::new(),
+        reasons: Vec::new(),
+    };
+    // Files with errors: a failed run that shows every diagnostic, located.
+    let mut broken: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.file.clone())
+        .collect();
+    broken.dedup();
+    for file in &broken {
+        let text: String = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| &d.file == file)
+            .map(|d| d.render(loaded.sources.get(&d.file).map(String::as_str)))
+            .collect();
+        let shown = relative(file);
+        let mut run = new_run(shown.clone(), shown);
+        run.error = Some(relative(&text));
+        planned.runs.push(run);
+    }
+    for pipeline in &loaded.pipelines {
+        if broken.contains(&pipeline.file) {
+            continue;
+        }
+        let file = relative(&pipeline.file);
+        let (plan, diagnostics) = plan_pipeline(pipeline, Some(&event));
+        if diagnostics.iter().any(|d| d.is_error()) {
+            let text: String = diagnostics
+                .iter()
+                .map(|d| d.render(loaded.sources.get(&d.file).map(String::as_str)))
+                .collect();
+            let mut run = new_run(pipeline.name.clone(), file);
+            run.error = Some(relative(&text));
+            planned.runs.push(run);
+            continue;
+        }
+        if plan.triggered != Some(true) {
+            let reason = plan.reason.as_deref().unwrap_or("not triggered");
+            planned.reasons.push(format!("{file}: {reason}"));
+            continue;
+        }
+        let mut run = new_run(plan.name.clone(), file);
+        run.jobs = jobs(&plan);
+        planned.runs.push(run);
+    }
+    Ok(planned)
+}
+
+/// Time-ordered, unique run ids.
+fn run_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S%3f"),
+        random_hex(3)
+    )
+}
+
+fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
+    let mut out: Vec<NewJob> = plan
+        .jobs
+        .iter()
+        .map(|j| NewJob {
+            key: j.key.clone(),
+            id: j.id.clone(),
+            name: j.name.clone(),
+            needs: j.needs.iter().chain(&j.needs_skipped).cloned().collect(),
+            labels: labels(&j.runs_on),
+            has_condition: j.condition.is_some(),
+            spec: serde_json::to_value(j).unwrap_or_default(),
+            skipped: None,
+        })
+        .collect();
+    out.extend(plan.skipped.iter().map(|s| NewJob {
+        key: s.key.clone(),
+        id: s.id.clone(),
+        name: s.name.clone(),
+        needs: Vec::new(),
+        labels: Vec::new(),
+        has_condition: false,
+        spec: Json::Null,
+        skipped: Some(s.reason.clone()),
+    }));
+    out
+}
+
+/// The labels a runner must have: GitHub `runs-on` (a label, a list, or `{labels: …}`),
+/// GitLab `tags`.
+pub fn labels(runs_on: &Json) -> Vec<String> {
+    let strings = |v: &Json| -> Vec<String> {
+        match v {
+            Json::String(s) => vec![s.clone()],
+            Json::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    match runs_on {
+        Json::Object(map) => map.get("labels").map(strings).unwrap_or_default(),
+        other => strings(other),
+    }
+}

@@ -1,0 +1,1211 @@
+//! The durable run store: SQLite (WAL) or PostgreSQL through one set of SQL statements.
+//! Every state change is a compare-and-set on the row's current state and writes an
+//! outbox row in the same transaction, so a reporter can publish it (at least once).
+
+use crate::engine::{Conclusion, PriorResult};
+use sqlx::AnyConnection;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The row is not in the state the change expects (stale lease, gap in a log, …).
+    Conflict(String),
+    NotFound(String),
+    Db(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Conflict(m) | StoreError::NotFound(m) | StoreError::Db(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// Job states; the last four are terminal and match [`Conclusion`]'s names.
+pub const WAITING: &str = "waiting";
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+const TERMINAL: [&str; 4] = ["success", "failure", "cancelled", "skipped"];
+
+pub fn is_terminal(state: &str) -> bool {
+    TERMINAL.contains(&state)
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub use crate::token::{random_hex, sha256_hex};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    forge TEXT NOT NULL,
+    event TEXT NOT NULL,
+    repo TEXT,
+    received_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    runs TEXT,
+    payload TEXT NOT NULL,
+    claimed_at BIGINT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    forge TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    file TEXT NOT NULL,
+    event TEXT NOT NULL,
+    git_ref TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    event_json TEXT NOT NULL,
+    delivery_id TEXT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    cancel_requested BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id TEXT NOT NULL,
+    job_key TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    needs TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    has_condition BIGINT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt BIGINT NOT NULL DEFAULT 0,
+    runner_id TEXT,
+    lease_token TEXT,
+    lease_expires BIGINT,
+    log_length BIGINT NOT NULL DEFAULT 0,
+    allowed_failure BIGINT NOT NULL DEFAULT 0,
+    outputs TEXT,
+    error TEXT,
+    queued_at BIGINT,
+    started_at BIGINT,
+    finished_at BIGINT,
+    PRIMARY KEY (run_id, job_key)
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, queued_at);
+CREATE TABLE IF NOT EXISTS logs (
+    run_id TEXT NOT NULL,
+    job_key TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    start_at BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, job_key, attempt, start_at)
+);
+CREATE TABLE IF NOT EXISTS runners (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    labels TEXT NOT NULL,
+    version TEXT NOT NULL,
+    registered_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    free_slots BIGINT NOT NULL DEFAULT 0,
+    load TEXT,
+    draining BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id {SERIAL},
+    run_id TEXT NOT NULL,
+    job_key TEXT,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    delivered_at BIGINT
+);
+"#];
+
+/// A webhook delivery as received.
+pub struct Delivery<'a> {
+    pub id: &'a str,
+    pub forge: &'a str,
+    pub event: &'a str,
+    pub repo: Option<&'a str>,
+    /// `received` (to plan), `ignored`, `rejected`.
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+    pub payload: &'a str,
+}
+
+/// A job to create with its run.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub key: String,
+    pub id: String,
+    pub name: String,
+    pub needs: Vec<String>,
+    pub labels: Vec<String>,
+    /// An `if:` remains to be evaluated at run time (on the runner).
+    pub has_condition: bool,
+    pub spec: serde_json::Value,
+    /// Skipped at plan time (with why).
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub repo: String,
+    pub forge: String,
+    pub pipeline: String,
+    pub file: String,
+    pub event: String,
+    pub git_ref: String,
+    pub sha: String,
+    pub event_json: String,
+    /// Set for a pipeline that does not validate: the run is `failed` at once.
+    pub error: Option<String>,
+    pub jobs: Vec<NewJob>,
+}
+
+/// A job a runner just leased, with what the lease message needs from the store.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub run_id: String,
+    pub job_key: String,
+    pub job_name: String,
+    pub attempt: i64,
+    pub lease_token: String,
+    pub repo: String,
+    pub forge: String,
+    pub file: String,
+    pub sha: String,
+    pub event_json: String,
+    pub spec: serde_json::Value,
+    pub needs: Vec<PriorResult>,
+    pub queued_at: i64,
+}
+
+/// A queued job as the scheduler sees it.
+#[derive(Debug, Clone)]
+struct Candidate {
+    run_id: String,
+    job_key: String,
+    labels: Vec<String>,
+}
+
+fn json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+impl Store {
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let options = AnyPoolOptions::new()
+            // SQLite has one writer: one connection serializes transactions instead of
+            // failing them with SQLITE_BUSY when a read turns into a write.
+            .max_connections(if backend == Backend::Sqlite { 1 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(url).await?;
+        if backend == Backend::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS tess_migrations (version BIGINT PRIMARY KEY)")
+            .await?;
+        let serial = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query("SELECT version FROM tess_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            for statement in sql.replace("{SERIAL}", serial).split(';') {
+                if !statement.trim().is_empty() {
+                    tx.execute(statement).await?;
+                }
+            }
+            sqlx::query("INSERT INTO tess_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- deliveries ----
+
+    /// Records a delivery; `false` when this id was recorded before (a redelivery).
+    pub async fn insert_delivery(&self, d: &Delivery<'_>) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO deliveries (id, forge, event, repo, received_at, status, reason, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(d.id)
+        .bind(d.forge)
+        .bind(d.event)
+        .bind(d.repo)
+        .bind(now_ms())
+        .bind(d.status)
+        .bind(d.reason)
+        .bind(d.payload)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes a received delivery for planning (compare-and-set, so one replica plans it).
+    pub async fn claim_delivery(&self, id: &str) -> Result<Option<(String, String, String)>> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'planning', claimed_at = $1 \
+             WHERE id = $2 AND (status = 'received' OR (status = 'planning' AND claimed_at < $3))",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now - 60_000)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT forge, event, payload FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+    }
+
+    /// Deliveries left unplanned by a crash (or by another replica that died).
+    pub async fn unplanned_deliveries(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM deliveries WHERE status = 'received' \
+             OR (status = 'planning' AND claimed_at < $1) ORDER BY received_at",
+        )
+        .bind(now_ms() - 60_000)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Stores the runs planned for a delivery and its outcome, in one transaction.
+    pub async fn finish_delivery(
+        &self,
+        id: &str,
+        status: &str,
+        reason: Option<&str>,
+        runs: &[NewRun],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let run_ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = $1, reason = $2, runs = $3 WHERE id = $4 AND status = 'planning'",
+        )
+        .bind(status)
+        .bind(reason)
+        .bind(serde_json::to_string(&run_ids).unwrap_or_default())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "delivery {id} is not being planned"
+            )));
+        }
+        for run in runs {
+            insert_run(&mut tx, run, Some(id)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_run(&self, run: &NewRun) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_run(&mut tx, run, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn deliveries(&self, limit: i64) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT id, forge, event, repo, received_at, status, reason, runs FROM deliveries \
+             ORDER BY received_at DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let runs: Option<String> = r.try_get(7)?;
+                Ok(serde_json::json!({
+                    "id": r.try_get::<String, _>(0)?,
+                    "forge": r.try_get::<String, _>(1)?,
+                    "event": r.try_get::<String, _>(2)?,
+                    "repo": r.try_get::<Option<String>, _>(3)?,
+                    "received_at": r.try_get::<i64, _>(4)?,
+                    "status": r.try_get::<String, _>(5)?,
+                    "reason": r.try_get::<Option<String>, _>(6)?,
+                    "runs": runs.map(|s| json_list(&s)).unwrap_or_default(),
+                }))
+            })
+            .collect()
+    }
+
+    // ---- runners ----
+
+    pub async fn register_runner(
+        &self,
+        name: &str,
+        labels: &[String],
+        version: &str,
+    ) -> Result<(String, String)> {
+        let id = format!("runner-{}", random_hex(6));
+        let token = random_hex(24);
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO runners (id, name, token_hash, labels, version, registered_at, last_seen) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(sha256_hex(token.as_bytes()))
+        .bind(serde_json::to_string(labels).unwrap_or_default())
+        .bind(version)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((id, token))
+    }
+
+    /// The runner a token belongs to (tokens are stored hashed).
+    pub async fn runner_by_token(&self, token: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT id FROM runners WHERE token_hash = $1")
+            .bind(sha256_hex(token.as_bytes()))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Records a runner's poll: labels, free slots and load; returns whether it must drain.
+    pub async fn runner_seen(
+        &self,
+        id: &str,
+        labels: &[String],
+        free_slots: u32,
+        load: &crate::protocol::Load,
+        version: &str,
+    ) -> Result<bool> {
+        sqlx::query(
+            "UPDATE runners SET last_seen = $1, labels = $2, free_slots = $3, load = $4, version = $5 WHERE id = $6",
+        )
+        .bind(now_ms())
+        .bind(serde_json::to_string(labels).unwrap_or_default())
+        .bind(free_slots as i64)
+        .bind(serde_json::to_string(load).unwrap_or_default())
+        .bind(version)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT draining FROM runners WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? != 0)
+    }
+
+    pub async fn set_draining(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE runners SET draining = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// `(id, name, labels, version, last_seen, free_slots, load, draining)` of every runner.
+    pub async fn runners(&self) -> Result<Vec<RunnerRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, labels, version, last_seen, free_slots, load, draining FROM runners ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunnerRow {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    labels: json_list(&r.try_get::<String, _>(2)?),
+                    version: r.try_get(3)?,
+                    last_seen: r.try_get(4)?,
+                    free_slots: r.try_get(5)?,
+                    load: r
+                        .try_get::<Option<String>, _>(6)?
+                        .and_then(|s| serde_json::from_str::<crate::protocol::Load>(&s).ok()),
+                    draining: r.try_get::<i64, _>(7)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    // ---- scheduling ----
+
+    /// Leases the oldest queued job whose labels the runner has (compare-and-set on the
+    /// job's state, so two pollers on two replicas never get the same attempt).
+    pub async fn claim(
+        &self,
+        runner_id: &str,
+        labels: &[String],
+        ttl_ms: i64,
+    ) -> Result<Option<Claimed>> {
+        let rows = sqlx::query(
+            "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
+             ORDER BY queued_at, position LIMIT 200",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let candidates: Vec<Candidate> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(Candidate {
+                    run_id: r.try_get(0).ok()?,
+                    job_key: r.try_get(1).ok()?,
+                    labels: json_list(&r.try_get::<String, _>(2).ok()?),
+                })
+            })
+            .filter(|c| labels_match(&c.labels, labels))
+            .collect();
+        for c in candidates {
+            let now = now_ms();
+            let token = random_hex(16);
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, runner_id = $1, \
+                 lease_token = $2, lease_expires = $3, started_at = $4, log_length = 0 \
+                 WHERE run_id = $5 AND job_key = $6 AND state = 'queued'",
+            )
+            .bind(runner_id)
+            .bind(&token)
+            .bind(now + ttl_ms)
+            .bind(now)
+            .bind(&c.run_id)
+            .bind(&c.job_key)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                continue; // taken by another poller
+            }
+            sqlx::query("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'")
+                .bind(&c.run_id)
+                .execute(&mut *tx)
+                .await?;
+            outbox(&mut tx, &c.run_id, Some(&c.job_key), RUNNING).await?;
+            let claimed = load_claimed(&mut tx, &c.run_id, &c.job_key).await?;
+            tx.commit().await?;
+            return Ok(Some(claimed));
+        }
+        Ok(None)
+    }
+
+    /// Extends a lease; `Ok(cancel requested)`, or a conflict when the lease is not this one.
+    pub async fn heartbeat(&self, job: &crate::protocol::JobRef, ttl_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires = $1 WHERE run_id = $2 AND job_key = $3 \
+             AND attempt = $4 AND lease_token = $5 AND state = 'running'",
+        )
+        .bind(now_ms() + ttl_ms)
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .bind(job.attempt)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "the lease is no longer held by this attempt".into(),
+            ));
+        }
+        let row = sqlx::query("SELECT cancel_requested FROM runs WHERE id = $1")
+            .bind(&job.run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? != 0)
+    }
+
+    /// Appends `data` at byte `offset` of the attempt's log. A chunk sent again is not
+    /// stored twice; a chunk past the end (a gap) is refused. Returns the new length.
+    pub async fn append_log(&self, chunk: &crate::protocol::LogChunk) -> Result<u64> {
+        let job = &chunk.job;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT log_length FROM jobs WHERE run_id = $1 AND job_key = $2 AND attempt = $3 \
+             AND lease_token = $4 AND state = 'running'",
+        )
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .bind(job.attempt)
+        .bind(&job.lease_token)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            StoreError::Conflict("the lease is no longer held by this attempt".into())
+        })?;
+        let length = row.try_get::<i64, _>(0)? as u64;
+        let end = chunk.offset + chunk.data.len() as u64;
+        if chunk.offset > length {
+            return Err(StoreError::Conflict(format!(
+                "gap in the log: the server has {length} bytes, the chunk starts at {}",
+                chunk.offset
+            )));
+        }
+        if end <= length {
+            return Ok(length); // already stored
+        }
+        let skip = (length - chunk.offset) as usize;
+        let Some(tail) = chunk.data.get(skip..) else {
+            return Err(StoreError::Conflict(
+                "the chunk overlaps the stored log inside a character".into(),
+            ));
+        };
+        sqlx::query(
+            "INSERT INTO logs (run_id, job_key, attempt, start_at, data) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .bind(job.attempt)
+        .bind(length as i64)
+        .bind(tail)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET log_length = $1 WHERE run_id = $2 AND job_key = $3 AND attempt = $4 AND log_length = $5",
+        )
+        .bind(end as i64)
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .bind(job.attempt)
+        .bind(length as i64)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("the log changed concurrently".into()));
+        }
+        tx.commit().await?;
+        Ok(end)
+    }
+
+    /// Records an attempt's result (idempotent for the same attempt and lease; a stale one
+    /// is refused) and advances the run's DAG in the same transaction.
+    pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<()> {
+        let job = &c.job;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5 \
+             WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running'",
+        )
+        .bind(c.result.as_str())
+        .bind(c.allowed_failure as i64)
+        .bind(serde_json::to_string(&c.outputs).unwrap_or_default())
+        .bind(c.error.as_deref())
+        .bind(now_ms())
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .bind(job.attempt)
+        .bind(&job.lease_token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            // The same completion sent again is fine; anything else is a stale attempt.
+            let row = sqlx::query(
+                "SELECT state FROM jobs WHERE run_id = $1 AND job_key = $2 AND attempt = $3 AND lease_token = $4",
+            )
+            .bind(&job.run_id)
+            .bind(&job.job_key)
+            .bind(job.attempt)
+            .bind(&job.lease_token)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return match row.map(|r| r.try_get::<String, _>(0)).transpose()? {
+                Some(state) if state == c.result.as_str() => Ok(()),
+                _ => Err(StoreError::Conflict(
+                    "this attempt no longer holds the job (its lease expired or it was retried)"
+                        .into(),
+                )),
+            };
+        }
+        outbox(&mut tx, &job.run_id, Some(&job.job_key), c.result.as_str()).await?;
+        advance(&mut tx, &job.run_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Expired leases: the job is queued again for another runner (attempt + 1 when it is
+    /// taken), or failed as "runner lost" after `max_attempts`. Returns how many expired.
+    pub async fn expire_leases(&self, max_attempts: i64) -> Result<usize> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT run_id, job_key, attempt FROM jobs WHERE state = 'running' AND lease_expires < $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut expired = 0;
+        for r in rows {
+            let (run_id, key, attempt): (String, String, i64) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let mut tx = self.pool.begin().await?;
+            let retry = attempt < max_attempts;
+            let sql = if retry {
+                "UPDATE jobs SET state = 'queued', queued_at = $1, runner_id = NULL, lease_token = NULL, \
+                 error = 'runner lost; retried' WHERE run_id = $2 AND job_key = $3 AND attempt = $4 \
+                 AND state = 'running' AND lease_expires < $1"
+            } else {
+                "UPDATE jobs SET state = 'failure', finished_at = $1, lease_token = NULL, \
+                 error = 'runner lost' WHERE run_id = $2 AND job_key = $3 AND attempt = $4 \
+                 AND state = 'running' AND lease_expires < $1"
+            };
+            let done = sqlx::query(sql)
+                .bind(now)
+                .bind(&run_id)
+                .bind(&key)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            expired += 1;
+            let state = if retry { QUEUED } else { "failure" };
+            outbox(&mut tx, &run_id, Some(&key), state).await?;
+            if !retry {
+                advance(&mut tx, &run_id).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(expired)
+    }
+
+    /// Re-checks unfinished runs (a dependent whose needs finished in two concurrent
+    /// transactions may have been missed by both).
+    pub async fn advance_open_runs(&self) -> Result<()> {
+        let rows = sqlx::query("SELECT id FROM runs WHERE status IN ('queued', 'running')")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let mut tx = self.pool.begin().await?;
+            advance(&mut tx, &id).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Cancels a run: jobs not started are cancelled, running ones are told at their next
+    /// heartbeat. `false` when the run is already finished.
+    pub async fn cancel_run(&self, run_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let rows = sqlx::query(
+            "SELECT job_key FROM jobs WHERE run_id = $1 AND state IN ('waiting', 'queued')",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            let key: String = r.try_get(0)?;
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE run_id = $2 AND job_key = $3 \
+                 AND state IN ('waiting', 'queued')",
+            )
+            .bind(now_ms())
+            .bind(run_id)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                outbox(&mut tx, run_id, Some(&key), "cancelled").await?;
+            }
+        }
+        advance(&mut tx, run_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- reading ----
+
+    pub async fn runs(
+        &self,
+        repo: Option<&str>,
+        status: Option<&str>,
+        git_ref: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at \
+             FROM runs WHERE ($1 IS NULL OR repo = $1) AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR git_ref = $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
+        .bind(repo)
+        .bind(status)
+        .bind(git_ref)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_json).collect()
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query(
+            "SELECT id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at \
+             FROM runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut run = run_json(&row)?;
+        let jobs = sqlx::query(
+            "SELECT job_key, job_id, name, needs, labels, state, attempt, runner_id, error, \
+             queued_at, started_at, finished_at, allowed_failure, outputs FROM jobs WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let jobs: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|r| {
+                Ok(serde_json::json!({
+                    "key": r.try_get::<String, _>(0)?,
+                    "id": r.try_get::<String, _>(1)?,
+                    "name": r.try_get::<String, _>(2)?,
+                    "needs": json_list(&r.try_get::<String, _>(3)?),
+                    "labels": json_list(&r.try_get::<String, _>(4)?),
+                    "state": r.try_get::<String, _>(5)?,
+                    "attempt": r.try_get::<i64, _>(6)?,
+                    "runner": r.try_get::<Option<String>, _>(7)?,
+                    "error": r.try_get::<Option<String>, _>(8)?,
+                    "queued_at": r.try_get::<Option<i64>, _>(9)?,
+                    "started_at": r.try_get::<Option<i64>, _>(10)?,
+                    "finished_at": r.try_get::<Option<i64>, _>(11)?,
+                    "allowed_failure": r.try_get::<i64, _>(12)? != 0,
+                    "outputs": r.try_get::<Option<String>, _>(13)?
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()),
+                }))
+            })
+            .collect::<Result<_>>()?;
+        run["jobs"] = serde_json::Value::Array(jobs);
+        Ok(Some(run))
+    }
+
+    /// The log of a job's latest attempt from byte `offset`: `(text, attempt, finished)`.
+    pub async fn log(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: u64,
+    ) -> Result<Option<(String, i64, bool)>> {
+        let Some(row) =
+            sqlx::query("SELECT attempt, state FROM jobs WHERE run_id = $1 AND job_key = $2")
+                .bind(run_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let attempt: i64 = row.try_get(0)?;
+        let state: String = row.try_get(1)?;
+        let chunks = sqlx::query(
+            "SELECT start_at, data FROM logs WHERE run_id = $1 AND job_key = $2 AND attempt = $3 ORDER BY start_at",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(attempt)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut text = String::new();
+        for c in chunks {
+            let start = c.try_get::<i64, _>(0)? as u64;
+            let data: String = c.try_get(1)?;
+            let end = start + data.len() as u64;
+            if end <= offset {
+                continue;
+            }
+            let skip = offset.saturating_sub(start) as usize;
+            text.push_str(data.get(skip..).unwrap_or_default());
+        }
+        Ok(Some((text, attempt, is_terminal(&state))))
+    }
+
+    /// Queued jobs by label set, for `/metrics` and for spotting labels no runner has.
+    pub async fn queued_labels(&self) -> Result<Vec<(Vec<String>, i64)>> {
+        let rows =
+            sqlx::query("SELECT labels, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY labels")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    json_list(&r.try_get::<String, _>(0)?),
+                    r.try_get::<i64, _>(1)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// `(status, count)` of runs, for `/metrics`.
+    pub async fn run_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM runs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// `(status, count)` of deliveries, for `/metrics`.
+    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Pending outbox rows (the state changes to publish), oldest first.
+    pub async fn outbox_pending(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, Option<String>, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, job_key, state FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunnerRow {
+    pub id: String,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub version: String,
+    pub last_seen: i64,
+    pub free_slots: i64,
+    pub load: Option<crate::protocol::Load>,
+    pub draining: bool,
+}
+
+/// A job's labels are all among the runner's (GitHub `runs-on`, GitLab `tags`).
+pub fn labels_match(job: &[String], runner: &[String]) -> bool {
+    job.iter()
+        .all(|l| runner.iter().any(|r| r.eq_ignore_ascii_case(l)))
+}
+
+fn run_json(r: &AnyRow) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "id": r.try_get::<String, _>(0)?,
+        "repo": r.try_get::<String, _>(1)?,
+        "forge": r.try_get::<String, _>(2)?,
+        "pipeline": r.try_get::<String, _>(3)?,
+        "file": r.try_get::<String, _>(4)?,
+        "event": r.try_get::<String, _>(5)?,
+        "ref": r.try_get::<String, _>(6)?,
+        "sha": r.try_get::<String, _>(7)?,
+        "status": r.try_get::<String, _>(8)?,
+        "error": r.try_get::<Option<String>, _>(9)?,
+        "created_at": r.try_get::<i64, _>(10)?,
+        "finished_at": r.try_get::<Option<i64>, _>(11)?,
+    }))
+}
+
+async fn outbox(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    key: Option<&str>,
+    state: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO outbox (run_id, job_key, state, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(run_id)
+        .bind(key)
+        .bind(state)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&str>) -> Result<()> {
+    let now = now_ms();
+    let status = if run.error.is_some() {
+        "failed"
+    } else {
+        QUEUED
+    };
+    sqlx::query(
+        "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, error, \
+         event_json, delivery_id, created_at, finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&run.id)
+    .bind(&run.repo)
+    .bind(&run.forge)
+    .bind(&run.pipeline)
+    .bind(&run.file)
+    .bind(&run.event)
+    .bind(&run.git_ref)
+    .bind(&run.sha)
+    .bind(status)
+    .bind(run.error.as_deref())
+    .bind(&run.event_json)
+    .bind(delivery)
+    .bind(now)
+    .bind(run.error.as_ref().map(|_| now))
+    .execute(&mut *conn)
+    .await?;
+    outbox(conn, &run.id, None, status).await?;
+    for (position, job) in run.jobs.iter().enumerate() {
+        let state = match (&job.skipped, job.needs.is_empty()) {
+            (Some(_), _) => "skipped",
+            (None, true) => QUEUED,
+            (None, false) => WAITING,
+        };
+        sqlx::query(
+            "INSERT INTO jobs (run_id, job_key, job_id, name, position, needs, labels, has_condition, \
+             spec, state, error, queued_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&run.id)
+        .bind(&job.key)
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(position as i64)
+        .bind(serde_json::to_string(&job.needs).unwrap_or_default())
+        .bind(serde_json::to_string(&job.labels).unwrap_or_default())
+        .bind(job.has_condition as i64)
+        .bind(job.spec.to_string())
+        .bind(state)
+        .bind(job.skipped.as_deref())
+        .bind((state == QUEUED).then_some(now))
+        .bind((state == "skipped").then_some(now))
+        .execute(&mut *conn)
+        .await?;
+        outbox(conn, &run.id, Some(&job.key), state).await?;
+    }
+    if run.error.is_none() {
+        advance(conn, &run.id).await?;
+    }
+    Ok(())
+}
+
+/// Moves the run's DAG forward: a waiting job whose needs have all finished is queued, or
+/// skipped at once when it has no `if:` and a need did not succeed (what `success()` says;
+/// jobs with an `if:` go to a runner, which evaluates it with the needs' results). A run
+/// whose jobs have all finished gets its result.
+async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT job_key, needs, state, has_condition, allowed_failure FROM jobs WHERE run_id = $1 ORDER BY position",
+    )
+    .bind(run_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut states: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut jobs = Vec::new();
+    for r in &rows {
+        let key: String = r.try_get(0)?;
+        let state: String = r.try_get(2)?;
+        states.insert(key.clone(), state.clone());
+        jobs.push((
+            key,
+            json_list(&r.try_get::<String, _>(1)?),
+            state,
+            r.try_get::<i64, _>(3)? != 0,
+            r.try_get::<i64, _>(4)? != 0,
+        ));
+    }
+    let cancel_requested = sqlx::query("SELECT cancel_requested FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get::<i64, _>(0)?
+        != 0;
+    // Dependents are decided in order, so a chain of skips resolves in one pass.
+    for (key, needs, state, has_condition, _) in &mut jobs {
+        if state != WAITING {
+            continue;
+        }
+        let need_states: Vec<&str> = needs
+            .iter()
+            .map(|n| states.get(n).map_or("skipped", String::as_str))
+            .collect();
+        if !need_states.iter().all(|s| is_terminal(s)) {
+            continue;
+        }
+        let all_succeeded = need_states.iter().all(|s| *s == "success");
+        let next = if cancel_requested {
+            "cancelled"
+        } else if all_succeeded || *has_condition {
+            QUEUED
+        } else {
+            "skipped"
+        };
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, queued_at = $2, finished_at = $3 WHERE run_id = $4 AND job_key = $5 AND state = 'waiting'",
+        )
+        .bind(next)
+        .bind(now)
+        .bind((next != QUEUED).then_some(now))
+        .bind(run_id)
+        .bind(&*key)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            outbox(conn, run_id, Some(key), next).await?;
+            *state = next.to_string();
+            states.insert(key.clone(), next.to_string());
+        }
+    }
+    if jobs.iter().all(|(_, _, s, _, _)| is_terminal(s)) {
+        let failed = jobs
+            .iter()
+            .any(|(_, _, s, _, allowed)| s == "failure" && !allowed);
+        let status = if cancel_requested {
+            "cancelled"
+        } else if failed {
+            "failed"
+        } else {
+            "success"
+        };
+        let done = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3 AND status IN ('queued', 'running')",
+        )
+        .bind(status)
+        .bind(now_ms())
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            outbox(conn, run_id, None, status).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<Claimed> {
+    let run = sqlx::query("SELECT repo, forge, file, sha, event_json FROM runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let job = sqlx::query(
+        "SELECT name, attempt, lease_token, spec, needs, queued_at FROM jobs WHERE run_id = $1 AND job_key = $2",
+    )
+    .bind(run_id)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    let needs = json_list(&job.try_get::<String, _>(4)?);
+    let mut prior = Vec::new();
+    for need in needs {
+        let Some(r) = sqlx::query(
+            "SELECT job_id, state, outputs FROM jobs WHERE run_id = $1 AND job_key = $2",
+        )
+        .bind(run_id)
+        .bind(&need)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            continue;
+        };
+        let state: String = r.try_get(1)?;
+        prior.push(PriorResult {
+            key: need,
+            id: r.try_get(0)?,
+            result: Conclusion::parse(&state).unwrap_or(Conclusion::Skipped),
+            outputs: r
+                .try_get::<Option<String>, _>(2)?
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(Claimed {
+        run_id: run_id.to_string(),
+        job_key: key.to_string(),
+        job_name: job.try_get(0)?,
+        attempt: job.try_get(1)?,
+        lease_token: job.try_get(2)?,
+        repo: run.try_get(0)?,
+        forge: run.try_get(1)?,
+        file: run.try_get(2)?,
+        sha: run.try_get(3)?,
+        event_json: run.try_get(4)?,
+        spec: serde_json::from_str(&job.try_get::<String, _>(3)?).unwrap_or_default(),
+        needs: prior,
+        queued_at: job.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
+    })
+}
