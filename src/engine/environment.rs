@@ -239,7 +239,7 @@ pub fn gitlab_variables(
                 "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
                 event.base.as_deref().unwrap_or("main"),
             );
-            set("CI_MERGE_REQUEST_IID", "1");
+            set("CI_MERGE_REQUEST_IID", event.change_number().unwrap_or("1"));
             set("CI_COMMIT_REF_NAME", event.head.as_deref().unwrap_or(""));
         }
         (_, Some(tag), _) => set("CI_COMMIT_TAG", tag),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use store::Store;
 use tokio::sync::{Notify, mpsc};
+use tracing::Instrument;
 
 /// GitHub caps webhook payloads at 25 MB.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -178,10 +179,19 @@ async fn plan_deliveries(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>)
                 continue;
             }
         };
+        // A task of its own, so that a panic while planning fails one delivery, not the loop.
         let span = tracing::info_span!("plan", delivery = %id);
-        let _enter = span.enter();
-        let (status, reason, runs) = plan_one(&app, &claimed).await;
-        drop(_enter);
+        let planning = tokio::spawn({
+            let app = Arc::clone(&app);
+            async move { plan_one(&app, &claimed).await }.instrument(span)
+        });
+        let (status, reason, runs) = planning.await.unwrap_or_else(|e| {
+            (
+                "error",
+                Some(format!("the planner panicked: {e}")),
+                Vec::new(),
+            )
+        });
         match app
             .store
             .finish_delivery(&id, status, reason.as_deref(), &runs)

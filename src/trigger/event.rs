@@ -70,6 +70,16 @@ impl Event {
         }
     }
 
+    /// The pull/merge request number in `refs/pull/N/merge` or `refs/merge-requests/N/head`.
+    pub fn change_number(&self) -> Option<&str> {
+        let rest = self
+            .git_ref
+            .strip_prefix("refs/pull/")
+            .or_else(|| self.git_ref.strip_prefix("refs/merge-requests/"))?;
+        let (n, _) = rest.split_once('/')?;
+        n.bytes().all(|b| b.is_ascii_digit()).then_some(n)
+    }
+
     pub fn branch(&self) -> Option<&str> {
         self.git_ref.strip_prefix("refs/heads/")
     }

@@ -337,7 +337,7 @@ pub fn predefined(event: &Event) -> IndexMap<String, String> {
                 "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
                 event.base.as_deref().unwrap_or("main"),
             );
-            set("CI_MERGE_REQUEST_IID", "1");
+            set("CI_MERGE_REQUEST_IID", event.change_number().unwrap_or("1"));
             set("CI_MERGE_REQUEST_EVENT_TYPE", "detached");
         }
         (_, Some(tag), _) => set("CI_COMMIT_TAG", tag),

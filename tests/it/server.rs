@@ -1,0 +1,634 @@
+//! `tess server` + `tess runner` as real processes over real HTTP, with real git
+//! repositories and real databases (SQLite, and PostgreSQL when available).
+
+use crate::harness::{
+    API_TOKEN, REGISTRATION, Repo, SECRET, Server, config, databases, github_push, wait_for,
+};
+use crate::support::corpus_dir;
+use serde_json::json;
+use std::time::Duration;
+use tesseract_ci::server::config::Forge;
+use tesseract_ci::server::hooks::github_signature_ok;
+use tesseract_ci::server::payload::{Parsed, parse};
+
+const WORKFLOW: &str = r#"name: ci
+on:
+  push:
+    branches: [main]
+    tags: ['v*']
+  pull_request:
+jobs:
+  build:
+    runs-on: self-hosted
+    outputs:
+      artifact: ${{ steps.b.outputs.artifact }}
+    steps:
+      - id: b
+        run: |
+          echo "building ${{ github.ref }} with token $DEPLOY_TOKEN"
+          echo "artifact=app-1.0" >> "$GITHUB_OUTPUT"
+        env:
+          DEPLOY_TOKEN: ${{ secrets.DEPLOY_TOKEN }}
+  test:
+    needs: build
+    runs-on: [self-hosted, linux]
+    steps:
+      - run: echo "testing ${{ needs.build.outputs.artifact }}"
+  release:
+    needs: test
+    if: startsWith(github.ref, 'refs/tags/v')
+    runs-on: self-hosted
+    steps:
+      - run: echo "releasing ${{ github.ref_name }}"
+"#;
+
+fn job<'a>(run: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    run["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["key"] == key))
+        .unwrap_or_else(|| panic!("no job {key} in {run:#}"))
+}
+
+/// The run a delivery produced, once it is planned.
+fn run_of_delivery(server: &Server, delivery: &str) -> String {
+    wait_for(
+        "the delivery to be planned",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = server.get("/api/v1/deliveries");
+            let d = body["deliveries"]
+                .as_array()?
+                .iter()
+                .find(|d| d["id"] == delivery)?
+                .clone();
+            match d["status"].as_str()? {
+                "planned" => d["runs"][0].as_str().map(String::from),
+                "received" | "planning" => None,
+                other => panic!("delivery {delivery} is {other}: {d}"),
+            }
+        },
+    )
+}
+
+#[test]
+fn github_push_tag_and_pull_request_run_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (n, database) in databases(dir.path()).iter().enumerate() {
+        let root = dir.path().join(format!("db{n}"));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let repo = Repo::new(&root);
+        std::fs::write(
+            root.join("tess.toml"),
+            config("github", "octo/hello", &repo.bare, 30),
+        )
+        .expect("config");
+        let server = Server::start(&root, database, "127.0.0.1:0");
+        let _runner = server.runner("r1", "");
+        let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+
+        // A push to main: build → test run, release is skipped by its `if`.
+        let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+        let (status, reply) = server.hook("github", "push", "push-1", &body, SECRET);
+        assert_eq!(status, 202, "{reply}");
+        let run_id = run_of_delivery(&server, "github:push-1");
+        let run = server.finished_run(&run_id, Duration::from_secs(60));
+        assert_eq!(run["status"], "success", "{run:#}");
+        assert_eq!(run["sha"], sha.as_str());
+        assert_eq!(job(&run, "build")["state"], "success");
+        assert_eq!(job(&run, "build")["outputs"]["artifact"], "app-1.0");
+        assert_eq!(job(&run, "test")["state"], "success");
+        assert_eq!(job(&run, "release")["state"], "skipped");
+        let log = server.log(&run_id, "test");
+        assert!(log.contains("testing app-1.0"), "{log}");
+        // The secret reached the job and never the log.
+        let log = server.log(&run_id, "build");
+        assert!(log.contains("with token ***"), "{log}");
+        assert!(!log.contains("hunter2-secret"), "{log}");
+
+        // A tag `v1.2.3`: the release job runs too.
+        let tag_sha = repo.tag("v1.2.3");
+        let body = github_push("octo/hello", "refs/tags/v1.2.3", None, &tag_sha);
+        server.hook("github", "push", "tag-1", &body, SECRET);
+        let run_id = run_of_delivery(&server, "github:tag-1");
+        let run = server.finished_run(&run_id, Duration::from_secs(60));
+        assert_eq!(job(&run, "release")["state"], "success", "{run:#}");
+        assert!(server.log(&run_id, "release").contains("releasing v1.2.3"));
+
+        // A pull request from a branch.
+        let head = repo.commit(&[("README.md", "change")], "feature");
+        let pr = json!({
+            "action": "opened",
+            "number": 7,
+            "pull_request": {"number": 7, "head": {"ref": "feature", "sha": head}, "base": {"ref": "main", "sha": sha}},
+            "repository": {"full_name": "octo/hello"},
+        });
+        let body = serde_json::to_vec(&pr).expect("json");
+        server.hook("github", "pull_request", "pr-1", &body, SECRET);
+        let run_id = run_of_delivery(&server, "github:pr-1");
+        let run = server.finished_run(&run_id, Duration::from_secs(60));
+        assert_eq!(run["status"], "success", "{run:#}");
+        assert_eq!(run["ref"], "refs/pull/7/merge");
+        assert_eq!(run["event"], "pull_request");
+    }
+}
+
+#[test]
+fn gitlab_pipelines_run_by_stage_and_merge_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new(dir.path());
+    std::fs::write(
+        dir.path().join("tess.toml"),
+        config("gitlab", "group/app", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(dir.path())[0];
+    let server = Server::start(dir.path(), database, "127.0.0.1:0");
+    let _runner = server.runner("r1", "docker");
+    let ci = "stages: [build, test]\nbuild:\n  stage: build\n  tags: [docker]\n  script:\n    - echo \"built $CI_COMMIT_REF_NAME from $CI_PIPELINE_SOURCE\"\nunit:\n  stage: test\n  script:\n    - echo unit\nmr-only:\n  stage: test\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n    - echo \"mr $CI_MERGE_REQUEST_IID\"\n";
+    let sha = repo.commit(&[(".gitlab-ci.yml", ci)], "main");
+    let push = json!({
+        "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
+        "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
+    });
+    let (status, reply) = server.hook(
+        "gitlab",
+        "Push Hook",
+        "gl-1",
+        &serde_json::to_vec(&push).expect("json"),
+        SECRET,
+    );
+    assert_eq!(status, 202, "{reply}");
+    let run_id = run_of_delivery(&server, "gitlab:gl-1");
+    let run = server.finished_run(&run_id, Duration::from_secs(60));
+    assert_eq!(run["status"], "success", "{run:#}");
+    assert_eq!(job(&run, "mr-only")["state"], "skipped");
+    // `unit` waited for the build stage.
+    let built = job(&run, "build")["finished_at"]
+        .as_i64()
+        .expect("finished");
+    let unit = job(&run, "unit")["started_at"].as_i64().expect("started");
+    assert!(unit >= built, "{run:#}");
+    assert!(
+        server
+            .log(&run_id, "build")
+            .contains("built main from push")
+    );
+
+    let head = repo.commit(&[("x.txt", "x")], "feature");
+    let mr = json!({
+        "object_kind": "merge_request",
+        "object_attributes": {"action": "open", "iid": 3, "source_branch": "feature", "target_branch": "main", "last_commit": {"id": head}},
+        "project": {"path_with_namespace": "group/app"},
+    });
+    server.hook(
+        "gitlab",
+        "Merge Request Hook",
+        "gl-2",
+        &serde_json::to_vec(&mr).expect("json"),
+        SECRET,
+    );
+    let run_id = run_of_delivery(&server, "gitlab:gl-2");
+    let run = server.finished_run(&run_id, Duration::from_secs(60));
+    assert_eq!(job(&run, "mr-only")["state"], "success", "{run:#}");
+    assert!(server.log(&run_id, "mr-only").contains("mr 3"));
+    // Jobs without rules are not in merge request pipelines (implicit `only: [branches, tags]`).
+    assert_eq!(job(&run, "build")["state"], "skipped");
+}
+
+#[test]
+fn bad_deliveries_get_clear_answers_and_redeliveries_are_deduplicated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new(dir.path());
+    std::fs::write(
+        dir.path().join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(dir.path())[0];
+    let server = Server::start(dir.path(), database, "127.0.0.1:0");
+    let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+
+    // Wrong secret: 401, nothing stored.
+    let (status, _) = server.hook("github", "push", "bad-sig", &body, "wrong secret");
+    assert_eq!(status, 401);
+    // Malformed JSON: 400 with the reason.
+    let (status, reply) = server.hook("github", "push", "bad-json", b"{not json", SECRET);
+    assert_eq!(status, 400);
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not JSON"),
+        "{reply}"
+    );
+    // Over 25 MB: 413.
+    let huge = vec![b' '; 26 * 1024 * 1024];
+    let (status, _) = server.hook("github", "push", "huge", &huge, SECRET);
+    assert_eq!(status, 413);
+    // An unknown repository: 404, recorded.
+    let other = github_push("someone/else", "refs/heads/main", None, &sha);
+    let (status, _) = server.hook("github", "push", "unknown", &other, SECRET);
+    assert_eq!(status, 404);
+    // The same delivery three times: one run.
+    for _ in 0..3 {
+        let (status, _) = server.hook("github", "push", "same", &body, SECRET);
+        assert!(status == 202 || status == 200);
+    }
+    run_of_delivery(&server, "github:same");
+    assert_eq!(server.runs().len(), 1);
+    let (_, deliveries) = server.get("/api/v1/deliveries");
+    let ids: Vec<&str> = deliveries["deliveries"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&"github:bad-sig"), "{ids:?}");
+    assert!(ids.contains(&"github:unknown"), "{ids:?}");
+    // Ping and closed pull requests are recorded as ignored, with why.
+    let (status, _) = server.hook(
+        "github",
+        "ping",
+        "ping-1",
+        br#"{"zen":"hi","repository":{"full_name":"octo/hello"}}"#,
+        SECRET,
+    );
+    assert_eq!(status, 202);
+    // No token, no data.
+    let mut r = crate::harness::agent()
+        .get(&format!("{}/api/v1/runs", server.url))
+        .call()
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(
+        r.body_mut()
+            .read_to_string()
+            .unwrap_or_default()
+            .contains("token")
+    );
+}
+
+#[test]
+fn invalid_pipelines_fail_with_located_errors_and_filtered_events_say_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new(dir.path());
+    std::fs::write(
+        dir.path().join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(dir.path())[0];
+    let server = Server::start(dir.path(), database, "127.0.0.1:0");
+    let broken = "on: push\njobs:\n  a:\n    runs-on: self-hosted\n    stepz:\n      - run: echo\n";
+    let sha = repo.commit(&[(".github/workflows/broken.yml", broken)], "main");
+    server.hook(
+        "github",
+        "push",
+        "broken",
+        &github_push("octo/hello", "refs/heads/main", None, &sha),
+        SECRET,
+    );
+    let run_id = run_of_delivery(&server, "github:broken");
+    let run = server.run(&run_id);
+    assert_eq!(run["status"], "failed");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(".github/workflows/broken.yml:5:5"),
+        "{error}"
+    );
+    assert!(error.contains("steps"), "did-you-mean in {error}");
+
+    // Only `v*` tags and main start this workflow: a push to another branch is recorded
+    // with the planner's reason.
+    let sha = repo.commit(&[(".github/workflows/broken.yml", WORKFLOW)], "topic");
+    server.hook(
+        "github",
+        "push",
+        "topic",
+        &github_push("octo/hello", "refs/heads/topic", None, &sha),
+        SECRET,
+    );
+    let reason = wait_for(
+        "the delivery to be planned",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = server.get("/api/v1/deliveries");
+            let d = body["deliveries"]
+                .as_array()?
+                .iter()
+                .find(|d| d["id"] == "github:topic")?
+                .clone();
+            (d["status"] == "ignored").then(|| d["reason"].as_str().unwrap_or_default().to_string())
+        },
+    );
+    assert!(reason.contains("topic"), "{reason}");
+}
+
+#[test]
+fn leases_are_fenced_logs_are_idempotent_and_expired_leases_retry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (n, database) in databases(dir.path()).iter().enumerate() {
+        let root = dir.path().join(format!("db{n}"));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let repo = Repo::new(&root);
+        // A 1-second lease so that expiry is quick.
+        std::fs::write(
+            root.join("tess.toml"),
+            config("github", "octo/hello", &repo.bare, 1),
+        )
+        .expect("config");
+        let server = Server::start(&root, database, "127.0.0.1:0");
+        let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+        server.hook(
+            "github",
+            "push",
+            "p",
+            &github_push("octo/hello", "refs/heads/main", None, &sha),
+            SECRET,
+        );
+        let run_id = run_of_delivery(&server, "github:p");
+
+        let register = |name: &str| {
+            let (status, reply) = server.post(
+                "/api/v1/runner/register",
+                None,
+                &json!({"registration_token": REGISTRATION, "name": name, "labels": ["self-hosted", "linux"], "version": "0"}),
+            );
+            assert_eq!(status, 200, "{reply}");
+            reply["token"].as_str().expect("token").to_string()
+        };
+        let (bad, _) = server.post(
+            "/api/v1/runner/register",
+            None,
+            &json!({"registration_token": "nope", "name": "x", "labels": [], "version": "0"}),
+        );
+        assert_eq!(bad, 401);
+        let first = register("first");
+        let second = register("second");
+        let poll_waiting = |token: &str, wait: u64| {
+            server.post(
+                "/api/v1/runner/poll",
+                Some(token),
+                &json!({"labels": ["self-hosted", "linux"], "free_slots": 1, "load": {"cpu": 0.1, "memory": 0.2, "running_jobs": 0}, "version": "0", "wait_seconds": wait}),
+            )
+        };
+        let poll = |token: &str| poll_waiting(token, 5);
+        let (status, lease) = poll(&first);
+        assert_eq!(status, 200, "{lease}");
+        assert_eq!(lease["job_key"], "build");
+        assert_eq!(lease["attempt"], 1);
+        assert_eq!(lease["secrets"]["DEPLOY_TOKEN"], "hunter2-secret");
+        let job_ref = json!({"run_id": run_id, "job_key": "build", "attempt": 1, "lease_token": lease["lease_token"]});
+        let chunk = |offset: u64, data: &str| {
+            let mut c = job_ref.clone();
+            c["offset"] = json!(offset);
+            c["data"] = json!(data);
+            server.post("/api/v1/runner/logs", Some(&first), &c)
+        };
+        assert_eq!(chunk(0, "hello ").1["length"], 6);
+        // The same chunk again is not stored twice; an overlapping one adds only its tail.
+        assert_eq!(chunk(0, "hello ").1["length"], 6);
+        assert_eq!(chunk(0, "hello world\n").1["length"], 12);
+        // A gap is refused.
+        assert_eq!(chunk(20, "later").0, 409);
+        assert_eq!(server.log(&run_id, "build"), "hello world\n");
+        // Nothing else is queued yet (test needs build).
+        let (status, _) = poll_waiting(&second, 0);
+        assert_eq!(status, 204);
+
+        // The first runner goes silent: its lease expires and the job is leased again.
+        let (status, retry) = wait_for("the lease to expire", Duration::from_secs(20), || {
+            let (status, body) = poll(&second);
+            (status == 200).then_some((status, body))
+        });
+        assert_eq!(status, 200);
+        assert_eq!(retry["job_key"], "build");
+        assert_eq!(retry["attempt"], 2);
+        // The stale runner's heartbeat, logs and result are refused.
+        let (status, _) = server.post("/api/v1/runner/heartbeat", Some(&first), &job_ref);
+        assert_eq!(status, 409);
+        let mut stale = job_ref.clone();
+        stale["result"] = json!("success");
+        let (status, _) = server.post("/api/v1/runner/complete", Some(&first), &stale);
+        assert_eq!(status, 409);
+        // The new attempt completes; completing twice is fine; the log is the new attempt's.
+        let mut done = json!({"run_id": run_id, "job_key": "build", "attempt": 2, "lease_token": retry["lease_token"], "result": "success", "outputs": {"artifact": "x"}});
+        assert_eq!(
+            server
+                .post("/api/v1/runner/complete", Some(&second), &done)
+                .0,
+            200
+        );
+        assert_eq!(
+            server
+                .post("/api/v1/runner/complete", Some(&second), &done)
+                .0,
+            200
+        );
+        done["result"] = json!("failure");
+        assert_eq!(
+            server
+                .post("/api/v1/runner/complete", Some(&second), &done)
+                .0,
+            409
+        );
+        let run = server.run(&run_id);
+        assert_eq!(job(&run, "build")["state"], "success");
+        assert_eq!(job(&run, "build")["attempt"], 2);
+        assert_eq!(job(&run, "test")["state"], "queued", "{run:#}");
+        // `test` is handed out with build's result and outputs.
+        let (status, next) = poll(&second);
+        assert_eq!(status, 200);
+        assert_eq!(next["job_key"], "test");
+        assert_eq!(next["needs"][0]["outputs"]["artifact"], "x");
+        // Without a runner token, nothing.
+        let (status, _) = server.post("/api/v1/runner/heartbeat", None, &job_ref);
+        assert_eq!(status, 401);
+    }
+}
+
+#[test]
+fn a_killed_runner_job_is_retried_elsewhere_and_a_killed_server_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (n, database) in databases(dir.path()).iter().enumerate() {
+        let root = dir.path().join(format!("db{n}"));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let repo = Repo::new(&root);
+        std::fs::write(
+            root.join("tess.toml"),
+            config("github", "octo/hello", &repo.bare, 2),
+        )
+        .expect("config");
+        let mut server = Server::start(&root, database, "127.0.0.1:0");
+        // The job waits for a file, so the test decides when it may finish.
+        let gate = root.join("gate");
+        let workflow = format!(
+            "on: push\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo started >> {marks}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n          echo done\n",
+            marks = root.join("marks").display(),
+            gate = gate.display()
+        );
+        let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
+        let mut first = server.runner("first", "");
+        server.hook(
+            "github",
+            "push",
+            "p",
+            &github_push("octo/hello", "refs/heads/main", None, &sha),
+            SECRET,
+        );
+        let run_id = run_of_delivery(&server, "github:p");
+        wait_for("the job to start", Duration::from_secs(30), || {
+            std::fs::read_to_string(root.join("marks"))
+                .ok()
+                .filter(|m| m.lines().count() == 1)
+        });
+        // kill -9 the runner mid-job; its process group's step may linger, so the gate
+        // stays closed until the second attempt runs.
+        first.kill9();
+        let _second = server.runner("second", "");
+        wait_for("the retry to start", Duration::from_secs(30), || {
+            std::fs::read_to_string(root.join("marks"))
+                .ok()
+                .filter(|m| m.lines().count() == 2)
+        });
+        // kill -9 the server mid-run, restart it on the same database and port.
+        let url = server.url.clone();
+        let listen = url.trim_start_matches("http://").to_string();
+        server.process.kill9();
+        let server = Server::start(&root, database, &listen);
+        std::fs::write(&gate, "").expect("open the gate");
+        let run = server.finished_run(&run_id, Duration::from_secs(60));
+        assert_eq!(run["status"], "success", "{run:#}");
+        let slow = job(&run, "slow");
+        // Attempt 2 unless the restart outlasted the 2-second lease (then the job was
+        // leased once more); either way exactly one attempt succeeded.
+        assert!(slow["attempt"].as_i64() >= Some(2), "{run:#}");
+        assert_eq!(slow["state"], "success");
+        assert!(server.log(&run_id, "slow").contains("done"));
+        // Exactly once: one run, one successful attempt.
+        assert_eq!(server.runs().len(), 1);
+    }
+}
+
+#[test]
+fn many_concurrent_deliveries_each_make_one_run_and_unmatched_labels_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new(dir.path());
+    std::fs::write(
+        dir.path().join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(dir.path())[0];
+    let server = Server::start(dir.path(), database, "127.0.0.1:0");
+    let workflow =
+        "on: push\njobs:\n  gpu:\n    runs-on: [self-hosted, gpu]\n    steps:\n      - run: echo\n";
+    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let _runner = server.runner("cpu-only", "");
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (server, body) = (&server, &body);
+            s.spawn(move || {
+                for i in 0..25 {
+                    let (status, reply) =
+                        server.hook("github", "push", &format!("d-{t}-{i}"), body, SECRET);
+                    assert_eq!(status, 202, "{reply}");
+                }
+            });
+        }
+    });
+    let runs = wait_for("200 runs", Duration::from_secs(120), || {
+        let (_, body) = server.get("/api/v1/runs?limit=1000");
+        let runs = body["runs"].as_array()?.clone();
+        (runs.len() == 200).then_some(runs)
+    });
+    // No registered runner has `gpu`: the API says so instead of queueing silently.
+    let run = server.run(runs[0]["id"].as_str().expect("id"));
+    let gpu = job(&run, "gpu");
+    assert_eq!(gpu["state"], "queued");
+    assert!(
+        gpu["waiting_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gpu"),
+        "{gpu}"
+    );
+    let (_, metrics) = server.get("/metrics");
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        text.contains("tess_queue_depth{labels=\"self-hosted,gpu\"} 200"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tess_webhook_deliveries_total{result=\"received\"} 200"),
+        "{text}"
+    );
+    // Cancelling a run cancels its queued jobs.
+    let id = runs[0]["id"].as_str().expect("id");
+    let (status, _) = server.post(
+        &format!("/api/v1/runs/{id}/cancel"),
+        Some(API_TOKEN),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(server.run(id)["status"], "cancelled");
+}
+
+#[test]
+fn github_signature_test_vector_and_every_corpus_webhook_parses() {
+    // GitHub's documented example (docs: "Validating webhook deliveries").
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    assert!(github_signature_ok(
+        SECRET.as_bytes(),
+        b"Hello, World!",
+        Some(sig)
+    ));
+    assert!(!github_signature_ok(
+        SECRET.as_bytes(),
+        b"Hello, World?",
+        Some(sig)
+    ));
+    assert!(!github_signature_ok(
+        SECRET.as_bytes(),
+        b"Hello, World!",
+        None
+    ));
+    assert!(!github_signature_ok(
+        SECRET.as_bytes(),
+        b"Hello, World!",
+        Some("sha256=zz")
+    ));
+
+    let dir = corpus_dir("webhooks");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("index"))
+            .expect("index json");
+    let mut outcomes = Vec::new();
+    for entry in index.as_array().expect("list") {
+        let file = entry["file"].as_str().expect("file");
+        let body: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).expect("payload"))
+                .expect("payload json");
+        let header = entry["event_header"].as_str().expect("header");
+        let (_, event) = header.split_once(": ").expect("Name: value");
+        let forge = if entry["provider"] == "github" {
+            Forge::Github
+        } else {
+            Forge::Gitlab
+        };
+        let parsed = parse(forge, event, &body).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let what = match parsed {
+            Parsed::Ping { .. } => "ping".to_string(),
+            Parsed::Ignored { .. } => "ignored".to_string(),
+            Parsed::Trigger(t) => format!("{:?} {}", t.event.kind, t.event.git_ref),
+        };
+        outcomes.push(format!(
+            "{} {}: {what}",
+            entry["provider"].as_str().unwrap_or_default(),
+            entry["case"].as_str().unwrap_or_default()
+        ));
+    }
+    insta::assert_snapshot!(outcomes.join("\n"));
+}
