@@ -75,14 +75,18 @@ impl Process {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then the exit status within `timeout`.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+    /// Sends SIGTERM (the first one: a runner drains).
+    pub fn terminate(&mut self) {
         // SAFETY: signalling our own child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
+    }
+
+    /// The exit status, waiting at most `timeout`.
+    pub fn exit_status(&mut self, timeout: Duration) -> std::process::ExitStatus {
         wait_for("the process to exit", timeout, || {
-            self.child.try_wait().ok().flatten().map(Some)
+            self.child.try_wait().ok().flatten()
         })
     }
 }

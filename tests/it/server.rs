@@ -632,3 +632,45 @@ fn github_signature_test_vector_and_every_corpus_webhook_parses() {
     }
     insta::assert_snapshot!(outcomes.join("\n"));
 }
+
+#[test]
+fn sigterm_drains_a_runner_after_its_running_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let repo = Repo::new(root);
+    std::fs::write(
+        root.join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(root)[0];
+    let server = Server::start(root, database, "127.0.0.1:0");
+    let gate = root.join("gate");
+    let started = root.join("started");
+    let workflow = format!(
+        "on: push\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          touch {started}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n          echo finished\n",
+        started = started.display(),
+        gate = gate.display()
+    );
+    let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
+    let mut runner = server.runner("r", "");
+    server.hook(
+        "github",
+        "push",
+        "p",
+        &github_push("octo/hello", "refs/heads/main", None, &sha),
+        SECRET,
+    );
+    let run_id = run_of_delivery(&server, "github:p");
+    wait_for("the job to start", Duration::from_secs(30), || {
+        started.exists().then_some(())
+    });
+    // SIGTERM: the runner keeps going until its job is done (had it stopped the job, the
+    // run would not succeed with the job's last line), then exits 0.
+    runner.terminate();
+    std::fs::write(&gate, "").expect("open the gate");
+    assert_eq!(runner.exit_status(Duration::from_secs(30)).code(), Some(0));
+    let run = server.finished_run(&run_id, Duration::from_secs(10));
+    assert_eq!(run["status"], "success", "{run:#}");
+    assert!(server.log(&run_id, "slow").contains("finished"));
+}
