@@ -5,10 +5,12 @@
 use super::client::{CallError, Client};
 use crate::engine::{self, Conclusion, RunEvent, RunOptions};
 use crate::exec::{Cancel, CancelLevel};
+use crate::plan::PipelinePlan;
 use crate::protocol::{Complete, JobRef, Lease, LogChunk};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Log bytes not yet acknowledged by the server, from `offset`.
@@ -45,9 +47,62 @@ impl LogUpload {
     }
 }
 
+/// What a runner process keeps between jobs.
+pub struct Shared {
+    pub workdir: std::path::PathBuf,
+    pub checkouts: super::checkout::Checkouts,
+    /// The pipeline and plan of recent runs: every job of a run plans the same commit for
+    /// the same event, so it is loaded and planned once per runner.
+    plans: Mutex<VecDeque<(String, Arc<Prepared>)>>,
+}
+
+struct Prepared {
+    pipeline: crate::spec::Pipeline,
+    plan: PipelinePlan,
+}
+
+const PLANS_KEPT: usize = 16;
+
+impl Shared {
+    pub fn new(workdir: std::path::PathBuf) -> Shared {
+        Shared {
+            checkouts: super::checkout::Checkouts::new(workdir.join("cache")),
+            workdir,
+            plans: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn prepared(&self, lease: &Lease, workspace: &Path) -> Result<Arc<Prepared>, String> {
+        let key = format!("{}@{}", lease.run_id, lease.sha);
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = plans.iter().find(|(k, _)| *k == key) {
+            return Ok(Arc::clone(p));
+        }
+        let file = workspace.join(&lease.pipeline_file);
+        let mut loaded = crate::load::load_with(&[file], None, Some(&lease.event))?;
+        if loaded.has_errors() {
+            return Err(format!(
+                "the pipeline does not validate:\n{}",
+                loaded.render_diagnostics()
+            ));
+        }
+        let pipeline = loaded
+            .pipelines
+            .pop()
+            .ok_or("the pipeline file defines no pipeline")?;
+        let (plan, _) = crate::plan::plan_pipeline(&pipeline, Some(&lease.event));
+        let prepared = Arc::new(Prepared { pipeline, plan });
+        if plans.len() >= PLANS_KEPT {
+            plans.pop_front();
+        }
+        plans.push_back((key, Arc::clone(&prepared)));
+        Ok(prepared)
+    }
+}
+
 /// Runs the leased job to its end and reports it. Returns when the server has the result
 /// (or has refused it because the lease was lost).
-pub fn execute(client: &Client, lease: Lease, workdir: &Path, stop_everything: &Arc<Cancel>) {
+pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: &Arc<Cancel>) {
     let span = tracing::info_span!("job", run_id = %lease.run_id, job = %lease.job_key, attempt = lease.attempt);
     let _enter = span.enter();
     let job_ref = JobRef::of(&lease);
@@ -71,7 +126,7 @@ pub fn execute(client: &Client, lease: Lease, workdir: &Path, stop_everything: &
         pending: String::new(),
         last_sent: Instant::now(),
     };
-    let outcome = run(&lease, workdir, &cancel, &mut |text: &str| {
+    let outcome = run(&lease, shared, &cancel, &mut |text: &str| {
         upload.pending.push_str(text);
         if upload.last_sent.elapsed() >= Duration::from_millis(250)
             || upload.pending.len() > 256 * 1024
@@ -151,35 +206,17 @@ type Outcome = (
     Option<String>,
 );
 
-fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 fn run(
     lease: &Lease,
-    workdir: &Path,
+    shared: &Shared,
     cancel: &Arc<Cancel>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Outcome, String> {
-    std::fs::create_dir_all(workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
+    let jobs_dir = shared.workdir.join("jobs");
+    std::fs::create_dir_all(&jobs_dir).map_err(|e| format!("{}: {e}", jobs_dir.display()))?;
     let scratch = tempfile::Builder::new()
         .prefix("job-")
-        .tempdir_in(workdir)
+        .tempdir_in(&jobs_dir)
         .map_err(|e| format!("workspace: {e}"))?;
     let workspace = scratch.path().join("src");
     let run_dir = scratch.path().join("run");
@@ -187,35 +224,35 @@ fn run(
         "checking out {} at {}\n",
         lease.clone_url, lease.sha
     ));
-    git(
-        scratch.path(),
-        &["clone", "--quiet", "--no-checkout", &lease.clone_url, "src"],
-    )?;
-    git(&workspace, &["checkout", "--quiet", "--detach", &lease.sha])?;
-    let file = workspace.join(&lease.pipeline_file);
-    let mut loaded = crate::load::load_with(&[file], None, Some(&lease.event))?;
-    if loaded.has_errors() {
-        return Err(format!(
-            "the pipeline does not validate:\n{}",
-            loaded.render_diagnostics()
-        ));
-    }
-    let pipeline = loaded
-        .pipelines
-        .pop()
-        .ok_or("the pipeline file defines no pipeline")?;
-    let (mut plan, _) = crate::plan::plan_pipeline(&pipeline, Some(&lease.event));
-    plan.jobs.retain(|j| j.key == lease.job_key);
-    plan.skipped.clear();
-    if plan.jobs.is_empty() {
-        return Err(format!(
-            "job `{}` is not in the plan at {}",
-            lease.job_key, lease.sha
-        ));
-    }
+    shared
+        .checkouts
+        .workspace(&lease.clone_url, &lease.sha, &workspace)?;
+    let prepared = shared.prepared(lease, &workspace)?;
+    let pipeline = &prepared.pipeline;
+    let full = &prepared.plan;
+    let job = full
+        .jobs
+        .iter()
+        .find(|j| j.key == lease.job_key)
+        .ok_or_else(|| {
+            format!(
+                "job `{}` is not in the plan at {}",
+                lease.job_key, lease.sha
+            )
+        })?;
+    let plan = PipelinePlan {
+        file: full.file.clone(),
+        name: full.name.clone(),
+        dialect: full.dialect,
+        triggered: full.triggered,
+        reason: full.reason.clone(),
+        jobs: vec![job.clone()],
+        skipped: Vec::new(),
+        skipped_includes: Vec::new(),
+    };
     let repo = crate::git::repo_info(&workspace);
     let environment = engine::environment::for_pipeline(
-        &pipeline,
+        pipeline,
         &lease.event,
         &repo,
         &workspace,
@@ -236,7 +273,7 @@ fn run(
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     let outcome = std::thread::scope(|s| {
-        let engine_thread = s.spawn(|| engine::run(&pipeline, &plan, &environment, &opts, tx));
+        let engine_thread = s.spawn(|| engine::run(pipeline, &plan, &environment, &opts, tx));
         let mut outcome: Outcome = (Conclusion::Skipped, false, Default::default(), None);
         for event in rx {
             match event {

@@ -1,6 +1,7 @@
 //! `tess runner`: a self-hosted agent. Registers once, long-polls the server for jobs that
 //! match its labels, and runs each in a fresh workspace with the shared engine.
 
+pub mod checkout;
 pub mod client;
 pub mod job;
 
@@ -152,6 +153,7 @@ pub fn run(opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
     let busy = Arc::new(AtomicU32::new(0));
     // Jobs are cancelled only by a second signal (Kill), not by draining.
     let job_stop = Arc::new(Cancel::default());
+    let shared = job::Shared::new(opts.workdir.clone());
     println!(
         "tess runner {} polling {} with labels [{}]",
         creds.runner_id,
@@ -160,8 +162,8 @@ pub fn run(opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
     );
     std::thread::scope(|s| {
         for worker in 0..slots {
-            let (client, labels, busy, stop, job_stop, opts) =
-                (&client, &labels, &busy, &stop, &job_stop, &opts);
+            let (client, labels, busy, stop, job_stop, opts, shared) =
+                (&client, &labels, &busy, &stop, &job_stop, &opts, &shared);
             s.spawn(move || {
                 let mut failures = 0;
                 while stop.level() == CancelLevel::None {
@@ -177,7 +179,7 @@ pub fn run(opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
                         Ok(Some(lease)) => {
                             failures = 0;
                             busy.fetch_add(1, Ordering::SeqCst);
-                            job::execute(client, lease, &opts.workdir, job_stop);
+                            job::execute(client, lease, shared, job_stop);
                             busy.fetch_sub(1, Ordering::SeqCst);
                         }
                         Ok(None) => failures = 0,

@@ -185,16 +185,10 @@ pub async fn complete(
     Json(done): Json<Complete>,
 ) -> Reply {
     runner_auth(&app, &headers).await?;
-    app.store.complete(&done).await.map_err(store_error)?;
+    let duration = app.store.complete(&done).await.map_err(store_error)?;
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
-    if let Ok(Some(run)) = app.store.run(&done.job.run_id).await
-        && let Some(job) = run["jobs"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["key"] == done.job.job_key.as_str()))
-        && let (Some(start), Some(end)) = (job["started_at"].as_i64(), job["finished_at"].as_i64())
-    {
-        app.metrics
-            .job_duration((end - start).max(0) as f64 / 1000.0);
+    if let Some(ms) = duration {
+        app.metrics.job_duration(ms.max(0) as f64 / 1000.0);
     }
     app.queued.notify_waiters();
     Ok(StatusCode::OK.into_response())

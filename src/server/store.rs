@@ -115,6 +115,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (run_id, job_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, queued_at);
+CREATE INDEX IF NOT EXISTS jobs_run_state ON jobs (run_id, state);
 CREATE TABLE IF NOT EXISTS logs (
     run_id TEXT NOT NULL,
     job_key TEXT NOT NULL,
@@ -646,8 +647,9 @@ impl Store {
     }
 
     /// Records an attempt's result (idempotent for the same attempt and lease; a stale one
-    /// is refused) and advances the run's DAG in the same transaction.
-    pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<()> {
+    /// is refused) and advances the run's DAG in the same transaction. Returns how long the
+    /// attempt ran (ms), or `None` for a repeated completion.
+    pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<Option<i64>> {
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -677,7 +679,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             return match row.map(|r| r.try_get::<String, _>(0)).transpose()? {
-                Some(state) if state == c.result.as_str() => Ok(()),
+                Some(state) if state == c.result.as_str() => Ok(None),
                 _ => Err(StoreError::Conflict(
                     "this attempt no longer holds the job (its lease expired or it was retried)"
                         .into(),
@@ -686,8 +688,22 @@ impl Store {
         }
         outbox(&mut tx, &job.run_id, Some(&job.job_key), c.result.as_str()).await?;
         advance(&mut tx, &job.run_id).await?;
+        let started = sqlx::query(
+            "SELECT started_at, finished_at FROM jobs WHERE run_id = $1 AND job_key = $2",
+        )
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        let duration = match (
+            started.try_get::<Option<i64>, _>(0)?,
+            started.try_get::<Option<i64>, _>(1)?,
+        ) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(duration)
     }
 
     /// Expired leases: the job is queued again for another runner (attempt + 1 when it is
@@ -1068,6 +1084,19 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
 /// jobs with an `if:` go to a runner, which evaluates it with the needs' results). A run
 /// whose jobs have all finished gets its result.
 async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
+    // Most completions change nothing else: no job is waiting, and others still run.
+    let counts = sqlx::query(
+        "SELECT COALESCE(SUM(CASE WHEN state = 'waiting' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN state IN ('queued', 'running') THEN 1 ELSE 0 END), 0) \
+         FROM jobs WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (waiting, open): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
+    if waiting == 0 && open > 0 {
+        return Ok(());
+    }
     let rows = sqlx::query(
         "SELECT job_key, needs, state, has_condition, allowed_failure FROM jobs WHERE run_id = $1 ORDER BY position",
     )
