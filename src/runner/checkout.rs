@@ -53,7 +53,23 @@ impl Checkouts {
             return Err(format!("`{sha}` is not a commit id"));
         }
         let tree = self.tree(clone_url, sha)?;
-        copy_tree(&tree, into).map_err(|e| format!("copying the checkout: {e}"))
+        let copy = || -> std::io::Result<()> {
+            copy_tree(&tree, into, true)?;
+            // A small `.git` of its own: HEAD at the commit, objects borrowed from the
+            // checkout's (which borrows the mirror's), the index to start from.
+            let git = into.join(".git");
+            std::fs::create_dir_all(git.join("objects/info"))?;
+            std::fs::create_dir_all(git.join("refs/heads"))?;
+            std::fs::create_dir_all(git.join("refs/tags"))?;
+            std::fs::write(git.join("HEAD"), format!("{sha}\n"))?;
+            std::fs::copy(tree.join(".git/config"), git.join("config"))?;
+            std::fs::copy(tree.join(".git/index"), git.join("index"))?;
+            let mut alternates = std::fs::read_to_string(tree.join(".git/objects/info/alternates"))
+                .unwrap_or_default();
+            alternates.push_str(&format!("{}\n", tree.join(".git/objects").display()));
+            std::fs::write(git.join("objects/info/alternates"), alternates)
+        };
+        copy().map_err(|e| format!("copying the checkout: {e}"))
     }
 
     /// The cached checkout of `sha`, made once.
@@ -136,15 +152,19 @@ fn touch(path: &Path) {
     let _ = std::fs::File::open(path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
 }
 
-/// Copies a directory tree: files (with their permissions), directories and symlinks.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a directory tree: files (with their permissions), directories and symlinks;
+/// `skip_git` leaves out a top-level `.git`.
+fn copy_tree(from: &Path, to: &Path, skip_git: bool) -> std::io::Result<()> {
     std::fs::create_dir(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let kind = entry.file_type()?;
+        if skip_git && entry.file_name() == ".git" {
+            continue;
+        }
         let target = to.join(entry.file_name());
         if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
+            copy_tree(&entry.path(), &target, false)?;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
         } else {

@@ -108,17 +108,17 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
     let job_ref = JobRef::of(&lease);
     let cancel = Arc::new(Cancel::child_of(stop_everything));
     let lease_lost = Arc::new(AtomicBool::new(false));
-    let finished = Arc::new(AtomicBool::new(false));
+    // Dropping `finished` ends the heartbeat thread at once.
+    let (finished, job_running) = std::sync::mpsc::channel::<()>();
     let beat = {
-        let (client, job, cancel, lost, finished) = (
+        let (client, job, cancel, lost) = (
             client.clone(),
             job_ref.clone(),
             Arc::clone(&cancel),
             Arc::clone(&lease_lost),
-            Arc::clone(&finished),
         );
         let every = Duration::from_secs(lease.heartbeat_seconds.max(1));
-        std::thread::spawn(move || heartbeat(&client, &job, every, &cancel, &lost, &finished))
+        std::thread::spawn(move || heartbeat(&client, &job, every, &cancel, &lost, &job_running))
     };
     let mut upload = LogUpload {
         job: job_ref.clone(),
@@ -134,7 +134,7 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
             upload.flush(client);
         }
     });
-    finished.store(true, Ordering::SeqCst);
+    drop(finished);
     let (result, allowed_failure, outputs, error) = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -176,15 +176,9 @@ fn heartbeat(
     every: Duration,
     cancel: &Cancel,
     lost: &AtomicBool,
-    finished: &AtomicBool,
+    job_running: &std::sync::mpsc::Receiver<()>,
 ) {
-    let mut last = Instant::now();
-    while !finished.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() < every {
-            continue;
-        }
-        last = Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = job_running.recv_timeout(every) {
         match client.heartbeat(job) {
             Ok(reply) if reply.cancel => cancel.request(CancelLevel::Graceful),
             Ok(_) => {}

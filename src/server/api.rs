@@ -185,12 +185,15 @@ pub async fn complete(
     Json(done): Json<Complete>,
 ) -> Reply {
     runner_auth(&app, &headers).await?;
-    let duration = app.store.complete(&done).await.map_err(store_error)?;
+    let (duration, queued) = app.store.complete(&done).await.map_err(store_error)?;
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
     if let Some(ms) = duration {
         app.metrics.job_duration(ms.max(0) as f64 / 1000.0);
     }
-    app.queued.notify_waiters();
+    // Wake the long-polling runners only when there is something new for them.
+    if queued > 0 {
+        app.queued.notify_waiters();
+    }
     Ok(StatusCode::OK.into_response())
 }
 

@@ -137,6 +137,10 @@ pub fn run(options: Options) -> Result<(), String> {
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");
         tracing::info!(%addr, database = %redact_url(&database_url), "server started");
+        // Small JSON answers must not wait for Nagle's algorithm (40 ms with delayed ACKs).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, router(app))
             .with_graceful_shutdown(shutdown())
             .await

@@ -69,19 +69,42 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
-        return Ok(dir);
+        return dir
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", dir.display()));
     }
     let have =
         sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
     if !have {
         git(&dir, &["fetch", "--quiet", "--prune", "origin"])?;
     }
-    Ok(dir)
+    dir.canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-/// The files of `sha` in a fresh directory (a git work tree, so the loader finds the root).
+/// The files of `sha` in a fresh directory, with a `.git` whose HEAD is `sha` and whose
+/// objects and refs are the mirror's (so the loader finds the root and GitLab's
+/// `changes:compare_to` can diff). Made by hand: `git init` costs more than the rest.
 fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
-    git(into, &["init", "--quiet"])?;
+    let dot_git = into.join(".git");
+    let io = |e: std::io::Error| format!("{}: {e}", dot_git.display());
+    std::fs::create_dir_all(dot_git.join("objects/info")).map_err(io)?;
+    std::fs::write(
+        dot_git.join("objects/info/alternates"),
+        format!("{}\n", mirror.join("objects").display()),
+    )
+    .map_err(io)?;
+    std::fs::write(dot_git.join("HEAD"), format!("{sha}\n")).map_err(io)?;
+    std::fs::write(
+        dot_git.join("config"),
+        "[core]\n\trepositoryformatversion = 0\n\tbare = false\n",
+    )
+    .map_err(io)?;
+    std::os::unix::fs::symlink(mirror.join("refs"), dot_git.join("refs")).map_err(io)?;
+    if mirror.join("packed-refs").exists() {
+        std::os::unix::fs::symlink(mirror.join("packed-refs"), dot_git.join("packed-refs"))
+            .map_err(io)?;
+    }
     let mut archive = Command::new("git")
         .arg("-C")
         .arg(mirror)

@@ -512,7 +512,7 @@ impl Store {
     ) -> Result<Option<Claimed>> {
         let rows = sqlx::query(
             "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
-             ORDER BY queued_at, position LIMIT 200",
+             ORDER BY queued_at, position LIMIT 64",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -648,8 +648,8 @@ impl Store {
 
     /// Records an attempt's result (idempotent for the same attempt and lease; a stale one
     /// is refused) and advances the run's DAG in the same transaction. Returns how long the
-    /// attempt ran (ms), or `None` for a repeated completion.
-    pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<Option<i64>> {
+    /// attempt ran (ms, `None` for a repeated completion) and how many jobs it queued.
+    pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<(Option<i64>, usize)> {
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -679,7 +679,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             return match row.map(|r| r.try_get::<String, _>(0)).transpose()? {
-                Some(state) if state == c.result.as_str() => Ok(None),
+                Some(state) if state == c.result.as_str() => Ok((None, 0)),
                 _ => Err(StoreError::Conflict(
                     "this attempt no longer holds the job (its lease expired or it was retried)"
                         .into(),
@@ -687,7 +687,7 @@ impl Store {
             };
         }
         outbox(&mut tx, &job.run_id, Some(&job.job_key), c.result.as_str()).await?;
-        advance(&mut tx, &job.run_id).await?;
+        let queued = advance(&mut tx, &job.run_id).await?;
         let started = sqlx::query(
             "SELECT started_at, finished_at FROM jobs WHERE run_id = $1 AND job_key = $2",
         )
@@ -703,7 +703,7 @@ impl Store {
             _ => None,
         };
         tx.commit().await?;
-        Ok(duration)
+        Ok((duration, queued))
     }
 
     /// Expired leases: the job is queued again for another runner (attempt + 1 when it is
@@ -1083,7 +1083,7 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
 /// skipped at once when it has no `if:` and a need did not succeed (what `success()` says;
 /// jobs with an `if:` go to a runner, which evaluates it with the needs' results). A run
 /// whose jobs have all finished gets its result.
-async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
+async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
     // Most completions change nothing else: no job is waiting, and others still run.
     let counts = sqlx::query(
         "SELECT COALESCE(SUM(CASE WHEN state = 'waiting' THEN 1 ELSE 0 END), 0), \
@@ -1095,7 +1095,7 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
     .await?;
     let (waiting, open): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
     if waiting == 0 && open > 0 {
-        return Ok(());
+        return Ok(0);
     }
     let rows = sqlx::query(
         "SELECT job_key, needs, state, has_condition, allowed_failure FROM jobs WHERE run_id = $1 ORDER BY position",
@@ -1123,6 +1123,7 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
         .await?
         .try_get::<i64, _>(0)?
         != 0;
+    let mut queued = 0;
     // Dependents are decided in order, so a chain of skips resolves in one pass.
     for (key, needs, state, has_condition, _) in &mut jobs {
         if state != WAITING {
@@ -1156,6 +1157,7 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
         .await?;
         if done.rows_affected() == 1 {
             outbox(conn, run_id, Some(key), next).await?;
+            queued += usize::from(next == QUEUED);
             *state = next.to_string();
             states.insert(key.clone(), next.to_string());
         }
@@ -1183,7 +1185,7 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
             outbox(conn, run_id, None, status).await?;
         }
     }
-    Ok(())
+    Ok(queued)
 }
 
 async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<Claimed> {
