@@ -674,3 +674,54 @@ fn sigterm_drains_a_runner_after_its_running_job() {
     assert_eq!(run["status"], "success", "{run:#}");
     assert!(server.log(&run_id, "slow").contains("finished"));
 }
+
+#[test]
+fn two_replicas_on_one_database_run_every_job_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let databases = databases(dir.path());
+    // Replicas share state only through the database: PostgreSQL when available, else the
+    // same SQLite file (WAL works across processes).
+    let database = databases.last().expect("a database");
+    let repo = Repo::new(dir.path());
+    let roots: Vec<_> = ["a", "b"].iter().map(|n| dir.path().join(n)).collect();
+    for root in &roots {
+        std::fs::create_dir_all(root).expect("mkdir");
+        std::fs::write(
+            root.join("tess.toml"),
+            config("github", "octo/hello", &repo.bare, 30),
+        )
+        .expect("config");
+    }
+    let replicas: Vec<Server> = roots
+        .iter()
+        .map(|root| Server::start(root, database, "127.0.0.1:0"))
+        .collect();
+    let _runners: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.runner(&format!("r{i}"), ""))
+        .collect();
+    let workflow = "on: push\njobs:\n  a:\n    runs-on: self-hosted\n    steps:\n      - run: echo a\n  b:\n    runs-on: self-hosted\n    steps:\n      - run: echo b\n  c:\n    needs: [a, b]\n    runs-on: self-hosted\n    steps:\n      - run: echo c\n";
+    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    // Every delivery goes to both replicas (as behind a load balancer that retries).
+    for i in 0..10 {
+        for server in &replicas {
+            let (status, reply) = server.hook("github", "push", &format!("d{i}"), &body, SECRET);
+            assert!(status == 202 || status == 200, "{reply}");
+        }
+    }
+    let runs = wait_for("10 finished runs", Duration::from_secs(120), || {
+        let runs = replicas[0].runs();
+        let done = runs.iter().all(|r| r["status"] == "success");
+        (runs.len() == 10 && done).then_some(runs)
+    });
+    for run in runs {
+        let run = replicas[1].run(run["id"].as_str().expect("id"));
+        for key in ["a", "b", "c"] {
+            let j = job(&run, key);
+            assert_eq!(j["state"], "success", "{run:#}");
+            assert_eq!(j["attempt"], 1, "ran more than once: {run:#}");
+        }
+    }
+}
