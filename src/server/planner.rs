@@ -4,7 +4,7 @@
 
 use super::config::{Forge, Repo};
 use super::payload::Trigger;
-use super::store::{NewJob, NewRun, random_hex};
+use super::store::{NewJob, NewRun, Supersede, random_hex};
 use crate::plan::{PipelinePlan, plan_pipeline};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -202,6 +202,7 @@ pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, 
         event_json: event_json.clone(),
         error: None,
         jobs: Vec::new(),
+        concurrency: None,
     };
     let mut planned = Planned {
         runs: Vec::new(),
@@ -250,9 +251,67 @@ pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, 
         }
         let mut run = new_run(plan.name.clone(), file);
         run.jobs = jobs(&plan);
+        run.concurrency = concurrency(pipeline, &event, &repo.name, &sha);
         planned.runs.push(run);
     }
     Ok(planned)
+}
+
+/// The run's concurrency group, scoped to the repository: GitHub's workflow-level
+/// `concurrency` (its expressions see `github.*`, including `workflow` and `repository`),
+/// or for GitLab the ref (a newer pipeline auto-cancels interruptible older ones).
+fn concurrency(
+    pipeline: &crate::spec::Pipeline,
+    event: &crate::trigger::Event,
+    repo: &str,
+    sha: &str,
+) -> Option<(String, Supersede)> {
+    use crate::expr::Value;
+    use crate::plan::{PlanContext, interpolate};
+    if pipeline.dialect == crate::spec::Dialect::GitLab {
+        let group = format!("{repo}:gitlab:{}", event.git_ref);
+        return Some((group, Supersede::Interruptible));
+    }
+    let (group, cancel) = match pipeline.concurrency.as_ref()? {
+        Json::String(group) => (group.clone(), Json::Bool(false)),
+        Json::Object(map) => (
+            map.get("group")?.as_str()?.to_string(),
+            map.get("cancel-in-progress")
+                .cloned()
+                .unwrap_or(Json::Bool(false)),
+        ),
+        _ => return None,
+    };
+    let inputs = Value::Object(
+        event
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    );
+    let mut ctx = PlanContext::for_event(Some(event), inputs);
+    if let Value::Object(mut github) = (*ctx.github).clone() {
+        for (k, v) in [
+            ("workflow", &pipeline.name),
+            ("repository", &repo.to_string()),
+            ("sha", &sha.to_string()),
+        ] {
+            github.insert(k.into(), Value::String(v.clone()));
+        }
+        ctx.github = std::rc::Rc::new(Value::Object(github));
+    }
+    let group = interpolate::string(&group, &ctx)?;
+    let cancel = match cancel {
+        Json::Bool(b) => b,
+        Json::String(text) => interpolate::string(&text, &ctx).is_some_and(|t| t == "true"),
+        _ => false,
+    };
+    let policy = if cancel {
+        Supersede::CancelInProgress
+    } else {
+        Supersede::Never
+    };
+    Some((format!("{repo}:{group}"), policy))
 }
 
 /// Time-ordered, unique run ids.
@@ -277,6 +336,7 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
             has_condition: j.condition.is_some(),
             spec: serde_json::to_value(j).unwrap_or_default(),
             skipped: None,
+            interruptible: j.spec.gitlab.as_ref().is_some_and(|g| g.interruptible),
         })
         .collect();
     out.extend(plan.skipped.iter().map(|s| NewJob {
@@ -288,6 +348,7 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
         has_condition: false,
         spec: Json::Null,
         skipped: Some(s.reason.clone()),
+        interruptible: true,
     }));
     out
 }

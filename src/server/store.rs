@@ -87,8 +87,10 @@ CREATE TABLE IF NOT EXISTS runs (
     delivery_id TEXT,
     created_at BIGINT NOT NULL,
     finished_at BIGINT,
-    cancel_requested BIGINT NOT NULL DEFAULT 0
+    cancel_requested BIGINT NOT NULL DEFAULT 0,
+    concurrency_group TEXT
 );
+CREATE INDEX IF NOT EXISTS runs_group ON runs (concurrency_group, status);
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 CREATE TABLE IF NOT EXISTS jobs (
     run_id TEXT NOT NULL,
@@ -107,6 +109,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_expires BIGINT,
     log_length BIGINT NOT NULL DEFAULT 0,
     allowed_failure BIGINT NOT NULL DEFAULT 0,
+    interruptible BIGINT NOT NULL DEFAULT 0,
     outputs TEXT,
     error TEXT,
     queued_at BIGINT,
@@ -171,6 +174,8 @@ pub struct NewJob {
     pub spec: serde_json::Value,
     /// Skipped at plan time (with why).
     pub skipped: Option<String>,
+    /// GitLab `interruptible`.
+    pub interruptible: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +192,19 @@ pub struct NewRun {
     /// Set for a pipeline that does not validate: the run is `failed` at once.
     pub error: Option<String>,
     pub jobs: Vec<NewJob>,
+    /// The concurrency group (scoped to the repository) and what a newer run does to
+    /// older ones in it.
+    pub concurrency: Option<(String, Supersede)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supersede {
+    /// GitHub `concurrency` with `cancel-in-progress: true`.
+    CancelInProgress,
+    /// GitLab: cancel when every started job is `interruptible`.
+    Interruptible,
+    /// GitHub `concurrency` without `cancel-in-progress` (recorded; runs are not held).
+    Never,
 }
 
 /// A job a runner just leased, with what the lease message needs from the store.
@@ -771,39 +789,9 @@ impl Store {
     /// heartbeat. `false` when the run is already finished.
     pub async fn cancel_run(&self, run_id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status IN ('queued', 'running')",
-        )
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let rows = sqlx::query(
-            "SELECT job_key FROM jobs WHERE run_id = $1 AND state IN ('waiting', 'queued')",
-        )
-        .bind(run_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in rows {
-            let key: String = r.try_get(0)?;
-            let done = sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE run_id = $2 AND job_key = $3 \
-                 AND state IN ('waiting', 'queued')",
-            )
-            .bind(now_ms())
-            .bind(run_id)
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                outbox(&mut tx, run_id, Some(&key), "cancelled").await?;
-            }
-        }
-        advance(&mut tx, run_id).await?;
+        let cancelled = cancel_in(&mut tx, run_id).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(cancelled)
     }
 
     // ---- reading ----
@@ -1025,8 +1013,8 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     };
     sqlx::query(
         "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, error, \
-         event_json, delivery_id, created_at, finished_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         event_json, delivery_id, created_at, finished_at, concurrency_group) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&run.id)
     .bind(&run.repo)
@@ -1042,6 +1030,7 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     .bind(delivery)
     .bind(now)
     .bind(run.error.as_ref().map(|_| now))
+    .bind(run.concurrency.as_ref().map(|(g, _)| g.as_str()))
     .execute(&mut *conn)
     .await?;
     outbox(conn, &run.id, None, status).await?;
@@ -1053,8 +1042,8 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
         };
         sqlx::query(
             "INSERT INTO jobs (run_id, job_key, job_id, name, position, needs, labels, has_condition, \
-             spec, state, error, queued_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             spec, state, error, queued_at, finished_at, interruptible) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&run.id)
         .bind(&job.key)
@@ -1069,12 +1058,88 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
         .bind(job.skipped.as_deref())
         .bind((state == QUEUED).then_some(now))
         .bind((state == "skipped").then_some(now))
+        .bind(job.interruptible as i64)
         .execute(&mut *conn)
         .await?;
         outbox(conn, &run.id, Some(&job.key), state).await?;
     }
     if run.error.is_none() {
+        supersede(conn, run).await?;
         advance(conn, &run.id).await?;
+    }
+    Ok(())
+}
+
+/// Cancels a run inside a transaction (see [`Store::cancel_run`]).
+async fn cancel_in(conn: &mut AnyConnection, run_id: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let rows = sqlx::query(
+        "SELECT job_key FROM jobs WHERE run_id = $1 AND state IN ('waiting', 'queued')",
+    )
+    .bind(run_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let key: String = r.try_get(0)?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE run_id = $2 AND job_key = $3 \
+             AND state IN ('waiting', 'queued')",
+        )
+        .bind(now_ms())
+        .bind(run_id)
+        .bind(&key)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            outbox(conn, run_id, Some(&key), "cancelled").await?;
+        }
+    }
+    advance(conn, run_id).await?;
+    Ok(true)
+}
+
+/// A new run in a concurrency group cancels the group's older unfinished runs: all of them
+/// (GitHub `cancel-in-progress: true`), or those where no started job is
+/// non-interruptible (GitLab's `auto_cancel: on_new_commit: conservative`).
+async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
+    let Some((group, policy)) = &run.concurrency else {
+        return Ok(());
+    };
+    let older = sqlx::query(
+        "SELECT id FROM runs WHERE concurrency_group = $1 AND id <> $2 AND status IN ('queued', 'running')",
+    )
+    .bind(group)
+    .bind(&run.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in older {
+        let id: String = row.try_get(0)?;
+        let cancel = match policy {
+            Supersede::CancelInProgress => true,
+            Supersede::Interruptible => {
+                let blocking = sqlx::query(
+                    "SELECT COUNT(*) FROM jobs WHERE run_id = $1 AND started_at IS NOT NULL AND interruptible = 0",
+                )
+                .bind(&id)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get::<i64, _>(0)?;
+                blocking == 0
+            }
+            Supersede::Never => false,
+        };
+        if cancel {
+            tracing::info!(run_id = %id, by = %run.id, %group, "superseded by a newer run");
+            cancel_in(conn, &id).await?;
+        }
     }
     Ok(())
 }

@@ -101,6 +101,8 @@ pub struct GitLabJob {
     /// `rules:` of the conditional includes the job's definition came through; the job is
     /// added only when each of them matches.
     pub include_gates: Vec<Vec<crate::trigger::gitlab::Rule>>,
+    /// `interruptible:` (job or `default:`): a newer pipeline for the ref may cancel it.
+    pub interruptible: bool,
 }
 
 #[derive(Debug, Clone)]

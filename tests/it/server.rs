@@ -725,3 +725,61 @@ fn two_replicas_on_one_database_run_every_job_exactly_once() {
         }
     }
 }
+
+#[test]
+fn a_newer_run_cancels_the_older_one_in_its_concurrency_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let repo = Repo::new(root);
+    std::fs::write(
+        root.join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(root)[0];
+    let server = Server::start(root, database, "127.0.0.1:0");
+    let gate = root.join("gate");
+    let marks = root.join("marks");
+    let workflow = |n: u32| {
+        format!(
+            "on: push\nconcurrency:\n  group: ${{{{ github.workflow }}}}-${{{{ github.ref }}}}\n  cancel-in-progress: true\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo {n} >> {marks}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n",
+            marks = marks.display(),
+            gate = gate.display()
+        )
+    };
+    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+    let first = repo.commit(&[(".github/workflows/ci.yml", &workflow(1))], "main");
+    server.hook(
+        "github",
+        "push",
+        "one",
+        &github_push("octo/hello", "refs/heads/main", None, &first),
+        SECRET,
+    );
+    let older = run_of_delivery(&server, "github:one");
+    wait_for(
+        "the first run's job to start",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&marks)
+                .ok()
+                .filter(|m| m.contains('1'))
+        },
+    );
+    let second = repo.commit(&[(".github/workflows/ci.yml", &workflow(2))], "main");
+    server.hook(
+        "github",
+        "push",
+        "two",
+        &github_push("octo/hello", "refs/heads/main", Some(&first), &second),
+        SECRET,
+    );
+    let newer = run_of_delivery(&server, "github:two");
+    // The older run is cancelled while its job runs (the runner hears it at its heartbeat).
+    let run = server.finished_run(&older, Duration::from_secs(30));
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(job(&run, "slow")["state"], "cancelled");
+    std::fs::write(&gate, "").expect("open the gate");
+    let run = server.finished_run(&newer, Duration::from_secs(30));
+    assert_eq!(run["status"], "success", "{run:#}");
+}

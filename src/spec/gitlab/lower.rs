@@ -206,6 +206,11 @@ pub fn lower(
                 stage: stage_index,
                 stage_name: stage.clone(),
                 explicit_needs: v.get("needs").is_some(),
+                interruptible: v
+                    .get("interruptible")
+                    .or_else(|| default.and_then(|d| d.get("interruptible")))
+                    .and_then(Node::as_bool)
+                    .unwrap_or(false),
             });
             match parallel_instances(c, v, id) {
                 None => {
