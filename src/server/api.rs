@@ -67,8 +67,28 @@ fn api_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 /// The runner a runner token belongs to.
 async fn runner_auth(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
     let token = bearer(headers).unwrap_or_default();
+    if token.is_empty() {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "a runner token is required",
+        ));
+    }
+    // Tokens never change: each is looked up (by hash) once per server process.
+    let hash = crate::token::sha256_hex(token.as_bytes());
+    if let Some(id) = app
+        .runner_ids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&hash)
+    {
+        return Ok(id.clone());
+    }
     match app.store.runner_by_token(token).await {
-        Ok(Some(id)) if !token.is_empty() => Ok(id),
+        Ok(Some(id)) => {
+            let mut known = app.runner_ids.lock().unwrap_or_else(|e| e.into_inner());
+            known.insert(hash, id.clone());
+            Ok(id)
+        }
         Ok(_) => Err(error(
             StatusCode::UNAUTHORIZED,
             "a runner token is required",

@@ -35,6 +35,8 @@ pub struct App {
     /// Delivery ids to plan, in arrival order (the planner task owns planning).
     pub planner: mpsc::UnboundedSender<String>,
     pub metrics: metrics::Metrics,
+    /// Runner ids by token hash, as looked up so far.
+    pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 pub struct Options {
@@ -118,6 +120,7 @@ pub fn run(options: Options) -> Result<(), String> {
             queued: Notify::new(),
             planner: planner_tx,
             metrics: metrics::Metrics::default(),
+            runner_ids: Default::default(),
         });
         // Deliveries a crash left unplanned are planned first.
         for id in app

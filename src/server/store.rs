@@ -117,7 +117,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at BIGINT,
     PRIMARY KEY (run_id, job_key)
 );
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, queued_at);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, queued_at, position);
 CREATE INDEX IF NOT EXISTS jobs_run_state ON jobs (run_id, state);
 CREATE TABLE IF NOT EXISTS logs (
     run_id TEXT NOT NULL,
@@ -467,8 +467,9 @@ impl Store {
         load: &crate::protocol::Load,
         version: &str,
     ) -> Result<bool> {
-        sqlx::query(
-            "UPDATE runners SET last_seen = $1, labels = $2, free_slots = $3, load = $4, version = $5 WHERE id = $6",
+        let row = sqlx::query(
+            "UPDATE runners SET last_seen = $1, labels = $2, free_slots = $3, load = $4, version = $5 \
+             WHERE id = $6 RETURNING draining",
         )
         .bind(now_ms())
         .bind(serde_json::to_string(labels).unwrap_or_default())
@@ -476,12 +477,9 @@ impl Store {
         .bind(serde_json::to_string(load).unwrap_or_default())
         .bind(version)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        let row = sqlx::query("SELECT draining FROM runners WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no runner `{id}`")))?;
         Ok(row.try_get::<i64, _>(0)? != 0)
     }
 
@@ -672,7 +670,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5 \
-             WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running'",
+             WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
+             RETURNING started_at, finished_at",
         )
         .bind(c.result.as_str())
         .bind(c.allowed_failure as i64)
@@ -683,9 +682,9 @@ impl Store {
         .bind(&job.job_key)
         .bind(job.attempt)
         .bind(&job.lease_token)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
+        let Some(times) = done else {
             // The same completion sent again is fine; anything else is a stale attempt.
             let row = sqlx::query(
                 "SELECT state FROM jobs WHERE run_id = $1 AND job_key = $2 AND attempt = $3 AND lease_token = $4",
@@ -703,19 +702,12 @@ impl Store {
                         .into(),
                 )),
             };
-        }
+        };
         outbox(&mut tx, &job.run_id, Some(&job.job_key), c.result.as_str()).await?;
         let queued = advance(&mut tx, &job.run_id).await?;
-        let started = sqlx::query(
-            "SELECT started_at, finished_at FROM jobs WHERE run_id = $1 AND job_key = $2",
-        )
-        .bind(&job.run_id)
-        .bind(&job.job_key)
-        .fetch_one(&mut *tx)
-        .await?;
         let duration = match (
-            started.try_get::<Option<i64>, _>(0)?,
-            started.try_get::<Option<i64>, _>(1)?,
+            times.try_get::<Option<i64>, _>(0)?,
+            times.try_get::<Option<i64>, _>(1)?,
         ) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
@@ -1150,17 +1142,24 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
 /// whose jobs have all finished gets its result.
 async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
     // Most completions change nothing else: no job is waiting, and others still run.
-    let counts = sqlx::query(
-        "SELECT COALESCE(SUM(CASE WHEN state = 'waiting' THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN state IN ('queued', 'running') THEN 1 ELSE 0 END), 0) \
-         FROM jobs WHERE run_id = $1",
-    )
-    .bind(run_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let (waiting, open): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
-    if waiting == 0 && open > 0 {
-        return Ok(0);
+    // (Two index probes, not a scan: runs can have thousands of jobs.)
+    let any = |states: &'static str| {
+        format!("SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ({states}) LIMIT 1")
+    };
+    let waiting = sqlx::query(&any("'waiting'"))
+        .bind(run_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if !waiting {
+        let open = sqlx::query(&any("'queued', 'running'"))
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+        if open {
+            return Ok(0);
+        }
     }
     let rows = sqlx::query(
         "SELECT job_key, needs, state, has_condition, allowed_failure FROM jobs WHERE run_id = $1 ORDER BY position",
