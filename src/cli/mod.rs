@@ -6,6 +6,7 @@ mod graph;
 mod live;
 mod output;
 mod run;
+mod runs;
 mod signals;
 
 use crate::load::{self, Loaded};
@@ -128,6 +129,17 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         poll_seconds: u64,
     },
+    /// Look at and act on a `tess server`'s runs.
+    Runs {
+        /// The server's URL.
+        #[arg(long, env = "TESS_SERVER")]
+        server: String,
+        /// An API token.
+        #[arg(long, env = "TESS_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: RunsAction,
+    },
     /// List the next fire times of every `on.schedule` cron.
     Schedule {
         paths: Vec<PathBuf>,
@@ -138,6 +150,29 @@ enum Command {
         count: usize,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsAction {
+    /// The latest runs.
+    List,
+    /// A run and its jobs.
+    Show { id: String },
+    /// A job's log (`-f`: follow it until the job ends).
+    Logs {
+        id: String,
+        job: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Cancel a run.
+    Cancel { id: String },
+    /// Run again (`--failed`: only the failed jobs and what needs them).
+    Rerun {
+        id: String,
+        #[arg(long)]
+        failed: bool,
     },
 }
 
@@ -296,6 +331,24 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 strict,
             };
             run::run(&mut loaded, args)
+        }
+        Command::Runs {
+            server,
+            token,
+            action,
+        } => {
+            let action = match action {
+                RunsAction::List => runs::Action::List,
+                RunsAction::Show { id } => runs::Action::Show(id),
+                RunsAction::Logs { id, job, follow } => runs::Action::Logs {
+                    run: id,
+                    job,
+                    follow,
+                },
+                RunsAction::Cancel { id } => runs::Action::Cancel(id),
+                RunsAction::Rerun { id, failed } => runs::Action::Rerun { run: id, failed },
+            };
+            runs::run(&server, &token, action)
         }
         Command::Server {
             config,

@@ -269,7 +269,16 @@ fn run(
     let outcome = std::thread::scope(|s| {
         let engine_thread = s.spawn(|| engine::run(pipeline, &plan, &environment, &opts, tx));
         let mut outcome: Outcome = (Conclusion::Skipped, false, Default::default(), None);
-        for event in rx {
+        loop {
+            // A quiet job still gets what it printed uploaded (the log callback flushes).
+            let event = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => event,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    log("");
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             match event {
                 RunEvent::StepStarted { name, .. } => log(&format!("##[group]{name}\n")),
                 RunEvent::StepFinished {

@@ -282,6 +282,41 @@ pub async fn show_run(
 #[derive(Deserialize)]
 pub struct LogQuery {
     offset: Option<u64>,
+    follow: Option<u8>,
+}
+
+/// `?follow=1`: the log as Server-Sent Events — `data:` lines as they arrive, then an
+/// `end` event with the final state once the job has finished.
+fn follow_log(app: Arc<App>, run: String, job: String, offset: u64) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let state = (app, offset, false);
+    let stream = futures_util::stream::unfold(state, move |(app, offset, ended)| {
+        let (run, job) = (run.clone(), job.clone());
+        async move {
+            if ended {
+                return None;
+            }
+            loop {
+                let Ok(Some((text, _, finished))) = app.store.log(&run, &job, offset).await else {
+                    let end = Event::default().event("end").data("gone");
+                    return Some((Ok::<_, std::convert::Infallible>(end), (app, offset, true)));
+                };
+                if !text.is_empty() {
+                    let next = offset + text.len() as u64;
+                    let event = Event::default().id(next.to_string()).data(text);
+                    return Some((Ok(event), (app, next, false)));
+                }
+                if finished {
+                    let end = Event::default().event("end").data("finished");
+                    return Some((Ok(end), (app, offset, true)));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 pub async fn job_log(
@@ -302,6 +337,9 @@ pub async fn job_log(
                 format!("no job `{key}` in run `{id}`"),
             )
         })?;
+    if q.follow == Some(1) {
+        return Ok(follow_log(app, id, key, q.offset.unwrap_or(0)));
+    }
     let mut response = text.into_response();
     let h = response.headers_mut();
     h.insert("x-tess-attempt", attempt.into());
@@ -323,6 +361,31 @@ pub async fn cancel_run(
         ));
     }
     Ok(Json(json!({"id": id, "cancel_requested": true})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RerunQuery {
+    failed: Option<u8>,
+}
+
+pub async fn rerun(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<RerunQuery>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let new_id = app
+        .store
+        .rerun(&id, q.failed == Some(1))
+        .await
+        .map_err(store_error)?;
+    app.queued.notify_waiters();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": new_id, "rerun_of": id})),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -60,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
         .route("/api/v1/runs/{id}", get(api::show_run))
         .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
+        .route("/api/v1/runs/{id}/rerun", post(api::rerun))
         .route("/api/v1/runs/{id}/jobs/{key}/log", get(api::job_log))
         .route("/api/v1/runners", get(api::list_runners))
         .route("/api/v1/runners/{id}/drain", post(api::drain_runner))

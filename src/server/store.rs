@@ -397,6 +397,118 @@ impl Store {
         Ok(())
     }
 
+    /// A new run of the same commit, pipeline and event. With `failed_only`, jobs that
+    /// succeeded (or were skipped) keep their results and outputs, and only the failed or
+    /// cancelled ones run again, with everything that needs them (GitHub's "re-run failed
+    /// jobs"). Returns the new run's id.
+    pub async fn rerun(&self, run_id: &str, failed_only: bool) -> Result<String> {
+        let mut tx = self.pool.begin().await?;
+        let run = sqlx::query(
+            "SELECT repo, forge, pipeline, file, event, git_ref, sha, event_json, status, concurrency_group \
+             FROM runs WHERE id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no run `{run_id}`")))?;
+        let status: String = run.try_get(8)?;
+        if ["queued", "running"].contains(&status.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "run `{run_id}` has not finished"
+            )));
+        }
+        let rows = sqlx::query(
+            "SELECT job_key, job_id, name, needs, labels, has_condition, spec, state, error, \
+             allowed_failure, outputs, interruptible FROM jobs WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "run `{run_id}` has no jobs to run again (an invalid pipeline is fixed by a new commit)"
+            )));
+        }
+        // Which jobs run again: all planned ones, or the failed ones and their dependents.
+        let mut again: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let planned = |r: &AnyRow| r.try_get::<String, _>(6).is_ok_and(|s| s != "null");
+        for r in &rows {
+            let state: String = r.try_get(7)?;
+            if planned(r) && (!failed_only || state == "failure" || state == "cancelled") {
+                again.insert(r.try_get(0)?);
+            }
+        }
+        loop {
+            let before = again.len();
+            for r in &rows {
+                let needs = json_list(&r.try_get::<String, _>(3)?);
+                if planned(r) && needs.iter().any(|n| again.contains(n)) {
+                    again.insert(r.try_get(0)?);
+                }
+            }
+            if again.len() == before {
+                break;
+            }
+        }
+        let new_id = format!("{run_id}-r{}", random_hex(2));
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, event_json, \
+             created_at, concurrency_group) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11)",
+        )
+        .bind(&new_id)
+        .bind(run.try_get::<String, _>(0)?)
+        .bind(run.try_get::<String, _>(1)?)
+        .bind(run.try_get::<String, _>(2)?)
+        .bind(run.try_get::<String, _>(3)?)
+        .bind(run.try_get::<String, _>(4)?)
+        .bind(run.try_get::<String, _>(5)?)
+        .bind(run.try_get::<String, _>(6)?)
+        .bind(run.try_get::<String, _>(7)?)
+        .bind(now)
+        .bind(run.try_get::<Option<String>, _>(9)?)
+        .execute(&mut *tx)
+        .await?;
+        outbox(&mut tx, &new_id, None, QUEUED).await?;
+        for (position, r) in rows.iter().enumerate() {
+            let key: String = r.try_get(0)?;
+            let needs = json_list(&r.try_get::<String, _>(3)?);
+            let runs_again = again.contains(&key);
+            let state = match (runs_again, needs.is_empty()) {
+                (true, true) => QUEUED.to_string(),
+                (true, false) => WAITING.to_string(),
+                (false, _) => r.try_get(7)?,
+            };
+            sqlx::query(
+                "INSERT INTO jobs (run_id, job_key, job_id, name, position, needs, labels, has_condition, \
+                 spec, state, error, allowed_failure, outputs, interruptible, queued_at, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(&new_id)
+            .bind(&key)
+            .bind(r.try_get::<String, _>(1)?)
+            .bind(r.try_get::<String, _>(2)?)
+            .bind(position as i64)
+            .bind(r.try_get::<String, _>(3)?)
+            .bind(r.try_get::<String, _>(4)?)
+            .bind(r.try_get::<i64, _>(5)?)
+            .bind(r.try_get::<String, _>(6)?)
+            .bind(&state)
+            .bind(if runs_again { None } else { r.try_get::<Option<String>, _>(8)? })
+            .bind(if runs_again { 0 } else { r.try_get::<i64, _>(9)? })
+            .bind(if runs_again { None } else { r.try_get::<Option<String>, _>(10)? })
+            .bind(r.try_get::<i64, _>(11)?)
+            .bind((state == QUEUED).then_some(now))
+            .bind(is_terminal(&state).then_some(now))
+            .execute(&mut *tx)
+            .await?;
+            outbox(&mut tx, &new_id, Some(&key), &state).await?;
+        }
+        advance(&mut tx, &new_id).await?;
+        tx.commit().await?;
+        Ok(new_id)
+    }
+
     pub async fn deliveries(&self, limit: i64) -> Result<Vec<serde_json::Value>> {
         let rows = sqlx::query(
             "SELECT id, forge, event, repo, received_at, status, reason, runs FROM deliveries \

@@ -783,3 +783,140 @@ fn a_newer_run_cancels_the_older_one_in_its_concurrency_group() {
     let run = server.finished_run(&newer, Duration::from_secs(30));
     assert_eq!(run["status"], "success", "{run:#}");
 }
+
+#[test]
+fn rerun_failed_jobs_keeps_the_successful_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let repo = Repo::new(root);
+    std::fs::write(
+        root.join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(root)[0];
+    let server = Server::start(root, database, "127.0.0.1:0");
+    let _runner = server.runner("r", "");
+    let marker = root.join("broken");
+    std::fs::write(&marker, "").expect("marker");
+    let workflow = format!(
+        "on: push\njobs:\n  steady:\n    runs-on: self-hosted\n    steps:\n      - run: echo steady\n  flaky:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e {}\n  after:\n    needs: flaky\n    runs-on: self-hosted\n    steps:\n      - run: echo after\n",
+        marker.display()
+    );
+    let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
+    server.hook(
+        "github",
+        "push",
+        "p",
+        &github_push("octo/hello", "refs/heads/main", None, &sha),
+        SECRET,
+    );
+    let first = run_of_delivery(&server, "github:p");
+    let run = server.finished_run(&first, Duration::from_secs(30));
+    assert_eq!(run["status"], "failed");
+    assert_eq!(job(&run, "after")["state"], "skipped");
+    // The fix is in; run the failed jobs again.
+    std::fs::remove_file(&marker).expect("fix");
+    let (status, reply) = server.post(
+        &format!("/api/v1/runs/{first}/rerun?failed=1"),
+        Some(API_TOKEN),
+        &json!({}),
+    );
+    assert_eq!(status, 201, "{reply}");
+    let second = reply["id"].as_str().expect("id").to_string();
+    let run = server.finished_run(&second, Duration::from_secs(30));
+    assert_eq!(run["status"], "success", "{run:#}");
+    assert_eq!(job(&run, "flaky")["attempt"], 1);
+    assert_eq!(job(&run, "after")["state"], "success");
+    // `steady` kept its result without running again.
+    assert_eq!(job(&run, "steady")["state"], "success");
+    assert_eq!(job(&run, "steady")["attempt"], 0);
+    let (status, _) = server.post("/api/v1/runs/nope/rerun", Some(API_TOKEN), &json!({}));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn the_runs_client_lists_shows_and_follows_logs() {
+    use crate::support::{stdout, tess_with_env};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let repo = Repo::new(root);
+    std::fs::write(
+        root.join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(root)[0];
+    let server = Server::start(root, database, "127.0.0.1:0");
+    let _runner = server.runner("r", "");
+    let gate = root.join("gate");
+    let workflow = format!(
+        "on: push\njobs:\n  talk:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo first line\n          while [ ! -e {gate} ]; do sleep 0.05; done\n          echo last line\n",
+        gate = gate.display()
+    );
+    let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
+    server.hook(
+        "github",
+        "push",
+        "p",
+        &github_push("octo/hello", "refs/heads/main", None, &sha),
+        SECRET,
+    );
+    let run_id = run_of_delivery(&server, "github:p");
+    wait_for("the first line", Duration::from_secs(30), || {
+        server
+            .log(&run_id, "talk")
+            .contains("first line")
+            .then_some(())
+    });
+    let env = [
+        ("TESS_SERVER", server.url.as_str()),
+        ("TESS_TOKEN", API_TOKEN),
+    ];
+    // `logs -f` streams while the job runs: the first line arrives, then the gate opens,
+    // then the rest arrives and the client exits when the job ends.
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_tess"))
+        .args(["runs", "logs", &run_id, "talk", "-f"])
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tess runs logs -f");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::io::BufReader::new(follower.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_line = |text: &str| {
+        while !seen.iter().any(|l| l.contains(text)) {
+            seen.push(
+                rx.recv_timeout(Duration::from_secs(30))
+                    .expect("a streamed line"),
+            );
+        }
+    };
+    wait_line("first line");
+    std::fs::write(&gate, "").expect("open the gate");
+    wait_line("last line");
+    let mut follower = crate::harness::Process { child: follower };
+    assert!(follower.exit_status(Duration::from_secs(30)).success());
+    let listed = stdout(&tess_with_env(root, &["runs", "list"], &env));
+    assert!(
+        listed.contains(&run_id) && listed.contains("octo/hello"),
+        "{listed}"
+    );
+    let shown = stdout(&tess_with_env(root, &["runs", "show", &run_id], &env));
+    assert!(
+        shown.contains("talk") && shown.contains("success"),
+        "{shown}"
+    );
+    let refused = tess_with_env(root, &["runs", "cancel", &run_id], &env);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a finished run cannot be cancelled"
+    );
+}

@@ -1,0 +1,182 @@
+//! `tess runs`: a client for a `tess server`'s API (list, show, logs, cancel, rerun).
+
+use std::io::{BufRead, BufReader, Write};
+
+pub enum Action {
+    List,
+    Show(String),
+    Logs {
+        run: String,
+        job: String,
+        follow: bool,
+    },
+    Cancel(String),
+    Rerun {
+        run: String,
+        failed: bool,
+    },
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Job keys can hold spaces, slashes and parentheses: escape them for one path segment.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn call(method: &str, url: &str, token: &str) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let auth = format!("Bearer {token}");
+    let response = match method {
+        "POST" => agent()
+            .post(url)
+            .header("authorization", &auth)
+            .send_empty(),
+        _ => agent().get(url).header("authorization", &auth).call(),
+    }
+    .map_err(|e| format!("{url}: {e}"))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let mut response = response;
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(String::from))
+        .unwrap_or(body);
+    Err(format!("{url}: {status}: {message}"))
+}
+
+fn json(method: &str, url: &str, token: &str) -> Result<serde_json::Value, String> {
+    let mut response = call(method, url, token)?;
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("{url}: not JSON: {e}"))
+}
+
+pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
+    let base = format!("{}/api/v1", server.trim_end_matches('/'));
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| e.to_string();
+    match action {
+        Action::List => {
+            let runs = json("GET", &format!("{base}/runs"), token)?;
+            let header = format!(
+                "{:<28} {:<10} {:<20} {:<24} PIPELINE",
+                "ID", "STATUS", "REPO", "REF"
+            );
+            writeln!(out, "{header}").map_err(w)?;
+            for r in runs["runs"].as_array().into_iter().flatten() {
+                let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                writeln!(
+                    out,
+                    "{:<28} {:<10} {:<20} {:<24} {}",
+                    s("id"),
+                    s("status"),
+                    s("repo"),
+                    s("ref"),
+                    s("pipeline")
+                )
+                .map_err(w)?;
+            }
+        }
+        Action::Show(id) => {
+            let run = json("GET", &format!("{base}/runs/{}", segment(&id)), token)?;
+            let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+            writeln!(
+                out,
+                "run {}: {} ({} {} at {})",
+                s(&run, "id"),
+                s(&run, "status"),
+                s(&run, "event"),
+                s(&run, "ref"),
+                s(&run, "sha")
+            )
+            .map_err(w)?;
+            if let Some(error) = run["error"].as_str() {
+                writeln!(out, "{error}").map_err(w)?;
+            }
+            for j in run["jobs"].as_array().into_iter().flatten() {
+                let note = j["waiting_reason"]
+                    .as_str()
+                    .or_else(|| j["error"].as_str())
+                    .unwrap_or("");
+                writeln!(
+                    out,
+                    "  {:<30} {:<10} attempt {} {}",
+                    s(j, "key"),
+                    s(j, "state"),
+                    j["attempt"],
+                    note
+                )
+                .map_err(w)?;
+            }
+        }
+        Action::Logs { run, job, follow } => {
+            let url = format!("{base}/runs/{}/jobs/{}/log", segment(&run), segment(&job));
+            if !follow {
+                let mut response = call("GET", &url, token)?;
+                let text = response
+                    .body_mut()
+                    .read_to_string()
+                    .map_err(|e| e.to_string())?;
+                out.write_all(text.as_bytes()).map_err(w)?;
+                return Ok(0);
+            }
+            let response = call("GET", &format!("{url}?follow=1"), token)?;
+            let reader = BufReader::new(response.into_body().into_reader());
+            // An event's `data:` lines joined with newlines are one chunk of the log.
+            let (mut event, mut data) = (String::new(), Vec::<String>::new());
+            for line in reader.lines() {
+                let line = line.map_err(|e| e.to_string())?;
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+                } else if line.is_empty() {
+                    if event == "end" {
+                        return Ok(0);
+                    }
+                    if !data.is_empty() {
+                        out.write_all(data.join("\n").as_bytes()).map_err(w)?;
+                        out.flush().map_err(w)?;
+                    }
+                    event.clear();
+                    data.clear();
+                }
+            }
+        }
+        Action::Cancel(id) => {
+            json(
+                "POST",
+                &format!("{base}/runs/{}/cancel", segment(&id)),
+                token,
+            )?;
+            writeln!(out, "cancel requested for {id}").map_err(w)?;
+        }
+        Action::Rerun { run, failed } => {
+            let query = if failed { "?failed=1" } else { "" };
+            let reply = json(
+                "POST",
+                &format!("{base}/runs/{}/rerun{query}", segment(&run)),
+                token,
+            )?;
+            writeln!(out, "{}", reply["id"].as_str().unwrap_or("")).map_err(w)?;
+        }
+    }
+    Ok(0)
+}
