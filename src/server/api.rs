@@ -139,6 +139,24 @@ pub async fn poll(
     let wait = Duration::from_secs(req.wait_seconds.unwrap_or(30).min(30));
     let deadline = tokio::time::Instant::now() + wait;
     let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+    // Prefer the least-loaded runner: when another runner that is polling right now has
+    // more free slots and a lighter host, this one gives it a head start.
+    let lighter = app
+        .store
+        .runners()
+        .await
+        .map_err(store_error)?
+        .iter()
+        .any(|r| {
+            r.id != runner
+                && r.last_seen >= now_ms() - 1500
+                && !r.draining
+                && r.free_slots > i64::from(req.free_slots)
+                && r.load.as_ref().is_some_and(|l| l.cpu + 0.2 < req.load.cpu)
+        });
+    if lighter {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     loop {
         // Registered before looking, so a job queued in between still wakes us.
         let queued = app.queued.notified();
@@ -478,6 +496,15 @@ pub async fn deliveries(State(app): State<Arc<App>>, headers: HeaderMap) -> Repl
     api_auth(&app, &headers)?;
     let list = app.store.deliveries(200).await.map_err(store_error)?;
     Ok(Json(json!({"deliveries": list})).into_response())
+}
+
+/// The API described for tools (OpenAPI 3.1).
+pub async fn openapi() -> Response {
+    (
+        [("content-type", "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }
 
 pub async fn healthz() -> &'static str {

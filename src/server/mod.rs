@@ -65,6 +65,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/runners", get(api::list_runners))
         .route("/api/v1/runners/{id}/drain", post(api::drain_runner))
         .route("/api/v1/deliveries", get(api::deliveries))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }

@@ -920,3 +920,56 @@ fn the_runs_client_lists_shows_and_follows_logs() {
         "a finished run cannot be cancelled"
     );
 }
+
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new(dir.path());
+    std::fs::write(
+        dir.path().join("tess.toml"),
+        config("github", "octo/hello", &repo.bare, 30),
+    )
+    .expect("config");
+    let database = &databases(dir.path())[0];
+    let server = Server::start(dir.path(), database, "127.0.0.1:0");
+    let (status, doc) = server.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().expect("paths");
+    // Every route the server defines is documented...
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/mod.rs"),
+    )
+    .expect("source");
+    let routes: Vec<&str> = source
+        .split(".route(\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    assert!(routes.len() >= 18, "{routes:?}");
+    for route in &routes {
+        assert!(paths.contains_key(*route), "{route} is not documented");
+    }
+    // ...and every documented operation is served (an unknown route is an empty 404).
+    for (path, ops) in paths {
+        let url = format!(
+            "{}{}",
+            server.url,
+            path.replace("{id}", "x").replace("{key}", "y")
+        );
+        for method in ops.as_object().expect("operations").keys() {
+            let agent = crate::harness::agent();
+            let mut r = match method.as_str() {
+                "get" => agent.get(&url).call(),
+                "post" => agent.post(&url).send_empty(),
+                other => panic!("{other}"),
+            }
+            .expect("request");
+            let status = r.status().as_u16();
+            let body = r.body_mut().read_to_string().unwrap_or_default();
+            assert!(
+                !(status == 404 && body.is_empty()) && status != 405,
+                "{method} {path}: {status}"
+            );
+        }
+    }
+}
