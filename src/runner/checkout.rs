@@ -16,22 +16,7 @@ pub struct Checkouts {
 const KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    crate::git::run(dir, args).map(drop)
 }
 
 impl Checkouts {

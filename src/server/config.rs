@@ -13,8 +13,6 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Git mirrors and scratch space; default: `tess-data/` next to the config.
     pub data_dir: Option<PathBuf>,
-    /// How runners and links reach this server (`http://host:port`).
-    pub public_url: Option<String>,
     /// Runners register with this.
     pub registration_token: Option<Secret>,
     /// Tokens for the API (`Authorization: Bearer …`).

@@ -5,6 +5,7 @@
 use super::config::{Forge, Repo};
 use super::payload::Trigger;
 use super::store::{NewJob, NewRun, Supersede, random_hex};
+use crate::git::run as git;
 use crate::plan::{PipelinePlan, plan_pipeline};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -16,25 +17,6 @@ pub struct Planned {
     pub runs: Vec<NewRun>,
     /// Why pipelines did not start (filtered out by their triggers, no pipeline files).
     pub reasons: Vec<String>,
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// The mirror of a repository, cloned on first use and fetched when `sha` is missing.

@@ -1029,32 +1029,6 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
-
-    /// `(status, count)` of deliveries, for `/metrics`.
-    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
-    /// Pending outbox rows (the state changes to publish), oldest first.
-    pub async fn outbox_pending(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(i64, String, Option<String>, String)>> {
-        let rows = sqlx::query(
-            "SELECT id, run_id, job_key, state FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
-    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

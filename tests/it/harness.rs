@@ -29,6 +29,16 @@ pub fn databases(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Runs `test` once per database (see [`databases`]), each in a directory of its own.
+pub fn on_each_database(test: impl Fn(&Path, &str)) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (n, database) in databases(dir.path()).iter().enumerate() {
+        let root = dir.path().join(format!("db{n}"));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        test(&root, database);
+    }
+}
+
 fn fresh_postgres_database(url: &str) -> String {
     let name = format!("tess_test_{}", tesseract_ci::token::random_hex(6));
     let out = Command::new("psql")
@@ -206,6 +216,24 @@ pub fn config(forge: &str, name: &str, clone_url: &Path, lease_ttl: u64) -> Stri
          [repo.secrets]\nDEPLOY_TOKEN = \"hunter2-secret\"\n",
         clone_url.display()
     )
+}
+
+/// A bare repository and a server configured for it (`forge`, `name`, lease TTL) in `root`.
+pub fn setup(
+    root: &Path,
+    forge: &str,
+    name: &str,
+    lease_ttl: u64,
+    database: &str,
+) -> (Repo, Server) {
+    let repo = Repo::new(root);
+    std::fs::write(
+        root.join("tess.toml"),
+        config(forge, name, &repo.bare, lease_ttl),
+    )
+    .expect("config");
+    let server = Server::start(root, database, "127.0.0.1:0");
+    (repo, server)
 }
 
 impl Server {

@@ -2,7 +2,8 @@
 //! repositories and real databases (SQLite, and PostgreSQL when available).
 
 use crate::harness::{
-    API_TOKEN, REGISTRATION, Repo, SECRET, Server, config, databases, github_push, wait_for,
+    API_TOKEN, REGISTRATION, Repo, SECRET, Server, config, databases, github_push,
+    on_each_database, setup, wait_for,
 };
 use crate::support::corpus_dir;
 use serde_json::json;
@@ -49,6 +50,14 @@ fn job<'a>(run: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no job {key} in {run:#}"))
 }
 
+/// Sends a signed push of `sha` to `main` of octo/hello; the run it made.
+fn push_main(server: &Server, delivery: &str, sha: &str) -> String {
+    let body = github_push("octo/hello", "refs/heads/main", None, sha);
+    let (status, reply) = server.hook("github", "push", delivery, &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    run_of_delivery(server, &format!("github:{delivery}"))
+}
+
 /// The run a delivery produced, once it is planned.
 fn run_of_delivery(server: &Server, delivery: &str) -> String {
     wait_for(
@@ -76,13 +85,7 @@ fn github_push_tag_and_pull_request_run_end_to_end() {
     for (n, database) in databases(dir.path()).iter().enumerate() {
         let root = dir.path().join(format!("db{n}"));
         std::fs::create_dir_all(&root).expect("mkdir");
-        let repo = Repo::new(&root);
-        std::fs::write(
-            root.join("tess.toml"),
-            config("github", "octo/hello", &repo.bare, 30),
-        )
-        .expect("config");
-        let server = Server::start(&root, database, "127.0.0.1:0");
+        let (repo, server) = setup(&root, "github", "octo/hello", 30, database);
         let _runner = server.runner("r1", "");
         let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
 
@@ -134,195 +137,172 @@ fn github_push_tag_and_pull_request_run_end_to_end() {
 
 #[test]
 fn gitlab_pipelines_run_by_stage_and_merge_requests() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::new(dir.path());
-    std::fs::write(
-        dir.path().join("tess.toml"),
-        config("gitlab", "group/app", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(dir.path())[0];
-    let server = Server::start(dir.path(), database, "127.0.0.1:0");
-    let _runner = server.runner("r1", "docker");
-    let ci = "stages: [build, test]\nbuild:\n  stage: build\n  tags: [docker]\n  script:\n    - echo \"built $CI_COMMIT_REF_NAME from $CI_PIPELINE_SOURCE\"\nunit:\n  stage: test\n  script:\n    - echo unit\nmr-only:\n  stage: test\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n    - echo \"mr $CI_MERGE_REQUEST_IID\"\n";
-    let sha = repo.commit(&[(".gitlab-ci.yml", ci)], "main");
-    let push = json!({
-        "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
-        "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
-    });
-    let (status, reply) = server.hook(
-        "gitlab",
-        "Push Hook",
-        "gl-1",
-        &serde_json::to_vec(&push).expect("json"),
-        SECRET,
-    );
-    assert_eq!(status, 202, "{reply}");
-    let run_id = run_of_delivery(&server, "gitlab:gl-1");
-    let run = server.finished_run(&run_id, Duration::from_secs(60));
-    assert_eq!(run["status"], "success", "{run:#}");
-    assert_eq!(job(&run, "mr-only")["state"], "skipped");
-    // `unit` waited for the build stage.
-    let built = job(&run, "build")["finished_at"]
-        .as_i64()
-        .expect("finished");
-    let unit = job(&run, "unit")["started_at"].as_i64().expect("started");
-    assert!(unit >= built, "{run:#}");
-    assert!(
-        server
-            .log(&run_id, "build")
-            .contains("built main from push")
-    );
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "gitlab", "group/app", 30, database);
+        let _runner = server.runner("r1", "docker");
+        let ci = "stages: [build, test]\nbuild:\n  stage: build\n  tags: [docker]\n  script:\n    - echo \"built $CI_COMMIT_REF_NAME from $CI_PIPELINE_SOURCE\"\nunit:\n  stage: test\n  script:\n    - echo unit\nmr-only:\n  stage: test\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n    - echo \"mr $CI_MERGE_REQUEST_IID\"\n";
+        let sha = repo.commit(&[(".gitlab-ci.yml", ci)], "main");
+        let push = json!({
+            "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
+            "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
+        });
+        let (status, reply) = server.hook(
+            "gitlab",
+            "Push Hook",
+            "gl-1",
+            &serde_json::to_vec(&push).expect("json"),
+            SECRET,
+        );
+        assert_eq!(status, 202, "{reply}");
+        let run_id = run_of_delivery(&server, "gitlab:gl-1");
+        let run = server.finished_run(&run_id, Duration::from_secs(60));
+        assert_eq!(run["status"], "success", "{run:#}");
+        assert_eq!(job(&run, "mr-only")["state"], "skipped");
+        // `unit` waited for the build stage.
+        let built = job(&run, "build")["finished_at"]
+            .as_i64()
+            .expect("finished");
+        let unit = job(&run, "unit")["started_at"].as_i64().expect("started");
+        assert!(unit >= built, "{run:#}");
+        assert!(
+            server
+                .log(&run_id, "build")
+                .contains("built main from push")
+        );
 
-    let head = repo.commit(&[("x.txt", "x")], "feature");
-    let mr = json!({
-        "object_kind": "merge_request",
-        "object_attributes": {"action": "open", "iid": 3, "source_branch": "feature", "target_branch": "main", "last_commit": {"id": head}},
-        "project": {"path_with_namespace": "group/app"},
+        let head = repo.commit(&[("x.txt", "x")], "feature");
+        let mr = json!({
+            "object_kind": "merge_request",
+            "object_attributes": {"action": "open", "iid": 3, "source_branch": "feature", "target_branch": "main", "last_commit": {"id": head}},
+            "project": {"path_with_namespace": "group/app"},
+        });
+        server.hook(
+            "gitlab",
+            "Merge Request Hook",
+            "gl-2",
+            &serde_json::to_vec(&mr).expect("json"),
+            SECRET,
+        );
+        let run_id = run_of_delivery(&server, "gitlab:gl-2");
+        let run = server.finished_run(&run_id, Duration::from_secs(60));
+        assert_eq!(job(&run, "mr-only")["state"], "success", "{run:#}");
+        assert!(server.log(&run_id, "mr-only").contains("mr 3"));
+        // Jobs without rules are not in merge request pipelines (implicit `only: [branches, tags]`).
+        assert_eq!(job(&run, "build")["state"], "skipped");
     });
-    server.hook(
-        "gitlab",
-        "Merge Request Hook",
-        "gl-2",
-        &serde_json::to_vec(&mr).expect("json"),
-        SECRET,
-    );
-    let run_id = run_of_delivery(&server, "gitlab:gl-2");
-    let run = server.finished_run(&run_id, Duration::from_secs(60));
-    assert_eq!(job(&run, "mr-only")["state"], "success", "{run:#}");
-    assert!(server.log(&run_id, "mr-only").contains("mr 3"));
-    // Jobs without rules are not in merge request pipelines (implicit `only: [branches, tags]`).
-    assert_eq!(job(&run, "build")["state"], "skipped");
 }
 
 #[test]
 fn bad_deliveries_get_clear_answers_and_redeliveries_are_deduplicated() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::new(dir.path());
-    std::fs::write(
-        dir.path().join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(dir.path())[0];
-    let server = Server::start(dir.path(), database, "127.0.0.1:0");
-    let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
-    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+        let body = github_push("octo/hello", "refs/heads/main", None, &sha);
 
-    // Wrong secret: 401, nothing stored.
-    let (status, _) = server.hook("github", "push", "bad-sig", &body, "wrong secret");
-    assert_eq!(status, 401);
-    // Malformed JSON: 400 with the reason.
-    let (status, reply) = server.hook("github", "push", "bad-json", b"{not json", SECRET);
-    assert_eq!(status, 400);
-    assert!(
-        reply["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not JSON"),
-        "{reply}"
-    );
-    // Over 25 MB: 413.
-    let huge = vec![b' '; 26 * 1024 * 1024];
-    let (status, _) = server.hook("github", "push", "huge", &huge, SECRET);
-    assert_eq!(status, 413);
-    // An unknown repository: 404, recorded.
-    let other = github_push("someone/else", "refs/heads/main", None, &sha);
-    let (status, _) = server.hook("github", "push", "unknown", &other, SECRET);
-    assert_eq!(status, 404);
-    // The same delivery three times: one run.
-    for _ in 0..3 {
-        let (status, _) = server.hook("github", "push", "same", &body, SECRET);
-        assert!(status == 202 || status == 200);
-    }
-    run_of_delivery(&server, "github:same");
-    assert_eq!(server.runs().len(), 1);
-    let (_, deliveries) = server.get("/api/v1/deliveries");
-    let ids: Vec<&str> = deliveries["deliveries"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|d| d["id"].as_str())
-        .collect();
-    assert!(!ids.contains(&"github:bad-sig"), "{ids:?}");
-    assert!(ids.contains(&"github:unknown"), "{ids:?}");
-    // Ping and closed pull requests are recorded as ignored, with why.
-    let (status, _) = server.hook(
-        "github",
-        "ping",
-        "ping-1",
-        br#"{"zen":"hi","repository":{"full_name":"octo/hello"}}"#,
-        SECRET,
-    );
-    assert_eq!(status, 202);
-    // No token, no data.
-    let mut r = crate::harness::agent()
-        .get(&format!("{}/api/v1/runs", server.url))
-        .call()
-        .expect("GET");
-    assert_eq!(r.status().as_u16(), 401);
-    assert!(
-        r.body_mut()
-            .read_to_string()
-            .unwrap_or_default()
-            .contains("token")
-    );
+        // Wrong secret: 401, nothing stored.
+        let (status, _) = server.hook("github", "push", "bad-sig", &body, "wrong secret");
+        assert_eq!(status, 401);
+        // Malformed JSON: 400 with the reason.
+        let (status, reply) = server.hook("github", "push", "bad-json", b"{not json", SECRET);
+        assert_eq!(status, 400);
+        assert!(
+            reply["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not JSON"),
+            "{reply}"
+        );
+        // Over 25 MB: 413.
+        let huge = vec![b' '; 26 * 1024 * 1024];
+        let (status, _) = server.hook("github", "push", "huge", &huge, SECRET);
+        assert_eq!(status, 413);
+        // An unknown repository: 404, recorded.
+        let other = github_push("someone/else", "refs/heads/main", None, &sha);
+        let (status, _) = server.hook("github", "push", "unknown", &other, SECRET);
+        assert_eq!(status, 404);
+        // The same delivery three times: one run.
+        for _ in 0..3 {
+            let (status, _) = server.hook("github", "push", "same", &body, SECRET);
+            assert!(status == 202 || status == 200);
+        }
+        run_of_delivery(&server, "github:same");
+        assert_eq!(server.runs().len(), 1);
+        let (_, deliveries) = server.get("/api/v1/deliveries");
+        let ids: Vec<&str> = deliveries["deliveries"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|d| d["id"].as_str())
+            .collect();
+        assert!(!ids.contains(&"github:bad-sig"), "{ids:?}");
+        assert!(ids.contains(&"github:unknown"), "{ids:?}");
+        // Ping and closed pull requests are recorded as ignored, with why.
+        let (status, _) = server.hook(
+            "github",
+            "ping",
+            "ping-1",
+            br#"{"zen":"hi","repository":{"full_name":"octo/hello"}}"#,
+            SECRET,
+        );
+        assert_eq!(status, 202);
+        // No token, no data.
+        let mut r = crate::harness::agent()
+            .get(&format!("{}/api/v1/runs", server.url))
+            .call()
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), 401);
+        assert!(
+            r.body_mut()
+                .read_to_string()
+                .unwrap_or_default()
+                .contains("token")
+        );
+    });
 }
 
 #[test]
 fn invalid_pipelines_fail_with_located_errors_and_filtered_events_say_why() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::new(dir.path());
-    std::fs::write(
-        dir.path().join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(dir.path())[0];
-    let server = Server::start(dir.path(), database, "127.0.0.1:0");
-    let broken = "on: push\njobs:\n  a:\n    runs-on: self-hosted\n    stepz:\n      - run: echo\n";
-    let sha = repo.commit(&[(".github/workflows/broken.yml", broken)], "main");
-    server.hook(
-        "github",
-        "push",
-        "broken",
-        &github_push("octo/hello", "refs/heads/main", None, &sha),
-        SECRET,
-    );
-    let run_id = run_of_delivery(&server, "github:broken");
-    let run = server.run(&run_id);
-    assert_eq!(run["status"], "failed");
-    let error = run["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains(".github/workflows/broken.yml:5:5"),
-        "{error}"
-    );
-    assert!(error.contains("steps"), "did-you-mean in {error}");
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let broken =
+            "on: push\njobs:\n  a:\n    runs-on: self-hosted\n    stepz:\n      - run: echo\n";
+        let sha = repo.commit(&[(".github/workflows/broken.yml", broken)], "main");
+        let run_id = push_main(&server, "broken", &sha);
+        let run = server.run(&run_id);
+        assert_eq!(run["status"], "failed");
+        let error = run["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(".github/workflows/broken.yml:5:5"),
+            "{error}"
+        );
+        assert!(error.contains("steps"), "did-you-mean in {error}");
 
-    // Only `v*` tags and main start this workflow: a push to another branch is recorded
-    // with the planner's reason.
-    let sha = repo.commit(&[(".github/workflows/broken.yml", WORKFLOW)], "topic");
-    server.hook(
-        "github",
-        "push",
-        "topic",
-        &github_push("octo/hello", "refs/heads/topic", None, &sha),
-        SECRET,
-    );
-    let reason = wait_for(
-        "the delivery to be planned",
-        Duration::from_secs(30),
-        || {
-            let (_, body) = server.get("/api/v1/deliveries");
-            let d = body["deliveries"]
-                .as_array()?
-                .iter()
-                .find(|d| d["id"] == "github:topic")?
-                .clone();
-            (d["status"] == "ignored").then(|| d["reason"].as_str().unwrap_or_default().to_string())
-        },
-    );
-    assert!(reason.contains("topic"), "{reason}");
+        // Only `v*` tags and main start this workflow: a push to another branch is recorded
+        // with the planner's reason.
+        let sha = repo.commit(&[(".github/workflows/broken.yml", WORKFLOW)], "topic");
+        server.hook(
+            "github",
+            "push",
+            "topic",
+            &github_push("octo/hello", "refs/heads/topic", None, &sha),
+            SECRET,
+        );
+        let reason = wait_for(
+            "the delivery to be planned",
+            Duration::from_secs(30),
+            || {
+                let (_, body) = server.get("/api/v1/deliveries");
+                let d = body["deliveries"]
+                    .as_array()?
+                    .iter()
+                    .find(|d| d["id"] == "github:topic")?
+                    .clone();
+                (d["status"] == "ignored")
+                    .then(|| d["reason"].as_str().unwrap_or_default().to_string())
+            },
+        );
+        assert!(reason.contains("topic"), "{reason}");
+    });
 }
 
 #[test]
@@ -340,14 +320,7 @@ fn leases_are_fenced_logs_are_idempotent_and_expired_leases_retry() {
         .expect("config");
         let server = Server::start(&root, database, "127.0.0.1:0");
         let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
-        server.hook(
-            "github",
-            "push",
-            "p",
-            &github_push("octo/hello", "refs/heads/main", None, &sha),
-            SECRET,
-        );
-        let run_id = run_of_delivery(&server, "github:p");
+        let run_id = push_main(&server, "p", &sha);
 
         let register = |name: &str| {
             let (status, reply) = server.post(
@@ -454,13 +427,7 @@ fn a_killed_runner_job_is_retried_elsewhere_and_a_killed_server_resumes() {
     for (n, database) in databases(dir.path()).iter().enumerate() {
         let root = dir.path().join(format!("db{n}"));
         std::fs::create_dir_all(&root).expect("mkdir");
-        let repo = Repo::new(&root);
-        std::fs::write(
-            root.join("tess.toml"),
-            config("github", "octo/hello", &repo.bare, 2),
-        )
-        .expect("config");
-        let mut server = Server::start(&root, database, "127.0.0.1:0");
+        let (repo, mut server) = setup(&root, "github", "octo/hello", 2, database);
         // The job waits for a file, so the test decides when it may finish.
         let gate = root.join("gate");
         let workflow = format!(
@@ -470,14 +437,7 @@ fn a_killed_runner_job_is_retried_elsewhere_and_a_killed_server_resumes() {
         );
         let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
         let mut first = server.runner("first", "");
-        server.hook(
-            "github",
-            "push",
-            "p",
-            &github_push("octo/hello", "refs/heads/main", None, &sha),
-            SECRET,
-        );
-        let run_id = run_of_delivery(&server, "github:p");
+        let run_id = push_main(&server, "p", &sha);
         wait_for("the job to start", Duration::from_secs(30), || {
             std::fs::read_to_string(root.join("marks"))
                 .ok()
@@ -513,67 +473,60 @@ fn a_killed_runner_job_is_retried_elsewhere_and_a_killed_server_resumes() {
 
 #[test]
 fn many_concurrent_deliveries_each_make_one_run_and_unmatched_labels_are_reported() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::new(dir.path());
-    std::fs::write(
-        dir.path().join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(dir.path())[0];
-    let server = Server::start(dir.path(), database, "127.0.0.1:0");
-    let workflow =
-        "on: push\njobs:\n  gpu:\n    runs-on: [self-hosted, gpu]\n    steps:\n      - run: echo\n";
-    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
-    let _runner = server.runner("cpu-only", "");
-    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (server, body) = (&server, &body);
-            s.spawn(move || {
-                for i in 0..25 {
-                    let (status, reply) =
-                        server.hook("github", "push", &format!("d-{t}-{i}"), body, SECRET);
-                    assert_eq!(status, 202, "{reply}");
-                }
-            });
-        }
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let workflow = "on: push\njobs:\n  gpu:\n    runs-on: [self-hosted, gpu]\n    steps:\n      - run: echo\n";
+        let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+        let _runner = server.runner("cpu-only", "");
+        let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (server, body) = (&server, &body);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let (status, reply) =
+                            server.hook("github", "push", &format!("d-{t}-{i}"), body, SECRET);
+                        assert_eq!(status, 202, "{reply}");
+                    }
+                });
+            }
+        });
+        let runs = wait_for("200 runs", Duration::from_secs(120), || {
+            let (_, body) = server.get("/api/v1/runs?limit=1000");
+            let runs = body["runs"].as_array()?.clone();
+            (runs.len() == 200).then_some(runs)
+        });
+        // No registered runner has `gpu`: the API says so instead of queueing silently.
+        let run = server.run(runs[0]["id"].as_str().expect("id"));
+        let gpu = job(&run, "gpu");
+        assert_eq!(gpu["state"], "queued");
+        assert!(
+            gpu["waiting_reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("gpu"),
+            "{gpu}"
+        );
+        let (_, metrics) = server.get("/metrics");
+        let text = metrics.as_str().unwrap_or_default();
+        assert!(
+            text.contains("tess_queue_depth{labels=\"self-hosted,gpu\"} 200"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tess_webhook_deliveries_total{result=\"received\"} 200"),
+            "{text}"
+        );
+        // Cancelling a run cancels its queued jobs.
+        let id = runs[0]["id"].as_str().expect("id");
+        let (status, _) = server.post(
+            &format!("/api/v1/runs/{id}/cancel"),
+            Some(API_TOKEN),
+            &json!({}),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(server.run(id)["status"], "cancelled");
     });
-    let runs = wait_for("200 runs", Duration::from_secs(120), || {
-        let (_, body) = server.get("/api/v1/runs?limit=1000");
-        let runs = body["runs"].as_array()?.clone();
-        (runs.len() == 200).then_some(runs)
-    });
-    // No registered runner has `gpu`: the API says so instead of queueing silently.
-    let run = server.run(runs[0]["id"].as_str().expect("id"));
-    let gpu = job(&run, "gpu");
-    assert_eq!(gpu["state"], "queued");
-    assert!(
-        gpu["waiting_reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("gpu"),
-        "{gpu}"
-    );
-    let (_, metrics) = server.get("/metrics");
-    let text = metrics.as_str().unwrap_or_default();
-    assert!(
-        text.contains("tess_queue_depth{labels=\"self-hosted,gpu\"} 200"),
-        "{text}"
-    );
-    assert!(
-        text.contains("tess_webhook_deliveries_total{result=\"received\"} 200"),
-        "{text}"
-    );
-    // Cancelling a run cancels its queued jobs.
-    let id = runs[0]["id"].as_str().expect("id");
-    let (status, _) = server.post(
-        &format!("/api/v1/runs/{id}/cancel"),
-        Some(API_TOKEN),
-        &json!({}),
-    );
-    assert_eq!(status, 200);
-    assert_eq!(server.run(id)["status"], "cancelled");
 }
 
 #[test]
@@ -637,14 +590,7 @@ fn github_signature_test_vector_and_every_corpus_webhook_parses() {
 fn sigterm_drains_a_runner_after_its_running_job() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    let repo = Repo::new(root);
-    std::fs::write(
-        root.join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(root)[0];
-    let server = Server::start(root, database, "127.0.0.1:0");
+    let (repo, server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
     let gate = root.join("gate");
     let started = root.join("started");
     let workflow = format!(
@@ -654,14 +600,7 @@ fn sigterm_drains_a_runner_after_its_running_job() {
     );
     let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
     let mut runner = server.runner("r", "");
-    server.hook(
-        "github",
-        "push",
-        "p",
-        &github_push("octo/hello", "refs/heads/main", None, &sha),
-        SECRET,
-    );
-    let run_id = run_of_delivery(&server, "github:p");
+    let run_id = push_main(&server, "p", &sha);
     wait_for("the job to start", Duration::from_secs(30), || {
         started.exists().then_some(())
     });
@@ -728,111 +667,83 @@ fn two_replicas_on_one_database_run_every_job_exactly_once() {
 
 #[test]
 fn a_newer_run_cancels_the_older_one_in_its_concurrency_group() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let repo = Repo::new(root);
-    std::fs::write(
-        root.join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(root)[0];
-    let server = Server::start(root, database, "127.0.0.1:0");
-    let gate = root.join("gate");
-    let marks = root.join("marks");
-    let workflow = |n: u32| {
-        format!(
-            "on: push\nconcurrency:\n  group: ${{{{ github.workflow }}}}-${{{{ github.ref }}}}\n  cancel-in-progress: true\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo {n} >> {marks}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n",
-            marks = marks.display(),
-            gate = gate.display()
-        )
-    };
-    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
-    let first = repo.commit(&[(".github/workflows/ci.yml", &workflow(1))], "main");
-    server.hook(
-        "github",
-        "push",
-        "one",
-        &github_push("octo/hello", "refs/heads/main", None, &first),
-        SECRET,
-    );
-    let older = run_of_delivery(&server, "github:one");
-    wait_for(
-        "the first run's job to start",
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(&marks)
-                .ok()
-                .filter(|m| m.contains('1'))
-        },
-    );
-    let second = repo.commit(&[(".github/workflows/ci.yml", &workflow(2))], "main");
-    server.hook(
-        "github",
-        "push",
-        "two",
-        &github_push("octo/hello", "refs/heads/main", Some(&first), &second),
-        SECRET,
-    );
-    let newer = run_of_delivery(&server, "github:two");
-    // The older run is cancelled while its job runs (the runner hears it at its heartbeat).
-    let run = server.finished_run(&older, Duration::from_secs(30));
-    assert_eq!(run["status"], "cancelled", "{run:#}");
-    assert_eq!(job(&run, "slow")["state"], "cancelled");
-    std::fs::write(&gate, "").expect("open the gate");
-    let run = server.finished_run(&newer, Duration::from_secs(30));
-    assert_eq!(run["status"], "success", "{run:#}");
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let gate = root.join("gate");
+        let marks = root.join("marks");
+        let workflow = |n: u32| {
+            format!(
+                "on: push\nconcurrency:\n  group: ${{{{ github.workflow }}}}-${{{{ github.ref }}}}\n  cancel-in-progress: true\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo {n} >> {marks}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n",
+                marks = marks.display(),
+                gate = gate.display()
+            )
+        };
+        let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+        let first = repo.commit(&[(".github/workflows/ci.yml", &workflow(1))], "main");
+        let older = push_main(&server, "one", &first);
+        wait_for(
+            "the first run's job to start",
+            Duration::from_secs(30),
+            || {
+                std::fs::read_to_string(&marks)
+                    .ok()
+                    .filter(|m| m.contains('1'))
+            },
+        );
+        let second = repo.commit(&[(".github/workflows/ci.yml", &workflow(2))], "main");
+        server.hook(
+            "github",
+            "push",
+            "two",
+            &github_push("octo/hello", "refs/heads/main", Some(&first), &second),
+            SECRET,
+        );
+        let newer = run_of_delivery(&server, "github:two");
+        // The older run is cancelled while its job runs (the runner hears it at its heartbeat).
+        let run = server.finished_run(&older, Duration::from_secs(30));
+        assert_eq!(run["status"], "cancelled", "{run:#}");
+        assert_eq!(job(&run, "slow")["state"], "cancelled");
+        std::fs::write(&gate, "").expect("open the gate");
+        let run = server.finished_run(&newer, Duration::from_secs(30));
+        assert_eq!(run["status"], "success", "{run:#}");
+    });
 }
 
 #[test]
 fn rerun_failed_jobs_keeps_the_successful_ones() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let repo = Repo::new(root);
-    std::fs::write(
-        root.join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(root)[0];
-    let server = Server::start(root, database, "127.0.0.1:0");
-    let _runner = server.runner("r", "");
-    let marker = root.join("broken");
-    std::fs::write(&marker, "").expect("marker");
-    let workflow = format!(
-        "on: push\njobs:\n  steady:\n    runs-on: self-hosted\n    steps:\n      - run: echo steady\n  flaky:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e {}\n  after:\n    needs: flaky\n    runs-on: self-hosted\n    steps:\n      - run: echo after\n",
-        marker.display()
-    );
-    let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
-    server.hook(
-        "github",
-        "push",
-        "p",
-        &github_push("octo/hello", "refs/heads/main", None, &sha),
-        SECRET,
-    );
-    let first = run_of_delivery(&server, "github:p");
-    let run = server.finished_run(&first, Duration::from_secs(30));
-    assert_eq!(run["status"], "failed");
-    assert_eq!(job(&run, "after")["state"], "skipped");
-    // The fix is in; run the failed jobs again.
-    std::fs::remove_file(&marker).expect("fix");
-    let (status, reply) = server.post(
-        &format!("/api/v1/runs/{first}/rerun?failed=1"),
-        Some(API_TOKEN),
-        &json!({}),
-    );
-    assert_eq!(status, 201, "{reply}");
-    let second = reply["id"].as_str().expect("id").to_string();
-    let run = server.finished_run(&second, Duration::from_secs(30));
-    assert_eq!(run["status"], "success", "{run:#}");
-    assert_eq!(job(&run, "flaky")["attempt"], 1);
-    assert_eq!(job(&run, "after")["state"], "success");
-    // `steady` kept its result without running again.
-    assert_eq!(job(&run, "steady")["state"], "success");
-    assert_eq!(job(&run, "steady")["attempt"], 0);
-    let (status, _) = server.post("/api/v1/runs/nope/rerun", Some(API_TOKEN), &json!({}));
-    assert_eq!(status, 404);
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let _runner = server.runner("r", "");
+        let marker = root.join("broken");
+        std::fs::write(&marker, "").expect("marker");
+        let workflow = format!(
+            "on: push\njobs:\n  steady:\n    runs-on: self-hosted\n    steps:\n      - run: echo steady\n  flaky:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e {}\n  after:\n    needs: flaky\n    runs-on: self-hosted\n    steps:\n      - run: echo after\n",
+            marker.display()
+        );
+        let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
+        let first = push_main(&server, "p", &sha);
+        let run = server.finished_run(&first, Duration::from_secs(30));
+        assert_eq!(run["status"], "failed");
+        assert_eq!(job(&run, "after")["state"], "skipped");
+        // The fix is in; run the failed jobs again.
+        std::fs::remove_file(&marker).expect("fix");
+        let (status, reply) = server.post(
+            &format!("/api/v1/runs/{first}/rerun?failed=1"),
+            Some(API_TOKEN),
+            &json!({}),
+        );
+        assert_eq!(status, 201, "{reply}");
+        let second = reply["id"].as_str().expect("id").to_string();
+        let run = server.finished_run(&second, Duration::from_secs(30));
+        assert_eq!(run["status"], "success", "{run:#}");
+        assert_eq!(job(&run, "flaky")["attempt"], 1);
+        assert_eq!(job(&run, "after")["state"], "success");
+        // `steady` kept its result without running again.
+        assert_eq!(job(&run, "steady")["state"], "success");
+        assert_eq!(job(&run, "steady")["attempt"], 0);
+        let (status, _) = server.post("/api/v1/runs/nope/rerun", Some(API_TOKEN), &json!({}));
+        assert_eq!(status, 404);
+    });
 }
 
 #[test]
@@ -840,14 +751,7 @@ fn the_runs_client_lists_shows_and_follows_logs() {
     use crate::support::{stdout, tess_with_env};
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    let repo = Repo::new(root);
-    std::fs::write(
-        root.join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(root)[0];
-    let server = Server::start(root, database, "127.0.0.1:0");
+    let (repo, server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
     let _runner = server.runner("r", "");
     let gate = root.join("gate");
     let workflow = format!(
@@ -855,14 +759,7 @@ fn the_runs_client_lists_shows_and_follows_logs() {
         gate = gate.display()
     );
     let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow)], "main");
-    server.hook(
-        "github",
-        "push",
-        "p",
-        &github_push("octo/hello", "refs/heads/main", None, &sha),
-        SECRET,
-    );
-    let run_id = run_of_delivery(&server, "github:p");
+    let run_id = push_main(&server, "p", &sha);
     wait_for("the first line", Duration::from_secs(30), || {
         server
             .log(&run_id, "talk")
@@ -924,14 +821,13 @@ fn the_runs_client_lists_shows_and_follows_logs() {
 #[test]
 fn the_openapi_document_matches_the_routes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::new(dir.path());
-    std::fs::write(
-        dir.path().join("tess.toml"),
-        config("github", "octo/hello", &repo.bare, 30),
-    )
-    .expect("config");
-    let database = &databases(dir.path())[0];
-    let server = Server::start(dir.path(), database, "127.0.0.1:0");
+    let (_repo, server) = setup(
+        dir.path(),
+        "github",
+        "octo/hello",
+        30,
+        &databases(dir.path())[0],
+    );
     let (status, doc) = server.get("/api/v1/openapi.json");
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().expect("paths");
