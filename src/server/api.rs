@@ -122,18 +122,25 @@ pub async fn poll(
     Json(req): Json<PollRequest>,
 ) -> Reply {
     let runner = runner_auth(&app, &headers).await?;
-    let draining = app
-        .store
-        .runner_seen(
-            &runner,
-            &req.labels,
-            req.free_slots,
-            &req.load,
-            &req.version,
-        )
-        .await
-        .map_err(store_error)?;
-    if draining || req.free_slots == 0 {
+    let now = now_ms();
+    if app
+        .presence
+        .polled(&runner, now, req.free_slots, req.load.cpu)
+    {
+        let draining = app
+            .store
+            .runner_seen(
+                &runner,
+                &req.labels,
+                req.free_slots,
+                &req.load,
+                &req.version,
+            )
+            .await
+            .map_err(store_error)?;
+        app.presence.set_draining(&runner, draining);
+    }
+    if app.presence.draining(&runner) || req.free_slots == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let wait = Duration::from_secs(req.wait_seconds.unwrap_or(30).min(30));
@@ -141,20 +148,10 @@ pub async fn poll(
     let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
     // Prefer the least-loaded runner: when another runner that is polling right now has
     // more free slots and a lighter host, this one gives it a head start.
-    let lighter = app
-        .store
-        .runners()
-        .await
-        .map_err(store_error)?
-        .iter()
-        .any(|r| {
-            r.id != runner
-                && r.last_seen >= now_ms() - 1500
-                && !r.draining
-                && r.free_slots > i64::from(req.free_slots)
-                && r.load.as_ref().is_some_and(|l| l.cpu + 0.2 < req.load.cpu)
-        });
-    if lighter {
+    if app
+        .presence
+        .lighter_than(&runner, now, req.free_slots, req.load.cpu)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     loop {
@@ -197,13 +194,7 @@ pub async fn heartbeat(
         .heartbeat(&job, ttl_ms)
         .await
         .map_err(store_error)?;
-    let drain = app
-        .store
-        .runners()
-        .await
-        .map_err(store_error)?
-        .iter()
-        .any(|r| r.id == runner && r.draining);
+    let drain = app.presence.draining(&runner);
     Ok(Json(HeartbeatResponse { cancel, drain }).into_response())
 }
 
@@ -489,6 +480,7 @@ pub async fn drain_runner(
     if !app.store.set_draining(&id).await.map_err(store_error)? {
         return Err(error(StatusCode::NOT_FOUND, format!("no runner `{id}`")));
     }
+    app.presence.set_draining(&id, true);
     Ok(Json(json!({"id": id, "draining": true})).into_response())
 }
 

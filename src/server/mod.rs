@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod payload;
 pub mod planner;
+pub mod presence;
 pub mod store;
 
 use axum::Router;
@@ -35,6 +36,7 @@ pub struct App {
     /// Delivery ids to plan, in arrival order (the planner task owns planning).
     pub planner: mpsc::UnboundedSender<String>,
     pub metrics: metrics::Metrics,
+    pub presence: presence::Presence,
     /// Runner ids by token hash, as looked up so far.
     pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -123,6 +125,7 @@ pub fn run(options: Options) -> Result<(), String> {
             planner: planner_tx,
             metrics: metrics::Metrics::default(),
             runner_ids: Default::default(),
+            presence: Default::default(),
         });
         // Deliveries a crash left unplanned are planned first.
         for id in app

@@ -1339,18 +1339,16 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
 }
 
 async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<Claimed> {
-    let run = sqlx::query("SELECT repo, forge, file, sha, event_json FROM runs WHERE id = $1")
-        .bind(run_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let job = sqlx::query(
-        "SELECT name, attempt, lease_token, spec, needs, queued_at FROM jobs WHERE run_id = $1 AND job_key = $2",
+    let row = sqlx::query(
+        "SELECT j.name, j.attempt, j.lease_token, j.spec, j.needs, j.queued_at, \
+         r.repo, r.forge, r.file, r.sha, r.event_json \
+         FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.run_id = $1 AND j.job_key = $2",
     )
     .bind(run_id)
     .bind(key)
     .fetch_one(&mut *conn)
     .await?;
-    let needs = json_list(&job.try_get::<String, _>(4)?);
+    let needs = json_list(&row.try_get::<String, _>(4)?);
     let mut prior = Vec::new();
     for need in needs {
         let Some(r) = sqlx::query(
@@ -1377,16 +1375,16 @@ async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Resu
     Ok(Claimed {
         run_id: run_id.to_string(),
         job_key: key.to_string(),
-        job_name: job.try_get(0)?,
-        attempt: job.try_get(1)?,
-        lease_token: job.try_get(2)?,
-        repo: run.try_get(0)?,
-        forge: run.try_get(1)?,
-        file: run.try_get(2)?,
-        sha: run.try_get(3)?,
-        event_json: run.try_get(4)?,
-        spec: serde_json::from_str(&job.try_get::<String, _>(3)?).unwrap_or_default(),
+        job_name: row.try_get(0)?,
+        attempt: row.try_get(1)?,
+        lease_token: row.try_get(2)?,
+        repo: row.try_get(6)?,
+        forge: row.try_get(7)?,
+        file: row.try_get(8)?,
+        sha: row.try_get(9)?,
+        event_json: row.try_get(10)?,
+        spec: serde_json::from_str(&row.try_get::<String, _>(3)?).unwrap_or_default(),
         needs: prior,
-        queued_at: job.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
+        queued_at: row.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
     })
 }
