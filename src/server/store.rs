@@ -47,6 +47,8 @@ pub struct Store {
 pub const WAITING: &str = "waiting";
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
+/// A run waiting for the older run of its concurrency group.
+pub const PENDING: &str = "pending";
 const TERMINAL: [&str; 4] = ["success", "failure", "cancelled", "skipped"];
 
 pub fn is_terminal(state: &str) -> bool {
@@ -886,6 +888,16 @@ impl Store {
             advance(&mut tx, &id).await?;
             tx.commit().await?;
         }
+        let groups =
+            sqlx::query("SELECT DISTINCT concurrency_group FROM runs WHERE status = 'pending'")
+                .fetch_all(&self.pool)
+                .await?;
+        for g in groups {
+            let group: String = g.try_get(0)?;
+            let mut tx = self.pool.begin().await?;
+            start_pending(&mut tx, &group).await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -1084,10 +1096,20 @@ async fn outbox(
 
 async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&str>) -> Result<()> {
     let now = now_ms();
-    let status = if run.error.is_some() {
-        "failed"
-    } else {
-        QUEUED
+    let waits = match &run.concurrency {
+        Some((group, Supersede::Never)) if run.error.is_none() => sqlx::query(
+            "SELECT 1 FROM runs WHERE concurrency_group = $1 AND status IN ('queued', 'running') LIMIT 1",
+        )
+        .bind(group)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some(),
+        _ => false,
+    };
+    let status = match (&run.error, waits) {
+        (Some(_), _) => "failed",
+        (None, true) => PENDING,
+        (None, false) => QUEUED,
     };
     sqlx::query(
         "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, error, \
@@ -1113,7 +1135,7 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     .await?;
     outbox(conn, &run.id, None, status).await?;
     for (position, job) in run.jobs.iter().enumerate() {
-        let state = match (&job.skipped, job.needs.is_empty()) {
+        let state = match (&job.skipped, job.needs.is_empty() && !waits) {
             (Some(_), _) => "skipped",
             (None, true) => QUEUED,
             (None, false) => WAITING,
@@ -1151,7 +1173,7 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
 /// Cancels a run inside a transaction (see [`Store::cancel_run`]).
 async fn cancel_in(conn: &mut AnyConnection, run_id: &str) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status IN ('queued', 'running')",
+        "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status IN ('queued', 'running', 'pending')",
     )
     .bind(run_id)
     .execute(&mut *conn)
@@ -1192,7 +1214,8 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
         return Ok(());
     };
     let older = sqlx::query(
-        "SELECT id FROM runs WHERE concurrency_group = $1 AND id <> $2 AND status IN ('queued', 'running')",
+        "SELECT id, status FROM runs WHERE concurrency_group = $1 AND id <> $2 \
+         AND status IN ('queued', 'running', 'pending')",
     )
     .bind(group)
     .bind(&run.id)
@@ -1200,6 +1223,7 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
     .await?;
     for row in older {
         let id: String = row.try_get(0)?;
+        let status: String = row.try_get(1)?;
         let cancel = match policy {
             Supersede::CancelInProgress => true,
             Supersede::Interruptible => {
@@ -1212,7 +1236,8 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
                 .try_get::<i64, _>(0)?;
                 blocking == 0
             }
-            Supersede::Never => false,
+            // One run waits per group: the newer replaces an older waiting one.
+            Supersede::Never => status == PENDING,
         };
         if cancel {
             tracing::info!(run_id = %id, by = %run.id, %group, "superseded by a newer run");
@@ -1267,12 +1292,17 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
             r.try_get::<i64, _>(4)? != 0,
         ));
     }
-    let cancel_requested = sqlx::query("SELECT cancel_requested FROM runs WHERE id = $1")
-        .bind(run_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get::<i64, _>(0)?
-        != 0;
+    let run =
+        sqlx::query("SELECT cancel_requested, status, concurrency_group FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let cancel_requested = run.try_get::<i64, _>(0)? != 0;
+    let group: Option<String> = run.try_get(2)?;
+    // A run waiting for its concurrency group starts when the group's running one ends.
+    if run.try_get::<String, _>(1)? == PENDING && !cancel_requested {
+        return Ok(0);
+    }
     let mut queued = 0;
     // Dependents are decided in order, so a chain of skips resolves in one pass.
     for (key, needs, state, has_condition, _) in &mut jobs {
@@ -1324,7 +1354,7 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
             "success"
         };
         let done = sqlx::query(
-            "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3 AND status IN ('queued', 'running')",
+            "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3 AND status IN ('queued', 'running', 'pending')",
         )
         .bind(status)
         .bind(now_ms())
@@ -1333,9 +1363,46 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
         .await?;
         if done.rows_affected() == 1 {
             outbox(conn, run_id, None, status).await?;
+            if let Some(group) = group {
+                queued += Box::pin(start_pending(conn, &group)).await?;
+            }
         }
     }
     Ok(queued)
+}
+
+/// Starts the run waiting in a concurrency group once nothing else in it is unfinished.
+async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
+    let busy = sqlx::query(
+        "SELECT 1 FROM runs WHERE concurrency_group = $1 AND status IN ('queued', 'running') LIMIT 1",
+    )
+    .bind(group)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some();
+    if busy {
+        return Ok(0);
+    }
+    let Some(next) = sqlx::query(
+        "SELECT id FROM runs WHERE concurrency_group = $1 AND status = 'pending' ORDER BY created_at LIMIT 1",
+    )
+    .bind(group)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(0);
+    };
+    let id: String = next.try_get(0)?;
+    let done =
+        sqlx::query("UPDATE runs SET status = 'queued' WHERE id = $1 AND status = 'pending'")
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Ok(0);
+    }
+    outbox(conn, &id, None, QUEUED).await?;
+    advance(conn, &id).await
 }
 
 async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<Claimed> {

@@ -869,3 +869,50 @@ fn the_openapi_document_matches_the_routes() {
         }
     }
 }
+
+#[test]
+fn a_concurrency_group_holds_one_pending_run_until_the_running_one_ends() {
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let gate = root.join("gate");
+        let workflow = |n: u32| {
+            format!(
+                "on: push\nconcurrency: deploy-${{{{ github.ref }}}}\njobs:\n  deploy:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo deploying {n}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n",
+                gate = gate.display()
+            )
+        };
+        let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+        let runs: Vec<String> = (1..=3)
+            .map(|n| {
+                let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow(n))], "main");
+                push_main(&server, &format!("d{n}"), &sha)
+            })
+            .collect();
+        // The first runs, the second waits, the third replaces the second.
+        let status = |id: &str| {
+            server.run(id)["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        wait_for("the first deploy to start", Duration::from_secs(30), || {
+            (status(&runs[0]) == "running").then_some(())
+        });
+        assert_eq!(status(&runs[1]), "cancelled");
+        assert_eq!(status(&runs[2]), "pending");
+        std::fs::write(&gate, "").expect("open the gate");
+        for id in [&runs[0], &runs[2]] {
+            let run = server.finished_run(id, Duration::from_secs(30));
+            assert_eq!(run["status"], "success", "{run:#}");
+        }
+        assert!(server.log(&runs[2], "deploy").contains("deploying 3"));
+        // The third started only after the first had finished.
+        let first = server.run(&runs[0]);
+        let third = server.run(&runs[2]);
+        assert!(
+            job(&third, "deploy")["started_at"].as_i64()
+                >= job(&first, "deploy")["finished_at"].as_i64()
+        );
+        std::fs::remove_file(&gate).expect("close the gate");
+    });
+}
