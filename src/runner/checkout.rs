@@ -37,15 +37,18 @@ impl Checkouts {
         if !sha.bytes().all(|b| b.is_ascii_hexdigit()) || sha.len() < 7 {
             return Err(format!("`{sha}` is not a commit id"));
         }
-        let tree = self.tree(clone_url, sha)?;
+        let (tree, mirror) = self.tree(clone_url, sha)?;
         let copy = || -> std::io::Result<()> {
             copy_tree(&tree, into, true)?;
             // A small `.git` of its own: HEAD at the commit, objects borrowed from the
-            // checkout's (which borrows the mirror's), the index to start from.
+            // checkout's (which borrows the mirror's), the index to start from, and a copy
+            // of the repository's refs (GitLab's `changes:compare_to` names branches).
             let git = into.join(".git");
             std::fs::create_dir_all(git.join("objects/info"))?;
-            std::fs::create_dir_all(git.join("refs/heads"))?;
-            std::fs::create_dir_all(git.join("refs/tags"))?;
+            copy_tree(&mirror.join("refs"), &git.join("refs"), false)?;
+            if mirror.join("packed-refs").exists() {
+                std::fs::copy(mirror.join("packed-refs"), git.join("packed-refs"))?;
+            }
             std::fs::write(git.join("HEAD"), format!("{sha}\n"))?;
             std::fs::copy(tree.join(".git/config"), git.join("config"))?;
             std::fs::copy(tree.join(".git/index"), git.join("index"))?;
@@ -57,15 +60,16 @@ impl Checkouts {
         copy().map_err(|e| format!("copying the checkout: {e}"))
     }
 
-    /// The cached checkout of `sha`, made once.
-    fn tree(&self, clone_url: &str, sha: &str) -> Result<PathBuf, String> {
+    /// The cached checkout of `sha` (made once) and the mirror it came from.
+    fn tree(&self, clone_url: &str, sha: &str) -> Result<(PathBuf, PathBuf), String> {
         let url_key = &crate::token::sha256_hex(clone_url.as_bytes())[..16];
         let tree = self.dir.join("trees").join(format!("{url_key}-{sha}"));
         let lock = self.lock(&format!("tree-{url_key}-{sha}"));
         let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mirror = self.dir.join("mirrors").join(format!("{url_key}.git"));
         if tree.join(".git").exists() {
             touch(&tree);
-            return Ok(tree);
+            return Ok((tree, mirror));
         }
         let mirror = self.mirror(clone_url, url_key, sha)?;
         let parent = self.dir.join("trees");
@@ -92,7 +96,7 @@ impl Checkouts {
         if made.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
-        made.map(|()| tree)
+        made.map(|()| (tree, mirror))
     }
 
     /// A mirror of the repository holding `sha` (fetched when it does not yet).

@@ -140,7 +140,12 @@ fn host_load(running: u32) -> Load {
 
 /// Runs the agent until `stop` is requested (SIGTERM/SIGINT): then it drains — running
 /// jobs finish, no new ones are taken — and returns.
-pub fn run(opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
+pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
+    // Absolute, because git's alternates written into workspaces point into it.
+    std::fs::create_dir_all(&opts.workdir)
+        .and_then(|()| opts.workdir.canonicalize())
+        .map(|dir| opts.workdir = dir)
+        .map_err(|e| format!("{}: {e}", opts.workdir.display()))?;
     let mut labels = default_labels();
     for l in &opts.labels {
         if !labels.iter().any(|x| x.eq_ignore_ascii_case(l)) {

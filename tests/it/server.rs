@@ -140,7 +140,7 @@ fn gitlab_pipelines_run_by_stage_and_merge_requests() {
     on_each_database(|root, database| {
         let (repo, server) = setup(root, "gitlab", "group/app", 30, database);
         let _runner = server.runner("r1", "docker");
-        let ci = "stages: [build, test]\nbuild:\n  stage: build\n  tags: [docker]\n  script:\n    - echo \"built $CI_COMMIT_REF_NAME from $CI_PIPELINE_SOURCE\"\nunit:\n  stage: test\n  script:\n    - echo unit\nmr-only:\n  stage: test\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n    - echo \"mr $CI_MERGE_REQUEST_IID\"\n";
+        let ci = "stages: [build, test]\nbuild:\n  stage: build\n  tags: [docker]\n  script:\n    - echo \"built $CI_COMMIT_REF_NAME from $CI_PIPELINE_SOURCE\"\nunit:\n  stage: test\n  script:\n    - echo unit\nmr-only:\n  stage: test\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  script:\n    - echo \"mr $CI_MERGE_REQUEST_IID\"\nx-changed:\n  stage: test\n  rules:\n    - changes:\n        paths: [x.txt]\n        compare_to: refs/heads/main\n  script:\n    - echo x\n";
         let sha = repo.commit(&[(".gitlab-ci.yml", ci)], "main");
         let push = json!({
             "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
@@ -158,6 +158,11 @@ fn gitlab_pipelines_run_by_stage_and_merge_requests() {
         let run = server.finished_run(&run_id, Duration::from_secs(60));
         assert_eq!(run["status"], "success", "{run:#}");
         assert_eq!(job(&run, "mr-only")["state"], "skipped");
+        assert_eq!(
+            job(&run, "x-changed")["state"],
+            "skipped",
+            "nothing changed since main"
+        );
         // `unit` waited for the build stage.
         let built = job(&run, "build")["finished_at"]
             .as_i64()
@@ -186,6 +191,8 @@ fn gitlab_pipelines_run_by_stage_and_merge_requests() {
         let run_id = run_of_delivery(&server, "gitlab:gl-2");
         let run = server.finished_run(&run_id, Duration::from_secs(60));
         assert_eq!(job(&run, "mr-only")["state"], "success", "{run:#}");
+        // `changes:compare_to` is diffed in the server's mirror: x.txt changed since main.
+        assert_eq!(job(&run, "x-changed")["state"], "success", "{run:#}");
         assert!(server.log(&run_id, "mr-only").contains("mr 3"));
         // Jobs without rules are not in merge request pipelines (implicit `only: [branches, tags]`).
         assert_eq!(job(&run, "build")["state"], "skipped");
@@ -914,5 +921,63 @@ fn a_concurrency_group_holds_one_pending_run_until_the_running_one_ends() {
                 >= job(&first, "deploy")["finished_at"].as_i64()
         );
         std::fs::remove_file(&gate).expect("close the gate");
+    });
+}
+
+#[test]
+fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interruptible() {
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "gitlab", "group/app", 30, database);
+        let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+        let gate = root.join("gate");
+        let started = root.join("started");
+        let ci = |interruptible: bool, n: u32| {
+            format!(
+                "default:\n  interruptible: {interruptible}\nslow:\n  script:\n    - echo {n} >> {started}\n    - while [ ! -e {gate} ]; do sleep 0.05; done\n",
+                started = started.display(),
+                gate = gate.display()
+            )
+        };
+        let push = |n: u32, interruptible: bool| {
+            let sha = repo.commit(&[(".gitlab-ci.yml", &ci(interruptible, n))], "main");
+            let body = json!({
+                "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
+                "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
+            });
+            let delivery = format!("gl-{n}");
+            let (status, reply) = server.hook(
+                "gitlab",
+                "Push Hook",
+                &delivery,
+                &serde_json::to_vec(&body).expect("json"),
+                SECRET,
+            );
+            assert_eq!(status, 202, "{reply}");
+            run_of_delivery(&server, &format!("gitlab:{delivery}"))
+        };
+        let started_count = |n: usize| {
+            wait_for("a job to start", Duration::from_secs(30), || {
+                std::fs::read_to_string(&started)
+                    .ok()
+                    .filter(|s| s.lines().count() >= n)
+                    .map(drop)
+            })
+        };
+        // An interruptible job is cancelled by the next pipeline of its branch...
+        let first = push(1, true);
+        started_count(1);
+        let second = push(2, false);
+        let run = server.finished_run(&first, Duration::from_secs(30));
+        assert_eq!(run["status"], "cancelled", "{run:#}");
+        // ...a job that is not interruptible keeps running (and so does its pipeline).
+        started_count(2);
+        let third = push(3, false);
+        started_count(3);
+        assert_eq!(server.run(&second)["status"], "running");
+        std::fs::write(&gate, "").expect("open the gate");
+        for id in [&second, &third] {
+            let run = server.finished_run(id, Duration::from_secs(30));
+            assert_eq!(run["status"], "success", "{run:#}");
+        }
     });
 }
