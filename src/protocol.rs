@@ -127,4 +127,13 @@ pub struct Complete {
     /// Why the job could not run (checkout failed, the pipeline no longer plans it, …).
     #[serde(default)]
     pub error: Option<String>,
+    /// The rest of the log, from `offset` (saves a `logs` call at the end of short jobs).
+    #[serde(default)]
+    pub log: Option<LogTail>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogTail {
+    pub offset: u64,
+    pub data: String,
 }

@@ -142,9 +142,10 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
             (Conclusion::Failure, false, Default::default(), Some(e))
         }
     };
-    // Everything the job printed reaches the server before its result does.
+    // Everything the job printed reaches the server with or before its result: a short
+    // rest rides along with the result, a long one is uploaded first.
     let mut tries = 0;
-    while !upload.pending.is_empty() && !lease_lost.load(Ordering::SeqCst) && tries < 50 {
+    while upload.pending.len() > 256 * 1024 && !lease_lost.load(Ordering::SeqCst) && tries < 50 {
         upload.flush(client);
         if !upload.pending.is_empty() {
             std::thread::sleep(super::client::backoff(tries.min(5)));
@@ -156,12 +157,17 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
         tracing::warn!("the lease was lost; the result is not reported");
         return;
     }
+    let log = (!upload.pending.is_empty()).then(|| crate::protocol::LogTail {
+        offset: upload.acked,
+        data: std::mem::take(&mut upload.pending),
+    });
     let done = Complete {
         job: job_ref,
         result,
         allowed_failure,
         outputs,
         error,
+        log,
     };
     match client.complete(&done, &|| false) {
         Ok(()) => tracing::info!(result = result.as_str(), "job reported"),

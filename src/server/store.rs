@@ -640,13 +640,17 @@ impl Store {
         labels: &[String],
         ttl_ms: i64,
     ) -> Result<Option<Claimed>> {
+        // Looking and taking in one transaction: on SQLite (one connection) no other
+        // poller can take a candidate in between; on PostgreSQL the compare-and-set below
+        // still decides, and pollers start at different candidates to rarely collide.
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
              ORDER BY queued_at, position LIMIT 64",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        let candidates: Vec<Candidate> = rows
+        let mut candidates: Vec<Candidate> = rows
             .iter()
             .filter_map(|r| {
                 Some(Candidate {
@@ -657,10 +661,14 @@ impl Store {
             })
             .filter(|c| labels_match(&c.labels, labels))
             .collect();
+        if self.backend == Backend::Postgres && !candidates.is_empty() {
+            let start = u64::from_str_radix(&random_hex(2), 16).unwrap_or(0) as usize;
+            let spread = candidates.len().min(8);
+            candidates.rotate_left(start % spread);
+        }
         for c in candidates {
             let now = now_ms();
             let token = random_hex(16);
-            let mut tx = self.pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE jobs SET state = 'running', attempt = attempt + 1, runner_id = $1, \
                  lease_token = $2, lease_expires = $3, started_at = $4, log_length = 0 \
@@ -677,12 +685,14 @@ impl Store {
             if done.rows_affected() == 0 {
                 continue; // taken by another poller
             }
-            sqlx::query("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'")
-                .bind(&c.run_id)
-                .execute(&mut *tx)
-                .await?;
             outbox(&mut tx, &c.run_id, Some(&c.job_key), RUNNING).await?;
-            let claimed = load_claimed(&mut tx, &c.run_id, &c.job_key).await?;
+            let (claimed, run_status) = load_claimed(&mut tx, &c.run_id, &c.job_key).await?;
+            if run_status == QUEUED {
+                sqlx::query("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'")
+                    .bind(&c.run_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             return Ok(Some(claimed));
         }
@@ -717,63 +727,10 @@ impl Store {
     /// Appends `data` at byte `offset` of the attempt's log. A chunk sent again is not
     /// stored twice; a chunk past the end (a gap) is refused. Returns the new length.
     pub async fn append_log(&self, chunk: &crate::protocol::LogChunk) -> Result<u64> {
-        let job = &chunk.job;
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT log_length FROM jobs WHERE run_id = $1 AND job_key = $2 AND attempt = $3 \
-             AND lease_token = $4 AND state = 'running'",
-        )
-        .bind(&job.run_id)
-        .bind(&job.job_key)
-        .bind(job.attempt)
-        .bind(&job.lease_token)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| {
-            StoreError::Conflict("the lease is no longer held by this attempt".into())
-        })?;
-        let length = row.try_get::<i64, _>(0)? as u64;
-        let end = chunk.offset + chunk.data.len() as u64;
-        if chunk.offset > length {
-            return Err(StoreError::Conflict(format!(
-                "gap in the log: the server has {length} bytes, the chunk starts at {}",
-                chunk.offset
-            )));
-        }
-        if end <= length {
-            return Ok(length); // already stored
-        }
-        let skip = (length - chunk.offset) as usize;
-        let Some(tail) = chunk.data.get(skip..) else {
-            return Err(StoreError::Conflict(
-                "the chunk overlaps the stored log inside a character".into(),
-            ));
-        };
-        sqlx::query(
-            "INSERT INTO logs (run_id, job_key, attempt, start_at, data) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&job.run_id)
-        .bind(&job.job_key)
-        .bind(job.attempt)
-        .bind(length as i64)
-        .bind(tail)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET log_length = $1 WHERE run_id = $2 AND job_key = $3 AND attempt = $4 AND log_length = $5",
-        )
-        .bind(end as i64)
-        .bind(&job.run_id)
-        .bind(&job.job_key)
-        .bind(job.attempt)
-        .bind(length as i64)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("the log changed concurrently".into()));
-        }
+        let length = append_in(&mut tx, &chunk.job, chunk.offset, &chunk.data).await?;
         tx.commit().await?;
-        Ok(end)
+        Ok(length)
     }
 
     /// Records an attempt's result (idempotent for the same attempt and lease; a stale one
@@ -782,6 +739,14 @@ impl Store {
     pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<(Option<i64>, usize)> {
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
+        // The end of the log, sent with the result (one request instead of two). A stale
+        // attempt's tail is refused below with its result.
+        if let Some(tail) = &c.log {
+            match append_in(&mut tx, job, tail.offset, &tail.data).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5 \
              WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
@@ -1170,6 +1135,65 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     Ok(())
 }
 
+/// Appends `data` at byte `offset` of a running attempt's log (see [`Store::append_log`]).
+async fn append_in(
+    conn: &mut AnyConnection,
+    job: &crate::protocol::JobRef,
+    offset: u64,
+    data: &str,
+) -> Result<u64> {
+    let row = sqlx::query(
+        "SELECT log_length FROM jobs WHERE run_id = $1 AND job_key = $2 AND attempt = $3 \
+         AND lease_token = $4 AND state = 'running'",
+    )
+    .bind(&job.run_id)
+    .bind(&job.job_key)
+    .bind(job.attempt)
+    .bind(&job.lease_token)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::Conflict("the lease is no longer held by this attempt".into()))?;
+    let length = row.try_get::<i64, _>(0)? as u64;
+    let end = offset + data.len() as u64;
+    if offset > length {
+        return Err(StoreError::Conflict(format!(
+            "gap in the log: the server has {length} bytes, the chunk starts at {offset}"
+        )));
+    }
+    if end <= length {
+        return Ok(length); // already stored
+    }
+    let Some(tail) = data.get((length - offset) as usize..) else {
+        return Err(StoreError::Conflict(
+            "the chunk overlaps the stored log inside a character".into(),
+        ));
+    };
+    sqlx::query(
+        "INSERT INTO logs (run_id, job_key, attempt, start_at, data) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&job.run_id)
+    .bind(&job.job_key)
+    .bind(job.attempt)
+    .bind(length as i64)
+    .bind(tail)
+    .execute(&mut *conn)
+    .await?;
+    let done = sqlx::query(
+        "UPDATE jobs SET log_length = $1 WHERE run_id = $2 AND job_key = $3 AND attempt = $4 AND log_length = $5",
+    )
+    .bind(end as i64)
+    .bind(&job.run_id)
+    .bind(&job.job_key)
+    .bind(job.attempt)
+    .bind(length as i64)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict("the log changed concurrently".into()));
+    }
+    Ok(end)
+}
+
 /// Cancels a run inside a transaction (see [`Store::cancel_run`]).
 async fn cancel_in(conn: &mut AnyConnection, run_id: &str) -> Result<bool> {
     let done = sqlx::query(
@@ -1254,23 +1278,16 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
 async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
     // Most completions change nothing else: no job is waiting, and others still run.
     // (Two index probes, not a scan: runs can have thousands of jobs.)
-    let any = |states: &'static str| {
-        format!("SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ({states}) LIMIT 1")
-    };
-    let waiting = sqlx::query(&any("'waiting'"))
-        .bind(run_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some();
-    if !waiting {
-        let open = sqlx::query(&any("'queued', 'running'"))
-            .bind(run_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
-        if open {
-            return Ok(0);
-        }
+    let probes = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE run_id = $1 AND state = 'waiting' LIMIT 1) w), \
+         (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE run_id = $1 AND state IN ('queued', 'running') LIMIT 1) o)",
+    )
+    .bind(run_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (waiting, open): (i64, i64) = (probes.try_get(0)?, probes.try_get(1)?);
+    if waiting == 0 && open > 0 {
+        return Ok(0);
     }
     let rows = sqlx::query(
         "SELECT job_key, needs, state, has_condition, allowed_failure FROM jobs WHERE run_id = $1 ORDER BY position",
@@ -1405,10 +1422,11 @@ async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
     advance(conn, &id).await
 }
 
-async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<Claimed> {
+/// The lease's data for a claimed job, and its run's status.
+async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<(Claimed, String)> {
     let row = sqlx::query(
         "SELECT j.name, j.attempt, j.lease_token, j.spec, j.needs, j.queued_at, \
-         r.repo, r.forge, r.file, r.sha, r.event_json \
+         r.repo, r.forge, r.file, r.sha, r.event_json, r.status \
          FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.run_id = $1 AND j.job_key = $2",
     )
     .bind(run_id)
@@ -1439,7 +1457,7 @@ async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Resu
                 .unwrap_or_default(),
         });
     }
-    Ok(Claimed {
+    let claimed = Claimed {
         run_id: run_id.to_string(),
         job_key: key.to_string(),
         job_name: row.try_get(0)?,
@@ -1453,5 +1471,6 @@ async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Resu
         spec: serde_json::from_str(&row.try_get::<String, _>(3)?).unwrap_or_default(),
         needs: prior,
         queued_at: row.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
-    })
+    };
+    Ok((claimed, row.try_get(11)?))
 }
