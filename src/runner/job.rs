@@ -219,7 +219,20 @@ fn run(
         .tempdir_in(&jobs_dir)
         .map_err(|e| format!("workspace: {e}"))?;
     let workspace = scratch.path().join("src");
-    let run_dir = scratch.path().join("run");
+    // The job's small scratch files (event payload, file commands, scripts) go to memory
+    // when the host has a tmpfs: creating and deleting them per job is costly on ext4.
+    let memory = std::path::Path::new("/dev/shm");
+    let run_scratch = if memory.is_dir() {
+        tempfile::Builder::new()
+            .prefix("tess-job-")
+            .tempdir_in(memory)
+            .ok()
+    } else {
+        None
+    };
+    let run_dir = run_scratch
+        .as_ref()
+        .map_or_else(|| scratch.path().join("run"), |d| d.path().join("run"));
     log(&format!(
         "checking out {} at {}\n",
         lease.clone_url, lease.sha

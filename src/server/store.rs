@@ -688,10 +688,12 @@ impl Store {
             outbox(&mut tx, &c.run_id, Some(&c.job_key), RUNNING).await?;
             let (claimed, run_status) = load_claimed(&mut tx, &c.run_id, &c.job_key).await?;
             if run_status == QUEUED {
-                sqlx::query("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'")
-                    .bind(&c.run_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'",
+                )
+                .bind(&c.run_id)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             return Ok(Some(claimed));
@@ -1423,7 +1425,11 @@ async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
 }
 
 /// The lease's data for a claimed job, and its run's status.
-async fn load_claimed(conn: &mut AnyConnection, run_id: &str, key: &str) -> Result<(Claimed, String)> {
+async fn load_claimed(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    key: &str,
+) -> Result<(Claimed, String)> {
     let row = sqlx::query(
         "SELECT j.name, j.attempt, j.lease_token, j.spec, j.needs, j.queued_at, \
          r.repo, r.forge, r.file, r.sha, r.event_json, r.status \
