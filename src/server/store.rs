@@ -1064,13 +1064,7 @@ async fn outbox(
 async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&str>) -> Result<()> {
     let now = now_ms();
     let waits = match &run.concurrency {
-        Some((group, Supersede::Never)) if run.error.is_none() => sqlx::query(
-            "SELECT 1 FROM runs WHERE concurrency_group = $1 AND status IN ('queued', 'running') LIMIT 1",
-        )
-        .bind(group)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some(),
+        Some((group, Supersede::Never)) if run.error.is_none() => group_busy(conn, group).await?,
         _ => false,
     };
     let status = match (&run.error, waits) {
@@ -1390,16 +1384,20 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
     Ok(queued)
 }
 
-/// Starts the run waiting in a concurrency group once nothing else in it is unfinished.
-async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
-    let busy = sqlx::query(
+/// Whether a run of the concurrency group is queued or running.
+async fn group_busy(conn: &mut AnyConnection, group: &str) -> Result<bool> {
+    let row = sqlx::query(
         "SELECT 1 FROM runs WHERE concurrency_group = $1 AND status IN ('queued', 'running') LIMIT 1",
     )
     .bind(group)
     .fetch_optional(&mut *conn)
-    .await?
-    .is_some();
-    if busy {
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Starts the run waiting in a concurrency group once nothing else in it is unfinished.
+async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
+    if group_busy(conn, group).await? {
         return Ok(0);
     }
     let Some(next) = sqlx::query(

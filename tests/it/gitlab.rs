@@ -1070,17 +1070,8 @@ fn changes_compare_to_diffs_against_the_ref() {
     use tesseract_ci::trigger::{Event, EventKind};
     let dir = tempfile::tempdir().expect("tempdir");
     let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.email=t@t", "-c", "user.name=t"])
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let identity = ["-c", "user.email=t@t", "-c", "user.name=t"];
+        crate::harness::git(dir.path(), &[&identity[..], args].concat());
     };
     std::fs::create_dir_all(dir.path().join("src")).expect("mkdir");
     std::fs::create_dir_all(dir.path().join("docs")).expect("mkdir");
