@@ -1,8 +1,9 @@
 //! Workspaces for jobs: a mirror per repository and a checkout per commit are kept in the
-//! work directory; each job gets a fresh copy of the commit's checkout (a private work tree,
-//! without a `git clone` per job).
+//! work directory; a job gets a workspace from a pool and it is first made to hold exactly
+//! the commit's files (what GitHub's and GitLab's runners do with their build directories).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,25 @@ pub struct Checkouts {
     dir: PathBuf,
     /// One lock per mirror and per commit: concurrent jobs of a run share the work.
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Workspaces not in use, per repository; `made` numbers new ones.
+    idle: Mutex<(HashMap<String, Vec<PathBuf>>, u64)>,
+}
+
+/// A workspace lent to one job; it goes back to the pool when dropped.
+pub struct Workspace<'a> {
+    pub path: PathBuf,
+    repo_key: String,
+    pool: &'a Checkouts,
+}
+
+impl Drop for Workspace<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.0
+            .entry(std::mem::take(&mut self.repo_key))
+            .or_default()
+            .push(std::mem::take(&mut self.path));
+    }
 }
 
 /// Checkouts not used for this long are removed when a new one is made.
@@ -24,6 +44,7 @@ impl Checkouts {
         Checkouts {
             dir,
             locks: Mutex::new(HashMap::new()),
+            idle: Mutex::new((HashMap::new(), 0)),
         }
     }
 
@@ -32,42 +53,74 @@ impl Checkouts {
         Arc::clone(locks.entry(name.to_string()).or_default())
     }
 
-    /// Fills `into` (which must not exist) with the files of `sha` and a `.git` at it.
-    pub fn workspace(&self, clone_url: &str, sha: &str, into: &Path) -> Result<(), String> {
+    /// A workspace holding exactly the files of `sha` and a `.git` at it. Workspaces are
+    /// reused rather than made and deleted per job: creating a tree's inodes costs more on
+    /// ext4 than a short job itself, and a restore rewrites only what the last job changed.
+    pub fn workspace(&self, clone_url: &str, sha: &str) -> Result<Workspace<'_>, String> {
         if !sha.bytes().all(|b| b.is_ascii_hexdigit()) || sha.len() < 7 {
             return Err(format!("`{sha}` is not a commit id"));
         }
         let (tree, mirror) = self.tree(clone_url, sha)?;
-        let copy = || -> std::io::Result<()> {
-            copy_tree(&tree, into, true)?;
-            // A small `.git` of its own: HEAD at the commit, objects borrowed from the
-            // checkout's (which borrows the mirror's), the index to start from, and a copy
-            // of the repository's refs (GitLab's `changes:compare_to` names branches).
-            let git = into.join(".git");
-            std::fs::create_dir_all(git.join("objects/info"))?;
-            copy_tree(&mirror.join("refs"), &git.join("refs"), false)?;
-            if mirror.join("packed-refs").exists() {
-                std::fs::copy(mirror.join("packed-refs"), git.join("packed-refs"))?;
-            }
-            std::fs::write(git.join("HEAD"), format!("{sha}\n"))?;
-            std::fs::copy(tree.join(".git/config"), git.join("config"))?;
-            std::fs::copy(tree.join(".git/index"), git.join("index"))?;
-            let mut alternates = std::fs::read_to_string(tree.join(".git/objects/info/alternates"))
-                .unwrap_or_default();
-            alternates.push_str(&format!("{}\n", tree.join(".git/objects").display()));
-            std::fs::write(git.join("objects/info/alternates"), alternates)
+        let repo_key = url_key(clone_url);
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.0.get_mut(&repo_key).and_then(Vec::pop)
         };
-        copy().map_err(|e| format!("copying the checkout: {e}"))
+        let restore = |path: &Path| -> std::io::Result<()> {
+            sync_tree(&tree, path, &[".git"])?;
+            // A `.git` of its own: HEAD at the commit, objects borrowed from the checkout's
+            // (which borrows the mirror's), the index to start from, and the repository's
+            // refs as they are now (GitLab's `changes:compare_to` names branches).
+            let git = path.join(".git");
+            sync_tree(&tree.with_extension("git"), &git, &["refs", "packed-refs"])?;
+            sync_tree(&mirror.join("refs"), &git.join("refs"), &[])?;
+            match std::fs::symlink_metadata(mirror.join("packed-refs")) {
+                Ok(_) => sync_file(&mirror.join("packed-refs"), &git.join("packed-refs")),
+                Err(_) => remove_any(&git.join("packed-refs")),
+            }
+        };
+        if let Some(path) = reused {
+            match restore(&path) {
+                Ok(()) => return Ok(self.lend(path, repo_key)),
+                // Something the last job left cannot be undone in place (say, a directory
+                // without write permission): start that slot over elsewhere.
+                Err(e) => {
+                    tracing::warn!(workspace = %path.display(), error = %e, "workspace not reusable")
+                }
+            }
+        }
+        let path = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.1 += 1;
+            self.dir.join("workspaces").join(format!(
+                "{repo_key}-{}-{}",
+                std::process::id(),
+                idle.1
+            ))
+        };
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .and_then(|()| restore(&path))
+            .map_err(|e| format!("making the workspace {}: {e}", path.display()))?;
+        Ok(self.lend(path, repo_key))
+    }
+
+    fn lend(&self, path: PathBuf, repo_key: String) -> Workspace<'_> {
+        Workspace {
+            path,
+            repo_key,
+            pool: self,
+        }
     }
 
     /// The cached checkout of `sha` (made once) and the mirror it came from.
     fn tree(&self, clone_url: &str, sha: &str) -> Result<(PathBuf, PathBuf), String> {
-        let url_key = &crate::token::sha256_hex(clone_url.as_bytes())[..16];
+        let url_key = &url_key(clone_url);
         let tree = self.dir.join("trees").join(format!("{url_key}-{sha}"));
         let lock = self.lock(&format!("tree-{url_key}-{sha}"));
         let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
         let mirror = self.dir.join("mirrors").join(format!("{url_key}.git"));
-        if tree.join(".git").exists() {
+        if tree.with_extension("git").exists() {
             touch(&tree);
             return Ok((tree, mirror));
         }
@@ -91,10 +144,13 @@ impl Checkouts {
                 ],
             )?;
             git(&tmp, &["checkout", "--quiet", "--detach", sha])?;
-            std::fs::rename(&tmp, &tree).map_err(|e| e.to_string())
+            let _ = std::fs::remove_dir_all(&tree);
+            std::fs::rename(&tmp, &tree).map_err(|e| e.to_string())?;
+            job_git_template(&tree, sha).map_err(|e| format!("{}: {e}", tree.display()))
         })();
         if made.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
+            let _ = std::fs::remove_dir_all(tree.with_extension("git"));
         }
         made.map(|()| (tree, mirror))
     }
@@ -127,11 +183,16 @@ impl Checkouts {
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age > KEEP_UNUSED);
             let name = entry.file_name();
+            // A tree's `.git` template goes with it.
+            if name.to_string_lossy().contains('.') {
+                continue;
+            }
             // Trees in use are locked; skip them rather than wait.
             let key = format!("tree-{}", name.to_string_lossy());
             let lock = self.lock(&key);
             if old && let Ok(_held) = lock.try_lock() {
                 let _ = std::fs::remove_dir_all(entry.path());
+                let _ = std::fs::remove_dir_all(entry.path().with_extension("git"));
             }
         }
     }
@@ -141,24 +202,102 @@ fn touch(path: &Path) {
     let _ = std::fs::File::open(path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
 }
 
-/// Copies a directory tree: files (with their permissions), directories and symlinks;
-/// `skip_git` leaves out a top-level `.git`.
-fn copy_tree(from: &Path, to: &Path, skip_git: bool) -> std::io::Result<()> {
-    std::fs::create_dir(to)?;
+fn url_key(clone_url: &str) -> String {
+    crate::token::sha256_hex(clone_url.as_bytes())[..16].to_string()
+}
+
+/// The `.git` every workspace of a commit starts with (without refs, synced per job):
+/// HEAD at the commit, the checkout's config and index, its objects as an alternate.
+fn job_git_template(tree: &Path, sha: &str) -> std::io::Result<()> {
+    let template = tree.with_extension("git");
+    let tmp = tree.with_extension("git-tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("objects/info"))?;
+    std::fs::write(tmp.join("HEAD"), format!("{sha}\n"))?;
+    std::fs::copy(tree.join(".git/config"), tmp.join("config"))?;
+    std::fs::copy(tree.join(".git/index"), tmp.join("index"))?;
+    let mut alternates =
+        std::fs::read_to_string(tree.join(".git/objects/info/alternates")).unwrap_or_default();
+    alternates.push_str(&format!("{}\n", tree.join(".git/objects").display()));
+    std::fs::write(tmp.join("objects/info/alternates"), alternates)?;
+    std::fs::rename(&tmp, &template)
+}
+
+/// Makes directory `to` hold exactly what `from` holds — files with their contents and
+/// permissions, directories, symlinks — leaving the top-level names in `keep` alone.
+/// Existing files are rewritten in place and only when they differ; everything else is
+/// removed. Symlinks in `to` are never followed.
+fn sync_tree(from: &Path, to: &Path, keep: &[&str]) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(to) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            std::fs::remove_file(to)?;
+            std::fs::create_dir(to)?;
+        }
+        Err(_) => std::fs::create_dir(to)?,
+    }
+    let mut wanted: HashSet<OsString> = HashSet::new();
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        let kind = entry.file_type()?;
-        if skip_git && entry.file_name() == ".git" {
+        let name = entry.file_name();
+        if keep.iter().any(|k| name == *k) {
             continue;
         }
-        let target = to.join(entry.file_name());
+        let (source, target) = (entry.path(), to.join(&name));
+        let kind = entry.file_type()?;
         if kind.is_dir() {
-            copy_tree(&entry.path(), &target, false)?;
+            if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&target)?;
+            }
+            sync_tree(&source, &target, &[])?;
         } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+            let link = std::fs::read_link(&source)?;
+            if std::fs::read_link(&target).ok().as_ref() != Some(&link) {
+                remove_any(&target)?;
+                std::os::unix::fs::symlink(&link, &target)?;
+            }
         } else {
-            std::fs::copy(entry.path(), &target)?;
+            sync_file(&source, &target)?;
+        }
+        wanted.insert(name);
+    }
+    for entry in std::fs::read_dir(to)? {
+        let name = entry?.file_name();
+        if !wanted.contains(&name) && !keep.iter().any(|k| name == *k) {
+            remove_any(&to.join(name))?;
         }
     }
     Ok(())
+}
+
+/// Makes file `to` a copy of file `from`, keeping its inode when it is already a file.
+fn sync_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let source = std::fs::metadata(from)?;
+    match std::fs::symlink_metadata(to) {
+        Ok(m) if m.is_file() => {
+            let same = m.len() == source.len()
+                && m.permissions().mode() == source.permissions().mode()
+                && std::fs::read(to)? == std::fs::read(from)?;
+            if !same {
+                std::fs::copy(from, to)?;
+            }
+            Ok(())
+        }
+        Ok(_) => {
+            remove_any(to)?;
+            std::fs::copy(from, to).map(drop)
+        }
+        Err(_) => std::fs::copy(from, to).map(drop),
+    }
+}
+
+/// Removes a file, symlink or directory tree (without following symlinks); absent is fine.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -212,34 +212,28 @@ fn run(
     cancel: &Arc<Cancel>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Outcome, String> {
-    let jobs_dir = shared.workdir.join("jobs");
-    std::fs::create_dir_all(&jobs_dir).map_err(|e| format!("{}: {e}", jobs_dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("job-")
-        .tempdir_in(&jobs_dir)
-        .map_err(|e| format!("workspace: {e}"))?;
-    let workspace = scratch.path().join("src");
     // The job's small scratch files (event payload, file commands, scripts) go to memory
     // when the host has a tmpfs: creating and deleting them per job is costly on ext4.
     let memory = std::path::Path::new("/dev/shm");
-    let run_scratch = if memory.is_dir() {
-        tempfile::Builder::new()
-            .prefix("tess-job-")
-            .tempdir_in(memory)
-            .ok()
+    let scratch_parent = if memory.is_dir() {
+        memory.to_path_buf()
     } else {
-        None
+        shared.workdir.join("jobs")
     };
-    let run_dir = run_scratch
-        .as_ref()
-        .map_or_else(|| scratch.path().join("run"), |d| d.path().join("run"));
+    std::fs::create_dir_all(&scratch_parent)
+        .map_err(|e| format!("{}: {e}", scratch_parent.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("tess-job-")
+        .tempdir_in(&scratch_parent)
+        .map_err(|e| format!("job scratch directory: {e}"))?;
+    let run_dir = scratch.path().join("run");
     log(&format!(
         "checking out {} at {}\n",
         lease.clone_url, lease.sha
     ));
-    shared
-        .checkouts
-        .workspace(&lease.clone_url, &lease.sha, &workspace)?;
+    // Held until the job ends: then the workspace goes back to the pool.
+    let lent = shared.checkouts.workspace(&lease.clone_url, &lease.sha)?;
+    let workspace = lent.path.clone();
     let prepared = shared.prepared(lease, &workspace)?;
     let pipeline = &prepared.pipeline;
     let full = &prepared.plan;

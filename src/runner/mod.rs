@@ -114,7 +114,28 @@ fn hostname() -> String {
 }
 
 /// One-minute load per CPU and used memory, from /proc.
+/// The host's CPU and memory load, read from /proc at most once a second (every poll asks).
 fn host_load(running: u32) -> Load {
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, f64, f64)>> =
+        std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let (cpu, memory) = match *last {
+        Some((at, cpu, memory)) if at.elapsed() < Duration::from_secs(1) => (cpu, memory),
+        _ => {
+            let (cpu, memory) = read_host_load();
+            *last = Some((std::time::Instant::now(), cpu, memory));
+            (cpu, memory)
+        }
+    };
+    Load {
+        cpu,
+        memory,
+        running_jobs: running,
+    }
+}
+
+/// Load average per CPU and the fraction of memory in use.
+fn read_host_load() -> (f64, f64) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let load1 = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -131,15 +152,9 @@ fn host_load(running: u32) -> Load {
         (Some(total), Some(available)) if total > 0.0 => 1.0 - available / total,
         _ => 0.0,
     };
-    Load {
-        cpu: load1 / cpus,
-        memory,
-        running_jobs: running,
-    }
+    (load1 / cpus, memory)
 }
 
-/// Runs the agent until `stop` is requested (SIGTERM/SIGINT): then it drains — running
-/// jobs finish, no new ones are taken — and returns.
 pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
     // Absolute, because git's alternates written into workspaces point into it.
     std::fs::create_dir_all(&opts.workdir)

@@ -6,6 +6,8 @@ use crate::engine::{Conclusion, PriorResult};
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -41,7 +43,21 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     pub backend: Backend,
+    /// What a lease needs of its run (never changes once stored), for runs already seen
+    /// running: a lease then reads only its job.
+    leased_runs: Arc<std::sync::Mutex<HashMap<String, Arc<RunOfLease>>>>,
 }
+
+/// The run's part of a lease.
+struct RunOfLease {
+    repo: String,
+    forge: String,
+    file: String,
+    sha: String,
+    event_json: String,
+}
+
+const LEASED_RUNS_KEPT: usize = 256;
 
 /// Job states; the last four are terminal and match [`Conclusion`]'s names.
 pub const WAITING: &str = "waiting";
@@ -264,7 +280,11 @@ impl Store {
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            leased_runs: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -641,64 +661,137 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Option<Claimed>> {
         // Looking and taking in one transaction: on SQLite (one connection) no other
-        // poller can take a candidate in between; on PostgreSQL the compare-and-set below
-        // still decides, and pollers start at different candidates to rarely collide.
+        // poller can take a candidate in between; on PostgreSQL the rows are locked (and
+        // skipped by others), and the compare-and-set below still decides.
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
-             ORDER BY queued_at, position LIMIT 64",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut candidates: Vec<Candidate> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(Candidate {
-                    run_id: r.try_get(0).ok()?,
-                    job_key: r.try_get(1).ok()?,
-                    labels: json_list(&r.try_get::<String, _>(2).ok()?),
-                })
-            })
-            .filter(|c| labels_match(&c.labels, labels))
-            .collect();
-        if self.backend == Backend::Postgres && !candidates.is_empty() {
-            let start = u64::from_str_radix(&random_hex(2), 16).unwrap_or(0) as usize;
-            let spread = candidates.len().min(8);
-            candidates.rotate_left(start % spread);
-        }
-        for c in candidates {
-            let now = now_ms();
-            let token = random_hex(16);
-            let done = sqlx::query(
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, runner_id = $1, \
-                 lease_token = $2, lease_expires = $3, started_at = $4, log_length = 0 \
-                 WHERE run_id = $5 AND job_key = $6 AND state = 'queued'",
-            )
-            .bind(runner_id)
-            .bind(&token)
-            .bind(now + ttl_ms)
-            .bind(now)
-            .bind(&c.run_id)
-            .bind(&c.job_key)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                continue; // taken by another poller
+        // The queue is read in growing pages: the head usually has a job for this runner,
+        // and jobs no runner here can take must not hide the ones behind them. On
+        // PostgreSQL, rows another poller is taking are skipped rather than waited for.
+        let page_query = match self.backend {
+            Backend::Postgres => {
+                "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
+                 ORDER BY queued_at, position LIMIT $1 OFFSET $2 FOR UPDATE SKIP LOCKED"
             }
-            outbox(&mut tx, &c.run_id, Some(&c.job_key), RUNNING).await?;
-            let (claimed, run_status) = load_claimed(&mut tx, &c.run_id, &c.job_key).await?;
-            if run_status == QUEUED {
-                sqlx::query(
-                    "UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'",
-                )
-                .bind(&c.run_id)
+            Backend::Sqlite => {
+                "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
+                 ORDER BY queued_at, position LIMIT $1 OFFSET $2"
+            }
+        };
+        let (mut offset, mut page) = (0i64, 8i64);
+        loop {
+            let rows = sqlx::query(page_query)
+                .bind(page)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await?;
+            let last_page = (rows.len() as i64) < page;
+            let candidates: Vec<Candidate> = rows
+                .iter()
+                .filter_map(|r| {
+                    Some(Candidate {
+                        run_id: r.try_get(0).ok()?,
+                        job_key: r.try_get(1).ok()?,
+                        labels: json_list(&r.try_get::<String, _>(2).ok()?),
+                    })
+                })
+                .filter(|c| labels_match(&c.labels, labels))
+                .collect();
+            for c in candidates {
+                if let Some(claimed) = self.take(&mut tx, runner_id, &c, ttl_ms).await? {
+                    tx.commit().await?;
+                    return Ok(Some(claimed));
+                }
+            }
+            if last_page {
+                return Ok(None);
+            }
+            offset += page;
+            page = (page * 8).min(4096);
+        }
+    }
+
+    /// Leases one queued job to `runner_id` (compare-and-set: `None` when another poller
+    /// took it first).
+    async fn take(
+        &self,
+        tx: &mut AnyConnection,
+        runner_id: &str,
+        c: &Candidate,
+        ttl_ms: i64,
+    ) -> Result<Option<Claimed>> {
+        let now = now_ms();
+        let token = random_hex(16);
+        let taken = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, runner_id = $1, \
+             lease_token = $2, lease_expires = $3, started_at = $4, log_length = 0 \
+             WHERE run_id = $5 AND job_key = $6 AND state = 'queued' \
+             RETURNING name, attempt, spec, needs, queued_at",
+        )
+        .bind(runner_id)
+        .bind(&token)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .bind(&c.run_id)
+        .bind(&c.job_key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(job) = taken else {
+            return Ok(None); // taken by another poller
+        };
+        outbox(tx, &c.run_id, Some(&c.job_key), RUNNING).await?;
+        let run = self.run_of_lease(tx, &c.run_id).await?;
+        let needs = json_list(&job.try_get::<String, _>(3)?);
+        Ok(Some(Claimed {
+            run_id: c.run_id.clone(),
+            job_key: c.job_key.clone(),
+            job_name: job.try_get(0)?,
+            attempt: job.try_get(1)?,
+            lease_token: token,
+            repo: run.repo.clone(),
+            forge: run.forge.clone(),
+            file: run.file.clone(),
+            sha: run.sha.clone(),
+            event_json: run.event_json.clone(),
+            spec: serde_json::from_str(&job.try_get::<String, _>(2)?).unwrap_or_default(),
+            needs: prior_results(tx, &c.run_id, needs).await?,
+            queued_at: job.try_get::<Option<i64>, _>(4)?.unwrap_or_default(),
+        }))
+    }
+
+    /// The run's part of a lease; the first lease of a run also marks it running.
+    async fn run_of_lease(&self, tx: &mut AnyConnection, run_id: &str) -> Result<Arc<RunOfLease>> {
+        let cached = {
+            let runs = self.leased_runs.lock().unwrap_or_else(|e| e.into_inner());
+            runs.get(run_id).cloned()
+        };
+        if let Some(run) = cached {
+            return Ok(run);
+        }
+        let row = sqlx::query(
+            "SELECT repo, forge, file, sha, event_json, status FROM runs WHERE id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if row.try_get::<String, _>(5)? == QUEUED {
+            sqlx::query("UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'queued'")
+                .bind(run_id)
                 .execute(&mut *tx)
                 .await?;
-            }
-            tx.commit().await?;
-            return Ok(Some(claimed));
         }
-        Ok(None)
+        let run = Arc::new(RunOfLease {
+            repo: row.try_get(0)?,
+            forge: row.try_get(1)?,
+            file: row.try_get(2)?,
+            sha: row.try_get(3)?,
+            event_json: row.try_get(4)?,
+        });
+        let mut runs = self.leased_runs.lock().unwrap_or_else(|e| e.into_inner());
+        if runs.len() >= LEASED_RUNS_KEPT {
+            runs.clear();
+        }
+        runs.insert(run_id.to_string(), Arc::clone(&run));
+        Ok(run)
     }
 
     /// Extends a lease; `Ok(cancel requested)`, or a conflict when the lease is not this one.
@@ -741,16 +834,38 @@ impl Store {
     pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<(Option<i64>, usize)> {
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
-        // The end of the log, sent with the result (one request instead of two). A stale
-        // attempt's tail is refused below with its result.
+        // The end of the log, sent with the result (one request instead of two). Usually
+        // it starts where the stored log ends and is appended together with the result;
+        // otherwise (a resend, say) the careful path decides. A stale attempt's tail is
+        // refused below with its result.
+        let mut log_end = None;
         if let Some(tail) = &c.log {
-            match append_in(&mut tx, job, tail.offset, &tail.data).await {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            let appended = sqlx::query(
+                "INSERT INTO logs (run_id, job_key, attempt, start_at, data) \
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM jobs WHERE run_id = $1 \
+                 AND job_key = $2 AND attempt = $3 AND lease_token = $6 AND state = 'running' \
+                 AND log_length = $4)",
+            )
+            .bind(&job.run_id)
+            .bind(&job.job_key)
+            .bind(job.attempt)
+            .bind(tail.offset as i64)
+            .bind(&tail.data)
+            .bind(&job.lease_token)
+            .execute(&mut *tx)
+            .await?;
+            if appended.rows_affected() == 1 {
+                log_end = Some(tail.offset as i64 + tail.data.len() as i64);
+            } else {
+                match append_in(&mut tx, job, tail.offset, &tail.data).await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         let done = sqlx::query(
-            "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5 \
+            "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5, \
+             log_length = COALESCE($10, log_length) \
              WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
              RETURNING started_at, finished_at",
         )
@@ -763,6 +878,7 @@ impl Store {
         .bind(&job.job_key)
         .bind(job.attempt)
         .bind(&job.lease_token)
+        .bind(log_end)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(times) = done else {
@@ -1423,21 +1539,12 @@ async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
 }
 
 /// The lease's data for a claimed job, and its run's status.
-async fn load_claimed(
+/// The results and outputs of a leased job's needs.
+async fn prior_results(
     conn: &mut AnyConnection,
     run_id: &str,
-    key: &str,
-) -> Result<(Claimed, String)> {
-    let row = sqlx::query(
-        "SELECT j.name, j.attempt, j.lease_token, j.spec, j.needs, j.queued_at, \
-         r.repo, r.forge, r.file, r.sha, r.event_json, r.status \
-         FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.run_id = $1 AND j.job_key = $2",
-    )
-    .bind(run_id)
-    .bind(key)
-    .fetch_one(&mut *conn)
-    .await?;
-    let needs = json_list(&row.try_get::<String, _>(4)?);
+    needs: Vec<String>,
+) -> Result<Vec<PriorResult>> {
     let mut prior = Vec::new();
     for need in needs {
         let Some(r) = sqlx::query(
@@ -1461,20 +1568,5 @@ async fn load_claimed(
                 .unwrap_or_default(),
         });
     }
-    let claimed = Claimed {
-        run_id: run_id.to_string(),
-        job_key: key.to_string(),
-        job_name: row.try_get(0)?,
-        attempt: row.try_get(1)?,
-        lease_token: row.try_get(2)?,
-        repo: row.try_get(6)?,
-        forge: row.try_get(7)?,
-        file: row.try_get(8)?,
-        sha: row.try_get(9)?,
-        event_json: row.try_get(10)?,
-        spec: serde_json::from_str(&row.try_get::<String, _>(3)?).unwrap_or_default(),
-        needs: prior,
-        queued_at: row.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
-    };
-    Ok((claimed, row.try_get(11)?))
+    Ok(prior)
 }

@@ -973,3 +973,72 @@ fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interrup
         }
     });
 }
+
+#[test]
+fn a_reused_workspace_holds_exactly_the_commit_the_next_job_checks_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
+    // One slot: every job below runs in the same (reused) workspace.
+    let _runner = server.runner("r", "");
+    // `dirty` changes everything it can; `check`, after it, must see the commit as is.
+    let workflow = r#"on: push
+jobs:
+  dirty:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          echo changed > tracked.txt
+          chmod +x tracked.txt
+          echo new > untracked.txt
+          mkdir -p made/deeper && echo x > made/deeper/file
+          rm -r dir && ln -s /etc dir
+          ln -sf /etc/hostname link-to-file
+          git -c user.name=t -c user.email=t@t commit -qam local
+          git tag local-tag
+  check:
+    needs: dirty
+    runs-on: self-hosted
+    steps:
+      - run: |
+          test "$(cat tracked.txt)" = original
+          test ! -x tracked.txt
+          test ! -e untracked.txt && test ! -e made && test ! -e link-to-file
+          test -d dir && test ! -L dir && test "$(cat dir/inner.txt)" = inner
+          test "$(git rev-parse HEAD)" = "$GITHUB_SHA"
+          test -z "$(git status --porcelain)"
+          test -z "$(git tag --list local-tag)"
+"#;
+    let files = [
+        (".github/workflows/ci.yml", workflow),
+        ("tracked.txt", "original\n"),
+        ("dir/inner.txt", "inner\n"),
+        ("old.txt", "old\n"),
+    ];
+    let sha = repo.commit(&files, "main");
+    let first = push_main(&server, "one", &sha);
+    let run = server.finished_run(&first, Duration::from_secs(30));
+    assert_eq!(
+        run["status"],
+        "success",
+        "{run:#}\n{}",
+        server.log(&first, "check")
+    );
+    // The next commit deletes a file: the reused workspace must not keep it.
+    std::fs::remove_file(repo.work.join("old.txt")).expect("rm");
+    let workflow = "on: push\njobs:\n  later:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e old.txt && test \"$(cat tracked.txt)\" = original && test -z \"$(git status --porcelain)\"\n";
+    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let second = push_main(&server, "two", &sha);
+    let run = server.finished_run(&second, Duration::from_secs(30));
+    assert_eq!(
+        run["status"],
+        "success",
+        "{run:#}\n{}",
+        server.log(&second, "later")
+    );
+    // Both runs used one workspace: it was restored, not made anew.
+    let workspaces = std::fs::read_dir(root.join("runner-r/cache/workspaces"))
+        .expect("workspaces")
+        .count();
+    assert_eq!(workspaces, 1);
+}
