@@ -2,8 +2,8 @@
 //! work directory; a job gets a workspace from a pool and it is first made to hold exactly
 //! the commit's files (what GitHub's and GitLab's runners do with their build directories).
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use super::sync::{Stamps, remove_any};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -11,13 +11,17 @@ pub struct Checkouts {
     dir: PathBuf,
     /// One lock per mirror and per commit: concurrent jobs of a run share the work.
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// Workspaces not in use, per repository; `made` numbers new ones.
-    idle: Mutex<(HashMap<String, Vec<PathBuf>>, u64)>,
+    /// Workspaces not in use (with what their files looked like), per repository; the
+    /// number names new ones.
+    idle: Mutex<(HashMap<String, Vec<IdleWorkspace>>, u64)>,
 }
+
+type IdleWorkspace = (PathBuf, Stamps);
 
 /// A workspace lent to one job; it goes back to the pool when dropped.
 pub struct Workspace<'a> {
     pub path: PathBuf,
+    stamps: Stamps,
     repo_key: String,
     pool: &'a Checkouts,
 }
@@ -28,7 +32,10 @@ impl Drop for Workspace<'_> {
         idle.0
             .entry(std::mem::take(&mut self.repo_key))
             .or_default()
-            .push(std::mem::take(&mut self.path));
+            .push((
+                std::mem::take(&mut self.path),
+                std::mem::take(&mut self.stamps),
+            ));
     }
 }
 
@@ -41,6 +48,8 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
 
 impl Checkouts {
     pub fn new(dir: PathBuf) -> Checkouts {
+        // Workspaces are this process's own: what an earlier one left is removed.
+        let _ = std::fs::remove_dir_all(dir.join("workspaces"));
         Checkouts {
             dir,
             locks: Mutex::new(HashMap::new()),
@@ -66,22 +75,24 @@ impl Checkouts {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.0.get_mut(&repo_key).and_then(Vec::pop)
         };
-        let restore = |path: &Path| -> std::io::Result<()> {
-            sync_tree(&tree, path, &[".git"])?;
+        let restore = |path: &Path, last: &Stamps| -> std::io::Result<Stamps> {
+            let mut pass = last.pass();
+            pass.tree(&tree, path, &[".git"])?;
             // A `.git` of its own: HEAD at the commit, objects borrowed from the checkout's
             // (which borrows the mirror's), the index to start from, and the repository's
             // refs as they are now (GitLab's `changes:compare_to` names branches).
             let git = path.join(".git");
-            sync_tree(&tree.with_extension("git"), &git, &["refs", "packed-refs"])?;
-            sync_tree(&mirror.join("refs"), &git.join("refs"), &[])?;
+            pass.tree(&tree.with_extension("git"), &git, &["refs", "packed-refs"])?;
+            pass.tree(&mirror.join("refs"), &git.join("refs"), &[])?;
             match std::fs::symlink_metadata(mirror.join("packed-refs")) {
-                Ok(_) => sync_file(&mirror.join("packed-refs"), &git.join("packed-refs")),
-                Err(_) => remove_any(&git.join("packed-refs")),
+                Ok(_) => pass.file(&mirror.join("packed-refs"), &git.join("packed-refs"))?,
+                Err(_) => remove_any(&git.join("packed-refs"))?,
             }
+            Ok(pass.finish())
         };
-        if let Some(path) = reused {
-            match restore(&path) {
-                Ok(()) => return Ok(self.lend(path, repo_key)),
+        if let Some((path, last)) = reused {
+            match restore(&path, &last) {
+                Ok(stamps) => return Ok(self.lend(path, stamps, repo_key)),
                 // Something the last job left cannot be undone in place (say, a directory
                 // without write permission): start that slot over elsewhere.
                 Err(e) => {
@@ -92,22 +103,21 @@ impl Checkouts {
         let path = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.1 += 1;
-            self.dir.join("workspaces").join(format!(
-                "{repo_key}-{}-{}",
-                std::process::id(),
-                idle.1
-            ))
+            self.dir
+                .join("workspaces")
+                .join(format!("{repo_key}-{}", idle.1))
         };
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
-            .and_then(|()| restore(&path))
+        let stamps = std::fs::create_dir_all(&path)
+            .and_then(|()| restore(&path, &Stamps::default()))
             .map_err(|e| format!("making the workspace {}: {e}", path.display()))?;
-        Ok(self.lend(path, repo_key))
+        Ok(self.lend(path, stamps, repo_key))
     }
 
-    fn lend(&self, path: PathBuf, repo_key: String) -> Workspace<'_> {
+    fn lend(&self, path: PathBuf, stamps: Stamps, repo_key: String) -> Workspace<'_> {
         Workspace {
             path,
+            stamps,
             repo_key,
             pool: self,
         }
@@ -221,83 +231,4 @@ fn job_git_template(tree: &Path, sha: &str) -> std::io::Result<()> {
     alternates.push_str(&format!("{}\n", tree.join(".git/objects").display()));
     std::fs::write(tmp.join("objects/info/alternates"), alternates)?;
     std::fs::rename(&tmp, &template)
-}
-
-/// Makes directory `to` hold exactly what `from` holds — files with their contents and
-/// permissions, directories, symlinks — leaving the top-level names in `keep` alone.
-/// Existing files are rewritten in place and only when they differ; everything else is
-/// removed. Symlinks in `to` are never followed.
-fn sync_tree(from: &Path, to: &Path, keep: &[&str]) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(to) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            std::fs::remove_file(to)?;
-            std::fs::create_dir(to)?;
-        }
-        Err(_) => std::fs::create_dir(to)?,
-    }
-    let mut wanted: HashSet<OsString> = HashSet::new();
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if keep.iter().any(|k| name == *k) {
-            continue;
-        }
-        let (source, target) = (entry.path(), to.join(&name));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
-                std::fs::remove_file(&target)?;
-            }
-            sync_tree(&source, &target, &[])?;
-        } else if kind.is_symlink() {
-            let link = std::fs::read_link(&source)?;
-            if std::fs::read_link(&target).ok().as_ref() != Some(&link) {
-                remove_any(&target)?;
-                std::os::unix::fs::symlink(&link, &target)?;
-            }
-        } else {
-            sync_file(&source, &target)?;
-        }
-        wanted.insert(name);
-    }
-    for entry in std::fs::read_dir(to)? {
-        let name = entry?.file_name();
-        if !wanted.contains(&name) && !keep.iter().any(|k| name == *k) {
-            remove_any(&to.join(name))?;
-        }
-    }
-    Ok(())
-}
-
-/// Makes file `to` a copy of file `from`, keeping its inode when it is already a file.
-fn sync_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let source = std::fs::metadata(from)?;
-    match std::fs::symlink_metadata(to) {
-        Ok(m) if m.is_file() => {
-            let same = m.len() == source.len()
-                && m.permissions().mode() == source.permissions().mode()
-                && std::fs::read(to)? == std::fs::read(from)?;
-            if !same {
-                std::fs::copy(from, to)?;
-            }
-            Ok(())
-        }
-        Ok(_) => {
-            remove_any(to)?;
-            std::fs::copy(from, to).map(drop)
-        }
-        Err(_) => std::fs::copy(from, to).map(drop),
-    }
-}
-
-/// Removes a file, symlink or directory tree (without following symlinks); absent is fine.
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }

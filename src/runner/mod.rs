@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod client;
 pub mod job;
+mod sync;
 
 use crate::exec::{Cancel, CancelLevel};
 use crate::protocol::{Load, PollRequest, RegisterRequest};

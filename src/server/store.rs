@@ -59,6 +59,36 @@ struct RunOfLease {
 
 const LEASED_RUNS_KEPT: usize = 256;
 
+/// Takes the first queued job (in queue order) all of whose labels are among the runner's
+/// ($5, a JSON list in lower case), returning the lease's job columns. PostgreSQL's is a
+/// function (see the migrations).
+const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', attempt = attempt + 1, \
+     runner_id = $1, lease_token = $2, lease_expires = $3, started_at = $4, log_length = 0 \
+     WHERE rowid = (SELECT q.rowid FROM jobs q \
+     WHERE q.state = 'queued' AND NOT EXISTS (SELECT 1 FROM json_each(q.labels) l \
+     WHERE lower(l.value) NOT IN (SELECT r.value FROM json_each($5) r)) \
+     ORDER BY q.queued_at, q.position LIMIT 1) AND state = 'queued' \
+     RETURNING run_id, job_key, name, attempt, spec, needs, queued_at";
+const CLAIM_POSTGRES: &str = "SELECT * FROM tess_claim($1, $2, $3, $4, $5)";
+
+/// Stores a result with the log's tail ($10 offset, $11 text, $12 end; all NULL when there
+/// is none) when the tail starts where the stored log ends; returns the job's times and
+/// whether the run has waiting jobs or other open ones (as before this statement).
+const COMPLETE_POSTGRES: &str = "WITH appended AS (INSERT INTO logs \
+     (run_id, job_key, attempt, start_at, data) SELECT $6, $7, $8, $10, $11 \
+     WHERE $11::text IS NOT NULL AND EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 \
+     AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
+     AND log_length = $10) RETURNING 1), \
+     done AS (UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, \
+     finished_at = $5, log_length = COALESCE($12, log_length) \
+     WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 \
+     AND state = 'running' AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM appended)) \
+     RETURNING started_at, finished_at) \
+     SELECT started_at, finished_at, \
+     EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 AND state = 'waiting'), \
+     EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 AND state IN ('queued', 'running') \
+     AND job_key <> $7) FROM done";
+
 /// Job states; the last four are terminal and match [`Conclusion`]'s names.
 pub const WAITING: &str = "waiting";
 pub const QUEUED: &str = "queued";
@@ -77,7 +107,19 @@ pub fn now_ms() -> i64 {
 
 pub use crate::token::{random_hex, sha256_hex};
 
-const MIGRATIONS: &[&str] = &[r#"
+/// A schema change: the same SQL for both databases (`;`-separated), or each its own
+/// statements.
+enum Migration {
+    Shared(&'static str),
+    PerBackend {
+        sqlite: &'static [&'static str],
+        postgres: &'static [&'static str],
+    },
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration::Shared(
+        r#"
 CREATE TABLE IF NOT EXISTS deliveries (
     id TEXT PRIMARY KEY,
     forge TEXT NOT NULL,
@@ -165,7 +207,70 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at BIGINT NOT NULL,
     delivered_at BIGINT
 );
-"#];
+"#,
+    ),
+    // The queue on its own: claims walk it in order without sorting or skipping the
+    // table's finished jobs, whatever the planner's statistics say.
+    Migration::Shared(
+        "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (queued_at, position) WHERE state = 'queued'",
+    ),
+    // Every state a job or run is given is in the outbox, written by the statement that
+    // gives it: no code path can forget it, and a claim is a single statement.
+    Migration::PerBackend {
+        sqlite: &[
+            "CREATE TRIGGER outbox_job_inserted AFTER INSERT ON jobs BEGIN \
+             INSERT INTO outbox (run_id, job_key, state, created_at) \
+             VALUES (NEW.run_id, NEW.job_key, NEW.state, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END",
+            "CREATE TRIGGER outbox_job_changed AFTER UPDATE OF state ON jobs \
+             WHEN NEW.state IS NOT OLD.state BEGIN \
+             INSERT INTO outbox (run_id, job_key, state, created_at) \
+             VALUES (NEW.run_id, NEW.job_key, NEW.state, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END",
+            "CREATE TRIGGER outbox_run_inserted AFTER INSERT ON runs BEGIN \
+             INSERT INTO outbox (run_id, job_key, state, created_at) \
+             VALUES (NEW.id, NULL, NEW.status, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END",
+            "CREATE TRIGGER outbox_run_changed AFTER UPDATE OF status ON runs \
+             WHEN NEW.status IS NOT OLD.status BEGIN \
+             INSERT INTO outbox (run_id, job_key, state, created_at) \
+             VALUES (NEW.id, NULL, NEW.status, CAST(unixepoch('subsec') * 1000 AS INTEGER)); END",
+        ],
+        postgres: &[
+            "CREATE FUNCTION tess_outbox_job() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF TG_OP = 'INSERT' OR NEW.state IS DISTINCT FROM OLD.state THEN \
+             INSERT INTO outbox (run_id, job_key, state, created_at) VALUES (NEW.run_id, \
+             NEW.job_key, NEW.state, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); \
+             END IF; RETURN NULL; END $$",
+            "CREATE TRIGGER outbox_job AFTER INSERT OR UPDATE OF state ON jobs \
+             FOR EACH ROW EXECUTE FUNCTION tess_outbox_job()",
+            "CREATE FUNCTION tess_outbox_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status THEN \
+             INSERT INTO outbox (run_id, job_key, state, created_at) VALUES (NEW.id, NULL, \
+             NEW.status, (extract(epoch FROM clock_timestamp()) * 1000)::bigint); \
+             END IF; RETURN NULL; END $$",
+            "CREATE TRIGGER outbox_run AFTER INSERT OR UPDATE OF status ON runs \
+             FOR EACH ROW EXECUTE FUNCTION tess_outbox_run()",
+        ],
+    },
+    // PostgreSQL's claim. Its settings keep the plan on the queue index: right after a big
+    // run is queued the statistics still say the queue is tiny, and a plan that sorts the
+    // whole queue for every claim would be chosen.
+    Migration::PerBackend {
+        sqlite: &[],
+        postgres: &[
+            "CREATE FUNCTION tess_claim(p_runner TEXT, p_token TEXT, p_expires BIGINT, \
+             p_now BIGINT, p_labels TEXT) RETURNS TABLE (run_id TEXT, job_key TEXT, name TEXT, \
+             attempt BIGINT, spec TEXT, needs TEXT, queued_at BIGINT) LANGUAGE sql \
+             SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off AS $$ \
+             WITH picked AS (SELECT q.run_id, q.job_key FROM jobs q WHERE q.state = 'queued' \
+             AND lower(q.labels)::jsonb <@ p_labels::jsonb ORDER BY q.queued_at, q.position \
+             LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, runner_id = p_runner, \
+             lease_token = p_token, lease_expires = p_expires, started_at = p_now, log_length = 0 \
+             FROM picked WHERE j.run_id = picked.run_id AND j.job_key = picked.job_key \
+             AND j.state = 'queued' \
+             RETURNING j.run_id, j.job_key, j.name, j.attempt, j.spec, j.needs, j.queued_at $$",
+        ],
+    },
+];
 
 /// A webhook delivery as received.
 pub struct Delivery<'a> {
@@ -243,14 +348,6 @@ pub struct Claimed {
     pub queued_at: i64,
 }
 
-/// A queued job as the scheduler sees it.
-#[derive(Debug, Clone)]
-struct Candidate {
-    run_id: String,
-    job_key: String,
-    labels: Vec<String>,
-}
-
 fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
@@ -297,7 +394,7 @@ impl Store {
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
             let version = i as i64 + 1;
             let mut tx = self.pool.begin().await?;
             let done = sqlx::query("SELECT version FROM tess_migrations WHERE version = $1")
@@ -307,10 +404,22 @@ impl Store {
             if done.is_some() {
                 continue;
             }
-            for statement in sql.replace("{SERIAL}", serial).split(';') {
-                if !statement.trim().is_empty() {
-                    tx.execute(statement).await?;
+            let statements: Vec<String> = match (migration, self.backend) {
+                (Migration::Shared(sql), _) => sql
+                    .replace("{SERIAL}", serial)
+                    .split(';')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                (Migration::PerBackend { sqlite, .. }, Backend::Sqlite) => {
+                    sqlite.iter().map(|s| s.to_string()).collect()
                 }
+                (Migration::PerBackend { postgres, .. }, Backend::Postgres) => {
+                    postgres.iter().map(|s| s.to_string()).collect()
+                }
+            };
+            for statement in statements {
+                tx.execute(statement.as_str()).await?;
             }
             sqlx::query("INSERT INTO tess_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING")
                 .bind(version)
@@ -491,7 +600,6 @@ impl Store {
         .bind(run.try_get::<Option<String>, _>(9)?)
         .execute(&mut *tx)
         .await?;
-        outbox(&mut tx, &new_id, None, QUEUED).await?;
         for (position, r) in rows.iter().enumerate() {
             let key: String = r.try_get(0)?;
             let needs = json_list(&r.try_get::<String, _>(3)?);
@@ -524,7 +632,6 @@ impl Store {
             .bind(is_terminal(&state).then_some(now))
             .execute(&mut *tx)
             .await?;
-            outbox(&mut tx, &new_id, Some(&key), &state).await?;
         }
         advance(&mut tx, &new_id).await?;
         tx.commit().await?;
@@ -660,102 +767,58 @@ impl Store {
         labels: &[String],
         ttl_ms: i64,
     ) -> Result<Option<Claimed>> {
-        // Looking and taking in one transaction: on SQLite (one connection) no other
-        // poller can take a candidate in between; on PostgreSQL the rows are locked (and
-        // skipped by others), and the compare-and-set below still decides.
-        let mut tx = self.pool.begin().await?;
-        // The queue is read in growing pages: the head usually has a job for this runner,
-        // and jobs no runner here can take must not hide the ones behind them. On
-        // PostgreSQL, rows another poller is taking are skipped rather than waited for.
-        let page_query = match self.backend {
-            Backend::Postgres => {
-                "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
-                 ORDER BY queued_at, position LIMIT $1 OFFSET $2 FOR UPDATE SKIP LOCKED"
-            }
-            Backend::Sqlite => {
-                "SELECT run_id, job_key, labels FROM jobs WHERE state = 'queued' \
-                 ORDER BY queued_at, position LIMIT $1 OFFSET $2"
-            }
+        // The first queued job whose labels the runner has, taken in one statement: a
+        // compare-and-set on its state (the outbox row is the trigger's). On PostgreSQL
+        // rows another poller is taking are skipped, not waited for. Should reading the
+        // rest of the lease fail, the lease expires and the job is retried.
+        let now = now_ms();
+        let token = random_hex(16);
+        let runner_labels: Vec<String> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+        let runner_labels = serde_json::to_string(&runner_labels).unwrap_or_default();
+        let claim = match self.backend {
+            Backend::Postgres => CLAIM_POSTGRES,
+            Backend::Sqlite => CLAIM_SQLITE,
         };
-        let (mut offset, mut page) = (0i64, 8i64);
-        loop {
-            let rows = sqlx::query(page_query)
-                .bind(page)
-                .bind(offset)
-                .fetch_all(&mut *tx)
-                .await?;
-            let last_page = (rows.len() as i64) < page;
-            let candidates: Vec<Candidate> = rows
-                .iter()
-                .filter_map(|r| {
-                    Some(Candidate {
-                        run_id: r.try_get(0).ok()?,
-                        job_key: r.try_get(1).ok()?,
-                        labels: json_list(&r.try_get::<String, _>(2).ok()?),
-                    })
-                })
-                .filter(|c| labels_match(&c.labels, labels))
-                .collect();
-            for c in candidates {
-                if let Some(claimed) = self.take(&mut tx, runner_id, &c, ttl_ms).await? {
-                    tx.commit().await?;
-                    return Ok(Some(claimed));
-                }
-            }
-            if last_page {
-                return Ok(None);
-            }
-            offset += page;
-            page = (page * 8).min(4096);
+        let mut conn = self.pool.acquire().await?;
+        let taken = sqlx::query(claim)
+            .bind(runner_id)
+            .bind(&token)
+            .bind(now + ttl_ms)
+            .bind(now)
+            .bind(&runner_labels)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match taken {
+            Some(job) => Ok(Some(self.lease_of(&mut conn, job, token).await?)),
+            None => Ok(None),
         }
     }
 
-    /// Leases one queued job to `runner_id` (compare-and-set: `None` when another poller
-    /// took it first).
-    async fn take(
+    /// A taken job's lease: the job's row as the claim returned it, its run and needs.
+    async fn lease_of(
         &self,
-        tx: &mut AnyConnection,
-        runner_id: &str,
-        c: &Candidate,
-        ttl_ms: i64,
-    ) -> Result<Option<Claimed>> {
-        let now = now_ms();
-        let token = random_hex(16);
-        let taken = sqlx::query(
-            "UPDATE jobs SET state = 'running', attempt = attempt + 1, runner_id = $1, \
-             lease_token = $2, lease_expires = $3, started_at = $4, log_length = 0 \
-             WHERE run_id = $5 AND job_key = $6 AND state = 'queued' \
-             RETURNING name, attempt, spec, needs, queued_at",
-        )
-        .bind(runner_id)
-        .bind(&token)
-        .bind(now + ttl_ms)
-        .bind(now)
-        .bind(&c.run_id)
-        .bind(&c.job_key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(job) = taken else {
-            return Ok(None); // taken by another poller
-        };
-        outbox(tx, &c.run_id, Some(&c.job_key), RUNNING).await?;
-        let run = self.run_of_lease(tx, &c.run_id).await?;
-        let needs = json_list(&job.try_get::<String, _>(3)?);
-        Ok(Some(Claimed {
-            run_id: c.run_id.clone(),
-            job_key: c.job_key.clone(),
-            job_name: job.try_get(0)?,
-            attempt: job.try_get(1)?,
-            lease_token: token,
+        conn: &mut AnyConnection,
+        job: AnyRow,
+        lease_token: String,
+    ) -> Result<Claimed> {
+        let run_id: String = job.try_get(0)?;
+        let run = self.run_of_lease(conn, &run_id).await?;
+        let needs = json_list(&job.try_get::<String, _>(5)?);
+        Ok(Claimed {
+            needs: prior_results(conn, &run_id, needs).await?,
+            run_id,
+            job_key: job.try_get(1)?,
+            job_name: job.try_get(2)?,
+            attempt: job.try_get(3)?,
+            lease_token,
             repo: run.repo.clone(),
             forge: run.forge.clone(),
             file: run.file.clone(),
             sha: run.sha.clone(),
             event_json: run.event_json.clone(),
-            spec: serde_json::from_str(&job.try_get::<String, _>(2)?).unwrap_or_default(),
-            needs: prior_results(tx, &c.run_id, needs).await?,
-            queued_at: job.try_get::<Option<i64>, _>(4)?.unwrap_or_default(),
-        }))
+            spec: serde_json::from_str(&job.try_get::<String, _>(4)?).unwrap_or_default(),
+            queued_at: job.try_get::<Option<i64>, _>(6)?.unwrap_or_default(),
+        })
     }
 
     /// The run's part of a lease; the first lease of a run also marks it running.
@@ -832,6 +895,11 @@ impl Store {
     /// is refused) and advances the run's DAG in the same transaction. Returns how long the
     /// attempt ran (ms, `None` for a repeated completion) and how many jobs it queued.
     pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<(Option<i64>, usize)> {
+        if self.backend == Backend::Postgres
+            && let Some(done) = self.complete_at_once(c).await?
+        {
+            return Ok(done);
+        }
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
         // The end of the log, sent with the result (one request instead of two). Usually
@@ -900,7 +968,6 @@ impl Store {
                 )),
             };
         };
-        outbox(&mut tx, &job.run_id, Some(&job.job_key), c.result.as_str()).await?;
         let queued = advance(&mut tx, &job.run_id).await?;
         let duration = match (
             times.try_get::<Option<i64>, _>(0)?,
@@ -911,6 +978,54 @@ impl Store {
         };
         tx.commit().await?;
         Ok((duration, queued))
+    }
+
+    /// PostgreSQL's usual completion in one statement (one round trip instead of five):
+    /// the log's tail appended where the stored log ends, the result stored, and whether
+    /// the run may need advancing. `None` when the careful path must decide (a resend, a
+    /// stale attempt, a tail that does not start where the log ends).
+    async fn complete_at_once(
+        &self,
+        c: &crate::protocol::Complete,
+    ) -> Result<Option<(Option<i64>, usize)>> {
+        let job = &c.job;
+        let row = sqlx::query(COMPLETE_POSTGRES)
+            .bind(c.result.as_str())
+            .bind(c.allowed_failure as i64)
+            .bind(serde_json::to_string(&c.outputs).unwrap_or_default())
+            .bind(c.error.as_deref())
+            .bind(now_ms())
+            .bind(&job.run_id)
+            .bind(&job.job_key)
+            .bind(job.attempt)
+            .bind(&job.lease_token)
+            .bind(c.log.as_ref().map(|t| t.offset as i64))
+            .bind(c.log.as_ref().map(|t| t.data.as_str()))
+            .bind(
+                c.log
+                    .as_ref()
+                    .map(|t| (t.offset + t.data.len() as u64) as i64),
+            )
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let duration = match (
+            row.try_get::<Option<i64>, _>(0)?,
+            row.try_get::<Option<i64>, _>(1)?,
+        ) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        // The statement saw the run as it was before this job finished; this job aside,
+        // nothing waits and something still runs: no other job changes now.
+        let (waiting, others_open): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
+        if !waiting && others_open {
+            return Ok(Some((duration, 0)));
+        }
+        let mut tx = self.pool.begin().await?;
+        let queued = advance(&mut tx, &job.run_id).await?;
+        tx.commit().await?;
+        Ok(Some((duration, queued)))
     }
 
     /// Expired leases: the job is queued again for another runner (attempt + 1 when it is
@@ -949,8 +1064,6 @@ impl Store {
                 continue;
             }
             expired += 1;
-            let state = if retry { QUEUED } else { "failure" };
-            outbox(&mut tx, &run_id, Some(&key), state).await?;
             if !retry {
                 advance(&mut tx, &run_id).await?;
             }
@@ -1161,22 +1274,6 @@ fn run_json(r: &AnyRow) -> Result<serde_json::Value> {
     }))
 }
 
-async fn outbox(
-    conn: &mut AnyConnection,
-    run_id: &str,
-    key: Option<&str>,
-    state: &str,
-) -> Result<()> {
-    sqlx::query("INSERT INTO outbox (run_id, job_key, state, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(run_id)
-        .bind(key)
-        .bind(state)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&str>) -> Result<()> {
     let now = now_ms();
     let waits = match &run.concurrency {
@@ -1210,7 +1307,6 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     .bind(run.concurrency.as_ref().map(|(g, _)| g.as_str()))
     .execute(&mut *conn)
     .await?;
-    outbox(conn, &run.id, None, status).await?;
     for (position, job) in run.jobs.iter().enumerate() {
         let state = match (&job.skipped, job.needs.is_empty() && !waits) {
             (Some(_), _) => "skipped",
@@ -1238,7 +1334,6 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
         .bind(job.interruptible as i64)
         .execute(&mut *conn)
         .await?;
-        outbox(conn, &run.id, Some(&job.key), state).await?;
     }
     if run.error.is_none() {
         supersede(conn, run).await?;
@@ -1334,9 +1429,7 @@ async fn cancel_in(conn: &mut AnyConnection, run_id: &str) -> Result<bool> {
         .bind(&key)
         .execute(&mut *conn)
         .await?;
-        if done.rows_affected() == 1 {
-            outbox(conn, run_id, Some(&key), "cancelled").await?;
-        }
+        if done.rows_affected() == 1 {}
     }
     advance(conn, run_id).await?;
     Ok(true)
@@ -1465,7 +1558,6 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
         .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 1 {
-            outbox(conn, run_id, Some(key), next).await?;
             queued += usize::from(next == QUEUED);
             *state = next.to_string();
             states.insert(key.clone(), next.to_string());
@@ -1490,11 +1582,10 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
         .bind(run_id)
         .execute(&mut *conn)
         .await?;
-        if done.rows_affected() == 1 {
-            outbox(conn, run_id, None, status).await?;
-            if let Some(group) = group {
-                queued += Box::pin(start_pending(conn, &group)).await?;
-            }
+        if done.rows_affected() == 1
+            && let Some(group) = group
+        {
+            queued += Box::pin(start_pending(conn, &group)).await?;
         }
     }
     Ok(queued)
@@ -1534,7 +1625,6 @@ async fn start_pending(conn: &mut AnyConnection, group: &str) -> Result<usize> {
     if done.rows_affected() == 0 {
         return Ok(0);
     }
-    outbox(conn, &id, None, QUEUED).await?;
     advance(conn, &id).await
 }
 
