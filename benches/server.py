@@ -57,7 +57,7 @@ class Setup:
 
     def runner(self, name, concurrency):
         p = subprocess.Popen(
-            [*(["nice", "-n", "10"] if os.environ.get("NICE") else []), self.tess, "runner", "--server", self.url, "--registration-token", "reg",
+            [self.tess, "runner", "--server", self.url, "--registration-token", "reg",
              "--name", name, "--concurrency", str(concurrency), "--poll-seconds", "30",
              "--workdir", os.path.join(self.runner_dir, "runner-" + name)],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.root, name + ".log"), "w"))
@@ -193,12 +193,38 @@ def intake(s, total, clients):
     return accepted, planned
 
 
+def one(bench, url, tess, n, jobs, deliveries):
+    """Runs one benchmark on a fresh server and database: (headline value, detail)."""
+    root = tempfile.mkdtemp(prefix="tess-bench-")
+    if url:
+        db = "tess_bench_" + uuid.uuid4().hex[:8]
+        subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
+        database = url.rsplit("/", 1)[0] + "/" + db
+    else:
+        database = f"sqlite://{root}/tess.db?mode=rwc"
+    s = Setup(tess, database, root)
+    try:
+        if bench == "latency":
+            p50, p99 = latency(s, n)
+            return p99, f"p50 {p50:.1f} ms"
+        if bench == "dispatch":
+            ok, rate = dispatch(s, jobs)
+            return rate, f"{ok} ok"
+        accepted, planned = intake(s, deliveries, 8)
+        return accepted, f"{planned:.0f} planned/s"
+    finally:
+        s.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tess", default="target/release/tess")
     ap.add_argument("--quick", action="store_true", help="smaller workloads")
     ap.add_argument("--only", choices=("latency", "dispatch", "intake"), help="one benchmark")
     ap.add_argument("--database", choices=("sqlite", "postgres"), help="one database")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat each benchmark, report the median run (and the range)")
     args = ap.parse_args()
     tess = os.path.abspath(args.tess)
     n, jobs, deliveries = (30, 400, 400) if args.quick else (200, 2000, 2000)
@@ -209,27 +235,18 @@ def main():
     rows = []
     for name, url in databases:
         for bench in [b for b in ("latency", "dispatch", "intake") if args.only in (None, b)]:
-            root = tempfile.mkdtemp(prefix="tess-bench-")
-            if url:
-                db = "tess_bench_" + uuid.uuid4().hex[:8]
-                subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
-                database = url.rsplit("/", 1)[0] + "/" + db
-            else:
-                database = f"sqlite://{root}/tess.db?mode=rwc"
-            s = Setup(tess, database, root)
-            try:
-                if bench == "latency":
-                    p50, p99 = latency(s, n)
-                    rows.append((name, f"webhook -> first step (n={n})", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms"))
-                elif bench == "dispatch":
-                    ok, rate = dispatch(s, jobs)
-                    rows.append((name, f"dispatch {jobs} jobs, 4x4 slots", f"{rate:.0f} jobs/s", f"{ok} ok"))
-                else:
-                    accepted, planned = intake(s, deliveries, 8)
-                    rows.append((name, f"intake {deliveries} deliveries, 8 clients", f"{accepted:.0f} accepted/s", f"{planned:.0f} planned/s"))
-            finally:
-                s.close()
-                shutil.rmtree(root, ignore_errors=True)
+            results = []
+            for _ in range(args.runs):
+                results.append(one(bench, url, tess, n, jobs, deliveries))
+            results.sort(key=lambda r: r[0])
+            value, detail = results[len(results) // 2]
+            if len(results) > 1:
+                detail += f" (runs: {', '.join(f'{r[0]:.1f}' for r in results)})"
+            label = {"latency": f"webhook -> first step (n={n})",
+                     "dispatch": f"dispatch {jobs} jobs, 4x4 slots",
+                     "intake": f"intake {deliveries} deliveries, 8 clients"}[bench]
+            unit = {"latency": "ms p99", "dispatch": "jobs/s", "intake": "accepted/s"}[bench]
+            rows.append((name, label, f"{value:.1f} {unit}", detail))
     print(f"{'database':<10} {'benchmark':<40} {'result':<22} {'detail'}")
     for r in rows:
         print(f"{r[0]:<10} {r[1]:<40} {r[2]:<22} {r[3]}")

@@ -7,6 +7,7 @@ pub mod diag;
 pub mod engine;
 pub mod exec;
 pub mod expr;
+pub mod forge;
 pub mod git;
 pub mod load;
 pub mod plan;

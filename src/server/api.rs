@@ -513,6 +513,8 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
     let online_after = now_ms() - 3 * app.config.lease.ttl_seconds as i64 * 1000;
+    let (reports_pending, reports_given_up) =
+        app.store.report_counts().await.map_err(store_error)?;
     let gauges = super::metrics::Gauges {
         queue_depth: app.store.queued_labels().await.map_err(store_error)?,
         runs: app.store.run_counts().await.map_err(store_error)?,
@@ -524,8 +526,21 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
             .iter()
             .filter(|r| r.last_seen >= online_after)
             .count(),
+        reports_pending,
+        reports_given_up,
     };
     Ok(app.metrics.render(&gauges).into_response())
+}
+
+/// Forge statuses not delivered: still to be sent, or given up (with the forge's answer).
+pub async fn reports(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+    api_auth(&app, &headers)?;
+    let reports = app
+        .store
+        .undelivered_reports(200)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(serde_json::json!({ "reports": reports })).into_response())
 }
 
 impl App {

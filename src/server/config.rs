@@ -20,6 +20,11 @@ pub struct Config {
     pub api_tokens: Vec<Secret>,
     #[serde(default)]
     pub lease: LeaseConfig,
+    /// Where people reach this server: the forge statuses link to runs under it
+    /// (default: `http://` + the listen address).
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub reporting: ReportingConfig,
     #[serde(default, rename = "repo")]
     pub repos: Vec<Repo>,
 }
@@ -72,6 +77,51 @@ impl Default for LeaseConfig {
     }
 }
 
+/// How results are delivered to the forges.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportingConfig {
+    /// The first retry after a forge failed comes after this long; each next one waits
+    /// twice as long (with jitter), up to ten minutes.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Sends of one status before it is given up (rate-limit waits do not count).
+    #[serde(default = "default_report_attempts")]
+    pub max_attempts: i64,
+}
+
+impl Default for ReportingConfig {
+    fn default() -> Self {
+        ReportingConfig {
+            backoff_ms: default_backoff_ms(),
+            max_attempts: default_report_attempts(),
+        }
+    }
+}
+
+/// Commit statuses for one repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportTo {
+    /// The forge's API root (default `https://api.github.com`, `https://gitlab.com/api/v4`).
+    pub api_url: Option<String>,
+    /// A GitHub token with `repo:status` (or a fine-grained one with commit statuses: write),
+    /// or a GitLab token with the `api` scope.
+    pub token: Secret,
+}
+
+impl ReportTo {
+    pub fn api_url(&self, forge: Forge) -> String {
+        self.api_url.clone().unwrap_or_else(|| {
+            match forge {
+                Forge::Github => "https://api.github.com",
+                Forge::Gitlab => "https://gitlab.com/api/v4",
+            }
+            .to_string()
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forge {
@@ -96,6 +146,8 @@ pub struct Repo {
     /// Secrets given to jobs (masked in logs), by name.
     #[serde(default)]
     pub secrets: indexmap::IndexMap<String, Secret>,
+    /// Commit statuses on the forge for every run and job (none when absent).
+    pub report: Option<ReportTo>,
 }
 
 fn default_listen() -> String {
@@ -109,6 +161,12 @@ fn default_heartbeat() -> u64 {
 }
 fn default_attempts() -> i64 {
     3
+}
+fn default_backoff_ms() -> u64 {
+    1000
+}
+fn default_report_attempts() -> i64 {
+    12
 }
 
 impl Config {

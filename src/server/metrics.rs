@@ -42,6 +42,8 @@ impl Histogram {
 #[derive(Default)]
 struct Inner {
     deliveries: BTreeMap<String, u64>,
+    /// Forge status sends by (forge, result).
+    reports: BTreeMap<(String, String), u64>,
     lease_expiries: u64,
     queue_wait: Histogram,
     job_duration: Histogram,
@@ -59,6 +61,14 @@ impl Metrics {
 
     pub fn delivery(&self, result: &str) {
         self.with(|m| *m.deliveries.entry(result.to_string()).or_default() += 1);
+    }
+
+    pub fn report(&self, forge: &str, result: &str) {
+        self.with(|m| {
+            *m.reports
+                .entry((forge.to_string(), result.to_string()))
+                .or_default() += 1
+        });
     }
 
     pub fn lease_expired(&self, n: usize) {
@@ -89,6 +99,14 @@ impl Metrics {
             "# TYPE tess_runners_online gauge\ntess_runners_online {}\n",
             gauges.runners_online
         ));
+        out.push_str(&format!(
+            "# TYPE tess_forge_reports_pending gauge\ntess_forge_reports_pending {}\n",
+            gauges.reports_pending
+        ));
+        out.push_str(&format!(
+            "# TYPE tess_forge_reports_given_up gauge\ntess_forge_reports_given_up {}\n",
+            gauges.reports_given_up
+        ));
         self.with(|m| {
             out.push_str("# TYPE tess_webhook_deliveries_total counter\n");
             for (result, n) in &m.deliveries {
@@ -100,6 +118,12 @@ impl Metrics {
                 "# TYPE tess_lease_expiries_total counter\ntess_lease_expiries_total {}\n",
                 m.lease_expiries
             ));
+            out.push_str("# TYPE tess_forge_reports_total counter\n");
+            for ((forge, result), n) in &m.reports {
+                out.push_str(&format!(
+                    "tess_forge_reports_total{{forge=\"{forge}\",result=\"{result}\"}} {n}\n"
+                ));
+            }
             m.queue_wait.render("tess_queue_wait_seconds", &mut out);
             m.job_duration.render("tess_job_duration_seconds", &mut out);
         });
@@ -112,4 +136,7 @@ pub struct Gauges {
     pub queue_depth: Vec<(Vec<String>, i64)>,
     pub runs: Vec<(String, i64)>,
     pub runners_online: usize,
+    /// Forge statuses still to be sent, and those given up.
+    pub reports_pending: i64,
+    pub reports_given_up: i64,
 }

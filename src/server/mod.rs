@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod payload;
 pub mod planner;
 pub mod presence;
+mod reporter;
 pub mod store;
 
 use axum::Router;
@@ -25,6 +26,8 @@ pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
 pub struct App {
     pub config: Config,
+    /// Where people reach this server (links in forge statuses).
+    pub public_url: String,
     /// The directory of the config file (relative paths in it start here).
     pub base_dir: PathBuf,
     pub data_dir: PathBuf,
@@ -67,6 +70,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/runners", get(api::list_runners))
         .route("/api/v1/runners/{id}/drain", post(api::drain_runner))
         .route("/api/v1/deliveries", get(api::deliveries))
+        .route("/api/v1/reports", get(api::reports))
         .route("/api/v1/openapi.json", get(api::openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -113,8 +117,17 @@ pub fn run(options: Options) -> Result<(), String> {
         let store = Store::connect(&database_url)
             .await
             .map_err(|e| format!("database {}: {e}", redact_url(&database_url)))?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         let (planner_tx, planner_rx) = mpsc::unbounded_channel();
         let app = Arc::new(App {
+            public_url,
             config,
             base_dir,
             data_dir,
@@ -138,10 +151,7 @@ pub fn run(options: Options) -> Result<(), String> {
         }
         tokio::spawn(plan_deliveries(Arc::clone(&app), planner_rx));
         tokio::spawn(watch_leases(Arc::clone(&app)));
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tokio::spawn(reporter::run(Arc::clone(&app)));
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");
         tracing::info!(%addr, database = %redact_url(&database_url), "server started");

@@ -270,6 +270,18 @@ CREATE TABLE IF NOT EXISTS outbox (
              RETURNING j.run_id, j.job_key, j.name, j.attempt, j.spec, j.needs, j.queued_at $$",
         ],
     },
+    // Delivering the outbox to the forges: `result` is delivered, superseded (a newer
+    // state of the same status was sent instead), unreported (no forge reporting for the
+    // repository), refused or failed (given up); the others are still to be sent.
+    Migration::Shared(
+        "ALTER TABLE outbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+         ALTER TABLE outbox ADD COLUMN next_attempt_at BIGINT;
+         ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;
+         ALTER TABLE outbox ADD COLUMN result TEXT;
+         ALTER TABLE outbox ADD COLUMN last_error TEXT;
+         CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
+         CREATE INDEX IF NOT EXISTS outbox_status ON outbox (run_id, job_key, id)",
+    ),
 ];
 
 /// A webhook delivery as received.
@@ -346,6 +358,26 @@ pub struct Claimed {
     pub spec: serde_json::Value,
     pub needs: Vec<PriorResult>,
     pub queued_at: i64,
+}
+
+/// An outbox row to report, with what the forge is told about it.
+#[derive(Debug, Clone)]
+pub struct DueReport {
+    pub id: i64,
+    pub run_id: String,
+    /// `None` for the run's own status.
+    pub job_key: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub repo: String,
+    pub forge: String,
+    pub pipeline: String,
+    pub sha: String,
+    pub git_ref: String,
+    pub job_name: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub allowed_failure: bool,
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -1104,6 +1136,145 @@ impl Store {
         let cancelled = cancel_in(&mut tx, run_id).await?;
         tx.commit().await?;
         Ok(cancelled)
+    }
+
+    // ---- forge reports ----
+
+    /// Outbox rows due to be reported, each the newest of its status (older ones are
+    /// superseded by it), taken for `claim_ms` so another replica does not send them too.
+    pub async fn due_reports(&self, limit: i64, claim_ms: i64) -> Result<Vec<DueReport>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT o.id, o.run_id, o.job_key, o.state, o.attempts, r.repo, r.forge, r.pipeline, \
+             r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
+             j.allowed_failure FROM outbox o JOIN runs r ON r.id = o.run_id \
+             LEFT JOIN jobs j ON j.run_id = o.run_id AND j.job_key = o.job_key \
+             WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
+             AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+             AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.run_id = o.run_id \
+             AND COALESCE(n.job_key, '') = COALESCE(o.job_key, '') AND n.id > o.id) \
+             ORDER BY o.id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due = Vec::new();
+        for r in rows {
+            let id: i64 = r.try_get(0)?;
+            let taken = sqlx::query(
+                "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND delivered_at IS NULL \
+                 AND (claimed_until IS NULL OR claimed_until < $3)",
+            )
+            .bind(now + claim_ms)
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 0 {
+                continue;
+            }
+            due.push(DueReport {
+                id,
+                run_id: r.try_get(1)?,
+                job_key: r.try_get(2)?,
+                state: r.try_get(3)?,
+                attempts: r.try_get(4)?,
+                repo: r.try_get(5)?,
+                forge: r.try_get(6)?,
+                pipeline: r.try_get(7)?,
+                sha: r.try_get(8)?,
+                git_ref: r.try_get(9)?,
+                started_at: r
+                    .try_get::<Option<i64>, _>(13)?
+                    .or(Some(r.try_get::<i64, _>(10)?)),
+                finished_at: r
+                    .try_get::<Option<i64>, _>(14)?
+                    .or(r.try_get::<Option<i64>, _>(11)?),
+                job_name: r.try_get(12)?,
+                allowed_failure: r.try_get::<Option<i64>, _>(15)?.unwrap_or(0) != 0,
+            });
+        }
+        Ok(due)
+    }
+
+    /// Records how reporting an outbox row went. `retry_at` keeps it to be sent again;
+    /// otherwise it is done with `result`, and older rows of its status are superseded.
+    pub async fn reported(
+        &self,
+        report: &DueReport,
+        result: &str,
+        retry_at: Option<i64>,
+        error: Option<&str>,
+        count_attempt: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, next_attempt_at = $1, result = $2, \
+             last_error = $3, attempts = attempts + $4, delivered_at = $5 WHERE id = $6",
+        )
+        .bind(retry_at)
+        .bind(result)
+        .bind(error)
+        .bind(count_attempt as i64)
+        .bind(retry_at.is_none().then_some(now))
+        .bind(report.id)
+        .execute(&mut *tx)
+        .await?;
+        if retry_at.is_none() {
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $1, result = 'superseded' WHERE run_id = $2 \
+                 AND COALESCE(job_key, '') = COALESCE($3, '') AND id < $4 AND delivered_at IS NULL",
+            )
+            .bind(now)
+            .bind(&report.run_id)
+            .bind(report.job_key.as_deref())
+            .bind(report.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reports not delivered: still to be sent, or given up (`refused`, `failed`), newest
+    /// first.
+    pub async fn undelivered_reports(&self, limit: i64) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, job_key, state, attempts, result, last_error, next_attempt_at, \
+             created_at FROM outbox WHERE delivered_at IS NULL OR result IN ('refused', 'failed') \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(serde_json::json!({
+                    "id": r.try_get::<i64, _>(0)?,
+                    "run_id": r.try_get::<String, _>(1)?,
+                    "job_key": r.try_get::<Option<String>, _>(2)?,
+                    "state": r.try_get::<String, _>(3)?,
+                    "attempts": r.try_get::<i64, _>(4)?,
+                    "result": r.try_get::<Option<String>, _>(5)?,
+                    "error": r.try_get::<Option<String>, _>(6)?,
+                    "next_attempt_at": r.try_get::<Option<i64>, _>(7)?,
+                    "created_at": r.try_get::<i64, _>(8)?,
+                }))
+            })
+            .collect()
+    }
+
+    /// How many reports are still to be sent, and how many were given up.
+    pub async fn report_counts(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL), \
+             (SELECT COUNT(*) FROM outbox WHERE result IN ('refused', 'failed'))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
     // ---- reading ----

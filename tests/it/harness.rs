@@ -56,13 +56,26 @@ fn fresh_postgres_database(url: &str) -> String {
 }
 
 /// Waits for `check` to return `Some`, polling; panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_showing(|| what.to_string(), timeout, check)
+}
+
+/// [`wait_for`], saying what was seen when it times out.
+pub fn wait_for_showing<T>(
+    what: impl Fn() -> String,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            what()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -6,6 +6,7 @@ mod corpus;
 mod cron;
 mod diagnostics;
 mod expr;
+mod forge;
 mod gitlab;
 mod glob;
 mod harness;

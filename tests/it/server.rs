@@ -51,7 +51,7 @@ fn job<'a>(run: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
 }
 
 /// Sends a signed push of `sha` to `main` of octo/hello; the run it made.
-fn push_main(server: &Server, delivery: &str, sha: &str) -> String {
+pub(crate) fn push_main(server: &Server, delivery: &str, sha: &str) -> String {
     let body = github_push("octo/hello", "refs/heads/main", None, sha);
     let (status, reply) = server.hook("github", "push", delivery, &body, SECRET);
     assert_eq!(status, 202, "{reply}");

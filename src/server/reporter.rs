@@ -1,0 +1,207 @@
+//! Delivers the outbox to the forges: each run's and job's newest state becomes a commit
+//! status, at least once, retried with backoff and paused by rate limits, off the scheduler.
+
+use super::App;
+use super::config::{Forge, Repo};
+use super::store::DueReport;
+use crate::forge::{Report, Sent, State};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A forge client per repository (made once, with its token).
+enum Client {
+    GitHub(crate::forge::github::GitHub),
+    GitLab(crate::forge::gitlab::GitLab),
+}
+
+impl Client {
+    fn new(repo: &Repo, base_dir: &std::path::Path) -> Result<Option<(Client, String)>, String> {
+        let Some(to) = &repo.report else {
+            return Ok(None);
+        };
+        let token = to.token.resolve(base_dir)?;
+        let api_url = to.api_url(repo.forge);
+        let client = match repo.forge {
+            Forge::Github => Client::GitHub(crate::forge::github::GitHub::new(
+                &api_url, &token, &repo.name,
+            )?),
+            Forge::Gitlab => Client::GitLab(crate::forge::gitlab::GitLab::new(
+                &api_url, &token, &repo.name,
+            )?),
+        };
+        Ok(Some((client, api_url)))
+    }
+
+    async fn send(&self, report: &Report) -> Sent {
+        match self {
+            Client::GitHub(c) => c.send(report).await,
+            Client::GitLab(c) => c.send(report).await,
+        }
+    }
+}
+
+/// Claimed rows are not sent by another replica for this long: longer than a send may
+/// take (the clients give up after 10 s), short enough that a crashed server's claims
+/// soon pass to its successor.
+const CLAIM_MS: i64 = 15_000;
+/// Sends in flight at once.
+const PARALLEL: usize = 8;
+
+pub async fn run(app: Arc<App>) {
+    let mut clients: HashMap<String, Option<(Arc<Client>, String)>> = HashMap::new();
+    // Per API root: nothing is sent before this (a rate limit said so).
+    let mut paused: HashMap<String, tokio::time::Instant> = HashMap::new();
+    loop {
+        let due = match app.store.due_reports(100, CLAIM_MS).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the outbox failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if due.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let mut sends = Vec::new();
+        for row in due {
+            let key = format!("{}:{}", row.forge, row.repo);
+            let client = clients.entry(key).or_insert_with(|| client_for(&app, &row));
+            let Some((client, api)) = client.clone() else {
+                record(&app, &row, "unreported", None, None, false).await;
+                continue;
+            };
+            if let Some(until) = paused
+                .get(&api)
+                .filter(|u| **u > tokio::time::Instant::now())
+            {
+                let wait = until.duration_since(tokio::time::Instant::now());
+                let retry_at = super::store::now_ms() + wait.as_millis() as i64;
+                record(&app, &row, "rate limited", Some(retry_at), None, false).await;
+                continue;
+            }
+            sends.push((row, client, api));
+        }
+        for batch in sends.chunks(PARALLEL) {
+            let results = futures_util::future::join_all(batch.iter().map(|(row, client, _)| {
+                let report = report_of(&app, row);
+                async move { client.send(&report).await }
+            }))
+            .await;
+            for ((row, _, api), sent) in batch.iter().zip(results) {
+                if let Sent::Later(wait, _) = &sent {
+                    paused.insert(api.clone(), tokio::time::Instant::now() + *wait);
+                }
+                settle(&app, row, sent).await;
+            }
+        }
+    }
+}
+
+fn client_for(app: &App, row: &DueReport) -> Option<(Arc<Client>, String)> {
+    let forge = match row.forge.as_str() {
+        "gitlab" => Forge::Gitlab,
+        _ => Forge::Github,
+    };
+    let repo = app.config.repo(forge, &row.repo)?;
+    match Client::new(repo, &app.base_dir) {
+        Ok(made) => made.map(|(c, api)| (Arc::new(c), api)),
+        Err(e) => {
+            tracing::error!(repo = %row.repo, error = %e, "cannot report to the forge");
+            None
+        }
+    }
+}
+
+/// What the forge is told about an outbox row.
+fn report_of(app: &App, row: &DueReport) -> Report {
+    let state = State::of_stored(&row.state, row.allowed_failure).unwrap_or(State::Pending);
+    // A pipeline without a name is named by its file (`.gitlab-ci.yml` → `gitlab-ci`).
+    let pipeline = row.pipeline.trim_start_matches('.');
+    let pipeline = pipeline
+        .strip_suffix(".yml")
+        .or_else(|| pipeline.strip_suffix(".yaml"))
+        .unwrap_or(pipeline);
+    let context = match &row.job_name {
+        Some(job) => format!("tess/{pipeline}/{job}"),
+        None => format!("tess/{pipeline}"),
+    };
+    let took = match (row.started_at, row.finished_at) {
+        (Some(a), Some(b)) if state.is_final() => {
+            format!(" in {:.1}s", (b - a).max(0) as f64 / 1000.0)
+        }
+        _ => String::new(),
+    };
+    let git_ref = row
+        .git_ref
+        .strip_prefix("refs/heads/")
+        .or_else(|| row.git_ref.strip_prefix("refs/tags/"))
+        .unwrap_or(&row.git_ref);
+    Report {
+        sha: row.sha.clone(),
+        git_ref: (!git_ref.is_empty()).then(|| git_ref.to_string()),
+        context,
+        state,
+        description: format!("{}{took}", state.words()),
+        target_url: Some(format!(
+            "{}/api/v1/runs/{}",
+            app.public_url.trim_end_matches('/'),
+            row.run_id
+        )),
+    }
+}
+
+/// Stores how a send went and counts it.
+async fn settle(app: &App, row: &DueReport, sent: Sent) {
+    let max = app.config.reporting.max_attempts;
+    match sent {
+        Sent::Delivered => record(app, row, "delivered", None, None, true).await,
+        Sent::Later(wait, why) => {
+            let at = super::store::now_ms() + wait.as_millis() as i64;
+            tracing::warn!(run_id = %row.run_id, wait_s = wait.as_secs(), "forge rate limit; waiting");
+            record(app, row, "rate limited", Some(at), Some(&why), false).await;
+        }
+        Sent::Failed(why) if row.attempts + 1 >= max => {
+            tracing::error!(run_id = %row.run_id, error = %why, "giving up reporting a status");
+            record(app, row, "failed", None, Some(&why), true).await;
+        }
+        Sent::Failed(why) => {
+            let at = super::store::now_ms() + backoff(app, row.attempts).as_millis() as i64;
+            record(app, row, "retrying", Some(at), Some(&why), true).await;
+        }
+        Sent::Refused(why) => {
+            tracing::error!(run_id = %row.run_id, error = %why, "the forge refused a status");
+            record(app, row, "refused", None, Some(&why), true).await;
+        }
+    }
+}
+
+async fn record(
+    app: &App,
+    row: &DueReport,
+    result: &str,
+    retry_at: Option<i64>,
+    error: Option<&str>,
+    count_attempt: bool,
+) {
+    app.metrics.report(&row.forge, result);
+    if let Err(e) = app
+        .store
+        .reported(row, result, retry_at, error, count_attempt)
+        .await
+    {
+        // The claim runs out and the row is sent again: at least once.
+        tracing::warn!(error = %e, "recording a report failed");
+    }
+}
+
+/// Exponential backoff with jitter: base × 2^attempts, ±25 %, at most ten minutes.
+fn backoff(app: &App, attempts: i64) -> Duration {
+    let base = app.config.reporting.backoff_ms as f64;
+    let raw = base * 2f64.powi(attempts.clamp(0, 20) as i32);
+    let random = u64::from_str_radix(&crate::token::random_hex(2), 16).unwrap_or(0) as f64;
+    let jitter = 0.75 + random / 65535.0 * 0.5;
+    Duration::from_millis((raw * jitter).min(600_000.0) as u64)
+}

@@ -1,0 +1,446 @@
+//! Commit statuses reach the forge: a fake GitHub / GitLab API (a small axum app over real
+//! HTTP) records every call and answers as scripted — failures, rate limits, outages.
+
+use crate::harness::{
+    SECRET, Server, config, databases, on_each_database, wait_for, wait_for_showing,
+};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request the fake forge received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub at: Instant,
+    pub path: String,
+    pub auth: String,
+    pub body: Value,
+    /// What the fake answered.
+    pub status: u16,
+}
+
+/// An answer to give instead of `201 Created`.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: &'static str,
+}
+
+#[derive(Default)]
+struct Recorded {
+    calls: Vec<Call>,
+    script: VecDeque<Answer>,
+    /// Every request gets 503 while set.
+    down: bool,
+}
+
+pub struct FakeForge {
+    pub url: String,
+    state: Arc<Mutex<Recorded>>,
+}
+
+impl FakeForge {
+    pub fn start() -> FakeForge {
+        let state = Arc::new(Mutex::new(Recorded::default()));
+        let shared = Arc::clone(&state);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr")).expect("send");
+                let app = axum::Router::new()
+                    .fallback(move |request| answer(Arc::clone(&shared), request));
+                axum::serve(listener, app).await.expect("serve");
+            });
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("fake forge");
+        FakeForge {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().expect("lock").calls.clone()
+    }
+
+    pub fn script(&self, answers: Vec<Answer>) {
+        self.state.lock().expect("lock").script.extend(answers);
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("lock").down = down;
+    }
+
+    /// The accepted statuses by context, in the order they arrived.
+    pub fn accepted(&self, context_field: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut by_context = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for c in self.calls().iter().filter(|c| c.status < 300) {
+            by_context
+                .entry(c.body[context_field].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push(c.body["state"].as_str().unwrap_or("").to_string());
+        }
+        by_context
+    }
+}
+
+async fn answer(
+    state: Arc<Mutex<Recorded>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path().to_string();
+    let auth = request
+        .headers()
+        .get("authorization")
+        .or_else(|| request.headers().get("private-token"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let mut recorded = state.lock().expect("lock");
+    let scripted = if recorded.down {
+        Some(Answer {
+            status: 503,
+            headers: vec![],
+            body: "{\"message\":\"down\"}",
+        })
+    } else {
+        recorded.script.pop_front()
+    };
+    let (status, headers, text) = match scripted {
+        Some(a) => (a.status, a.headers, a.body.to_string()),
+        None => (201, vec![], body.to_string()),
+    };
+    recorded.calls.push(Call {
+        at: Instant::now(),
+        path,
+        auth,
+        body,
+        status,
+    });
+    let mut response = (
+        axum::http::StatusCode::from_u16(status).expect("status"),
+        text,
+    )
+        .into_response();
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    response
+}
+
+const WORKFLOW: &str = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo built\n  test:\n    needs: build\n    runs-on: self-hosted\n    steps:\n      - run: exit 3\n  lint:\n    runs-on: self-hosted\n    continue-on-error: true\n    steps:\n      - run: exit 1\n";
+
+/// A server for `octo/hello` (GitHub) reporting to `forge`, retrying quickly.
+fn github_server(
+    root: &std::path::Path,
+    database: &str,
+    forge: &FakeForge,
+) -> (crate::harness::Repo, Server) {
+    let repo = crate::harness::Repo::new(root);
+    let text = config("github", "octo/hello", &repo.bare, 30)
+        + &format!(
+            "[repo.report]\napi_url = \"{}\"\ntoken = \"ghp-test-token\"\n\
+             [reporting]\nbackoff_ms = 50\nmax_attempts = 4\n",
+            forge.url
+        );
+    std::fs::write(root.join("tess.toml"), text).expect("config");
+    let server = Server::start(root, database, "127.0.0.1:0");
+    (repo, server)
+}
+
+fn wait_for_final(forge: &FakeForge, field: &str, contexts: &[&str], within: Duration) {
+    let what = || {
+        format!(
+            "final statuses of {contexts:?} (calls: {:#?})",
+            forge.calls()
+        )
+    };
+    wait_for_showing(what, within, || {
+        let accepted = forge.accepted(field);
+        contexts
+            .iter()
+            .all(|c| {
+                accepted
+                    .get(*c)
+                    .and_then(|states| states.last())
+                    .is_some_and(|s| s != "pending" && s != "running")
+            })
+            .then_some(())
+    });
+}
+
+#[test]
+fn every_job_and_run_becomes_a_github_commit_status() {
+    on_each_database(|root, database| {
+        let forge = FakeForge::start();
+        let (repo, server) = github_server(root, database, &forge);
+        let _runner = server.runner("r", "");
+        let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+        let run_id = crate::server::push_main(&server, "p", &sha);
+        let run = server.finished_run(&run_id, Duration::from_secs(30));
+        assert_eq!(run["status"], "failed", "{run:#}");
+        let contexts = ["tess/ci", "tess/ci/build", "tess/ci/test", "tess/ci/lint"];
+        wait_for_final(&forge, "context", &contexts, Duration::from_secs(30));
+        let accepted = forge.accepted("context");
+        let last = |c: &str| accepted[c].last().cloned().unwrap_or_default();
+        assert_eq!(last("tess/ci/build"), "success");
+        assert_eq!(last("tess/ci/test"), "failure");
+        // Allowed to fail: the commit is not failed by it (GitHub Actions shows it so).
+        assert_eq!(last("tess/ci/lint"), "success");
+        assert_eq!(last("tess/ci"), "failure");
+        // A status never goes back: once final, nothing else is sent for it.
+        for (context, states) in &accepted {
+            let first_final = states.iter().position(|s| s != "pending");
+            assert!(
+                first_final.is_none_or(|i| i == states.len() - 1),
+                "{context}: {states:?}"
+            );
+            // At most one send per state it went through (waiting, queued, running, final).
+            assert!(states.len() <= 4, "{context}: {states:?}");
+        }
+        let calls = forge.calls();
+        let call = calls
+            .iter()
+            .find(|c| c.body["context"] == "tess/ci/test" && c.body["state"] == "failure")
+            .expect("test's failure");
+        assert_eq!(call.path, format!("/repos/octo/hello/statuses/{sha}"));
+        assert_eq!(call.auth, "Bearer ghp-test-token");
+        assert!(
+            call.body["description"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("failed in "),
+            "{:?}",
+            call.body
+        );
+        assert_eq!(
+            call.body["target_url"],
+            format!("{}/api/v1/runs/{run_id}", server.url)
+        );
+        // The token never reaches the server's log.
+        let log = std::fs::read_to_string(root.join("server.log")).unwrap_or_default();
+        assert!(!log.contains("ghp-test-token"));
+    });
+}
+
+#[test]
+fn gitlab_statuses_follow_its_state_machine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let forge = FakeForge::start();
+    let repo = crate::harness::Repo::new(root);
+    let text = config("gitlab", "group/project", &repo.bare, 30)
+        + &format!(
+            "[repo.report]\napi_url = \"{}/api/v4\"\ntoken = \"glpat-test\"\n[reporting]\nbackoff_ms = 50\n",
+            forge.url
+        );
+    std::fs::write(root.join("tess.toml"), text).expect("config");
+    let server = Server::start(root, &databases(root)[0], "127.0.0.1:0");
+    let _runner = server.runner("r", "");
+    let pipeline = "build:\n  stage: build\n  script: [echo built]\ntest:\n  stage: test\n  script: [exit 1]\n  allow_failure: true\n";
+    let sha = repo.commit(&[(".gitlab-ci.yml", pipeline)], "main");
+    let body = serde_json::json!({
+        "object_kind": "push", "ref": "refs/heads/main", "before": "0".repeat(40), "after": sha,
+        "checkout_sha": sha, "project": {"path_with_namespace": "group/project", "default_branch": "main"},
+        "commits": [], "total_commits_count": 0
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let (status, reply) = server.hook("gitlab", "Push Hook", "g-1", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let contexts = ["tess/gitlab-ci/build", "tess/gitlab-ci/test"];
+    wait_for_final(&forge, "name", &contexts, Duration::from_secs(30));
+    let accepted = forge.accepted("name");
+    // pending → running → success; an allowed failure does not fail the pipeline.
+    let build = &accepted["tess/gitlab-ci/build"];
+    assert_eq!(
+        build.last().map(String::as_str),
+        Some("success"),
+        "{accepted:?}"
+    );
+    assert!(
+        build
+            .iter()
+            .all(|s| ["pending", "running", "success"].contains(&s.as_str()))
+    );
+    let order = |s: &str| {
+        ["pending", "running", "success"]
+            .iter()
+            .position(|x| *x == s)
+    };
+    assert!(
+        build.windows(2).all(|w| order(&w[0]) <= order(&w[1])),
+        "{build:?}"
+    );
+    assert_eq!(
+        accepted["tess/gitlab-ci/test"].last().map(String::as_str),
+        Some("success")
+    );
+    let call = forge
+        .calls()
+        .into_iter()
+        .find(|c| c.status < 300)
+        .expect("a call");
+    assert_eq!(
+        call.path,
+        format!("/api/v4/projects/group%2Fproject/statuses/{sha}")
+    );
+    assert_eq!(call.auth, "glpat-test");
+    assert_eq!(call.body["ref"], "main");
+}
+
+#[test]
+fn an_outage_and_rate_limits_delay_statuses_but_lose_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let forge = FakeForge::start();
+    forge.script(vec![Answer {
+        status: 429,
+        headers: vec![("retry-after", "1".into())],
+        body: "{\"message\":\"slow down\"}",
+    }]);
+    let (repo, server) = github_server(root, &databases(root)[0], &forge);
+    let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+    let run_id = crate::server::push_main(&server, "p", &sha);
+    wait_for("the rate limit", Duration::from_secs(10), || {
+        forge.calls().iter().any(|c| c.status == 429).then_some(())
+    });
+    // The run goes on meanwhile and has new states to report at once; the forge said to
+    // wait a second, so none is sent before it is over (the sends already on their way
+    // with the limited one aside).
+    let runner = server.runner("r", "");
+    server.finished_run(&run_id, Duration::from_secs(30));
+    let limited = forge
+        .calls()
+        .iter()
+        .find(|c| c.status == 429)
+        .expect("the 429")
+        .at;
+    wait_for("a send after the pause", Duration::from_secs(10), || {
+        forge
+            .calls()
+            .iter()
+            .any(|c| c.at.saturating_duration_since(limited) >= Duration::from_millis(950))
+            .then_some(())
+    });
+    let too_soon = forge.calls().into_iter().filter(|c| {
+        let after = c.at.saturating_duration_since(limited);
+        after > Duration::from_millis(100) && after < Duration::from_millis(950)
+    });
+    assert_eq!(too_soon.count(), 0, "Retry-After not honoured");
+    let contexts = ["tess/ci", "tess/ci/build", "tess/ci/test", "tess/ci/lint"];
+    wait_for_final(&forge, "context", &contexts, Duration::from_secs(30));
+    // Then the forge is down while a second run happens: its statuses wait, and once the
+    // forge is back only the newest state of each is sent.
+    forge.set_down(true);
+    let sha = repo.commit(&[("README", "two\n")], "main");
+    let run_id = crate::server::push_main(&server, "two", &sha);
+    server.finished_run(&run_id, Duration::from_secs(30));
+    drop(runner);
+    wait_for("failed sends", Duration::from_secs(10), || {
+        (forge.calls().iter().filter(|c| c.status == 503).count() >= 3).then_some(())
+    });
+    forge.set_down(false);
+    let of_second = |forge: &FakeForge| {
+        let mut finals = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for c in forge
+            .calls()
+            .iter()
+            .filter(|c| c.status < 300 && c.path.ends_with(&sha))
+        {
+            let state = c.body["state"].as_str().unwrap_or("").to_string();
+            finals
+                .entry(c.body["context"].as_str().unwrap_or("").into())
+                .or_default()
+                .push(state);
+        }
+        finals
+    };
+    wait_for_showing(
+        || format!("the second run's statuses: {:?}", of_second(&forge)),
+        Duration::from_secs(30),
+        || {
+            (of_second(&forge)
+                .values()
+                .filter(|s| s.iter().any(|s| s != "pending"))
+                .count()
+                == 4)
+                .then_some(())
+        },
+    );
+    for (context, states) in of_second(&forge) {
+        assert_eq!(states.len(), 1, "{context}: {states:?}");
+    }
+    let (_, metrics) = server.get("/metrics");
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for result in ["delivered", "retrying", "rate limited"] {
+        let line = format!("tess_forge_reports_total{{forge=\"github\",result=\"{result}\"}}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+}
+
+#[test]
+fn statuses_left_by_a_stopped_server_are_sent_after_restart_and_refusals_are_visible() {
+    on_each_database(|root, database| {
+        let forge = FakeForge::start();
+        forge.set_down(true);
+        let (repo, mut server) = github_server(root, database, &forge);
+        let runner = server.runner("r", "");
+        let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+        let run_id = crate::server::push_main(&server, "p", &sha);
+        server.finished_run(&run_id, Duration::from_secs(30));
+        drop(runner);
+        server.process.kill9();
+        assert!(forge.calls().iter().all(|c| c.status == 503));
+        forge.set_down(false);
+        let server = Server::start(root, database, "127.0.0.1:0");
+        let contexts = ["tess/ci", "tess/ci/build", "tess/ci/test", "tess/ci/lint"];
+        wait_for_final(&forge, "context", &contexts, Duration::from_secs(30));
+        // A status the forge refuses (a token without access) is given up and shown.
+        forge.script(vec![Answer {
+            status: 404,
+            headers: vec![],
+            body: "{\"message\":\"Not Found\"}",
+        }]);
+        let sha = repo.commit(&[("README", "again\n")], "main");
+        crate::server::push_main(&server, "again", &sha);
+        let what = || format!("a refused report (calls: {:#?})", forge.calls());
+        wait_for_showing(what, Duration::from_secs(30), || {
+            let (_, body) = server.get("/api/v1/reports");
+            body["reports"]
+                .as_array()?
+                .iter()
+                .find(|r| r["result"] == "refused")
+                .cloned()
+        });
+        let (_, body) = server.get("/api/v1/reports");
+        let refused = body["reports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["result"] == "refused")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            refused["error"].as_str().unwrap_or("").contains("404"),
+            "{refused}"
+        );
+    });
+}
