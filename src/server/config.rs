@@ -108,6 +108,15 @@ pub struct ReportTo {
     /// A GitHub token with `repo:status` (or a fine-grained one with commit statuses: write),
     /// or a GitLab token with the `api` scope.
     pub token: Secret,
+    /// A pull request a pipeline's trigger filters leave out still gets that pipeline's
+    /// status — passed, "skipped" with the reason — so a required check does not wait
+    /// forever (default: true).
+    #[serde(default = "yes")]
+    pub skipped_pull_requests: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ReportTo {

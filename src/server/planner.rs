@@ -183,6 +183,7 @@ pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, 
         sha: sha.clone(),
         event_json: event_json.clone(),
         error: None,
+        skipped: None,
         jobs: Vec::new(),
         concurrency: None,
     };
@@ -229,6 +230,18 @@ pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, 
         if plan.triggered != Some(true) {
             let reason = plan.reason.as_deref().unwrap_or("not triggered");
             planned.reasons.push(format!("{file}: {reason}"));
+            // A required check must not wait forever for a pipeline that will not run.
+            let pull_request = event.github_name() == "pull_request";
+            if pull_request
+                && repo
+                    .report
+                    .as_ref()
+                    .is_some_and(|r| r.skipped_pull_requests)
+            {
+                let mut run = new_run(plan.name.clone(), file);
+                run.skipped = Some(reason.to_string());
+                planned.runs.push(run);
+            }
             continue;
         }
         let mut run = new_run(plan.name.clone(), file);

@@ -139,12 +139,16 @@ fn report_of(app: &App, row: &DueReport) -> Report {
         .strip_prefix("refs/heads/")
         .or_else(|| row.git_ref.strip_prefix("refs/tags/"))
         .unwrap_or(&row.git_ref);
+    let description = match (&row.run_error, state, &row.job_name) {
+        (Some(reason), State::Skipped, None) => format!("skipped: {reason}"),
+        _ => format!("{}{took}", state.words()),
+    };
     Report {
         sha: row.sha.clone(),
         git_ref: (!git_ref.is_empty()).then(|| git_ref.to_string()),
         context,
         state,
-        description: format!("{}{took}", state.words()),
+        description,
         target_url: Some(format!(
             "{}/api/v1/runs/{}",
             app.public_url.trim_end_matches('/'),

@@ -326,6 +326,9 @@ pub struct NewRun {
     pub event_json: String,
     /// Set for a pipeline that does not validate: the run is `failed` at once.
     pub error: Option<String>,
+    /// Set (to the trigger's reason) for a pull request the pipeline's filters leave out,
+    /// recorded so the forge can show it as skipped rather than never started.
+    pub skipped: Option<String>,
     pub jobs: Vec<NewJob>,
     /// The concurrency group (scoped to the repository) and what a newer run does to
     /// older ones in it.
@@ -378,6 +381,8 @@ pub struct DueReport {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub allowed_failure: bool,
+    /// The run's error (or, for a skipped run, why it was skipped).
+    pub run_error: Option<String>,
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -1147,7 +1152,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT o.id, o.run_id, o.job_key, o.state, o.attempts, r.repo, r.forge, r.pipeline, \
              r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
-             j.allowed_failure FROM outbox o JOIN runs r ON r.id = o.run_id \
+             j.allowed_failure, r.error FROM outbox o JOIN runs r ON r.id = o.run_id \
              LEFT JOIN jobs j ON j.run_id = o.run_id AND j.job_key = o.job_key \
              WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
              AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
@@ -1193,6 +1198,7 @@ impl Store {
                     .or(r.try_get::<Option<i64>, _>(11)?),
                 job_name: r.try_get(12)?,
                 allowed_failure: r.try_get::<Option<i64>, _>(15)?.unwrap_or(0) != 0,
+                run_error: r.try_get(16)?,
             });
         }
         Ok(due)
@@ -1451,11 +1457,13 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
         Some((group, Supersede::Never)) if run.error.is_none() => group_busy(conn, group).await?,
         _ => false,
     };
-    let status = match (&run.error, waits) {
-        (Some(_), _) => "failed",
-        (None, true) => PENDING,
-        (None, false) => QUEUED,
+    let status = match (&run.error, &run.skipped, waits) {
+        (Some(_), _, _) => "failed",
+        (None, Some(_), _) => "skipped",
+        (None, None, true) => PENDING,
+        (None, None, false) => QUEUED,
     };
+    let error = run.error.as_ref().or(run.skipped.as_ref());
     sqlx::query(
         "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, error, \
          event_json, delivery_id, created_at, finished_at, concurrency_group) \
@@ -1470,11 +1478,11 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     .bind(&run.git_ref)
     .bind(&run.sha)
     .bind(status)
-    .bind(run.error.as_deref())
+    .bind(error.map(String::as_str))
     .bind(&run.event_json)
     .bind(delivery)
     .bind(now)
-    .bind(run.error.as_ref().map(|_| now))
+    .bind(error.map(|_| now))
     .bind(run.concurrency.as_ref().map(|(g, _)| g.as_str()))
     .execute(&mut *conn)
     .await?;

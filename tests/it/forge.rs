@@ -444,3 +444,57 @@ fn statuses_left_by_a_stopped_server_are_sent_after_restart_and_refusals_are_vis
         );
     });
 }
+
+#[test]
+fn the_example_server_config_parses_with_its_reporting_sections() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tess.toml");
+    let config = tesseract_ci::server::config::Config::load(&path).expect("examples/tess.toml");
+    assert_eq!(config.reporting.max_attempts, 12);
+    let reporting: Vec<String> = config
+        .repos
+        .iter()
+        .filter_map(|r| r.report.as_ref().map(|to| to.api_url(r.forge)))
+        .collect();
+    assert_eq!(
+        reporting,
+        [
+            "https://api.github.com",
+            "https://gitlab.example.com/api/v4"
+        ]
+    );
+}
+
+#[test]
+fn a_pull_request_the_filters_leave_out_still_gets_a_passing_status_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let forge = FakeForge::start();
+    let (repo, server) = github_server(root, &databases(root)[0], &forge);
+    let workflow = "name: code\non:\n  pull_request:\n    paths: ['src/**']\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: 'true'\n";
+    let base = repo.commit(&[(".github/workflows/code.yml", workflow)], "main");
+    let head = repo.commit(&[("docs/guide.md", "words\n")], "docs");
+    let pr = serde_json::json!({
+        "action": "opened",
+        "number": 9,
+        "pull_request": {"number": 9, "head": {"ref": "docs", "sha": head}, "base": {"ref": "main", "sha": base}},
+        "repository": {"full_name": "octo/hello"},
+    });
+    let body = serde_json::to_vec(&pr).expect("json");
+    let (status, reply) = server.hook("github", "pull_request", "pr-9", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    wait_for_final(&forge, "context", &["tess/code"], Duration::from_secs(30));
+    let call = forge
+        .calls()
+        .into_iter()
+        .find(|c| c.body["context"] == "tess/code")
+        .expect("the pipeline's status");
+    assert_eq!(call.path, format!("/repos/octo/hello/statuses/{head}"));
+    assert_eq!(call.body["state"], "success");
+    let description = call.body["description"].as_str().unwrap_or_default();
+    assert!(description.starts_with("skipped: "), "{description}");
+    assert!(description.contains("src/**"), "{description}");
+    // The run is recorded as skipped, with no jobs.
+    let runs = server.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "skipped");
+}
