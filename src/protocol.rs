@@ -130,6 +130,9 @@ pub struct Complete {
     /// The rest of the log, from `offset` (saves a `logs` call at the end of short jobs).
     #[serde(default)]
     pub log: Option<LogTail>,
+    /// `::error file=…,line=…::` and the like, for the forge's check run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<crate::exec::Annotation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

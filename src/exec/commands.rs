@@ -1,9 +1,9 @@
 //! Workflow commands written to stdout: `::group::`, `::endgroup::`, `::add-mask::`,
 //! `::error file=,line=::`, `::warning::`, `::notice::`, `::debug::`, `::stop-commands::`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Annotation {
     /// `error`, `warning` or `notice`.
     pub level: String,

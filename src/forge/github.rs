@@ -1,22 +1,73 @@
-//! GitHub commit statuses: `POST /repos/{owner}/{repo}/statuses/{sha}` through octocrab
-//! (its raw calls: the reporter needs the status code and rate-limit headers).
+//! GitHub: commit statuses (`POST /repos/{owner}/{repo}/statuses/{sha}`) with a token, or
+//! check runs (`POST`/`PATCH /repos/{owner}/{repo}/check-runs`) as a GitHub App, through
+//! octocrab's raw calls (the reporter needs status codes and rate-limit headers).
 
+use super::github_app::AppAuth;
 use super::{Report, Sent, State, classify};
+use crate::exec::Annotation;
+use http::Method;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 pub struct GitHub {
     client: octocrab::Octocrab,
     /// `owner/name`.
     repo: String,
+    auth: Auth,
+}
+
+enum Auth {
+    Token(String),
+    App(Box<AppAuth>),
+}
+
+/// GitHub takes at most this many annotations per request.
+const ANNOTATIONS_PER_REQUEST: usize = 50;
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn sent(&self) -> Sent {
+        let header = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        classify(self.status, &header, &self.text)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// A check run's part of a report: what it says beyond the status.
+pub struct CheckDetails<'a> {
+    pub summary: String,
+    pub annotations: &'a [Annotation],
 }
 
 impl GitHub {
-    /// `api_url` is `https://api.github.com` or a GitHub Enterprise / test server's API root.
-    pub fn new(api_url: &str, token: &str, repo: &str) -> Result<GitHub, String> {
+    /// Commit statuses with a token. `api_url` is `https://api.github.com` or a GitHub
+    /// Enterprise / test server's API root.
+    pub fn with_token(api_url: &str, token: &str, repo: &str) -> Result<GitHub, String> {
+        GitHub::new(api_url, repo, Auth::Token(token.to_string()))
+    }
+
+    /// Check runs as a GitHub App installed on the repository.
+    pub fn as_app(api_url: &str, app: AppAuth, repo: &str) -> Result<GitHub, String> {
+        GitHub::new(api_url, repo, Auth::App(Box::new(app)))
+    }
+
+    fn new(api_url: &str, repo: &str, auth: Auth) -> Result<GitHub, String> {
         let client = octocrab::Octocrab::builder()
             .base_uri(api_url.trim_end_matches('/'))
             .map_err(|e| format!("GitHub API URL `{api_url}`: {e}"))?
-            .personal_token(token.to_string())
             .set_connect_timeout(Some(Duration::from_secs(5)))
             .set_read_timeout(Some(Duration::from_secs(10)))
             .set_write_timeout(Some(Duration::from_secs(10)))
@@ -25,9 +76,99 @@ impl GitHub {
         Ok(GitHub {
             client,
             repo: repo.to_string(),
+            auth,
         })
     }
 
+    pub fn makes_check_runs(&self) -> bool {
+        matches!(self.auth, Auth::App(_))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, Sent> {
+        let builder = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::AUTHORIZATION, authorization)
+            .header(http::header::ACCEPT, "application/vnd.github+json");
+        let request = self
+            .client
+            .build_request(builder, body)
+            .map_err(|e| Sent::Failed(format!("GitHub request: {e}")))?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| Sent::Failed(format!("GitHub: {e}")))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = self
+            .client
+            .body_to_string(response)
+            .await
+            .unwrap_or_default();
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    }
+
+    /// The `Authorization` header: the token, or the app installation's token (minted
+    /// when there is none or it expires within five minutes).
+    async fn authorization(&self) -> Result<String, Sent> {
+        let app = match &self.auth {
+            Auth::Token(token) => return Ok(format!("Bearer {token}")),
+            Auth::App(app) => app,
+        };
+        let mut token = app.token.lock().await;
+        let now = chrono::Utc::now().timestamp();
+        if let Some((value, expires)) = token.as_ref()
+            && *expires - 300 > now
+        {
+            return Ok(format!("Bearer {value}"));
+        }
+        let jwt = format!("Bearer {}", app.jwt().map_err(Sent::Refused)?);
+        let mut installation = app.installation_id.lock().await;
+        let id = match *installation {
+            Some(id) => id,
+            None => {
+                let path = format!("/repos/{}/installation", self.repo);
+                let answer = self.call(Method::GET, &path, &jwt, None).await?;
+                let id = answer.json()["id"].as_u64();
+                match (answer.sent(), id) {
+                    (Sent::Delivered, Some(id)) => id,
+                    (Sent::Delivered, None) => {
+                        return Err(Sent::Failed("no installation id in GitHub's answer".into()));
+                    }
+                    (other, _) => return Err(other),
+                }
+            }
+        };
+        *installation = Some(id);
+        let path = format!("/app/installations/{id}/access_tokens");
+        let answer = self.call(Method::POST, &path, &jwt, None).await?;
+        let body = answer.json();
+        let (Sent::Delivered, Some(value)) = (answer.sent(), body["token"].as_str()) else {
+            return Err(match answer.sent() {
+                Sent::Delivered => Sent::Failed("no token in GitHub's answer".into()),
+                other => other,
+            });
+        };
+        let expires = body["expires_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(now + 3600, |t| t.timestamp());
+        *token = Some((value.to_string(), expires));
+        Ok(format!("Bearer {value}"))
+    }
+
+    /// A commit status.
     pub async fn send(&self, report: &Report) -> Sent {
         // Commit statuses have four states: allowed failures and skipped jobs do not fail
         // the commit (as GitHub Actions shows them), a cancelled one is an error.
@@ -37,32 +178,127 @@ impl GitHub {
             State::Failure => "failure",
             State::Cancelled => "error",
         };
-        let body = serde_json::json!({
+        let body = json!({
             "state": state,
             "context": report.context,
             "description": clip(&report.description, 140),
             "target_url": report.target_url,
         });
+        let authorization = match self.authorization().await {
+            Ok(a) => a,
+            Err(sent) => return sent,
+        };
         let path = format!("/repos/{}/statuses/{}", self.repo, report.sha);
-        match self.client._post(path, Some(&body)).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                let text = self
-                    .client
-                    .body_to_string(response)
-                    .await
-                    .unwrap_or_default();
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                classify(status, &header, &text)
-            }
-            Err(e) => Sent::Failed(format!("GitHub: {e}")),
+        match self
+            .call(Method::POST, &path, &authorization, Some(&body))
+            .await
+        {
+            Ok(answer) => answer.sent(),
+            Err(sent) => sent,
         }
+    }
+
+    /// A check run: made the first time (its id is returned to be kept), updated after.
+    /// Annotations go 50 to a request, as GitHub requires; later requests add to them.
+    pub async fn check(
+        &self,
+        report: &Report,
+        details: &CheckDetails<'_>,
+        existing: Option<i64>,
+    ) -> (Sent, Option<i64>) {
+        let authorization = match self.authorization().await {
+            Ok(a) => a,
+            Err(sent) => return (sent, existing),
+        };
+        let mut body = json!({
+            "name": report.context,
+            "head_sha": report.sha,
+            "details_url": report.target_url,
+            "external_id": report.context,
+        });
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match report.state {
+            State::Pending => body["status"] = "queued".into(),
+            State::Running => {
+                body["status"] = "in_progress".into();
+                body["started_at"] = now.into();
+            }
+            done => {
+                body["status"] = "completed".into();
+                body["completed_at"] = now.into();
+                body["conclusion"] = match done {
+                    State::Success => "success",
+                    State::AllowedFailure => "neutral",
+                    State::Cancelled => "cancelled",
+                    State::Skipped => "skipped",
+                    _ => "failure",
+                }
+                .into();
+            }
+        }
+        // Annotations need a file and a line; the others are listed in the summary.
+        let located: Vec<Value> = details
+            .annotations
+            .iter()
+            .filter_map(|a| {
+                let line = a.line?;
+                let mut v = json!({
+                    "path": a.file.as_ref()?,
+                    "start_line": line,
+                    "end_line": a.end_line.unwrap_or(line),
+                    "annotation_level": match a.level.as_str() {
+                        "error" => "failure",
+                        "warning" => "warning",
+                        _ => "notice",
+                    },
+                    "message": a.message,
+                });
+                if let Some(title) = &a.title {
+                    v["title"] = title.clone().into();
+                }
+                Some(v)
+            })
+            .collect();
+        let mut batches = located.chunks(ANNOTATIONS_PER_REQUEST);
+        let output = |annotations: &[Value]| {
+            json!({
+                "title": clip(&report.description, 255),
+                "summary": details.summary,
+                "annotations": annotations,
+            })
+        };
+        body["output"] = output(batches.next().unwrap_or(&[]));
+        let (method, path) = match existing {
+            Some(id) => (
+                Method::PATCH,
+                format!("/repos/{}/check-runs/{id}", self.repo),
+            ),
+            None => (Method::POST, format!("/repos/{}/check-runs", self.repo)),
+        };
+        let answer = match self.call(method, &path, &authorization, Some(&body)).await {
+            Ok(answer) => answer,
+            Err(sent) => return (sent, existing),
+        };
+        let id = existing.or_else(|| answer.json()["id"].as_i64());
+        let (sent, Some(id)) = (answer.sent(), id) else {
+            return (answer.sent(), existing);
+        };
+        if sent != Sent::Delivered {
+            return (sent, existing.or(Some(id)));
+        }
+        for batch in batches {
+            let more = json!({ "output": output(batch) });
+            let path = format!("/repos/{}/check-runs/{id}", self.repo);
+            match self
+                .call(Method::PATCH, &path, &authorization, Some(&more))
+                .await
+            {
+                Ok(answer) if answer.sent() == Sent::Delivered => {}
+                Ok(answer) => return (answer.sent(), Some(id)),
+                Err(sent) => return (sent, Some(id)),
+            }
+        }
+        (Sent::Delivered, Some(id))
     }
 }
 

@@ -2,6 +2,7 @@
 //! statuses (through reqwest). Callers say what to show; each forge file says how it is sent.
 
 pub mod github;
+pub mod github_app;
 pub mod gitlab;
 
 use std::time::Duration;

@@ -135,13 +135,14 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
         }
     });
     drop(finished);
-    let (result, allowed_failure, outputs, error) = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            upload.pending.push_str(&format!("##[error]{e}\n"));
-            (Conclusion::Failure, false, Default::default(), Some(e))
+    let outcome = outcome.unwrap_or_else(|e| {
+        upload.pending.push_str(&format!("##[error]{e}\n"));
+        Outcome {
+            result: Conclusion::Failure,
+            error: Some(e),
+            ..Outcome::default()
         }
-    };
+    });
     // Everything the job printed reaches the server with or before its result: a short
     // rest rides along with the result, a long one is uploaded first.
     let mut tries = 0;
@@ -161,13 +162,15 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
         offset: upload.acked,
         data: std::mem::take(&mut upload.pending),
     });
+    let result = outcome.result;
     let done = Complete {
         job: job_ref,
         result,
-        allowed_failure,
-        outputs,
-        error,
+        allowed_failure: outcome.allowed_failure,
+        outputs: outcome.outputs,
+        error: outcome.error,
         log,
+        annotations: outcome.annotations,
     };
     match client.complete(&done, &|| false) {
         Ok(()) => tracing::info!(result = result.as_str(), "job reported"),
@@ -199,12 +202,26 @@ fn heartbeat(
     }
 }
 
-type Outcome = (
-    Conclusion,
-    bool,
-    indexmap::IndexMap<String, String>,
-    Option<String>,
-);
+/// How the job ended, as the server is told.
+struct Outcome {
+    result: Conclusion,
+    allowed_failure: bool,
+    outputs: indexmap::IndexMap<String, String>,
+    error: Option<String>,
+    annotations: Vec<crate::exec::Annotation>,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome {
+            result: Conclusion::Skipped,
+            allowed_failure: false,
+            outputs: Default::default(),
+            error: None,
+            annotations: Vec::new(),
+        }
+    }
+}
 
 fn run(
     lease: &Lease,
@@ -281,7 +298,7 @@ fn run(
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     let outcome = std::thread::scope(|s| {
         let engine_thread = s.spawn(|| engine::run(pipeline, &plan, &environment, &opts, tx));
-        let mut outcome: Outcome = (Conclusion::Skipped, false, Default::default(), None);
+        let mut outcome = Outcome::default();
         loop {
             // A quiet job still gets what it printed uploaded (the log callback flushes).
             let event = match rx.recv_timeout(Duration::from_millis(200)) {
@@ -297,12 +314,16 @@ fn run(
                 RunEvent::StepFinished {
                     conclusion,
                     duration_ms,
+                    annotations,
                     ..
-                } => log(&format!(
-                    "##[endgroup] {} in {:.1}s\n",
-                    conclusion.as_str(),
-                    duration_ms as f64 / 1000.0
-                )),
+                } => {
+                    outcome.annotations.extend(annotations);
+                    log(&format!(
+                        "##[endgroup] {} in {:.1}s\n",
+                        conclusion.as_str(),
+                        duration_ms as f64 / 1000.0
+                    ))
+                }
                 RunEvent::Log { text, .. } => {
                     log(&text);
                     log("\n");
@@ -314,7 +335,9 @@ fn run(
                     outputs,
                     ..
                 } if job == lease.job_key => {
-                    outcome = (result, allowed_failure, outputs, None);
+                    outcome.result = result;
+                    outcome.allowed_failure = allowed_failure;
+                    outcome.outputs = outputs;
                 }
                 _ => {}
             }

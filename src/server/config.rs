@@ -107,7 +107,12 @@ pub struct ReportTo {
     pub api_url: Option<String>,
     /// A GitHub token with `repo:status` (or a fine-grained one with commit statuses: write),
     /// or a GitLab token with the `api` scope.
-    pub token: Secret,
+    pub token: Option<Secret>,
+    /// GitHub App (instead of a token): check runs instead of commit statuses. Needs the
+    /// app's id and private key (PEM); the installation is looked up when not given.
+    pub app_id: Option<u64>,
+    pub private_key: Option<Secret>,
+    pub installation_id: Option<u64>,
     /// A pull request a pipeline's trigger filters leave out still gets that pipeline's
     /// status — passed, "skipped" with the reason — so a required check does not wait
     /// forever (default: true).

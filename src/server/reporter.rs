@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// A forge client per repository (made once, with its token).
 enum Client {
-    GitHub(crate::forge::github::GitHub),
+    GitHub(Box<crate::forge::github::GitHub>),
     GitLab(crate::forge::gitlab::GitLab),
 }
 
@@ -20,21 +20,55 @@ impl Client {
         let Some(to) = &repo.report else {
             return Ok(None);
         };
-        let token = to.token.resolve(base_dir)?;
         let api_url = to.api_url(repo.forge);
-        let client = match repo.forge {
-            Forge::Github => Client::GitHub(crate::forge::github::GitHub::new(
-                &api_url, &token, &repo.name,
-            )?),
-            Forge::Gitlab => Client::GitLab(crate::forge::gitlab::GitLab::new(
-                &api_url, &token, &repo.name,
+        let token = || {
+            to.token
+                .as_ref()
+                .ok_or_else(|| format!("repository `{}`: `report` needs a `token`", repo.name))?
+                .resolve(base_dir)
+        };
+        let client = match (repo.forge, to.app_id, &to.private_key) {
+            (Forge::Github, Some(app_id), Some(key)) => {
+                let app = crate::forge::github_app::AppAuth::new(
+                    app_id,
+                    &key.resolve(base_dir)?,
+                    to.installation_id,
+                )?;
+                Client::GitHub(Box::new(crate::forge::github::GitHub::as_app(
+                    &api_url, app, &repo.name,
+                )?))
+            }
+            (Forge::Github, _, _) => Client::GitHub(Box::new(
+                crate::forge::github::GitHub::with_token(&api_url, &token()?, &repo.name)?,
+            )),
+            (Forge::Gitlab, _, _) => Client::GitLab(crate::forge::gitlab::GitLab::new(
+                &api_url,
+                &token()?,
+                &repo.name,
             )?),
         };
         Ok(Some((client, api_url)))
     }
 
-    async fn send(&self, report: &Report) -> Sent {
+    /// Sends a report; a check run made on the way is remembered for the next ones.
+    async fn send(&self, app: &App, row: &DueReport, report: &Report) -> Sent {
         match self {
+            Client::GitHub(c) if c.makes_check_runs() => {
+                let details = crate::forge::github::CheckDetails {
+                    summary: summary(row, report),
+                    annotations: &row.annotations,
+                };
+                let (sent, id) = c.check(report, &details, row.check_run_id).await;
+                if let Some(id) = id.filter(|id| Some(*id) != row.check_run_id)
+                    && let Err(e) = app
+                        .store
+                        .set_check_run(&row.run_id, row.job_key.as_deref(), id)
+                        .await
+                {
+                    tracing::warn!(error = %e, "remembering a check run failed");
+                }
+                sent
+            }
             Client::GitHub(c) => c.send(report).await,
             Client::GitLab(c) => c.send(report).await,
         }
@@ -87,7 +121,8 @@ pub async fn run(app: Arc<App>) {
         for batch in sends.chunks(PARALLEL) {
             let results = futures_util::future::join_all(batch.iter().map(|(row, client, _)| {
                 let report = report_of(&app, row);
-                async move { client.send(&report).await }
+                let app = &app;
+                async move { client.send(app, row, &report).await }
             }))
             .await;
             for ((row, _, api), sent) in batch.iter().zip(results) {
@@ -155,6 +190,27 @@ fn report_of(app: &App, row: &DueReport) -> Report {
             row.run_id
         )),
     }
+}
+
+/// A check run's summary (Markdown): what happened, a link to the run, and the
+/// annotations that name no file (the others are shown on the code).
+fn summary(row: &DueReport, report: &Report) -> String {
+    let mut text = format!("**{}** {}\n", report.context, report.description);
+    if let Some(url) = &report.target_url {
+        text.push_str(&format!("\nRun [{}]({url})\n", row.run_id));
+    }
+    let unlocated: Vec<_> = row
+        .annotations
+        .iter()
+        .filter(|a| a.file.is_none() || a.line.is_none())
+        .collect();
+    if !unlocated.is_empty() {
+        text.push('\n');
+        for a in unlocated {
+            text.push_str(&format!("- **{}**: {}\n", a.level, a.message));
+        }
+    }
+    text
 }
 
 /// Stores how a send went and counts it.

@@ -80,7 +80,7 @@ const COMPLETE_POSTGRES: &str = "WITH appended AS (INSERT INTO logs \
      AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
      AND log_length = $10) RETURNING 1), \
      done AS (UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, \
-     finished_at = $5, log_length = COALESCE($12, log_length) \
+     finished_at = $5, log_length = COALESCE($12, log_length), annotations = $13 \
      WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 \
      AND state = 'running' AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM appended)) \
      RETURNING started_at, finished_at) \
@@ -282,6 +282,17 @@ CREATE TABLE IF NOT EXISTS outbox (
          CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
          CREATE INDEX IF NOT EXISTS outbox_status ON outbox (run_id, job_key, id)",
     ),
+    // Annotations for check runs, and the check run made for each run and job (`''` for
+    // the run) so later states update it.
+    Migration::Shared(
+        "ALTER TABLE jobs ADD COLUMN annotations TEXT;
+         CREATE TABLE IF NOT EXISTS check_runs (
+             run_id TEXT NOT NULL,
+             job_key TEXT NOT NULL,
+             check_run_id BIGINT NOT NULL,
+             PRIMARY KEY (run_id, job_key)
+         )",
+    ),
 ];
 
 /// A webhook delivery as received.
@@ -383,6 +394,14 @@ pub struct DueReport {
     pub allowed_failure: bool,
     /// The run's error (or, for a skipped run, why it was skipped).
     pub run_error: Option<String>,
+    pub annotations: Vec<crate::exec::Annotation>,
+    /// The GitHub check run already made for this run or job.
+    pub check_run_id: Option<i64>,
+}
+
+/// A completion's annotations as stored (`NULL` when there are none).
+fn annotations_json(c: &crate::protocol::Complete) -> Option<String> {
+    (!c.annotations.is_empty()).then(|| serde_json::to_string(&c.annotations).unwrap_or_default())
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -970,7 +989,7 @@ impl Store {
         }
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5, \
-             log_length = COALESCE($10, log_length) \
+             log_length = COALESCE($10, log_length), annotations = $11 \
              WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
              RETURNING started_at, finished_at",
         )
@@ -984,6 +1003,7 @@ impl Store {
         .bind(job.attempt)
         .bind(&job.lease_token)
         .bind(log_end)
+        .bind(annotations_json(c))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(times) = done else {
@@ -1043,6 +1063,7 @@ impl Store {
                     .as_ref()
                     .map(|t| (t.offset + t.data.len() as u64) as i64),
             )
+            .bind(annotations_json(c))
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -1152,7 +1173,9 @@ impl Store {
         let rows = sqlx::query(
             "SELECT o.id, o.run_id, o.job_key, o.state, o.attempts, r.repo, r.forge, r.pipeline, \
              r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
-             j.allowed_failure, r.error FROM outbox o JOIN runs r ON r.id = o.run_id \
+             j.allowed_failure, r.error, j.annotations, \
+             (SELECT c.check_run_id FROM check_runs c WHERE c.run_id = o.run_id \
+             AND c.job_key = COALESCE(o.job_key, '')) FROM outbox o JOIN runs r ON r.id = o.run_id \
              LEFT JOIN jobs j ON j.run_id = o.run_id AND j.job_key = o.job_key \
              WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
              AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
@@ -1199,6 +1222,11 @@ impl Store {
                 job_name: r.try_get(12)?,
                 allowed_failure: r.try_get::<Option<i64>, _>(15)?.unwrap_or(0) != 0,
                 run_error: r.try_get(16)?,
+                annotations: r
+                    .try_get::<Option<String>, _>(17)?
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default(),
+                check_run_id: r.try_get(18)?,
             });
         }
         Ok(due)
@@ -1270,6 +1298,20 @@ impl Store {
                 }))
             })
             .collect()
+    }
+
+    /// Remembers the check run made for a run (`job_key` `None`) or job.
+    pub async fn set_check_run(&self, run_id: &str, job_key: Option<&str>, id: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO check_runs (run_id, job_key, check_run_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, job_key) DO UPDATE SET check_run_id = $3",
+        )
+        .bind(run_id)
+        .bind(job_key.unwrap_or(""))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// How many reports are still to be sent, and how many were given up.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Call {
     pub at: Instant,
+    pub method: String,
     pub path: String,
     pub auth: String,
     pub body: Value,
@@ -34,6 +35,9 @@ struct Recorded {
     script: VecDeque<Answer>,
     /// Every request gets 503 while set.
     down: bool,
+    /// The GitHub App's public key (PKCS#1 DER): app tokens are checked with it.
+    app_key: Option<Vec<u8>>,
+    check_runs: i64,
 }
 
 pub struct FakeForge {
@@ -78,6 +82,10 @@ impl FakeForge {
         self.state.lock().expect("lock").script.extend(answers);
     }
 
+    pub fn set_app_key(&self, der: Vec<u8>) {
+        self.state.lock().expect("lock").app_key = Some(der);
+    }
+
     pub fn set_down(&self, down: bool) {
         self.state.lock().expect("lock").down = down;
     }
@@ -101,6 +109,7 @@ async fn answer(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = request.uri().path().to_string();
+    let method = request.method().to_string();
     let auth = request
         .headers()
         .get("authorization")
@@ -124,10 +133,15 @@ async fn answer(
     };
     let (status, headers, text) = match scripted {
         Some(a) => (a.status, a.headers, a.body.to_string()),
-        None => (201, vec![], body.to_string()),
+        None => github_app_answer(&mut recorded, &method, &path, &auth).unwrap_or((
+            201,
+            vec![],
+            body.to_string(),
+        )),
     };
     recorded.calls.push(Call {
         at: Instant::now(),
+        method,
         path,
         auth,
         body,
@@ -144,6 +158,72 @@ async fn answer(
             .insert(name, value.parse().expect("header value"));
     }
     response
+}
+
+type Answered = (u16, Vec<(&'static str, String)>, String);
+
+/// GitHub's app and check-run endpoints: an installation token for a valid app JWT, ids
+/// for new check runs.
+fn github_app_answer(
+    recorded: &mut Recorded,
+    method: &str,
+    path: &str,
+    auth: &str,
+) -> Option<Answered> {
+    if path.ends_with("/installation") {
+        return Some((200, vec![], "{\"id\": 42}".into()));
+    }
+    if path == "/app/installations/42/access_tokens" {
+        let valid = recorded
+            .app_key
+            .as_ref()
+            .is_some_and(|key| app_jwt_is_valid(auth, key));
+        if !valid {
+            return Some((401, vec![], "{\"message\":\"bad JWT\"}".into()));
+        }
+        let expires = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let body = serde_json::json!({"token": "ghs_installation_token", "expires_at": expires});
+        return Some((201, vec![], body.to_string()));
+    }
+    if path.ends_with("/check-runs") && method == "POST" {
+        recorded.check_runs += 1;
+        return Some((201, vec![], format!("{{\"id\": {}}}", recorded.check_runs)));
+    }
+    if path.contains("/check-runs/") && method == "PATCH" {
+        let id = path.rsplit('/').next().unwrap_or("0");
+        return Some((200, vec![], format!("{{\"id\": {id}}}")));
+    }
+    None
+}
+
+/// `Bearer <JWT>` signed (RS256) by the app's key, issued by app 1234, not expired.
+fn app_jwt_is_valid(auth: &str, public_key: &[u8]) -> bool {
+    use base64::Engine;
+    let Some(jwt) = auth.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts[..] else {
+        return false;
+    };
+    let decode = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+    };
+    let (Some(claims_json), Some(signature)) = (decode(claims), decode(signature)) else {
+        return false;
+    };
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public_key,
+    );
+    let signed = key
+        .verify(format!("{header}.{claims}").as_bytes(), &signature)
+        .is_ok();
+    let claims: Value = serde_json::from_slice(&claims_json).unwrap_or(Value::Null);
+    let now = chrono::Utc::now().timestamp();
+    signed && claims["iss"] == "1234" && claims["exp"].as_i64().is_some_and(|e| e > now)
 }
 
 const WORKFLOW: &str = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo built\n  test:\n    needs: build\n    runs-on: self-hosted\n    steps:\n      - run: exit 3\n  lint:\n    runs-on: self-hosted\n    continue-on-error: true\n    steps:\n      - run: exit 1\n";
@@ -497,4 +577,119 @@ fn a_pull_request_the_filters_leave_out_still_gets_a_passing_status_with_the_rea
     let runs = server.runs();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "skipped");
+}
+
+#[test]
+fn a_github_app_gets_check_runs_with_annotations_in_batches_of_fifty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A key like the one GitHub gives an app (PKCS#1 PEM).
+    openssl(&["genrsa", "-traditional", "-out", "app.pem", "2048"]);
+    openssl(&[
+        "rsa",
+        "-in",
+        "app.pem",
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
+        "app.der",
+    ]);
+    let forge = FakeForge::start();
+    forge.set_app_key(std::fs::read(root.join("app.der")).expect("public key"));
+    let repo = crate::harness::Repo::new(root);
+    let text = config("github", "octo/hello", &repo.bare, 30)
+        + &format!(
+            "[repo.report]\napi_url = \"{}\"\napp_id = 1234\nprivate_key = {{ file = \"app.pem\" }}\n\
+             [reporting]\nbackoff_ms = 50\n",
+            forge.url
+        );
+    std::fs::write(root.join("tess.toml"), text).expect("config");
+    let server = Server::start(root, &databases(root)[0], "127.0.0.1:0");
+    let _runner = server.runner("r", "");
+    let workflow = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          for i in $(seq 1 60); do echo \"::error file=src/lib.rs,line=$i::bad $i\"; done\n          echo '::warning::no file for this one'\n          exit 1\n  lint:\n    runs-on: self-hosted\n    continue-on-error: true\n    steps:\n      - run: exit 1\n  deploy:\n    needs: build\n    runs-on: self-hosted\n    steps:\n      - run: 'true'\n";
+    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let run_id = crate::server::push_main(&server, "p", &sha);
+    server.finished_run(&run_id, Duration::from_secs(30));
+    let concluded = |name: &str| {
+        forge
+            .calls()
+            .into_iter()
+            .filter(|c| c.path.contains("/check-runs") && c.body["name"] == name)
+            .filter_map(|c| c.body["conclusion"].as_str().map(str::to_string))
+            .next_back()
+    };
+    let what = || format!("check runs concluded (calls: {:#?})", forge.calls());
+    wait_for_showing(what, Duration::from_secs(30), || {
+        ["tess/ci", "tess/ci/build", "tess/ci/lint", "tess/ci/deploy"]
+            .iter()
+            .all(|name| concluded(name).is_some())
+            .then_some(())
+    });
+    assert_eq!(concluded("tess/ci/build").as_deref(), Some("failure"));
+    assert_eq!(concluded("tess/ci/lint").as_deref(), Some("neutral"));
+    assert_eq!(concluded("tess/ci/deploy").as_deref(), Some("skipped"));
+    assert_eq!(concluded("tess/ci").as_deref(), Some("failure"));
+    let calls = forge.calls();
+    // The installation was looked up and its token minted with a valid app JWT, once.
+    let minted: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.path.ends_with("/access_tokens"))
+        .collect();
+    assert_eq!(minted.len(), 1, "{minted:#?}");
+    assert_eq!(minted[0].status, 201);
+    let checks: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.path.contains("/check-runs"))
+        .collect();
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.auth == "Bearer ghs_installation_token")
+    );
+    // One check run per job and run: made once, updated after.
+    for name in ["tess/ci", "tess/ci/build", "tess/ci/lint", "tess/ci/deploy"] {
+        let made = checks
+            .iter()
+            .filter(|c| c.method == "POST" && c.body["name"] == name)
+            .count();
+        assert_eq!(made, 1, "{name}");
+    }
+    // build's 60 located annotations went 50 + 10; the one without a file is in the summary.
+    let batches: Vec<usize> = checks
+        .iter()
+        .filter_map(|c| c.body["output"]["annotations"].as_array().map(Vec::len))
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(batches, [50, 10], "{checks:#?}");
+    let annotated = checks
+        .iter()
+        .find(|c| {
+            c.body["output"]["annotations"]
+                .as_array()
+                .is_some_and(|a| a.len() == 50)
+        })
+        .expect("the first batch");
+    let first = &annotated.body["output"]["annotations"][0];
+    assert_eq!(first["path"], "src/lib.rs");
+    assert_eq!(first["start_line"], 1);
+    assert_eq!(first["annotation_level"], "failure");
+    assert_eq!(first["message"], "bad 1");
+    let summary = annotated.body["output"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(summary.contains("no file for this one"), "{summary}");
+    assert!(summary.contains(&run_id), "{summary}");
 }
