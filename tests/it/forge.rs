@@ -632,11 +632,18 @@ fn a_github_app_gets_check_runs_with_annotations_in_batches_of_fifty() {
             .next_back()
     };
     let what = || format!("check runs concluded (calls: {:#?})", forge.calls());
-    wait_for_showing(what, Duration::from_secs(30), || {
-        ["tess/ci", "tess/ci/build", "tess/ci/lint", "tess/ci/deploy"]
+    let annotations_sent = || -> usize {
+        forge
+            .calls()
             .iter()
-            .all(|name| concluded(name).is_some())
-            .then_some(())
+            .filter_map(|c| c.body["output"]["annotations"].as_array().map(Vec::len))
+            .sum()
+    };
+    wait_for_showing(what, Duration::from_secs(30), || {
+        let all = ["tess/ci", "tess/ci/build", "tess/ci/lint", "tess/ci/deploy"]
+            .iter()
+            .all(|name| concluded(name).is_some());
+        (all && annotations_sent() >= 60).then_some(())
     });
     assert_eq!(concluded("tess/ci/build").as_deref(), Some("failure"));
     assert_eq!(concluded("tess/ci/lint").as_deref(), Some("neutral"));
