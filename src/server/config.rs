@@ -143,6 +143,16 @@ pub enum Forge {
     Gitlab,
 }
 
+impl Forge {
+    /// As stored and shown: `github`, `gitlab`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forge::Github => "github",
+            Forge::Gitlab => "gitlab",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Repo {

@@ -99,10 +99,7 @@ async fn receive(
     body: Bytes,
     authentic: impl FnOnce(&str, &[u8]) -> bool,
 ) -> Response {
-    let forge_name = match forge {
-        Forge::Github => "github",
-        Forge::Gitlab => "gitlab",
-    };
+    let forge_name = forge.as_str();
     let Some(event) = event else {
         app.metrics.delivery("bad_request");
         return reply(StatusCode::BAD_REQUEST, json!({"error": "no event header"}));

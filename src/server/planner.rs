@@ -172,10 +172,7 @@ pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, 
     let new_run = |pipeline: String, file: String| NewRun {
         id: run_id(),
         repo: repo.name.clone(),
-        forge: match repo.forge {
-            Forge::Github => "github".into(),
-            Forge::Gitlab => "gitlab".into(),
-        },
+        forge: repo.forge.as_str().into(),
         pipeline,
         file,
         event: event.github_name().into(),

@@ -79,6 +79,8 @@ impl Client {
 /// take (the clients give up after 10 s), short enough that a crashed server's claims
 /// soon pass to its successor.
 const CLAIM_MS: i64 = 15_000;
+/// How often the outbox rows of repositories that do not report are cleared.
+const UNREPORTED_SWEEP: Duration = Duration::from_secs(5);
 /// Sends in flight at once.
 const PARALLEL: usize = 8;
 
@@ -86,8 +88,24 @@ pub async fn run(app: Arc<App>) {
     let mut clients: HashMap<String, Option<(Arc<Client>, String)>> = HashMap::new();
     // Per API root: nothing is sent before this (a rate limit said so).
     let mut paused: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // Only repositories with `[repo.report]` are read row by row; the others' outbox rows
+    // are marked "unreported" in bulk now and then.
+    let reporting: Vec<(String, String)> = app
+        .config
+        .repos
+        .iter()
+        .filter(|r| r.report.is_some())
+        .map(|r| (r.forge.as_str().to_string(), r.name.clone()))
+        .collect();
+    let mut swept = tokio::time::Instant::now();
     loop {
-        let due = match app.store.due_reports(100, CLAIM_MS).await {
+        if swept.elapsed() >= UNREPORTED_SWEEP {
+            swept = tokio::time::Instant::now();
+            if let Err(e) = app.store.mark_unreported(&reporting).await {
+                tracing::warn!(error = %e, "marking unreported statuses failed");
+            }
+        }
+        let due = match app.store.due_reports(100, CLAIM_MS, &reporting).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the outbox failed");
@@ -104,7 +122,16 @@ pub async fn run(app: Arc<App>) {
             let key = format!("{}:{}", row.forge, row.repo);
             let client = clients.entry(key).or_insert_with(|| client_for(&app, &row));
             let Some((client, api)) = client.clone() else {
-                record(&app, &row, "unreported", None, None, false).await;
+                // Its configuration cannot be used (logged when the client was made).
+                record(
+                    &app,
+                    &row,
+                    "failed",
+                    None,
+                    Some("no usable forge client"),
+                    true,
+                )
+                .await;
                 continue;
             };
             if let Some(until) = paused

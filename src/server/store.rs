@@ -399,6 +399,14 @@ pub struct DueReport {
     pub check_run_id: Option<i64>,
 }
 
+/// `($first, $first+1), ($first+2, $first+3), …`: `n` pairs of parameters.
+fn pairs(n: usize, first: usize) -> String {
+    (0..n)
+        .map(|i| format!("(${}, ${})", first + 2 * i, first + 2 * i + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A completion's annotations as stored (`NULL` when there are none).
 fn annotations_json(c: &crate::protocol::Complete) -> Option<String> {
     (!c.annotations.is_empty()).then(|| serde_json::to_string(&c.annotations).unwrap_or_default())
@@ -1168,9 +1176,19 @@ impl Store {
 
     /// Outbox rows due to be reported, each the newest of its status (older ones are
     /// superseded by it), taken for `claim_ms` so another replica does not send them too.
-    pub async fn due_reports(&self, limit: i64, claim_ms: i64) -> Result<Vec<DueReport>> {
+    pub async fn due_reports(
+        &self,
+        limit: i64,
+        claim_ms: i64,
+        reporting: &[(String, String)],
+    ) -> Result<Vec<DueReport>> {
+        if reporting.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = now_ms();
-        let rows = sqlx::query(
+        // "Newest of its status" is asked twice so each probe is an index range (a run's
+        // status has no job key).
+        let sql = format!(
             "SELECT o.id, o.run_id, o.job_key, o.state, o.attempts, r.repo, r.forge, r.pipeline, \
              r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
              j.allowed_failure, r.error, j.annotations, \
@@ -1180,26 +1198,42 @@ impl Store {
              WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
              AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
              AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.run_id = o.run_id \
-             AND COALESCE(n.job_key, '') = COALESCE(o.job_key, '') AND n.id > o.id) \
-             ORDER BY o.id LIMIT $2",
-        )
+             AND n.job_key = o.job_key AND n.id > o.id) \
+             AND (o.job_key IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox n \
+             WHERE n.run_id = o.run_id AND n.job_key IS NULL AND n.id > o.id)) \
+             AND (r.forge, r.repo) IN ({}) ORDER BY o.id LIMIT $2",
+            pairs(reporting.len(), 3)
+        );
+        let mut query = sqlx::query(&sql).bind(now).bind(limit);
+        for (forge, repo) in reporting {
+            query = query.bind(forge).bind(repo);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // All taken at once; what another replica took in between is left to it.
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0).map(|id| id.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        let taken = sqlx::query(&format!(
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN ({}) AND delivered_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until < $2) RETURNING id",
+            ids.join(", ")
+        ))
+        .bind(now + claim_ms)
         .bind(now)
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        let taken: std::collections::HashSet<i64> = taken
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
         let mut due = Vec::new();
         for r in rows {
             let id: i64 = r.try_get(0)?;
-            let taken = sqlx::query(
-                "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND delivered_at IS NULL \
-                 AND (claimed_until IS NULL OR claimed_until < $3)",
-            )
-            .bind(now + claim_ms)
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            if taken.rows_affected() == 0 {
+            if !taken.contains(&id) {
                 continue;
             }
             due.push(DueReport {
@@ -1232,6 +1266,29 @@ impl Store {
         Ok(due)
     }
 
+    /// Marks what is undelivered of repositories that do not report to a forge (all but
+    /// `reporting`) as not reported, in one statement.
+    pub async fn mark_unreported(&self, reporting: &[(String, String)]) -> Result<()> {
+        let others = if reporting.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "AND run_id IN (SELECT id FROM runs WHERE (forge, repo) NOT IN ({}))",
+                pairs(reporting.len(), 2)
+            )
+        };
+        let sql = format!(
+            "UPDATE outbox SET delivered_at = $1, result = 'unreported' \
+             WHERE delivered_at IS NULL {others}"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms());
+        for (forge, repo) in reporting {
+            query = query.bind(forge).bind(repo);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Records how reporting an outbox row went. `retry_at` keeps it to be sent again;
     /// otherwise it is done with `result`, and older rows of its status are superseded.
     pub async fn reported(
@@ -1257,10 +1314,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if retry_at.is_none() {
-            sqlx::query(
+            let same_status = match report.job_key {
+                Some(_) => "job_key = $3",
+                None => "job_key IS NULL AND $3 IS NULL",
+            };
+            sqlx::query(&format!(
                 "UPDATE outbox SET delivered_at = $1, result = 'superseded' WHERE run_id = $2 \
-                 AND COALESCE(job_key, '') = COALESCE($3, '') AND id < $4 AND delivered_at IS NULL",
-            )
+                 AND {same_status} AND id < $4 AND delivered_at IS NULL"
+            ))
             .bind(now)
             .bind(&report.run_id)
             .bind(report.job_key.as_deref())
