@@ -133,6 +133,17 @@ pub struct Complete {
     /// `::error file=…,line=…::` and the like, for the forge's check run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<crate::exec::Annotation>,
+    /// The slot's next poll, answered in the same call when a job is queued for it (one
+    /// request per job instead of two; no waiting: otherwise the runner polls as usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<PollRequest>,
+}
+
+/// The answer to `complete`: the slot's next job, when it asked and one was queued.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CompleteReply {
+    #[serde(default)]
+    pub next: Option<Lease>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -127,8 +127,14 @@ impl Client {
     }
 
     /// Completes an attempt, retrying until the server answers (completion is idempotent).
-    pub fn complete(&self, done: &Complete, give_up: &dyn Fn() -> bool) -> Result<(), CallError> {
-        self.post_retrying::<_, serde_json::Value>("complete", done, give_up)
-            .map(|_| ())
+    /// Completes an attempt, retrying until the server answers (completion is idempotent);
+    /// returns the next job when `done.next` asked for one and one was queued.
+    pub fn complete(
+        &self,
+        done: &Complete,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<Option<Lease>, CallError> {
+        self.post_retrying::<_, crate::protocol::CompleteReply>("complete", done, give_up)
+            .map(|reply| reply.and_then(|r| r.next))
     }
 }

@@ -101,8 +101,15 @@ impl Shared {
 }
 
 /// Runs the leased job to its end and reports it. Returns when the server has the result
-/// (or has refused it because the lease was lost).
-pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: &Arc<Cancel>) {
+/// (or has refused it because the lease was lost), with the slot's next job when
+/// `next_poll` asked for one along with the result and one was queued.
+pub fn execute(
+    client: &Client,
+    lease: Lease,
+    shared: &Shared,
+    stop_everything: &Arc<Cancel>,
+    next_poll: &dyn Fn() -> Option<crate::protocol::PollRequest>,
+) -> Option<Lease> {
     let span = tracing::info_span!("job", run_id = %lease.run_id, job = %lease.job_key, attempt = lease.attempt);
     let _enter = span.enter();
     let job_ref = JobRef::of(&lease);
@@ -156,7 +163,7 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
     let _ = beat.join();
     if lease_lost.load(Ordering::SeqCst) {
         tracing::warn!("the lease was lost; the result is not reported");
-        return;
+        return None;
     }
     let log = (!upload.pending.is_empty()).then(|| crate::protocol::LogTail {
         offset: upload.acked,
@@ -171,11 +178,21 @@ pub fn execute(client: &Client, lease: Lease, shared: &Shared, stop_everything: 
         error: outcome.error,
         log,
         annotations: outcome.annotations,
+        next: next_poll(),
     };
     match client.complete(&done, &|| false) {
-        Ok(()) => tracing::info!(result = result.as_str(), "job reported"),
-        Err(CallError::Refused(code, m)) => tracing::warn!(code, message = %m, "result refused"),
-        Err(e) => tracing::error!(error = %e, "cannot report the result"),
+        Ok(next) => {
+            tracing::info!(result = result.as_str(), "job reported");
+            next
+        }
+        Err(CallError::Refused(code, m)) => {
+            tracing::warn!(code, message = %m, "result refused");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot report the result");
+            None
+        }
     }
 }
 

@@ -187,20 +187,33 @@ pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
                 (&client, &labels, &busy, &stop, &job_stop, &opts, &shared);
             s.spawn(move || {
                 let mut failures = 0;
+                // `running` counts the other slots' jobs.
+                let poll_request = |running: u32, wait_seconds| PollRequest {
+                    labels: labels.clone(),
+                    free_slots: slots as u32 - running,
+                    load: host_load(running),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    wait_seconds,
+                };
+                // The next job comes with the last one's result when one is queued.
+                let next_poll = || {
+                    (stop.level() == CancelLevel::None)
+                        .then(|| poll_request(busy.load(Ordering::SeqCst).saturating_sub(1), None))
+                };
+                let mut next = None;
                 while stop.level() == CancelLevel::None {
-                    let running = busy.load(Ordering::SeqCst);
-                    let request = PollRequest {
-                        labels: labels.clone(),
-                        free_slots: slots as u32 - running,
-                        load: host_load(running),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        wait_seconds: Some(opts.poll_seconds),
+                    let polled = match next.take() {
+                        Some(lease) => Ok(Some(lease)),
+                        None => client.poll(&poll_request(
+                            busy.load(Ordering::SeqCst),
+                            Some(opts.poll_seconds),
+                        )),
                     };
-                    match client.poll(&request) {
+                    match polled {
                         Ok(Some(lease)) => {
                             failures = 0;
                             busy.fetch_add(1, Ordering::SeqCst);
-                            job::execute(client, lease, shared, job_stop);
+                            next = job::execute(client, lease, shared, job_stop, &next_poll);
                             busy.fetch_sub(1, Ordering::SeqCst);
                         }
                         Ok(None) => failures = 0,

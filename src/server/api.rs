@@ -213,7 +213,7 @@ pub async fn complete(
     headers: HeaderMap,
     Json(done): Json<Complete>,
 ) -> Reply {
-    runner_auth(&app, &headers).await?;
+    let runner = runner_auth(&app, &headers).await?;
     let (duration, queued) = app.store.complete(&done).await.map_err(store_error)?;
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
     if let Some(ms) = duration {
@@ -223,7 +223,25 @@ pub async fn complete(
     if queued > 0 {
         app.queued.notify_waiters();
     }
-    Ok(StatusCode::OK.into_response())
+    let mut reply = crate::protocol::CompleteReply::default();
+    if let Some(next) = &done.next
+        && next.free_slots > 0
+        && !app.presence.draining(&runner)
+    {
+        let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+        if let Some(claimed) = app
+            .store
+            .claim(&runner, &next.labels, ttl_ms)
+            .await
+            .map_err(store_error)?
+        {
+            app.metrics
+                .queue_wait((now_ms() - claimed.queued_at).max(0) as f64 / 1000.0);
+            tracing::info!(run_id = %claimed.run_id, job = %claimed.job_key, attempt = claimed.attempt, runner = %runner, "job leased with a result");
+            reply.next = Some(app.lease(claimed));
+        }
+    }
+    Ok(Json(reply).into_response())
 }
 
 // ---- REST API ----
