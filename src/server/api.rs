@@ -157,16 +157,8 @@ pub async fn poll(
     loop {
         // Registered before looking, so a job queued in between still wakes us.
         let queued = app.queued.notified();
-        if let Some(claimed) = app
-            .store
-            .claim(&runner, &req.labels, ttl_ms)
-            .await
-            .map_err(store_error)?
-        {
-            app.metrics
-                .queue_wait((now_ms() - claimed.queued_at).max(0) as f64 / 1000.0);
-            tracing::info!(run_id = %claimed.run_id, job = %claimed.job_key, attempt = claimed.attempt, runner = %runner, "job leased");
-            return Ok(Json(app.lease(claimed)).into_response());
+        if let Some(lease) = take_job(&app, &runner, &req.labels, ttl_ms).await? {
+            return Ok(Json(lease).into_response());
         }
         // Other replicas queue jobs too: look again at least every half second.
         let nap = deadline
@@ -180,6 +172,27 @@ pub async fn poll(
             _ = tokio::time::sleep(nap) => {}
         }
     }
+}
+
+/// A lease of the first queued job the runner's labels allow, if there is one.
+async fn take_job(
+    app: &App,
+    runner: &str,
+    labels: &[String],
+    ttl_ms: i64,
+) -> Result<Option<Lease>, ApiError> {
+    let Some(claimed) = app
+        .store
+        .claim(runner, labels, ttl_ms)
+        .await
+        .map_err(store_error)?
+    else {
+        return Ok(None);
+    };
+    app.metrics
+        .queue_wait((now_ms() - claimed.queued_at).max(0) as f64 / 1000.0);
+    tracing::info!(run_id = %claimed.run_id, job = %claimed.job_key, attempt = claimed.attempt, runner = %runner, "job leased");
+    Ok(Some(app.lease(claimed)))
 }
 
 pub async fn heartbeat(
@@ -229,17 +242,7 @@ pub async fn complete(
         && !app.presence.draining(&runner)
     {
         let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
-        if let Some(claimed) = app
-            .store
-            .claim(&runner, &next.labels, ttl_ms)
-            .await
-            .map_err(store_error)?
-        {
-            app.metrics
-                .queue_wait((now_ms() - claimed.queued_at).max(0) as f64 / 1000.0);
-            tracing::info!(run_id = %claimed.run_id, job = %claimed.job_key, attempt = claimed.attempt, runner = %runner, "job leased with a result");
-            reply.next = Some(app.lease(claimed));
-        }
+        reply.next = take_job(&app, &runner, &next.labels, ttl_ms).await?;
     }
     Ok(Json(reply).into_response())
 }

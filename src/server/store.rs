@@ -399,6 +399,19 @@ pub struct DueReport {
     pub check_run_id: Option<i64>,
 }
 
+/// How long a job took, from a row starting with its `started_at, finished_at`.
+fn took(row: &AnyRow) -> Result<Option<i64>> {
+    Ok(
+        match (
+            row.try_get::<Option<i64>, _>(0)?,
+            row.try_get::<Option<i64>, _>(1)?,
+        ) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        },
+    )
+}
+
 /// `($first, $first+1), ($first+2, $first+3), …`: `n` pairs of parameters.
 fn pairs(n: usize, first: usize) -> String {
     (0..n)
@@ -1034,13 +1047,7 @@ impl Store {
             };
         };
         let queued = advance(&mut tx, &job.run_id).await?;
-        let duration = match (
-            times.try_get::<Option<i64>, _>(0)?,
-            times.try_get::<Option<i64>, _>(1)?,
-        ) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
+        let duration = took(&times)?;
         tx.commit().await?;
         Ok((duration, queued))
     }
@@ -1075,13 +1082,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let duration = match (
-            row.try_get::<Option<i64>, _>(0)?,
-            row.try_get::<Option<i64>, _>(1)?,
-        ) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
+        let duration = took(&row)?;
         // The statement saw the run as it was before this job finished; this job aside,
         // nothing waits and something still runs: no other job changes now.
         let (waiting, others_open): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
