@@ -700,3 +700,28 @@ fn a_github_app_gets_check_runs_with_annotations_in_batches_of_fifty() {
     assert!(summary.contains("no file for this one"), "{summary}");
     assert!(summary.contains(&run_id), "{summary}");
 }
+
+#[test]
+fn statuses_of_repositories_without_reporting_are_cleared_not_kept_pending() {
+    on_each_database(|root, database| {
+        let (repo, server) = crate::harness::setup(root, "github", "octo/hello", 30, database);
+        let _runner = server.runner("r", "");
+        let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+        let run_id = crate::server::push_main(&server, "p", &sha);
+        server.finished_run(&run_id, Duration::from_secs(30));
+        let metrics = || {
+            server
+                .get("/metrics")
+                .1
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        wait_for_showing(metrics, Duration::from_secs(15), || {
+            let text = metrics();
+            (text.contains("tess_forge_reports_pending 0\n")
+                && text.contains("tess_forge_reports_given_up 0\n"))
+            .then_some(())
+        });
+    });
+}
