@@ -9,6 +9,9 @@ pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
     let Some(name) = args.event.as_deref() else {
         return Ok(None);
     };
+    if let Some(path) = &args.event_path {
+        return from_payload(args, name, path).map(Some);
+    }
     let kind = match name {
         "push" | "tag" => EventKind::Push,
         "pull_request" => EventKind::PullRequest,
@@ -37,6 +40,36 @@ pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
     event.inputs = args.input.iter().cloned().collect();
     event.project = crate::git::project_path(Path::new("."));
     Ok(Some(event))
+}
+
+/// The event a GitHub event payload describes (the same reading as the server's webhooks).
+fn from_payload(args: &EventArgs, name: &str, path: &Path) -> Result<Event, String> {
+    use crate::forge::payload::{Parsed, parse};
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
+    let github_name = match name {
+        "push" | "tag" => "push",
+        "manual" => "workflow_dispatch",
+        other => other,
+    };
+    let mut event = match parse(crate::forge::Forge::Github, github_name, &json)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+    {
+        Parsed::Trigger(trigger) => trigger.event,
+        Parsed::Ignored { reason, .. } => {
+            return Err(format!("{}: starts no run: {reason}", path.display()));
+        }
+        Parsed::Ping { .. } => return Err(format!("{}: a ping starts no run", path.display())),
+    };
+    if !args.changed.is_empty() {
+        event.changed = Some(args.changed.clone());
+    }
+    event.inputs.extend(args.input.iter().cloned());
+    if event.project.is_none() {
+        event.project = crate::git::project_path(Path::new("."));
+    }
+    Ok(event)
 }
 
 /// The checked-out branch of the repository containing `dir`, as a full ref.

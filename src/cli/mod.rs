@@ -202,6 +202,10 @@ pub struct EventArgs {
     /// An input for manual runs, `KEY=VALUE` (repeatable).
     #[arg(long, value_parser = parse_key_value)]
     pub input: Vec<(String, String)>,
+    /// A GitHub event payload (in a GitHub Actions job: `$GITHUB_EVENT_PATH`): the event
+    /// of kind `--event` is read from it (ref, base, activity type, inputs).
+    #[arg(long, requires = "event")]
+    pub event_path: Option<std::path::PathBuf>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

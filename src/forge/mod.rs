@@ -1,11 +1,31 @@
-//! Results shown on the forges: GitHub commit statuses (through octocrab) and GitLab commit
-//! statuses (through reqwest). Callers say what to show; each forge file says how it is sent.
+//! The forges: their webhook payloads (`payload.rs`), and results shown on them — GitHub
+//! commit statuses and check runs (octocrab), GitLab commit statuses (reqwest).
 
 pub mod github;
 pub mod github_app;
 pub mod gitlab;
+pub mod payload;
 
+use serde::Deserialize;
 use std::time::Duration;
+
+/// The forges Tesseract knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forge {
+    Github,
+    Gitlab,
+}
+
+impl Forge {
+    /// As stored and shown: `github`, `gitlab`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forge::Github => "github",
+            Forge::Gitlab => "gitlab",
+        }
+    }
+}
 
 /// One commit status as Tesseract wants it shown.
 #[derive(Debug, Clone, PartialEq, Eq)]

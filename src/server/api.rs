@@ -452,7 +452,7 @@ pub async fn create_run(
         crate::trigger::Event::full_ref(is_tag, &req.git_ref),
     );
     event.inputs = req.inputs;
-    let trigger = super::payload::Trigger {
+    let trigger = crate::forge::payload::Trigger {
         repo: repo.name.clone(),
         event,
         before: None,

@@ -136,22 +136,7 @@ impl ReportTo {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Forge {
-    Github,
-    Gitlab,
-}
-
-impl Forge {
-    /// As stored and shown: `github`, `gitlab`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Forge::Github => "github",
-            Forge::Gitlab => "gitlab",
-        }
-    }
-}
+pub use crate::forge::Forge;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

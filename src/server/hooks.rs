@@ -4,8 +4,8 @@
 
 use super::App;
 use super::config::Forge;
-use super::payload::{self, Parsed};
 use super::store::Delivery;
+use crate::forge::payload::{self, Parsed};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

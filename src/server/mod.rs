@@ -5,7 +5,6 @@ pub mod api;
 pub mod config;
 pub mod hooks;
 pub mod metrics;
-pub mod payload;
 pub mod planner;
 pub mod presence;
 mod reporter;
@@ -239,9 +238,9 @@ async fn plan_one(
     };
     let trigger = serde_json::from_str(payload_text)
         .map_err(|e| e.to_string())
-        .and_then(|json| payload::parse(forge, event, &json));
+        .and_then(|json| crate::forge::payload::parse(forge, event, &json));
     let trigger = match trigger {
-        Ok(payload::Parsed::Trigger(t)) => t,
+        Ok(crate::forge::payload::Parsed::Trigger(t)) => t,
         Ok(_) => return ("ignored", Some("nothing to plan".into()), Vec::new()),
         Err(e) => return ("error", Some(e), Vec::new()),
     };

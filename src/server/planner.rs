@@ -3,8 +3,8 @@
 //! shared planner. Blocking (git processes); the server calls it off the async threads.
 
 use super::config::{Forge, Repo};
-use super::payload::Trigger;
 use super::store::{NewJob, NewRun, Supersede, random_hex};
+use crate::forge::payload::Trigger;
 use crate::git::run as git;
 use crate::plan::{PipelinePlan, plan_pipeline};
 use serde_json::Value as Json;

@@ -725,3 +725,78 @@ fn statuses_of_repositories_without_reporting_are_cleared_not_kept_pending() {
         });
     });
 }
+
+/// `tess run --event-path` reads a real GitHub event payload (as a GitHub Actions job finds
+/// at `$GITHUB_EVENT_PATH`) the way the server reads the webhook.
+#[test]
+fn github_event_payloads_become_the_run_s_event() {
+    use crate::support::{corpus_dir, stderr, stdout, tess};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let workflow = "on: [push, pull_request, workflow_dispatch]\njobs:\n  show:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"seen ${{ github.event_name }} ${{ github.ref }} ${{ github.base_ref }}\"\n";
+    std::fs::create_dir_all(root.join(".github/workflows")).expect("mkdir");
+    std::fs::write(root.join(".github/workflows/ci.yml"), workflow).expect("write");
+    let cases = [
+        (
+            "push",
+            "push__branch-create-push__octokit__webhooks__with-new-branch.payload.json",
+            "seen push refs/heads/",
+        ),
+        (
+            "tag",
+            "push__tag-push__drone__go-scm__push_tag.json",
+            "seen push refs/tags/",
+        ),
+        (
+            "pull_request",
+            "pull_request__opened__octokit__webhooks__opened.payload.json",
+            "seen pull_request refs/pull/",
+        ),
+        (
+            "manual",
+            "workflow_dispatch__manual__octokit__webhooks__payload.json",
+            "seen workflow_dispatch refs/heads/",
+        ),
+    ];
+    for (event, file, expected) in cases {
+        let path = corpus_dir("webhooks/github").join(file);
+        let out = tess(
+            root,
+            &[
+                "run",
+                "--event",
+                event,
+                "--event-path",
+                path.to_str().expect("utf-8"),
+            ],
+        );
+        let text = stdout(&out);
+        assert!(out.status.success(), "{event}: {text}\n{}", stderr(&out));
+        assert!(
+            text.contains(expected),
+            "{event}: expected `{expected}` in\n{text}"
+        );
+    }
+    // A payload that starts nothing, and one that is not JSON, say so with the file.
+    let deleted =
+        corpus_dir("webhooks/github").join("push__tag-delete__octokit__webhooks__payload.json");
+    let out = tess(
+        root,
+        &[
+            "run",
+            "--event",
+            "push",
+            "--event-path",
+            deleted.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("starts no run"), "{}", stderr(&out));
+    std::fs::write(root.join("bad.json"), "{\n  \"ref\": ,\n}").expect("write");
+    let out = tess(
+        root,
+        &["run", "--event", "push", "--event-path", "bad.json"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad.json:2:"), "{}", stderr(&out));
+}

@@ -8,9 +8,9 @@ use crate::harness::{
 use crate::support::corpus_dir;
 use serde_json::json;
 use std::time::Duration;
+use tesseract_ci::forge::payload::{Parsed, parse};
 use tesseract_ci::server::config::Forge;
 use tesseract_ci::server::hooks::github_signature_ok;
-use tesseract_ci::server::payload::{Parsed, parse};
 
 const WORKFLOW: &str = r#"name: ci
 on:

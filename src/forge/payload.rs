@@ -1,7 +1,7 @@
 //! Forge webhook payloads (GitHub and GitLab) normalized into the planner's [`Event`], or
 //! the reason the delivery starts nothing.
 
-use super::config::Forge;
+use super::Forge;
 use crate::trigger::{Event, EventKind};
 use serde_json::Value as Json;
 
