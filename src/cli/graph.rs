@@ -2,7 +2,7 @@
 
 use crate::plan::PipelinePlan;
 
-fn node_id(pipeline: usize, job: usize) -> String {
+pub fn node_id(pipeline: usize, job: usize) -> String {
     format!("p{pipeline}_j{job}")
 }
 

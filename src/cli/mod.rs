@@ -1,6 +1,7 @@
 //! The `tess` command line: argument parsing and output formatting only; the work is done
 //! by `load`, `spec`, `plan` and `trigger`.
 
+mod action;
 mod event;
 mod graph;
 mod live;
@@ -89,6 +90,11 @@ enum Command {
         /// Fail steps that use actions not available locally (instead of skipping them).
         #[arg(long)]
         strict: bool,
+        /// Inside a GitHub Actions job: a table of the jobs and the DAG colored by result
+        /// to `$GITHUB_STEP_SUMMARY`, `result`, `failed-jobs` and `run-id` to
+        /// `$GITHUB_OUTPUT`, and an `::error::` annotation per failed job.
+        #[arg(long)]
+        github_actions: bool,
     },
     /// Receive webhooks, plan and store runs, lease jobs to runners.
     Server {
@@ -316,7 +322,9 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             isolate,
             json,
             strict,
+            github_actions,
         } => {
+            let action = github_actions.then(action::Files::from_env).transpose()?;
             let event = run::event_for_run(&event)?;
             let mut loaded = load_paths(paths, include_dir, Some(&event))?;
             if loaded.has_errors() {
@@ -333,6 +341,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 isolate,
                 json,
                 strict,
+                action,
             };
             run::run(&mut loaded, args)
         }

@@ -20,6 +20,8 @@ pub struct RunArgs {
     pub isolate: bool,
     pub json: bool,
     pub strict: bool,
+    /// GitHub Actions mode: where its summary and outputs go.
+    pub action: Option<super::action::Files>,
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -97,6 +99,9 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
         let _ = std::fs::remove_dir_all(run_dir.join("tmp"));
         if !args.json {
             live::print_summary(&summary, &run_id, &run_dir);
+        }
+        if let Some(files) = &args.action {
+            super::action::report(files, &plan, &summary, &run_id)?;
         }
         code = code.max(match result {
             Conclusion::Success | Conclusion::Skipped => 0,
