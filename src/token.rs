@@ -13,6 +13,11 @@ pub fn random_hex(n: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A random number in [0, 1] (for jitter).
+pub fn random_unit() -> f64 {
+    u64::from_str_radix(&random_hex(2), 16).unwrap_or(0) as f64 / 65535.0
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     sha2_bytes(data)
         .iter()

@@ -32,17 +32,19 @@ struct Answer {
 
 impl Answer {
     fn sent(&self) -> Sent {
-        let header = |name: &str| {
-            self.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        classify(self.status, &header, &self.text)
+        classify(self.status, &self.headers, &self.text)
     }
 
     fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// The body of a delivered answer; otherwise what the send came to.
+    fn delivered_json(&self) -> Result<Value, Sent> {
+        match self.sent() {
+            Sent::Delivered => Ok(self.json()),
+            other => Err(other),
+        }
     }
 }
 
@@ -139,27 +141,24 @@ impl GitHub {
             Some(id) => id,
             None => {
                 let path = format!("/repos/{}/installation", self.repo);
-                let answer = self.call(Method::GET, &path, &jwt, None).await?;
-                let id = answer.json()["id"].as_u64();
-                match (answer.sent(), id) {
-                    (Sent::Delivered, Some(id)) => id,
-                    (Sent::Delivered, None) => {
-                        return Err(Sent::Failed("no installation id in GitHub's answer".into()));
-                    }
-                    (other, _) => return Err(other),
-                }
+                let body = self
+                    .call(Method::GET, &path, &jwt, None)
+                    .await?
+                    .delivered_json()?;
+                body["id"]
+                    .as_u64()
+                    .ok_or_else(|| Sent::Failed("no installation id in GitHub's answer".into()))?
             }
         };
         *installation = Some(id);
         let path = format!("/app/installations/{id}/access_tokens");
-        let answer = self.call(Method::POST, &path, &jwt, None).await?;
-        let body = answer.json();
-        let (Sent::Delivered, Some(value)) = (answer.sent(), body["token"].as_str()) else {
-            return Err(match answer.sent() {
-                Sent::Delivered => Sent::Failed("no token in GitHub's answer".into()),
-                other => other,
-            });
-        };
+        let body = self
+            .call(Method::POST, &path, &jwt, None)
+            .await?
+            .delivered_json()?;
+        let value = body["token"]
+            .as_str()
+            .ok_or_else(|| Sent::Failed("no token in GitHub's answer".into()))?;
         let expires = body["expires_at"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -279,13 +278,11 @@ impl GitHub {
             Ok(answer) => answer,
             Err(sent) => return (sent, existing),
         };
+        let sent = answer.sent();
         let id = existing.or_else(|| answer.json()["id"].as_i64());
-        let (sent, Some(id)) = (answer.sent(), id) else {
-            return (answer.sent(), existing);
+        let (Sent::Delivered, Some(id)) = (&sent, id) else {
+            return (sent, id);
         };
-        if sent != Sent::Delivered {
-            return (sent, existing.or(Some(id)));
-        }
         for batch in batches {
             let more = json!({ "output": output(batch) });
             let path = format!("/repos/{}/check-runs/{id}", self.repo);

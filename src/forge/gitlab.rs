@@ -68,18 +68,12 @@ impl GitLab {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
                 let text = response.text().await.unwrap_or_default();
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
                 // GitLab answers a repeated state ("Cannot transition status via :run from
                 // :running") with 400: the forge already shows it.
                 if status == 400 && text.contains("Cannot transition status") {
                     return Sent::Delivered;
                 }
-                classify(status, &header, &text)
+                classify(status, &headers, &text)
             }
             Err(e) => Sent::Failed(format!("GitLab: {}", without_url(&e))),
         }

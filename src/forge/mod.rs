@@ -25,6 +25,15 @@ impl Forge {
             Forge::Gitlab => "gitlab",
         }
     }
+
+    /// Back from [`Forge::as_str`] (what the store holds; GitHub unless `gitlab`).
+    pub fn from_stored(name: &str) -> Forge {
+        if name == Forge::Gitlab.as_str() {
+            Forge::Gitlab
+        } else {
+            Forge::Github
+        }
+    }
 }
 
 /// One commit status as Tesseract wants it shown.
@@ -103,7 +112,8 @@ pub enum Sent {
 /// and 403 with the primary (`x-ratelimit-remaining: 0`) or secondary limit, wait for
 /// `retry-after` / `x-ratelimit-reset`; 409 (GitLab: an update of the same commit is in
 /// progress) and 5xx again later; any other 4xx is final.
-pub fn classify(status: u16, header: &dyn Fn(&str) -> Option<String>, body: &str) -> Sent {
+pub fn classify(status: u16, headers: &http::HeaderMap, body: &str) -> Sent {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let seconds = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
     let short = |body: &str| {
         let text: String = body.chars().take(300).collect();

@@ -69,8 +69,8 @@ impl Checkouts {
         if !sha.bytes().all(|b| b.is_ascii_hexdigit()) || sha.len() < 7 {
             return Err(format!("`{sha}` is not a commit id"));
         }
-        let (tree, mirror) = self.tree(clone_url, sha)?;
         let repo_key = url_key(clone_url);
+        let (tree, mirror) = self.tree(clone_url, &repo_key, sha)?;
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.0.get_mut(&repo_key).and_then(Vec::pop)
@@ -124,8 +124,12 @@ impl Checkouts {
     }
 
     /// The cached checkout of `sha` (made once) and the mirror it came from.
-    fn tree(&self, clone_url: &str, sha: &str) -> Result<(PathBuf, PathBuf), String> {
-        let url_key = &url_key(clone_url);
+    fn tree(
+        &self,
+        clone_url: &str,
+        url_key: &str,
+        sha: &str,
+    ) -> Result<(PathBuf, PathBuf), String> {
         let tree = self.dir.join("trees").join(format!("{url_key}-{sha}"));
         let lock = self.lock(&format!("tree-{url_key}-{sha}"));
         let _held = lock.lock().unwrap_or_else(|e| e.into_inner());

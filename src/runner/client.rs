@@ -37,8 +37,7 @@ pub struct Client {
 /// Backoff before retry `n` (0-based): 200 ms doubling to 10 s, ±50% jitter.
 pub fn backoff(n: u32) -> Duration {
     let base = (200u64 << n.min(6)).min(10_000);
-    let jitter = crate::token::random_hex(2);
-    let r = u64::from_str_radix(&jitter, 16).unwrap_or(0) % (base + 1);
+    let r = (crate::token::random_unit() * base as f64) as u64;
     Duration::from_millis(base / 2 + r)
 }
 

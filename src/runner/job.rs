@@ -47,6 +47,9 @@ impl LogUpload {
     }
 }
 
+/// Log text uploaded at once; a job's last bytes up to this size ride with its result.
+const LOG_BATCH_BYTES: usize = 256 * 1024;
+
 /// What a runner process keeps between jobs.
 pub struct Shared {
     pub workdir: std::path::PathBuf,
@@ -136,7 +139,7 @@ pub fn execute(
     let outcome = run(&lease, shared, &cancel, &mut |text: &str| {
         upload.pending.push_str(text);
         if upload.last_sent.elapsed() >= Duration::from_millis(250)
-            || upload.pending.len() > 256 * 1024
+            || upload.pending.len() > LOG_BATCH_BYTES
         {
             upload.flush(client);
         }
@@ -153,7 +156,8 @@ pub fn execute(
     // Everything the job printed reaches the server with or before its result: a short
     // rest rides along with the result, a long one is uploaded first.
     let mut tries = 0;
-    while upload.pending.len() > 256 * 1024 && !lease_lost.load(Ordering::SeqCst) && tries < 50 {
+    while upload.pending.len() > LOG_BATCH_BYTES && !lease_lost.load(Ordering::SeqCst) && tries < 50
+    {
         upload.flush(client);
         if !upload.pending.is_empty() {
             std::thread::sleep(super::client::backoff(tries.min(5)));

@@ -231,11 +231,7 @@ async fn plan_one(
     app: &Arc<App>,
     (forge, event, payload_text): &(String, String, String),
 ) -> (&'static str, Option<String>, Vec<store::NewRun>) {
-    let forge = if forge == "gitlab" {
-        config::Forge::Gitlab
-    } else {
-        config::Forge::Github
-    };
+    let forge = config::Forge::from_stored(forge);
     let trigger = serde_json::from_str(payload_text)
         .map_err(|e| e.to_string())
         .and_then(|json| crate::forge::payload::parse(forge, event, &json));

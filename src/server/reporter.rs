@@ -163,11 +163,7 @@ pub async fn run(app: Arc<App>) {
 }
 
 fn client_for(app: &App, row: &DueReport) -> Option<(Arc<Client>, String)> {
-    let forge = match row.forge.as_str() {
-        "gitlab" => Forge::Gitlab,
-        _ => Forge::Github,
-    };
-    let repo = app.config.repo(forge, &row.repo)?;
+    let repo = app.config.repo(Forge::from_stored(&row.forge), &row.repo)?;
     match Client::new(repo, &app.base_dir) {
         Ok(made) => made.map(|(c, api)| (Arc::new(c), api)),
         Err(e) => {
@@ -288,7 +284,6 @@ async fn record(
 fn backoff(app: &App, attempts: i64) -> Duration {
     let base = app.config.reporting.backoff_ms as f64;
     let raw = base * 2f64.powi(attempts.clamp(0, 20) as i32);
-    let random = u64::from_str_radix(&crate::token::random_hex(2), 16).unwrap_or(0) as f64;
-    let jitter = 0.75 + random / 65535.0 * 0.5;
+    let jitter = 0.75 + crate::token::random_unit() * 0.5;
     Duration::from_millis((raw * jitter).min(600_000.0) as u64)
 }

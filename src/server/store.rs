@@ -420,6 +420,24 @@ fn pairs(n: usize, first: usize) -> String {
         .join(", ")
 }
 
+/// A completion statement with the result bound as both forms expect it: $1 state,
+/// $2 allowed failure, $3 outputs, $4 error, $5 finished at, and the attempt $6–$9.
+fn with_result<'q>(
+    sql: &'q str,
+    c: &'q crate::protocol::Complete,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(c.result.as_str())
+        .bind(c.allowed_failure as i64)
+        .bind(serde_json::to_string(&c.outputs).unwrap_or_default())
+        .bind(c.error.as_deref())
+        .bind(now_ms())
+        .bind(&c.job.run_id)
+        .bind(&c.job.job_key)
+        .bind(c.job.attempt)
+        .bind(&c.job.lease_token)
+}
+
 /// A completion's annotations as stored (`NULL` when there are none).
 fn annotations_json(c: &crate::protocol::Complete) -> Option<String> {
     (!c.annotations.is_empty()).then(|| serde_json::to_string(&c.annotations).unwrap_or_default())
@@ -1008,21 +1026,13 @@ impl Store {
                 }
             }
         }
-        let done = sqlx::query(
+        let done = with_result(
             "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5, \
              log_length = COALESCE($10, log_length), annotations = $11 \
              WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
              RETURNING started_at, finished_at",
+            c,
         )
-        .bind(c.result.as_str())
-        .bind(c.allowed_failure as i64)
-        .bind(serde_json::to_string(&c.outputs).unwrap_or_default())
-        .bind(c.error.as_deref())
-        .bind(now_ms())
-        .bind(&job.run_id)
-        .bind(&job.job_key)
-        .bind(job.attempt)
-        .bind(&job.lease_token)
         .bind(log_end)
         .bind(annotations_json(c))
         .fetch_optional(&mut *tx)
@@ -1061,16 +1071,7 @@ impl Store {
         c: &crate::protocol::Complete,
     ) -> Result<Option<(Option<i64>, usize)>> {
         let job = &c.job;
-        let row = sqlx::query(COMPLETE_POSTGRES)
-            .bind(c.result.as_str())
-            .bind(c.allowed_failure as i64)
-            .bind(serde_json::to_string(&c.outputs).unwrap_or_default())
-            .bind(c.error.as_deref())
-            .bind(now_ms())
-            .bind(&job.run_id)
-            .bind(&job.job_key)
-            .bind(job.attempt)
-            .bind(&job.lease_token)
+        let row = with_result(COMPLETE_POSTGRES, c)
             .bind(c.log.as_ref().map(|t| t.offset as i64))
             .bind(c.log.as_ref().map(|t| t.data.as_str()))
             .bind(

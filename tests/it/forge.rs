@@ -2,7 +2,7 @@
 //! HTTP) records every call and answers as scripted — failures, rate limits, outages.
 
 use crate::harness::{
-    SECRET, Server, config, databases, on_each_database, wait_for, wait_for_showing,
+    SECRET, Server, databases, on_each_database, setup_with, wait_for, wait_for_showing,
 };
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -234,16 +234,12 @@ fn github_server(
     database: &str,
     forge: &FakeForge,
 ) -> (crate::harness::Repo, Server) {
-    let repo = crate::harness::Repo::new(root);
-    let text = config("github", "octo/hello", &repo.bare, 30)
-        + &format!(
-            "[repo.report]\napi_url = \"{}\"\ntoken = \"ghp-test-token\"\n\
-             [reporting]\nbackoff_ms = 50\nmax_attempts = 4\n",
-            forge.url
-        );
-    std::fs::write(root.join("tess.toml"), text).expect("config");
-    let server = Server::start(root, database, "127.0.0.1:0");
-    (repo, server)
+    let report = format!(
+        "[repo.report]\napi_url = \"{}\"\ntoken = \"ghp-test-token\"\n\
+         [reporting]\nbackoff_ms = 50\nmax_attempts = 4\n",
+        forge.url
+    );
+    setup_with(root, "github", "octo/hello", 30, database, &report)
 }
 
 fn wait_for_final(forge: &FakeForge, field: &str, contexts: &[&str], within: Duration) {
@@ -326,14 +322,18 @@ fn gitlab_statuses_follow_its_state_machine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let forge = FakeForge::start();
-    let repo = crate::harness::Repo::new(root);
-    let text = config("gitlab", "group/project", &repo.bare, 30)
-        + &format!(
-            "[repo.report]\napi_url = \"{}/api/v4\"\ntoken = \"glpat-test\"\n[reporting]\nbackoff_ms = 50\n",
-            forge.url
-        );
-    std::fs::write(root.join("tess.toml"), text).expect("config");
-    let server = Server::start(root, &databases(root)[0], "127.0.0.1:0");
+    let report = format!(
+        "[repo.report]\napi_url = \"{}/api/v4\"\ntoken = \"glpat-test\"\n[reporting]\nbackoff_ms = 50\n",
+        forge.url
+    );
+    let (repo, server) = setup_with(
+        root,
+        "gitlab",
+        "group/project",
+        30,
+        &databases(root)[0],
+        &report,
+    );
     let _runner = server.runner("r", "");
     let pipeline = "build:\n  stage: build\n  script: [echo built]\ntest:\n  stage: test\n  script: [exit 1]\n  allow_failure: true\n";
     let sha = repo.commit(&[(".gitlab-ci.yml", pipeline)], "main");
@@ -609,15 +609,19 @@ fn a_github_app_gets_check_runs_with_annotations_in_batches_of_fifty() {
     ]);
     let forge = FakeForge::start();
     forge.set_app_key(std::fs::read(root.join("app.der")).expect("public key"));
-    let repo = crate::harness::Repo::new(root);
-    let text = config("github", "octo/hello", &repo.bare, 30)
-        + &format!(
-            "[repo.report]\napi_url = \"{}\"\napp_id = 1234\nprivate_key = {{ file = \"app.pem\" }}\n\
-             [reporting]\nbackoff_ms = 50\n",
-            forge.url
-        );
-    std::fs::write(root.join("tess.toml"), text).expect("config");
-    let server = Server::start(root, &databases(root)[0], "127.0.0.1:0");
+    let report = format!(
+        "[repo.report]\napi_url = \"{}\"\napp_id = 1234\nprivate_key = {{ file = \"app.pem\" }}\n\
+         [reporting]\nbackoff_ms = 50\n",
+        forge.url
+    );
+    let (repo, server) = setup_with(
+        root,
+        "github",
+        "octo/hello",
+        30,
+        &databases(root)[0],
+        &report,
+    );
     let _runner = server.runner("r", "");
     let workflow = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          for i in $(seq 1 60); do echo \"::error file=src/lib.rs,line=$i::bad $i\"; done\n          echo '::warning::no file for this one'\n          exit 1\n  lint:\n    runs-on: self-hosted\n    continue-on-error: true\n    steps:\n      - run: exit 1\n  deploy:\n    needs: build\n    runs-on: self-hosted\n    steps:\n      - run: 'true'\n";
     let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");

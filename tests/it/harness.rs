@@ -239,10 +239,22 @@ pub fn setup(
     lease_ttl: u64,
     database: &str,
 ) -> (Repo, Server) {
+    setup_with(root, forge, name, lease_ttl, database, "")
+}
+
+/// [`setup`], with `more` appended to the config (the repository's `[repo.report]`, …).
+pub fn setup_with(
+    root: &Path,
+    forge: &str,
+    name: &str,
+    lease_ttl: u64,
+    database: &str,
+    more: &str,
+) -> (Repo, Server) {
     let repo = Repo::new(root);
     std::fs::write(
         root.join("tess.toml"),
-        config(forge, name, &repo.bare, lease_ttl),
+        config(forge, name, &repo.bare, lease_ttl) + more,
     )
     .expect("config");
     let server = Server::start(root, database, "127.0.0.1:0");
