@@ -1,6 +1,7 @@
 //! `tess run --github-actions`: inside a GitHub Actions job, the run's jobs and DAG go to the step
 //! summary, its result to the step's outputs, and each failed job becomes an annotation.
 
+use super::EventArgs;
 use super::live::Summary;
 use crate::engine::Conclusion;
 use crate::plan::PipelinePlan;
@@ -26,6 +27,47 @@ impl Files {
             output: file("GITHUB_OUTPUT")?,
         })
     }
+}
+
+/// The event of the GitHub Actions job (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`,
+/// `GITHUB_REF`), unless `--event` names one: the pipeline is planned with the same
+/// trigger rules as for a webhook.
+pub fn event_from_env(args: &mut EventArgs) -> Result<(), String> {
+    if args.event.is_some() {
+        return Ok(());
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let name = var("GITHUB_EVENT_NAME")
+        .ok_or("--github-actions: `GITHUB_EVENT_NAME` is not set (or pass --event)")?;
+    let (kind, has_payload) = match name.as_str() {
+        "push" => ("push", true),
+        "pull_request" | "pull_request_target" => ("pull_request", true),
+        "workflow_dispatch" => ("manual", true),
+        "schedule" => ("schedule", false),
+        other => {
+            return Err(format!(
+                "--github-actions: tess runs pipelines for push, pull_request, \
+                 pull_request_target, workflow_dispatch and schedule events, not `{other}` \
+                 (pass --event to choose one)"
+            ));
+        }
+    };
+    args.event = Some(kind.into());
+    if let (Some(git_ref), Some(sha)) = (var("GITHUB_REF"), var("GITHUB_SHA")) {
+        args.payload_defaults = Some((git_ref, sha));
+    }
+    if has_payload {
+        if args.event_path.is_none() {
+            args.event_path = Some(
+                var("GITHUB_EVENT_PATH")
+                    .ok_or("--github-actions: `GITHUB_EVENT_PATH` is not set")?
+                    .into(),
+            );
+        }
+    } else if args.git_ref.is_none() {
+        args.git_ref = var("GITHUB_REF");
+    }
+    Ok(())
 }
 
 fn append(path: &PathBuf, text: &str) -> Result<(), String> {

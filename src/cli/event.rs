@@ -46,8 +46,19 @@ pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
 fn from_payload(args: &EventArgs, name: &str, path: &Path) -> Result<Event, String> {
     use crate::forge::payload::{Parsed, parse};
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
+    let mut json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
+    if let (Some((git_ref, sha)), Some(object)) = (&args.payload_defaults, json.as_object_mut()) {
+        object
+            .entry("ref")
+            .or_insert_with(|| git_ref.clone().into());
+        object.entry("after").or_insert_with(|| sha.clone().into());
+        if let Ok(repo) = std::env::var("GITHUB_REPOSITORY") {
+            object
+                .entry("repository")
+                .or_insert_with(|| serde_json::json!({ "full_name": repo }));
+        }
+    }
     let github_name = match name {
         "push" | "tag" => "push",
         "manual" => "workflow_dispatch",
@@ -62,6 +73,10 @@ fn from_payload(args: &EventArgs, name: &str, path: &Path) -> Result<Event, Stri
         }
         Parsed::Ping { .. } => return Err(format!("{}: a ping starts no run", path.display())),
     };
+    // `--ref` overrides the payload's (the action's `ref` input).
+    if let Some(r) = &args.git_ref {
+        event.git_ref = Event::full_ref(name == "tag", r);
+    }
     if !args.changed.is_empty() {
         event.changed = Some(args.changed.clone());
     }

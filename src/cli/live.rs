@@ -40,9 +40,26 @@ const COLORS: [&str; 6] = [
     "\x1b[36m", "\x1b[35m", "\x1b[33m", "\x1b[34m", "\x1b[32m", "\x1b[96m",
 ];
 
-pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summary {
+/// Sees each event before it is shown.
+pub type Observer = Box<dyn FnMut(&RunEvent) + Send>;
+
+/// How the run is shown.
+pub struct Display {
+    /// One JSON event per line instead of text.
+    pub json: bool,
+    /// GitHub Actions: each job's output in a `::group::` of its own, printed when the job
+    /// ends (groups cannot interleave); only starts and ends are printed live.
+    pub grouped: bool,
+    /// Sees every event first (action mode's statuses).
+    pub observer: Option<Observer>,
+}
+
+pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Display) -> Summary {
+    let json = display.json;
+    // Lines printed as they come (not in grouped or JSON mode).
+    let live = !json && !display.grouped;
     let stdout = std::io::stdout();
-    let color = !json && stdout.is_terminal();
+    let color = live && stdout.is_terminal();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut jobs: HashMap<String, JobOutput> = HashMap::new();
     let mut width = 0;
@@ -72,6 +89,9 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
             }
             Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
         };
+        if let Some(observe) = &mut display.observer {
+            observe(&event);
+        }
         if json {
             write_json(&mut out, &event);
         }
@@ -100,6 +120,9 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
             RunEvent::JobStarted { job, ts, .. } => {
                 if let Some(j) = jobs.get_mut(&job) {
                     write_log(j, &ts, "##[job] started");
+                    if display.grouped {
+                        let _ = writeln!(out, "▶ {} started", j.name);
+                    }
                 }
             }
             RunEvent::StepStarted {
@@ -110,7 +133,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
             } => {
                 if let Some(j) = jobs.get_mut(&job) {
                     write_log(j, &ts, &format!("##[step] {name}"));
-                    if !json {
+                    if live {
                         let _ = writeln!(
                             out,
                             "{} {}",
@@ -137,7 +160,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                             };
                         }
                     }
-                    if !json {
+                    if live {
                         let p = prefix(j, width, &paint);
                         for line in text.split('\n') {
                             let _ = writeln!(out, "{p} {line}");
@@ -176,7 +199,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                         &ts,
                         &format!("##[step] {name}: {} ({secs:.2}s)", conclusion.as_str()),
                     );
-                    if !json {
+                    if live {
                         let mark = match (outcome, conclusion) {
                             (Conclusion::Success, _) => paint("\x1b[32m", "✓"),
                             (Conclusion::Skipped, _) => paint("\x1b[90m", "○"),
@@ -224,6 +247,20 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
                     if let Some(log) = &mut j.log {
                         let _ = log.flush();
                     }
+                    if display.grouped {
+                        let title = format!(
+                            "{} — {} ({:.1}s)",
+                            j.name,
+                            if allowed_failure {
+                                "failure (allowed)"
+                            } else {
+                                result.as_str()
+                            },
+                            duration_ms as f64 / 1000.0
+                        );
+                        let log = run_dir.join(format!("{}.log", file_name(&job)));
+                        print_group(&mut out, &title, &log);
+                    }
                 }
                 // A retried job keeps only its last attempt (and its failures if it failed).
                 summary.jobs.retain(|(k, ..)| *k != job);
@@ -246,6 +283,27 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, json: bool) -> Summ
     }
     let _ = out.flush();
     summary
+}
+
+/// A job's log (without its timestamps) as one collapsible GitHub Actions group.
+fn print_group(out: &mut impl Write, title: &str, log: &std::path::Path) {
+    use std::io::BufRead;
+    let _ = writeln!(out, "::group::{}", title.replace('\n', " "));
+    if let Ok(file) = File::open(log) {
+        for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+            let text = line.split_once(' ').map_or("", |(_, rest)| rest);
+            // `##[` starts GitHub's own log commands: the log's markers are shown plainly.
+            if text.starts_with("##[job]") {
+                continue;
+            }
+            match text.strip_prefix("##[step] ") {
+                Some(step) => writeln!(out, "── {step}"),
+                None => writeln!(out, "{text}"),
+            }
+            .ok();
+        }
+    }
+    let _ = writeln!(out, "::endgroup::");
 }
 
 fn prefix(j: &JobOutput, width: usize, paint: &dyn Fn(&str, &str) -> String) -> String {

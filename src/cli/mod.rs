@@ -9,6 +9,7 @@ mod output;
 mod run;
 mod runs;
 mod signals;
+mod statuses;
 
 use crate::load::{self, Loaded};
 use crate::plan::{PipelinePlan, plan_pipeline};
@@ -95,6 +96,11 @@ enum Command {
         /// `$GITHUB_OUTPUT`, and an `::error::` annotation per failed job.
         #[arg(long)]
         github_actions: bool,
+        /// With --github-actions: a commit status or check run per stage (the token comes
+        /// from `TESS_GITHUB_TOKEN` or `GITHUB_TOKEN`, the API from `TESS_API_URL` or
+        /// `GITHUB_API_URL`).
+        #[arg(long, value_enum, default_value_t = statuses::ReportKind::None, requires = "github_actions")]
+        report: statuses::ReportKind,
     },
     /// Receive webhooks, plan and store runs, lease jobs to runners.
     Server {
@@ -212,6 +218,10 @@ pub struct EventArgs {
     /// of kind `--event` is read from it (ref, base, activity type, inputs).
     #[arg(long, requires = "event")]
     pub event_path: Option<std::path::PathBuf>,
+    /// Action mode: `GITHUB_REF` and `GITHUB_SHA`, for a payload that lacks them (as `act`'s
+    /// made-up ones do).
+    #[arg(skip)]
+    pub payload_defaults: Option<(String, String)>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -323,18 +333,42 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             json,
             strict,
             github_actions,
+            report,
         } => {
-            let action = github_actions.then(action::Files::from_env).transpose()?;
+            let mut event = event;
+            let mut secret = secret;
+            let action = if github_actions {
+                let files = action::Files::from_env()?;
+                action::event_from_env(&mut event)?;
+                // As in GitHub Actions, `secrets.GITHUB_TOKEN` is the job's token.
+                if let Some(token) = statuses::token_from_env()
+                    && !secret.iter().any(|(k, _)| k == "GITHUB_TOKEN")
+                {
+                    secret.push(("GITHUB_TOKEN".into(), token));
+                }
+                Some(files)
+            } else {
+                None
+            };
             let event = run::event_for_run(&event)?;
             let mut loaded = load_paths(paths, include_dir, Some(&event))?;
             if loaded.has_errors() {
                 eprint!("{}", loaded.render_diagnostics());
                 return Ok(EXIT_INVALID);
             }
+            // A bad token fails here, before anything runs.
+            let statuses = match report {
+                statuses::ReportKind::None => None,
+                kind => {
+                    let target = statuses::Target::from_env(kind, event.sha.as_deref())?;
+                    Some(statuses::Statuses::start(target)?)
+                }
+            };
             let args = run::RunArgs {
                 event,
                 jobs,
                 parallel,
+                statuses,
                 secrets: secret,
                 secret_file,
                 env,

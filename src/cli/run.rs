@@ -22,6 +22,8 @@ pub struct RunArgs {
     pub strict: bool,
     /// GitHub Actions mode: where its summary and outputs go.
     pub action: Option<super::action::Files>,
+    /// GitHub Actions mode: a status per stage on the commit.
+    pub statuses: Option<super::statuses::Statuses>,
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -36,7 +38,7 @@ pub fn event_for_run(args: &EventArgs) -> Result<Event, String> {
     event::from_args(&args)?.ok_or_else(|| "no event".into())
 }
 
-pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
+pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
     let event = &args.event;
     let secrets = read_secrets(&args)?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -90,9 +92,13 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
             prior: Vec::new(),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
-        let json = args.json;
+        let display = live::Display {
+            json: args.json,
+            grouped: args.action.is_some(),
+            observer: args.statuses.as_ref().map(|s| s.observer(&plan.name)),
+        };
         let dir = run_dir.clone();
-        let printer = std::thread::spawn(move || live::consume(rx, dir, json));
+        let printer = std::thread::spawn(move || live::consume(rx, dir, display));
         let result = engine::run(pipeline, &plan, &environment, &opts, tx);
         let summary = printer.join().map_err(|_| "the output thread panicked")?;
         // Scripts, file-command files and RUNNER_TEMP; logs and artifacts stay.
@@ -109,7 +115,16 @@ pub fn run(loaded: &mut Loaded, args: RunArgs) -> Result<u8, String> {
             Conclusion::Cancelled => EXIT_INTERRUPTED,
         });
         if signals::interrupted() {
-            return Ok(EXIT_INTERRUPTED);
+            code = EXIT_INTERRUPTED;
+            break;
+        }
+    }
+    if let Some(statuses) = args.statuses.take() {
+        let tally = statuses.finish();
+        eprintln!("tess: {} statuses delivered", tally.delivered);
+        for (context, why) in tally.given_up {
+            // A warning, not a failure: the run's own result stands.
+            println!("::warning title=tess::status `{context}` not delivered: {why}");
         }
     }
     Ok(code)

@@ -54,6 +54,31 @@ pub struct CheckDetails<'a> {
     pub annotations: &'a [Annotation],
 }
 
+impl<'a> CheckDetails<'a> {
+    /// The summary (Markdown): what happened, a link to the run, and the annotations that
+    /// name no file (the others are shown on the code).
+    pub fn new(report: &Report, run_id: &str, annotations: &'a [Annotation]) -> CheckDetails<'a> {
+        let mut summary = format!("**{}** {}\n", report.context, report.description);
+        if let Some(url) = &report.target_url {
+            summary.push_str(&format!("\nRun [{run_id}]({url})\n"));
+        }
+        let unlocated: Vec<_> = annotations
+            .iter()
+            .filter(|a| a.file.is_none() || a.line.is_none())
+            .collect();
+        if !unlocated.is_empty() {
+            summary.push('\n');
+            for a in unlocated {
+                summary.push_str(&format!("- **{}**: {}\n", a.level, a.message));
+            }
+        }
+        CheckDetails {
+            summary,
+            annotations,
+        }
+    }
+}
+
 impl GitHub {
     /// Commit statuses with a token. `api_url` is `https://api.github.com` or a GitHub
     /// Enterprise / test server's API root.
@@ -165,6 +190,34 @@ impl GitHub {
             .map_or(now + 3600, |t| t.timestamp());
         *token = Some((value.to_string(), expires));
         Ok(format!("Bearer {value}"))
+    }
+
+    /// Whether the token is accepted and sees the repository (`GET /repos/{owner}/{repo}`):
+    /// checked before anything runs, so a bad token fails at once and clearly.
+    pub async fn check_access(&self) -> Result<(), String> {
+        let authorization = self
+            .authorization()
+            .await
+            .map_err(|sent| format!("{sent:?}"))?;
+        let path = format!("/repos/{}", self.repo);
+        let answer = match self.call(Method::GET, &path, &authorization, None).await {
+            Ok(answer) => answer,
+            Err(Sent::Failed(why)) => return Err(format!("cannot reach the GitHub API: {why}")),
+            Err(other) => return Err(format!("{other:?}")),
+        };
+        let message = answer.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match answer.status {
+            200..=299 => Ok(()),
+            401 => Err(format!("GitHub refused the token (401 {message})")),
+            403 | 404 => Err(format!(
+                "the token cannot see `{}` ({} {message})",
+                self.repo, answer.status
+            )),
+            status => Err(format!("GitHub answered {status} {message}")),
+        }
     }
 
     /// A commit status.

@@ -49,6 +49,30 @@ pub struct Report {
     pub target_url: Option<String>,
 }
 
+/// The status context: `tess/<pipeline>` for a run, `tess/<pipeline>/<job>` for a job. A
+/// pipeline without a name is named by its file (`.gitlab-ci.yml` → `gitlab-ci`).
+pub fn context(pipeline: &str, job: Option<&str>) -> String {
+    let pipeline = pipeline.trim_start_matches('.');
+    let pipeline = pipeline
+        .strip_suffix(".yml")
+        .or_else(|| pipeline.strip_suffix(".yaml"))
+        .unwrap_or(pipeline);
+    match job {
+        Some(job) => format!("tess/{pipeline}/{job}"),
+        None => format!("tess/{pipeline}"),
+    }
+}
+
+/// A report's description: the state, and how long it took once it is final.
+pub fn description(state: State, took_ms: Option<i64>) -> String {
+    match took_ms {
+        Some(ms) if state.is_final() => {
+            format!("{} in {:.1}s", state.words(), ms.max(0) as f64 / 1000.0)
+        }
+        _ => state.words().to_string(),
+    }
+}
+
 /// A run's or job's state in forge-neutral terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -54,10 +54,8 @@ impl Client {
     async fn send(&self, app: &App, row: &DueReport, report: &Report) -> Sent {
         match self {
             Client::GitHub(c) if c.makes_check_runs() => {
-                let details = crate::forge::github::CheckDetails {
-                    summary: summary(row, report),
-                    annotations: &row.annotations,
-                };
+                let details =
+                    crate::forge::github::CheckDetails::new(report, &row.run_id, &row.annotations);
                 let (sent, id) = c.check(report, &details, row.check_run_id).await;
                 if let Some(id) = id.filter(|id| Some(*id) != row.check_run_id)
                     && let Err(e) = app
@@ -176,22 +174,8 @@ fn client_for(app: &App, row: &DueReport) -> Option<(Arc<Client>, String)> {
 /// What the forge is told about an outbox row.
 fn report_of(app: &App, row: &DueReport) -> Report {
     let state = State::of_stored(&row.state, row.allowed_failure).unwrap_or(State::Pending);
-    // A pipeline without a name is named by its file (`.gitlab-ci.yml` → `gitlab-ci`).
-    let pipeline = row.pipeline.trim_start_matches('.');
-    let pipeline = pipeline
-        .strip_suffix(".yml")
-        .or_else(|| pipeline.strip_suffix(".yaml"))
-        .unwrap_or(pipeline);
-    let context = match &row.job_name {
-        Some(job) => format!("tess/{pipeline}/{job}"),
-        None => format!("tess/{pipeline}"),
-    };
-    let took = match (row.started_at, row.finished_at) {
-        (Some(a), Some(b)) if state.is_final() => {
-            format!(" in {:.1}s", (b - a).max(0) as f64 / 1000.0)
-        }
-        _ => String::new(),
-    };
+    let context = crate::forge::context(&row.pipeline, row.job_name.as_deref());
+    let took = row.started_at.zip(row.finished_at).map(|(a, b)| b - a);
     let git_ref = row
         .git_ref
         .strip_prefix("refs/heads/")
@@ -199,7 +183,7 @@ fn report_of(app: &App, row: &DueReport) -> Report {
         .unwrap_or(&row.git_ref);
     let description = match (&row.run_error, state, &row.job_name) {
         (Some(reason), State::Skipped, None) => format!("skipped: {reason}"),
-        _ => format!("{}{took}", state.words()),
+        _ => crate::forge::description(state, took),
     };
     Report {
         sha: row.sha.clone(),
@@ -213,27 +197,6 @@ fn report_of(app: &App, row: &DueReport) -> Report {
             row.run_id
         )),
     }
-}
-
-/// A check run's summary (Markdown): what happened, a link to the run, and the
-/// annotations that name no file (the others are shown on the code).
-fn summary(row: &DueReport, report: &Report) -> String {
-    let mut text = format!("**{}** {}\n", report.context, report.description);
-    if let Some(url) = &report.target_url {
-        text.push_str(&format!("\nRun [{}]({url})\n", row.run_id));
-    }
-    let unlocated: Vec<_> = row
-        .annotations
-        .iter()
-        .filter(|a| a.file.is_none() || a.line.is_none())
-        .collect();
-    if !unlocated.is_empty() {
-        text.push('\n');
-        for a in unlocated {
-            text.push_str(&format!("- **{}**: {}\n", a.level, a.message));
-        }
-    }
-    text
 }
 
 /// Stores how a send went and counts it.

@@ -38,6 +38,8 @@ struct Recorded {
     /// The GitHub App's public key (PKCS#1 DER): app tokens are checked with it.
     app_key: Option<Vec<u8>>,
     check_runs: i64,
+    /// When set, a request with another `Authorization` gets 401 (GitHub's "Bad credentials").
+    token: Option<String>,
 }
 
 pub struct FakeForge {
@@ -86,6 +88,10 @@ impl FakeForge {
         self.state.lock().expect("lock").app_key = Some(der);
     }
 
+    pub fn require_token(&self, token: &str) {
+        self.state.lock().expect("lock").token = Some(format!("Bearer {token}"));
+    }
+
     pub fn set_down(&self, down: bool) {
         self.state.lock().expect("lock").down = down;
     }
@@ -122,7 +128,14 @@ async fn answer(
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let mut recorded = state.lock().expect("lock");
-    let scripted = if recorded.down {
+    let refused = recorded.token.as_ref().is_some_and(|t| *t != auth);
+    let scripted = if refused {
+        Some(Answer {
+            status: 401,
+            headers: vec![],
+            body: "{\"message\":\"Bad credentials\"}",
+        })
+    } else if recorded.down {
         Some(Answer {
             status: 503,
             headers: vec![],
@@ -803,58 +816,4 @@ fn github_event_payloads_become_the_run_s_event() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("bad.json:2:"), "{}", stderr(&out));
-}
-
-/// `tess run --github-actions` inside a GitHub Actions job: summary, outputs, annotations, exit code.
-#[test]
-fn action_mode_writes_the_step_summary_outputs_and_annotations() {
-    use crate::support::{stderr, stdout, tess_with_env};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let workflow = "name: ci\non: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo built\n  test:\n    needs: build\n    runs-on: ubuntu-latest\n    steps:\n      - name: unit tests\n        run: exit 3\n  lint:\n    runs-on: ubuntu-latest\n    continue-on-error: true\n    steps:\n      - run: exit 1\n";
-    std::fs::create_dir_all(root.join(".github/workflows")).expect("mkdir");
-    std::fs::write(root.join(".github/workflows/ci.yml"), workflow).expect("write");
-    let summary = root.join("summary.md");
-    let output = root.join("output.txt");
-    let env = [
-        ("GITHUB_STEP_SUMMARY", summary.to_str().expect("utf-8")),
-        ("GITHUB_OUTPUT", output.to_str().expect("utf-8")),
-    ];
-    let out = tess_with_env(root, &["run", "--github-actions"], &env);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).contains("::error title=tess: test::test failed at step `unit tests`"),
-        "{}",
-        stdout(&out)
-    );
-    let outputs = std::fs::read_to_string(&output).expect("outputs");
-    assert!(outputs.contains("result=failure\n"), "{outputs}");
-    // An allowed failure is not a failed job.
-    assert!(outputs.contains("failed-jobs=test\n"), "{outputs}");
-    assert!(outputs.contains("run-id="), "{outputs}");
-    let text = std::fs::read_to_string(&summary).expect("summary");
-    assert!(text.contains("### ci — failure"), "{text}");
-    assert!(text.contains("| build | success |"), "{text}");
-    assert!(text.contains("| test | failure |"), "{text}");
-    assert!(text.contains("| lint | failure (allowed) |"), "{text}");
-    assert!(text.contains("```mermaid\nflowchart LR"), "{text}");
-    // Nodes in plan order: build, lint, test.
-    assert!(text.contains("p0_j0 --> p0_j2"), "{text}");
-    assert!(text.contains("class p0_j0 success"), "{text}");
-    assert!(text.contains("class p0_j1 allowed"), "{text}");
-    assert!(text.contains("class p0_j2 failure"), "{text}");
-    // Outside a GitHub Actions job it says so before running anything.
-    let out = crate::support::tess(root, &["run", "--github-actions"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("GITHUB_STEP_SUMMARY"),
-        "{}",
-        stderr(&out)
-    );
 }

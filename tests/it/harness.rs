@@ -204,7 +204,7 @@ pub fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-fn git_out(dir: &Path, args: &[&str]) -> String {
+pub fn git_out(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)

@@ -1,6 +1,7 @@
 //! The integration test binary: table-driven semantics, the real-world corpus, and the CLI
 //! contract run as real processes.
 
+mod action;
 mod cli;
 mod corpus;
 mod cron;

@@ -50,19 +50,24 @@ pub fn tess_with_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn tess");
+    wait_with_timeout(child, std::time::Duration::from_secs(60))
+}
+
+/// The child's output, its output drained as it comes; killed and failed after `timeout`.
+pub fn wait_with_timeout(child: std::process::Child, timeout: std::time::Duration) -> Output {
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+    match rx.recv_timeout(timeout) {
         Ok(out) => out.expect("output"),
         Err(_) => {
             // SAFETY: killing the child we spawned.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
-            panic!("tess {args:?} did not finish in 60 s");
+            panic!("pid {pid} did not finish in {timeout:?}");
         }
     }
 }
