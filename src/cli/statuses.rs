@@ -117,7 +117,7 @@ impl Statuses {
             GitHub::with_token(&target.api_url, &target.token, &target.repo)?
         };
         runtime
-            .block_on(github.check_access())
+            .block_on(check_access(&github))
             .map_err(|e| format!("cannot report to {}: {e}", target.repo))?;
         let checks = target.kind == ReportKind::Checks;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -210,6 +210,24 @@ impl Statuses {
     pub fn finish(self) -> Tally {
         drop(self.tx);
         self.thread.join().unwrap_or_default()
+    }
+}
+
+/// The token check, tried again (three times) when GitHub fails or rate-limits.
+async fn check_access(github: &GitHub) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        let (wait, why) = match github.check_access().await {
+            Sent::Delivered => return Ok(()),
+            Sent::Refused(why) => return Err(why),
+            Sent::Later(wait, why) => (wait, why),
+            Sent::Failed(why) => (Duration::from_secs(1), why),
+        };
+        attempt += 1;
+        if attempt > 3 {
+            return Err(format!("GitHub did not answer the token check: {why}"));
+        }
+        tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
     }
 }
 

@@ -193,30 +193,31 @@ impl GitHub {
     }
 
     /// Whether the token is accepted and sees the repository (`GET /repos/{owner}/{repo}`):
-    /// checked before anything runs, so a bad token fails at once and clearly.
-    pub async fn check_access(&self) -> Result<(), String> {
-        let authorization = self
-            .authorization()
-            .await
-            .map_err(|sent| format!("{sent:?}"))?;
+    /// checked before anything runs, so a bad token fails at once and clearly. A refusal
+    /// says why in words; failures and rate limits may be tried again.
+    pub async fn check_access(&self) -> Sent {
+        let authorization = match self.authorization().await {
+            Ok(a) => a,
+            Err(sent) => return sent,
+        };
         let path = format!("/repos/{}", self.repo);
         let answer = match self.call(Method::GET, &path, &authorization, None).await {
             Ok(answer) => answer,
-            Err(Sent::Failed(why)) => return Err(format!("cannot reach the GitHub API: {why}")),
-            Err(other) => return Err(format!("{other:?}")),
+            Err(sent) => return sent,
         };
         let message = answer.json()["message"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        match answer.status {
-            200..=299 => Ok(()),
-            401 => Err(format!("GitHub refused the token (401 {message})")),
-            403 | 404 => Err(format!(
-                "the token cannot see `{}` ({} {message})",
-                self.repo, answer.status
+        match (answer.sent(), answer.status) {
+            (Sent::Refused(_), 401) => {
+                Sent::Refused(format!("GitHub refused the token (401 {message})"))
+            }
+            (Sent::Refused(_), status @ (403 | 404)) => Sent::Refused(format!(
+                "the token cannot see `{}` ({status} {message})",
+                self.repo
             )),
-            status => Err(format!("GitHub answered {status} {message}")),
+            (sent, _) => sent,
         }
     }
 

@@ -276,6 +276,49 @@ fn action_mode_makes_a_check_run_per_stage() {
     assert_eq!(annotation["message"], "flaky");
 }
 
+/// A 503 and a 429 with `Retry-After: 1` while stages report: the status is tried again
+/// (not before the second is up) and every stage still ends with its final state.
+#[test]
+fn action_mode_waits_out_failures_and_rate_limits() {
+    use crate::forge::Answer;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_pipeline(root, PIPELINE);
+    let payload = corpus_dir("webhooks/github").join("push__branch-push__drone__go-scm__push.json");
+    let forge = FakeForge::start();
+    let answer = |status, headers| Answer {
+        status,
+        headers,
+        body: "{}",
+    };
+    forge.script(vec![
+        answer(200, vec![]),
+        answer(503, vec![]),
+        answer(429, vec![("retry-after", "1".to_string())]),
+    ]);
+    let out = run_action(
+        root,
+        &forge,
+        ("push", &payload),
+        "statuses",
+        "ghs-action-token",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("statuses delivered"),
+        "{}",
+        stderr(&out)
+    );
+    let calls = forge.calls();
+    let limited = calls.iter().position(|c| c.status == 429).expect("a 429");
+    let next = &calls[limited + 1];
+    assert!(next.at.duration_since(calls[limited].at) >= std::time::Duration::from_millis(950));
+    for (context, states) in descriptions(&forge) {
+        let last = states.last().cloned().unwrap_or_default();
+        assert!(last.starts_with("success: "), "{context}: {states:?}");
+    }
+}
+
 /// A token GitHub refuses, or none at all, fails at once with a clear message: nothing
 /// runs and no status is sent; the token never appears in the output.
 #[test]
