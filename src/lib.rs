@@ -17,3 +17,4 @@ pub mod server;
 pub mod spec;
 pub mod token;
 pub mod trigger;
+pub mod versions;

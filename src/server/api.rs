@@ -16,7 +16,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Reply = Result<Response, ApiError>;
+pub(super) type Reply = Result<Response, ApiError>;
 
 /// An error answer: a status and a message, sent as `{"error": "…"}`.
 pub struct ApiError(StatusCode, String);
@@ -27,11 +27,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+pub(super) fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
     ApiError(status, message.to_string())
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
         StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
@@ -50,7 +50,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks an API token (write and read endpoints alike).
-fn api_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn api_auth(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = bearer(headers).unwrap_or_default();
     let ok = !given.is_empty()
         && app
@@ -145,7 +145,7 @@ pub async fn poll(
     }
     let wait = Duration::from_secs(req.wait_seconds.unwrap_or(30).min(30));
     let deadline = tokio::time::Instant::now() + wait;
-    let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+    let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
     // Prefer the least-loaded runner: when another runner that is polling right now has
     // more free slots and a lighter host, this one gives it a head start.
     if app
@@ -201,7 +201,7 @@ pub async fn heartbeat(
     Json(job): Json<JobRef>,
 ) -> Reply {
     let runner = runner_auth(&app, &headers).await?;
-    let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+    let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
     let cancel = app
         .store
         .heartbeat(&job, ttl_ms)
@@ -241,7 +241,7 @@ pub async fn complete(
         && next.free_slots > 0
         && !app.presence.draining(&runner)
     {
-        let ttl_ms = app.config.lease.ttl_seconds as i64 * 1000;
+        let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
         reply.next = take_job(&app, &runner, &next.labels, ttl_ms).await?;
     }
     Ok(Json(reply).into_response())
@@ -435,7 +435,7 @@ pub async fn create_run(
 ) -> Reply {
     api_auth(&app, &headers)?;
     let repo = app
-        .config
+        .config()
         .repos
         .iter()
         .find(|r| r.name == req.repo)
@@ -479,7 +479,7 @@ pub async fn create_run(
 pub async fn list_runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
     api_auth(&app, &headers)?;
     let runners = app.store.runners().await.map_err(store_error)?;
-    let online_after = now_ms() - 3 * app.config.lease.ttl_seconds as i64 * 1000;
+    let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let runners: Vec<serde_json::Value> = runners
         .iter()
         .map(|r| {
@@ -533,7 +533,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
-    let online_after = now_ms() - 3 * app.config.lease.ttl_seconds as i64 * 1000;
+    let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let (reports_pending, reports_given_up) =
         app.store.report_counts().await.map_err(store_error)?;
     let gauges = super::metrics::Gauges {
@@ -567,7 +567,8 @@ pub async fn reports(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
 impl App {
     /// The lease message for a claimed job: the stored part plus the repository's config.
     fn lease(&self, c: super::store::Claimed) -> Lease {
-        let repo = self.config.repos.iter().find(|r| r.name == c.repo);
+        let config = self.config();
+        let repo = config.repos.iter().find(|r| r.name == c.repo);
         let secrets = repo
             .map(|r| {
                 r.secrets
@@ -582,8 +583,8 @@ impl App {
             job_name: c.job_name,
             attempt: c.attempt,
             lease_token: c.lease_token,
-            lease_ttl_seconds: self.config.lease.ttl_seconds,
-            heartbeat_seconds: self.config.lease.heartbeat_seconds,
+            lease_ttl_seconds: self.config().lease.ttl_seconds,
+            heartbeat_seconds: self.config().lease.heartbeat_seconds,
             clone_url: repo.map(|r| r.clone_url.clone()).unwrap_or_default(),
             sha: c.sha,
             pipeline_file: c.file,

@@ -25,8 +25,71 @@ pub struct Config {
     pub public_url: Option<String>,
     #[serde(default)]
     pub reporting: ReportingConfig,
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// The server's own pipeline directory: validated and versioned with this config (the
+    /// `server` version), watched for changes.
+    pub pipelines_dir: Option<PathBuf>,
     #[serde(default, rename = "repo")]
     pub repos: Vec<Repo>,
+}
+
+/// What the cron scheduler does about slots it missed (the server was down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Missed slots are recorded, not run.
+    None,
+    /// One run, for the most recent missed slot.
+    Latest,
+    /// A run per missed slot, the most recent `catch_up_max` of them.
+    All,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    #[serde(default = "default_catch_up")]
+    pub catch_up: CatchUp,
+    #[serde(default = "default_catch_up_max")]
+    pub catch_up_max: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            catch_up: default_catch_up(),
+            catch_up_max: default_catch_up_max(),
+        }
+    }
+}
+
+fn default_catch_up() -> CatchUp {
+    CatchUp::Latest
+}
+fn default_catch_up_max() -> usize {
+    10
+}
+
+/// A pipeline schedule kept by the server (GitLab's pipeline schedules: cron, ref,
+/// variables), beside the `on.schedule` entries of the pipelines themselves.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSchedule {
+    pub cron: String,
+    /// IANA time zone (default UTC).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// Branch or tag (default: the default branch).
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub variables: indexmap::IndexMap<String, String>,
+    pub description: Option<String>,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 /// A secret value: inline (`"…"`), `{ env = "NAME" }` or `{ file = "path" }`.
@@ -157,6 +220,17 @@ pub struct Repo {
     pub secrets: indexmap::IndexMap<String, Secret>,
     /// Commit statuses on the forge for every run and job (none when absent).
     pub report: Option<ReportTo>,
+    /// For forges that cannot send webhooks: look for a new default-branch commit
+    /// (`git ls-remote`) this often, in seconds.
+    pub poll_seconds: Option<u64>,
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<PipelineSchedule>,
+}
+
+impl Repo {
+    pub fn default_branch(&self) -> &str {
+        self.default_branch.as_deref().unwrap_or("main")
+    }
 }
 
 fn default_listen() -> String {
@@ -190,6 +264,22 @@ impl Config {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             format!("{file}:{line}:{col}: {}", e.message())
         })?;
+        for repo in &config.repos {
+            for schedule in &repo.schedules {
+                crate::trigger::cron::Cron::parse(&schedule.cron).map_err(|e| {
+                    format!(
+                        "{file}: repository `{}`: schedule `{}`: {}",
+                        repo.name, schedule.cron, e.message
+                    )
+                })?;
+                schedule.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+                    format!(
+                        "{file}: repository `{}`: unknown time zone `{}`",
+                        repo.name, schedule.timezone
+                    )
+                })?;
+            }
+        }
         for (i, a) in config.repos.iter().enumerate() {
             if config.repos[..i]
                 .iter()

@@ -128,7 +128,8 @@ async fn receive(
         delivery.unwrap_or_else(|| super::store::sha256_hex(&body))
     );
     let text = String::from_utf8_lossy(&body);
-    let repo = repo_name.as_deref().and_then(|n| app.config.repo(forge, n));
+    let config = app.config();
+    let repo = repo_name.as_deref().and_then(|n| config.repo(forge, n));
     let Some(repo) = repo else {
         // Recorded (an operator wants to see misconfigured hooks), never planned.
         let reason = format!(

@@ -3,12 +3,15 @@
 
 pub mod api;
 pub mod config;
+mod detect;
 pub mod hooks;
 pub mod metrics;
 pub mod planner;
 pub mod presence;
 mod reporter;
 pub mod store;
+pub mod versions;
+mod versions_api;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,7 +27,11 @@ use tracing::Instrument;
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
 pub struct App {
-    pub config: Config,
+    /// Replaced whole when a new config version is applied (hot reload): read it with
+    /// [`App::config`].
+    pub config: std::sync::RwLock<Arc<Config>>,
+    /// The config file, when there is one (its directory is watched).
+    pub config_path: Option<PathBuf>,
     /// Where people reach this server (links in forge statuses).
     pub public_url: String,
     /// The directory of the config file (relative paths in it start here).
@@ -41,6 +48,18 @@ pub struct App {
     pub presence: presence::Presence,
     /// Runner ids by token hash, as looked up so far.
     pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl App {
+    /// The config as now applied.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Applies a new config (a new server version).
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
 }
 
 pub struct Options {
@@ -70,6 +89,31 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/runners/{id}/drain", post(api::drain_runner))
         .route("/api/v1/deliveries", get(api::deliveries))
         .route("/api/v1/reports", get(api::reports))
+        .route("/api/v1/version/current", get(versions_api::server_current))
+        .route(
+            "/api/v1/repos/{owner}/{name}/versions",
+            get(versions_api::history),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/versions/current",
+            get(versions_api::current),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/versions/unpin",
+            post(versions_api::unpin),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/versions/{a}/diff/{b}",
+            get(versions_api::diff),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/versions/{id}/rollback",
+            post(versions_api::rollback),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/sync",
+            post(versions_api::sync),
+        )
         .route("/api/v1/openapi.json", get(api::openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -127,7 +171,8 @@ pub fn run(options: Options) -> Result<(), String> {
         let (planner_tx, planner_rx) = mpsc::unbounded_channel();
         let app = Arc::new(App {
             public_url,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
+            config_path: options.config.clone(),
             base_dir,
             data_dir,
             store,
@@ -151,6 +196,8 @@ pub fn run(options: Options) -> Result<(), String> {
         tokio::spawn(plan_deliveries(Arc::clone(&app), planner_rx));
         tokio::spawn(watch_leases(Arc::clone(&app)));
         tokio::spawn(reporter::run(Arc::clone(&app)));
+        tokio::spawn(detect::run(Arc::clone(&app)));
+        detect::watch(Arc::clone(&app))?;
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");
         tracing::info!(%addr, database = %redact_url(&database_url), "server started");
@@ -240,16 +287,29 @@ async fn plan_one(
         Ok(_) => return ("ignored", Some("nothing to plan".into()), Vec::new()),
         Err(e) => return ("error", Some(e), Vec::new()),
     };
-    let Some(repo) = app.config.repo(forge, &trigger.repo).cloned() else {
+    let Some(repo) = app.config().repo(forge, &trigger.repo).cloned() else {
         return (
             "rejected",
             Some("repository is no longer configured".into()),
             Vec::new(),
         );
     };
+    // A push to the default branch may bring new pipeline definitions: read once the
+    // planner has fetched the commit.
+    let default_head = format!("refs/heads/{}", repo.default_branch());
+    let new_definitions = (trigger.event.git_ref == default_head
+        && trigger.event.kind == crate::trigger::EventKind::Push)
+        .then(|| (Arc::clone(app), repo.clone(), trigger.event.sha.clone()));
     let data_dir = app.data_dir.clone();
     let planned =
         tokio::task::spawn_blocking(move || planner::plan(&repo, &trigger, &data_dir)).await;
+    if let Some((app, repo, sha)) = new_definitions {
+        tokio::spawn(async move {
+            if let Err(e) = versions::sync_repo(&app, &repo, sha, "webhook", None).await {
+                tracing::warn!(repo = %repo.name, error = %e, "cannot read pipeline definitions");
+            }
+        });
+    }
     match planned {
         Ok(Ok(p)) if p.runs.is_empty() => ("ignored", Some(p.reasons.join("; ")), Vec::new()),
         Ok(Ok(p)) => {
@@ -272,7 +332,11 @@ async fn watch_leases(app: Arc<App>) {
     let mut sweeps = 0u64;
     loop {
         tick.tick().await;
-        match app.store.expire_leases(app.config.lease.max_attempts).await {
+        match app
+            .store
+            .expire_leases(app.config().lease.max_attempts)
+            .await
+        {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(expired = n, "leases expired");

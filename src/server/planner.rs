@@ -19,6 +19,26 @@ pub struct Planned {
     pub reasons: Vec<String>,
 }
 
+/// Serializes fetches into one mirror (concurrent `git fetch`es fail to lock refs).
+fn mirror_lock(dir: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    Arc::clone(locks.entry(key).or_default())
+}
+
+/// Fetches everything into the mirror (one fetch at a time per mirror).
+pub fn fetch(mirror: &Path) -> Result<(), String> {
+    let lock = mirror_lock(mirror);
+    let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+    git(mirror, &["fetch", "--quiet", "--prune", "origin"]).map(drop)
+}
+
 /// The mirror of a repository, cloned on first use and fetched when `sha` is missing.
 pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf, String> {
     let forge = match repo.forge {
@@ -58,7 +78,7 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
     let have =
         sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
     if !have {
-        git(&dir, &["fetch", "--quiet", "--prune", "origin"])?;
+        fetch(&dir)?;
     }
     dir.canonicalize()
         .map_err(|e| format!("{}: {e}", dir.display()))
@@ -67,7 +87,7 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
 /// The files of `sha` in a fresh directory, with a `.git` whose HEAD is `sha` and whose
 /// objects and refs are the mirror's (so the loader finds the root and GitLab's
 /// `changes:compare_to` can diff). Made by hand: `git init` costs more than the rest.
-fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
+pub fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
     let dot_git = into.join(".git");
     let io = |e: std::io::Error| format!("{}: {e}", dot_git.display());
     std::fs::create_dir_all(dot_git.join("objects/info")).map_err(io)?;
@@ -113,9 +133,28 @@ fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a repository's pipelines live.
+pub fn pipeline_paths(forge: Forge) -> &'static [&'static str] {
+    match forge {
+        Forge::Github => &[".github/workflows", "pipelines"],
+        Forge::Gitlab => &[".gitlab-ci.yml"],
+    }
+}
+
 /// Plans `trigger` for `repo`: one run per pipeline it starts; a pipeline that does not
 /// validate becomes a failed run carrying its diagnostics.
 pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, String> {
+    plan_with(repo, trigger, data_dir, None)
+}
+
+/// As [`plan`]; with `definitions` (a pipeline version: scheduled runs, and manual runs
+/// while a rollback pins one) the pipelines are those instead of the commit's own.
+pub fn plan_with(
+    repo: &Repo,
+    trigger: &Trigger,
+    data_dir: &Path,
+    definitions: Option<&crate::versions::Definitions>,
+) -> Result<Planned, String> {
     let mut event = trigger.event.clone();
     let mirror = mirror(repo, data_dir, event.sha.as_deref())?;
     let sha = match &event.sha {
@@ -147,10 +186,14 @@ pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, 
     }
     let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     export(&mirror, &sha, tree.path())?;
-    let candidates: &[&str] = match repo.forge {
-        Forge::Github => &[".github/workflows", "pipelines"],
-        Forge::Gitlab => &[".gitlab-ci.yml"],
-    };
+    let candidates = pipeline_paths(repo.forge);
+    if let Some(definitions) = definitions {
+        for path in candidates {
+            let path = tree.path().join(path);
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        definitions.write_sources(tree.path())?;
+    }
     let paths: Vec<PathBuf> = candidates
         .iter()
         .map(|p| tree.path().join(p))

@@ -86,17 +86,17 @@ pub async fn run(app: Arc<App>) {
     let mut clients: HashMap<String, Option<(Arc<Client>, String)>> = HashMap::new();
     // Per API root: nothing is sent before this (a rate limit said so).
     let mut paused: HashMap<String, tokio::time::Instant> = HashMap::new();
-    // Only repositories with `[repo.report]` are read row by row; the others' outbox rows
-    // are marked "unreported" in bulk now and then.
-    let reporting: Vec<(String, String)> = app
-        .config
-        .repos
-        .iter()
-        .filter(|r| r.report.is_some())
-        .map(|r| (r.forge.as_str().to_string(), r.name.clone()))
-        .collect();
+    let mut config = app.config();
+    let mut reporting = reporting_repos(&config);
     let mut swept = tokio::time::Instant::now();
     loop {
+        // A new config (hot reload): clients are made again from it.
+        let now_config = app.config();
+        if !Arc::ptr_eq(&config, &now_config) {
+            config = now_config;
+            reporting = reporting_repos(&config);
+            clients.clear();
+        }
         if swept.elapsed() >= UNREPORTED_SWEEP {
             swept = tokio::time::Instant::now();
             if let Err(e) = app.store.mark_unreported(&reporting).await {
@@ -160,8 +160,20 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
+/// Only repositories with `[repo.report]` are read row by row; the others' outbox rows are
+/// marked "unreported" in bulk now and then.
+fn reporting_repos(config: &super::config::Config) -> Vec<(String, String)> {
+    config
+        .repos
+        .iter()
+        .filter(|r| r.report.is_some())
+        .map(|r| (r.forge.as_str().to_string(), r.name.clone()))
+        .collect()
+}
+
 fn client_for(app: &App, row: &DueReport) -> Option<(Arc<Client>, String)> {
-    let repo = app.config.repo(Forge::from_stored(&row.forge), &row.repo)?;
+    let config = app.config();
+    let repo = config.repo(Forge::from_stored(&row.forge), &row.repo)?;
     match Client::new(repo, &app.base_dir) {
         Ok(made) => made.map(|(c, api)| (Arc::new(c), api)),
         Err(e) => {
@@ -201,7 +213,7 @@ fn report_of(app: &App, row: &DueReport) -> Report {
 
 /// Stores how a send went and counts it.
 async fn settle(app: &App, row: &DueReport, sent: Sent) {
-    let max = app.config.reporting.max_attempts;
+    let max = app.config().reporting.max_attempts;
     match sent {
         Sent::Delivered => record(app, row, "delivered", None, None, true).await,
         Sent::Later(wait, why) => {
@@ -245,7 +257,7 @@ async fn record(
 
 /// Exponential backoff with jitter: base × 2^attempts, ±25 %, at most ten minutes.
 fn backoff(app: &App, attempts: i64) -> Duration {
-    let base = app.config.reporting.backoff_ms as f64;
+    let base = app.config().reporting.backoff_ms as f64;
     let raw = base * 2f64.powi(attempts.clamp(0, 20) as i32);
     let jitter = 0.75 + crate::token::random_unit() * 0.5;
     Duration::from_millis((raw * jitter).min(600_000.0) as u64)

@@ -360,6 +360,23 @@ impl Server {
         )
     }
 
+    /// POSTs an empty body with the API token and `headers` (`If-Match`, …).
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let mut req = agent()
+            .post(&format!("{}{path}", self.url))
+            .header("authorization", &format!("Bearer {API_TOKEN}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let mut r = req.send_empty().expect("POST");
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     /// POSTs a webhook as the forge would: GitHub signs the body, GitLab sends the token.
     pub fn hook(
         &self,

@@ -17,3 +17,4 @@ mod run;
 mod server;
 mod support;
 mod triggers;
+mod versions;

@@ -1,0 +1,346 @@
+//! Pipeline versions on the server: each repository's definitions on its default branch,
+//! and the server's own config with its pipeline directory, are detected (webhook, API,
+//! poll, file watch), validated, diffed and applied by compare-and-set, or rolled back.
+
+use super::App;
+use super::config::{Config, Repo};
+use super::store::{Applied, CurrentVersion, NewVersion};
+use crate::versions::{Change, Definitions, Rejected};
+use serde_json::Value as Json;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The server's own version (config + pipeline directory).
+pub const SERVER_SCOPE: &str = "server";
+
+/// A repository's versions are kept under this scope.
+pub fn scope(repo: &Repo) -> String {
+    format!("{}:{}", repo.forge.as_str(), repo.name)
+}
+
+/// What a sync, rollback or unpin came to.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Applied {
+        version_id: String,
+        change_log: Vec<Change>,
+    },
+    /// The source shows the version already detected.
+    Unchanged { version_id: String },
+    /// The definitions did not validate; the current version stays.
+    Rejected { version_id: String, errors: String },
+    /// `If-Match` named another version than the current one.
+    Conflict { current: Option<String> },
+}
+
+/// Reads `repo`'s definitions at `sha` (or the default branch's head), fetching as needed.
+/// Blocking (git).
+fn read_repo(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<Read, String> {
+    let mirror = super::planner::mirror(repo, data_dir, sha)?;
+    let sha = match sha {
+        Some(sha) => sha.to_string(),
+        None => {
+            super::planner::fetch(&mirror)?;
+            let head = format!("refs/heads/{}^{{commit}}", repo.default_branch());
+            crate::git::run(&mirror, &["rev-parse", "--verify", &head])
+                .map_err(|_| format!("{} has no branch `{}`", repo.name, repo.default_branch()))?
+        }
+    };
+    let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    super::planner::export(&mirror, &sha, tree.path())?;
+    let paths = super::planner::pipeline_paths(repo.forge);
+    Ok(Read {
+        definitions: Definitions::read(tree.path(), paths),
+        commit: Some(sha),
+    })
+}
+
+struct Read {
+    definitions: Result<Definitions, Rejected>,
+    commit: Option<String>,
+}
+
+/// The definitions of a stored version.
+pub async fn definitions(app: &App, scope: &str, id: &str) -> Result<Option<Definitions>, String> {
+    let text = app
+        .store
+        .version_definitions(scope, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| format!("stored version {id}: {e}")))
+        .transpose()
+}
+
+/// The current version's definitions of a scope, if it has one.
+pub async fn current_definitions(
+    app: &App,
+    scope: &str,
+) -> Result<Option<(CurrentVersion, Definitions)>, String> {
+    let Some(current) = app
+        .store
+        .current_version(scope)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let definitions = definitions(app, scope, &current.version_id)
+        .await?
+        .unwrap_or_default();
+    Ok(Some((current, definitions)))
+}
+
+/// Detects the repository's definitions at `sha` (default: its default branch's head)
+/// and applies them when they are new and valid.
+pub async fn sync_repo(
+    app: &Arc<App>,
+    repo: &Repo,
+    sha: Option<String>,
+    source: &str,
+    if_match: Option<&str>,
+) -> Result<Outcome, String> {
+    let (repo_owned, data_dir) = (repo.clone(), app.data_dir.clone());
+    let read =
+        tokio::task::spawn_blocking(move || read_repo(&repo_owned, &data_dir, sha.as_deref()))
+            .await
+            .map_err(|e| format!("reading the definitions panicked: {e}"))??;
+    apply_read(app, &scope(repo), read, source, if_match).await
+}
+
+/// Validates, diffs and applies what a source showed. Compare-and-set: when another
+/// replica moves the version in between, it is read again (and the change found already
+/// applied) — unless the caller named the version it expects (`If-Match`).
+async fn apply_read(
+    app: &App,
+    scope: &str,
+    read: Read,
+    source: &str,
+    if_match: Option<&str>,
+) -> Result<Outcome, String> {
+    let commit = read.commit.as_deref();
+    let definitions = match read.definitions {
+        Ok(d) => d,
+        Err(rejected) => {
+            app.store
+                .reject_version(scope, &rejected.id, source, commit, &rejected.errors)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::warn!(scope, version = %rejected.id, "new pipeline definitions rejected");
+            return Ok(Outcome::Rejected {
+                version_id: rejected.id,
+                errors: rejected.errors,
+            });
+        }
+    };
+    let id = definitions.id();
+    let stored = serde_json::to_string(&definitions).map_err(|e| e.to_string())?;
+    for _ in 0..3 {
+        let current = current_definitions(app, scope).await?;
+        if let Some(expected) = if_match
+            && current.as_ref().map(|(c, _)| c.version_id.as_str()) != Some(expected)
+        {
+            return Ok(Outcome::Conflict {
+                current: current.map(|(c, _)| c.version_id),
+            });
+        }
+        if current.as_ref().is_some_and(|(c, _)| c.detected == id) {
+            return Ok(Outcome::Unchanged { version_id: id });
+        }
+        let empty = Definitions::default();
+        let old = current.as_ref().map_or(&empty, |(_, d)| d);
+        let change_log = crate::versions::diff(old, &definitions);
+        let new = NewVersion {
+            scope,
+            version_id: &id,
+            definitions: &stored,
+            source,
+            commit,
+            change_log: &serde_json::to_string(&change_log).map_err(|e| e.to_string())?,
+            pin: false,
+            detected: true,
+        };
+        let expected = current.as_ref().map(|(c, _)| c);
+        match app.store.apply_version(&new, expected).await {
+            Ok(Applied::Applied) => {
+                tracing::info!(scope, version = %id, source, changes = change_log.len(), "pipeline version applied");
+                return Ok(Outcome::Applied {
+                    version_id: id,
+                    change_log,
+                });
+            }
+            Ok(Applied::Conflict { current }) if if_match.is_some() => {
+                return Ok(Outcome::Conflict { current });
+            }
+            Ok(Applied::Conflict { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the version kept changing under this update; try again".into())
+}
+
+/// Makes a stored version current again (`rollback`), or the version last detected
+/// (`unpin`, `target` = `None`). A rollback pins scheduled and manual runs to it until
+/// the source shows a new version.
+pub async fn rollback(
+    app: &App,
+    scope: &str,
+    target: Option<&str>,
+    if_match: Option<&str>,
+) -> Result<Outcome, String> {
+    let Some((current, old)) = current_definitions(app, scope).await? else {
+        return Err("no version has been applied yet".into());
+    };
+    if let Some(expected) = if_match
+        && expected != current.version_id
+    {
+        return Ok(Outcome::Conflict {
+            current: Some(current.version_id),
+        });
+    }
+    let id = target.unwrap_or(&current.detected);
+    let Some(definitions) = definitions(app, scope, id).await? else {
+        return Err(format!("no version `{id}`"));
+    };
+    let change_log = crate::versions::diff(&old, &definitions);
+    let new = NewVersion {
+        scope,
+        version_id: id,
+        definitions: "",
+        source: if target.is_some() { "rollback" } else { "api" },
+        commit: None,
+        change_log: &serde_json::to_string(&change_log).map_err(|e| e.to_string())?,
+        pin: target.is_some() && id != current.detected,
+        detected: false,
+    };
+    match app
+        .store
+        .apply_version(&new, Some(&current))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Applied::Applied => Ok(Outcome::Applied {
+            version_id: id.to_string(),
+            change_log,
+        }),
+        Applied::Conflict { current } => Ok(Outcome::Conflict { current }),
+    }
+}
+
+/// The server's own definitions: its config (normalized, secrets redacted) and the
+/// pipelines of its pipeline directory. `Err` when the config does not parse.
+fn read_server(config_path: Option<&Path>) -> (Read, Option<Config>) {
+    let Some(path) = config_path else {
+        return (
+            Read {
+                definitions: Ok(Definitions::default()),
+                commit: None,
+            },
+            None,
+        );
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return (rejected(format!("{}: {e}", path.display()), ""), None),
+    };
+    let config = match Config::parse(&text, &path.display().to_string()) {
+        Ok(c) => c,
+        Err(e) => return (rejected(e, &text), None),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut definitions = match &config.pipelines_dir {
+        Some(dir) => match Definitions::read(base, &[&dir.display().to_string()]) {
+            Ok(d) => d,
+            Err(r) => {
+                return (
+                    Read {
+                        definitions: Err(r),
+                        commit: None,
+                    },
+                    None,
+                );
+            }
+        },
+        None => Definitions::default(),
+    };
+    let normalized = toml::from_str::<Json>(&text).map_or(Json::Null, |v| redact(&v, false));
+    definitions
+        .files
+        .insert("tess.toml".into(), crate::versions::canonical(&normalized));
+    (
+        Read {
+            definitions: Ok(definitions),
+            commit: None,
+        },
+        Some(config),
+    )
+}
+
+fn rejected(errors: String, text: &str) -> Read {
+    Read {
+        definitions: Err(Rejected {
+            id: crate::versions::hash(text),
+            errors,
+            sources: Default::default(),
+        }),
+        commit: None,
+    }
+}
+
+/// Inline secrets of a config as `***` (the `{ env = … }` / `{ file = … }` forms stay:
+/// they name where a secret is, not what).
+fn redact(value: &Json, secret: bool) -> Json {
+    const SECRETS: [&str; 6] = [
+        "webhook_secret",
+        "token",
+        "private_key",
+        "registration_token",
+        "api_tokens",
+        "secrets",
+    ];
+    match value {
+        Json::String(_) if secret => Json::String("***".into()),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let inner = secret || (SECRETS.contains(&k.as_str()) && !is_reference(v));
+                    (k.clone(), redact(v, inner))
+                })
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.iter().map(|v| redact(v, secret)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_reference(v: &Json) -> bool {
+    v.get("env").is_some() || v.get("file").is_some()
+}
+
+/// Detects the server's own version; a valid new config is applied at once (hot reload:
+/// repositories, reporting, leases and schedules; `listen`, `database_url` and `data_dir`
+/// take a restart).
+pub async fn sync_server(app: &App, source: &str) -> Result<Outcome, String> {
+    let path = app.config_path.clone();
+    let (read, config) = tokio::task::spawn_blocking(move || read_server(path.as_deref()))
+        .await
+        .map_err(|e| format!("reading the config panicked: {e}"))?;
+    let outcome = apply_read(app, SERVER_SCOPE, read, source, None).await?;
+    if let (Outcome::Applied { change_log, .. }, Some(config)) = (&outcome, config) {
+        let restart: Vec<&str> = ["listen", "database_url", "data_dir"]
+            .into_iter()
+            .filter(|k| changed_config_key(change_log, k))
+            .collect();
+        if !restart.is_empty() {
+            tracing::warn!(fields = ?restart, "config changes that take a restart");
+        }
+        app.set_config(config);
+    }
+    Ok(outcome)
+}
+
+fn changed_config_key(change_log: &[Change], key: &str) -> bool {
+    change_log
+        .iter()
+        .any(|c| c.pipeline == "tess.toml" && c.fields.iter().any(|f| f == key))
+}

@@ -1,0 +1,158 @@
+//! The pipeline versions API: current versions (with `ETag`), history, diffs, sync,
+//! rollback and unpin (`If-Match` → 412 when someone else changed the version first),
+//! and each repository's schedules.
+
+use super::App;
+use super::api::{Reply, api_auth, error, store_error};
+use super::config::Repo;
+use super::versions::{self, Outcome, SERVER_SCOPE};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The repository named by the path (`owner/name`; nested GitLab groups URL-encoded).
+fn repo(app: &App, owner: &str, name: &str) -> Result<Repo, super::api::ApiError> {
+    let full = format!("{owner}/{name}");
+    app.config()
+        .repos
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(&full))
+        .cloned()
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("repository `{full}` is not configured"),
+            )
+        })
+}
+
+/// `If-Match: "<version_id>"` (quotes and a weak prefix allowed).
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    Some(value.trim_matches('"').to_string())
+}
+
+async fn current_of(app: &App, scope: &str) -> Reply {
+    let current = app
+        .store
+        .current_version(scope)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no version has been applied yet"))?;
+    let last = app
+        .store
+        .version_history(scope, 50)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .find(|h| h.status == "applied" && h.version_id == current.version_id);
+    let body = json!({
+        "scope": scope,
+        "version_id": current.version_id,
+        "applied_at": current.applied_at,
+        "pinned": current.pinned,
+        "detected": current.detected,
+        "source": last.as_ref().map(|h| h.source.clone()),
+        "commit": last.as_ref().and_then(|h| h.commit.clone()),
+        "change_log": last.map_or(json!([]), |h| h.change_log),
+    });
+    let etag = format!("\"{}\"", current.version_id);
+    Ok(([(header::ETAG, etag)], Json(body)).into_response())
+}
+
+pub async fn server_current(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+    api_auth(&app, &headers)?;
+    current_of(&app, SERVER_SCOPE).await
+}
+
+pub async fn current(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let repo = repo(&app, &owner, &name)?;
+    current_of(&app, &versions::scope(&repo)).await
+}
+
+pub async fn history(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let repo = repo(&app, &owner, &name)?;
+    let history = app
+        .store
+        .version_history(&versions::scope(&repo), 200)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "versions": history })).into_response())
+}
+
+pub async fn diff(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name, a, b)): Path<(String, String, String, String)>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let scope = versions::scope(&repo(&app, &owner, &name)?);
+    let mut both = Vec::new();
+    for id in [&a, &b] {
+        let definitions = versions::definitions(&app, &scope, id)
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no version `{id}`")))?;
+        both.push(definitions);
+    }
+    let changes = crate::versions::diff(&both[0], &both[1]);
+    Ok(Json(json!({ "from": a, "to": b, "change_log": changes })).into_response())
+}
+
+/// An outcome as an answer: 412 for a lost compare-and-set, 422 for a rejected version.
+fn answer(outcome: Result<Outcome, String>) -> Reply {
+    let outcome = outcome.map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let status = match &outcome {
+        Outcome::Conflict { .. } => StatusCode::PRECONDITION_FAILED,
+        Outcome::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Outcome::Applied { .. } | Outcome::Unchanged { .. } => StatusCode::OK,
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+pub async fn sync(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let repo = repo(&app, &owner, &name)?;
+    let expected = if_match(&headers);
+    answer(versions::sync_repo(&app, &repo, None, "api", expected.as_deref()).await)
+}
+
+pub async fn rollback(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name, id)): Path<(String, String, String)>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let scope = versions::scope(&repo(&app, &owner, &name)?);
+    let expected = if_match(&headers);
+    answer(versions::rollback(&app, &scope, Some(&id), expected.as_deref()).await)
+}
+
+pub async fn unpin(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let scope = versions::scope(&repo(&app, &owner, &name)?);
+    let expected = if_match(&headers);
+    answer(versions::rollback(&app, &scope, None, expected.as_deref()).await)
+}
