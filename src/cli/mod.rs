@@ -10,6 +10,7 @@ mod run;
 mod runs;
 mod signals;
 mod statuses;
+mod versions;
 
 use crate::load::{self, Loaded};
 use crate::plan::{PipelinePlan, plan_pipeline};
@@ -152,6 +153,17 @@ enum Command {
         #[command(subcommand)]
         action: RunsAction,
     },
+    /// A repository's pipeline versions on a `tess server`.
+    Versions {
+        /// The server's URL.
+        #[arg(long, env = "TESS_SERVER")]
+        server: String,
+        /// An API token.
+        #[arg(long, env = "TESS_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: VersionsAction,
+    },
     /// List the next fire times of every `on.schedule` cron.
     Schedule {
         paths: Vec<PathBuf>,
@@ -186,6 +198,29 @@ enum RunsAction {
         #[arg(long)]
         failed: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum VersionsAction {
+    /// The history: applied and rejected versions, newest first.
+    List { repo: String },
+    /// The current version (or the version ID) and its change log.
+    Show { repo: String, id: Option<String> },
+    /// What version B changes relative to version A.
+    Diff { repo: String, a: String, b: String },
+    /// Read the default branch's definitions now.
+    Sync { repo: String },
+    /// Make version ID current; scheduled and manual runs are pinned to it until the
+    /// definitions change again.
+    Rollback {
+        repo: String,
+        id: String,
+        /// Only if this version is still the current one.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// End a rollback: the newest detected version becomes current again.
+    Unpin { repo: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -396,6 +431,23 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 RunsAction::Rerun { id, failed } => runs::Action::Rerun { run: id, failed },
             };
             runs::run(&server, &token, action)
+        }
+        Command::Versions {
+            server,
+            token,
+            action,
+        } => {
+            let (repo, action) = match action {
+                VersionsAction::List { repo } => (repo, versions::Action::List),
+                VersionsAction::Show { repo, id } => (repo, versions::Action::Show(id)),
+                VersionsAction::Diff { repo, a, b } => (repo, versions::Action::Diff(a, b)),
+                VersionsAction::Sync { repo } => (repo, versions::Action::Sync),
+                VersionsAction::Rollback { repo, id, if_match } => {
+                    (repo, versions::Action::Rollback { id, if_match })
+                }
+                VersionsAction::Unpin { repo } => (repo, versions::Action::Unpin),
+            };
+            versions::run(&server, &token, &repo, action)
         }
         Command::Server {
             config,

@@ -17,7 +17,7 @@ pub enum Action {
     },
 }
 
-fn agent() -> ureq::Agent {
+pub(super) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -25,7 +25,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Job keys can hold spaces, slashes and parentheses: escape them for one path segment.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -36,7 +36,11 @@ fn segment(text: &str) -> String {
         .collect()
 }
 
-fn call(method: &str, url: &str, token: &str) -> Result<ureq::http::Response<ureq::Body>, String> {
+pub(super) fn call(
+    method: &str,
+    url: &str,
+    token: &str,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
     let auth = format!("Bearer {token}");
     let response = match method {
         "POST" => agent()
@@ -59,7 +63,7 @@ fn call(method: &str, url: &str, token: &str) -> Result<ureq::http::Response<ure
     Err(format!("{url}: {status}: {message}"))
 }
 
-fn json(method: &str, url: &str, token: &str) -> Result<serde_json::Value, String> {
+pub(super) fn json(method: &str, url: &str, token: &str) -> Result<serde_json::Value, String> {
     let mut response = call(method, url, token)?;
     let text = response
         .body_mut()

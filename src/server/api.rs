@@ -458,12 +458,20 @@ pub async fn create_run(
         before: None,
         base: None,
     };
+    // A rollback pins manual runs to its version.
+    let scope = super::versions::scope(&repo);
+    let pinned = match super::versions::current_definitions(&app, &scope).await {
+        Ok(Some((current, definitions))) if current.pinned => Some(definitions),
+        Ok(_) => None,
+        Err(e) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
+    };
     let data_dir = app.data_dir.clone();
-    let planned =
-        tokio::task::spawn_blocking(move || super::planner::plan(&repo, &trigger, &data_dir))
-            .await
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
-            .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let planned = tokio::task::spawn_blocking(move || {
+        super::planner::plan_with(&repo, &trigger, &data_dir, pinned.as_ref())
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+    .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     for run in &planned.runs {
         app.store.create_run(run).await.map_err(store_error)?;
     }

@@ -34,17 +34,7 @@ pub struct Config {
     pub repos: Vec<Repo>,
 }
 
-/// What the cron scheduler does about slots it missed (the server was down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CatchUp {
-    /// Missed slots are recorded, not run.
-    None,
-    /// One run, for the most recent missed slot.
-    Latest,
-    /// A run per missed slot, the most recent `catch_up_max` of them.
-    All,
-}
+pub use crate::trigger::cron::CatchUp;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

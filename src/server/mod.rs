@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod planner;
 pub mod presence;
 mod reporter;
+mod scheduler;
 pub mod store;
 pub mod versions;
 mod versions_api;
@@ -90,6 +91,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/deliveries", get(api::deliveries))
         .route("/api/v1/reports", get(api::reports))
         .route("/api/v1/version/current", get(versions_api::server_current))
+        .route("/api/v1/version/history", get(versions_api::server_history))
         .route(
             "/api/v1/repos/{owner}/{name}/versions",
             get(versions_api::history),
@@ -113,6 +115,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/v1/repos/{owner}/{name}/sync",
             post(versions_api::sync),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/schedules",
+            get(versions_api::schedules),
         )
         .route("/api/v1/openapi.json", get(api::openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -197,6 +203,10 @@ pub fn run(options: Options) -> Result<(), String> {
         tokio::spawn(watch_leases(Arc::clone(&app)));
         tokio::spawn(reporter::run(Arc::clone(&app)));
         tokio::spawn(detect::run(Arc::clone(&app)));
+        tokio::spawn(scheduler::run(
+            Arc::clone(&app),
+            scheduler::Clock::from_env(),
+        ));
         detect::watch(Arc::clone(&app))?;
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");

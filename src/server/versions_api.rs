@@ -69,6 +69,20 @@ pub async fn server_current(State(app): State<Arc<App>>, headers: HeaderMap) -> 
     current_of(&app, SERVER_SCOPE).await
 }
 
+pub async fn server_history(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+    api_auth(&app, &headers)?;
+    history_of(&app, SERVER_SCOPE).await
+}
+
+async fn history_of(app: &App, scope: &str) -> Reply {
+    let history = app
+        .store
+        .version_history(scope, 200)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "versions": history })).into_response())
+}
+
 pub async fn current(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -86,12 +100,7 @@ pub async fn history(
 ) -> Reply {
     api_auth(&app, &headers)?;
     let repo = repo(&app, &owner, &name)?;
-    let history = app
-        .store
-        .version_history(&versions::scope(&repo), 200)
-        .await
-        .map_err(store_error)?;
-    Ok(Json(json!({ "versions": history })).into_response())
+    history_of(&app, &versions::scope(&repo)).await
 }
 
 pub async fn diff(
@@ -155,4 +164,61 @@ pub async fn unpin(
     let scope = versions::scope(&repo(&app, &owner, &name)?);
     let expected = if_match(&headers);
     answer(versions::rollback(&app, &scope, None, expected.as_deref()).await)
+}
+
+#[derive(serde::Deserialize)]
+pub struct Upcoming {
+    /// Start time (RFC 3339); default now.
+    from: Option<String>,
+    #[serde(default = "five")]
+    count: usize,
+}
+
+fn five() -> usize {
+    5
+}
+
+/// The repository's schedules (its current version's and its config's) with their next
+/// fire times — the same as `tess schedule` computes — and the slots recorded lately.
+pub async fn schedules(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    axum::extract::Query(upcoming): axum::extract::Query<Upcoming>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    let repo = repo(&app, &owner, &name)?;
+    let scope = versions::scope(&repo);
+    let from = match &upcoming.from {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("`from`: {e}")))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let definitions = versions::current_definitions(&app, &scope)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    let list: Vec<serde_json::Value> = super::scheduler::schedules(&repo, &definitions)
+        .iter()
+        .map(|s| {
+            let next: Vec<String> = s
+                .cron
+                .upcoming(from, s.timezone, upcoming.count.min(100))
+                .iter()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .collect();
+            let file = s.key.split('|').next().unwrap_or_default();
+            json!({
+                "file": if file == "config" { "tess.toml" } else { file },
+                "cron": s.cron.source,
+                "timezone": s.timezone.name(),
+                "ref": s.git_ref,
+                "next": next,
+            })
+        })
+        .collect();
+    let slots = app.store.slots(&scope, 50).await.map_err(store_error)?;
+    Ok(Json(json!({ "schedules": list, "slots": slots })).into_response())
 }

@@ -266,3 +266,58 @@ fn value(text: &str, field: &Field) -> Result<u32, String> {
     }
     Ok(v)
 }
+
+/// What a scheduler does about slots it missed (it was down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Missed slots are recorded, not run.
+    None,
+    /// One run, for the most recent missed slot.
+    Latest,
+    /// A run per missed slot, the most recent `cap` of them.
+    All,
+}
+
+/// How far back missed slots are looked for.
+const LOOK_BACK_DAYS: i64 = 31;
+
+/// The slots of `cron` after `last` up to `now`, oldest first, each with whether it runs:
+/// the slot of the current minute always does, missed ones as `policy` says. The newest
+/// slot is always in the list (recorded, it is where the next look starts).
+pub fn due_slots(
+    cron: &Cron,
+    tz: Tz,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: CatchUp,
+    cap: usize,
+) -> Vec<(DateTime<Utc>, bool)> {
+    let mut cursor = last.max(now - Duration::days(LOOK_BACK_DAYS));
+    // The newest `cap + 1` slots are all any policy needs.
+    let keep = cap.max(1) + 1;
+    let mut slots: std::collections::VecDeque<DateTime<Utc>> = Default::default();
+    while let Some(slot) = cron.next_after(cursor, tz).filter(|s| *s <= now) {
+        if slots.len() == keep {
+            slots.pop_front();
+        }
+        slots.push_back(slot);
+        cursor = slot;
+    }
+    let on_time = |slot: &DateTime<Utc>| now - *slot < Duration::seconds(60);
+    let missed: Vec<DateTime<Utc>> = slots.iter().filter(|s| !on_time(s)).copied().collect();
+    let run_missed = match policy {
+        CatchUp::None => 0,
+        CatchUp::Latest => 1,
+        CatchUp::All => cap,
+    };
+    let first_run = missed.len().saturating_sub(run_missed);
+    let mut out: Vec<(DateTime<Utc>, bool)> = missed
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i + 1 >= first_run)
+        .map(|(i, s)| (*s, i >= first_run))
+        .collect();
+    out.extend(slots.iter().filter(|s| on_time(s)).map(|s| (*s, true)));
+    out
+}

@@ -196,3 +196,128 @@ fn matches_agrees_with_next_after() {
         t = n;
     }
 }
+
+/// The slots a scheduler runs after `last` at `now`, per catch-up policy, DST included.
+#[test]
+fn due_slots_follow_the_catch_up_policy_and_dst() {
+    use tesseract_ci::trigger::cron::{CatchUp, due_slots};
+    let berlin: Tz = "Europe/Berlin".parse().expect("zone");
+    let utc = chrono_tz::UTC;
+    type Case<'a> = (
+        &'a str,
+        Tz,
+        &'a str,
+        &'a str,
+        CatchUp,
+        &'a [(&'a str, bool)],
+    );
+    let table: &[Case] = &[
+        // On time: the minute's slot runs.
+        (
+            "* * * * *",
+            utc,
+            "2026-01-05T10:00:30Z",
+            "2026-01-05T10:01:00.300Z",
+            CatchUp::None,
+            &[("2026-01-05T10:01:00Z", true)],
+        ),
+        // Down from 10:00 to 11:05: 10:10 … 11:00 were missed.
+        (
+            "*/10 * * * *",
+            utc,
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T11:05:20Z",
+            CatchUp::None,
+            &[("2026-01-05T11:00:00Z", false)],
+        ),
+        (
+            "*/10 * * * *",
+            utc,
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T11:05:20Z",
+            CatchUp::Latest,
+            &[
+                ("2026-01-05T10:50:00Z", false),
+                ("2026-01-05T11:00:00Z", true),
+            ],
+        ),
+        (
+            "*/10 * * * *",
+            utc,
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T11:05:20Z",
+            CatchUp::All,
+            &[
+                ("2026-01-05T10:30:00Z", false),
+                ("2026-01-05T10:40:00Z", true),
+                ("2026-01-05T10:50:00Z", true),
+                ("2026-01-05T11:00:00Z", true),
+            ],
+        ),
+        // Missed and on time at once: both run under `latest`.
+        (
+            "*/10 * * * *",
+            utc,
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T10:20:30Z",
+            CatchUp::Latest,
+            &[
+                ("2026-01-05T10:10:00Z", true),
+                ("2026-01-05T10:20:00Z", true),
+            ],
+        ),
+        // Spring forward (Berlin, 2026-03-29): 02:30 does not exist; it runs once, at 03:00.
+        (
+            "30 2 * * *",
+            berlin,
+            "2026-03-29T00:00:00Z",
+            "2026-03-29T01:00:30Z",
+            CatchUp::None,
+            &[("2026-03-29T01:00:00Z", true)],
+        ),
+        (
+            "30 2 * * *",
+            berlin,
+            "2026-03-29T01:00:00Z",
+            "2026-03-29T21:00:00Z",
+            CatchUp::All,
+            &[],
+        ),
+        // Fall back (Berlin, 2026-10-25): 02:30 happens twice; it runs at the first.
+        (
+            "30 2 * * *",
+            berlin,
+            "2026-10-25T00:00:00Z",
+            "2026-10-25T00:30:10Z",
+            CatchUp::None,
+            &[("2026-10-25T00:30:00Z", true)],
+        ),
+        (
+            "30 2 * * *",
+            berlin,
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T01:30:10Z",
+            CatchUp::All,
+            &[],
+        ),
+    ];
+    for (cron, tz, last, now, policy, expected) in table {
+        let got: Vec<(String, bool)> = due_slots(
+            &Cron::parse(cron).expect("cron"),
+            *tz,
+            at(last),
+            at(now),
+            *policy,
+            3,
+        )
+        .into_iter()
+        .map(|(t, run)| (t.format("%Y-%m-%dT%H:%M:%SZ").to_string(), run))
+        .collect();
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|(t, r)| (t.to_string(), *r)).collect();
+        assert_eq!(
+            got, expected,
+            "{cron} {tz} after {last} at {now} ({policy:?})"
+        );
+    }
+}

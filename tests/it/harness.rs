@@ -264,11 +264,22 @@ pub fn setup_with(
 impl Server {
     /// Starts a server in `dir` (config already written as `dir/tess.toml`).
     pub fn start(dir: &Path, database_url: &str, listen: &str) -> Server {
+        Server::start_with_env(dir, database_url, listen, &[])
+    }
+
+    /// [`Server::start`] with extra environment (`TESS_TEST_CLOCK_FILE`, …).
+    pub fn start_with_env(
+        dir: &Path,
+        database_url: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tess"))
             .args(["server", "--config"])
             .arg(dir.join("tess.toml"))
             .args(["--listen", listen, "--database-url", database_url])
             .env("TESS_LOG", "tesseract_ci=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()

@@ -14,6 +14,7 @@ mod harness;
 mod matrix;
 mod plan;
 mod run;
+mod schedules;
 mod server;
 mod support;
 mod triggers;

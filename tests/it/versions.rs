@@ -225,6 +225,44 @@ fn versions_are_detected_validated_diffed_rolled_back_and_unpinned() {
             change(&now["change_log"], "job", "changed", "test")["fields"],
             serde_json::json!(["steps"])
         );
+
+        // The same through `tess versions`.
+        let env = [
+            ("TESS_SERVER", server.url.as_str()),
+            ("TESS_TOKEN", crate::harness::API_TOKEN),
+        ];
+        let cli = |args: &[&str]| {
+            let out = crate::support::tess_with_env(root, args, &env);
+            (out.status.code(), crate::support::stdout(&out))
+        };
+        let (code, list) = cli(&["versions", "list", "octo/hello"]);
+        assert_eq!(code, Some(0), "{list}");
+        assert!(
+            list.lines()
+                .nth(1)
+                .is_some_and(|l| l.contains(" applied ") && l.contains(" api ")),
+            "{list}"
+        );
+        assert!(
+            list.contains(" rejected  api ") && list.contains("ci.yml:4:3: error"),
+            "{list}"
+        );
+        let (_, diff) = cli(&["versions", "diff", "octo/hello", &v1, &v2]);
+        assert!(
+            diff.contains("+ job lint (.github/workflows/ci.yml)"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("~ job test (.github/workflows/ci.yml): runs-on, steps"),
+            "{diff}"
+        );
+        assert!(diff.contains("- schedule 0 3 * * * (UTC)"), "{diff}");
+        let (code, said) = cli(&["versions", "rollback", "octo/hello", &v2, "--if-match", &v1]);
+        assert_eq!(code, Some(1), "{said}");
+        assert!(
+            said.starts_with("conflict: the current version is"),
+            "{said}"
+        );
     });
 }
 
@@ -250,4 +288,104 @@ fn two_servers_apply_the_same_change_once() {
         assert_eq!(applied.len(), 1, "{history:#?}");
         assert_eq!(current(&second)["version_id"], applied[0]["version_id"]);
     });
+}
+
+/// The server's own version: its config and pipeline directory, watched. A valid change is
+/// applied without a restart (a repository added to the config takes webhooks at once); a
+/// broken config is rejected with its location and the running one stays; inline secrets
+/// are not stored.
+#[test]
+fn the_config_and_pipeline_directory_are_hot_reloaded() {
+    on_each_database(|root, database| {
+        let repo = crate::harness::Repo::new(root);
+        repo.commit(&[(".github/workflows/ci.yml", V1)], "main");
+        let base = crate::harness::config("github", "octo/hello", &repo.bare, 30);
+        // `pipelines_dir` is top-level: before the first table.
+        let write = |extra: &str| {
+            let text = format!("pipelines_dir = \"local\"\n{base}{extra}");
+            let tmp = root.join("tess.toml.tmp");
+            std::fs::write(&tmp, text).expect("config");
+            // As editors do: a new file renamed over the old one.
+            std::fs::rename(&tmp, root.join("tess.toml")).expect("rename");
+        };
+        std::fs::create_dir_all(root.join("local")).expect("mkdir");
+        write("");
+        let server = Server::start(root, database, "127.0.0.1:0");
+        let server_version = || {
+            let (status, body) = server.get("/api/v1/version/current");
+            (status == 200).then_some(body)
+        };
+        let first = wait_for(
+            "the server's version",
+            Duration::from_secs(30),
+            server_version,
+        );
+        assert_eq!(first["source"], "startup");
+        let v0 = first["version_id"].clone();
+        // A repository not configured yet: its webhook is refused.
+        let body =
+            crate::harness::github_push("octo/other", "refs/heads/main", None, &"a".repeat(40));
+        let (status, _) = server.hook("github", "push", "before", &body, crate::harness::SECRET);
+        assert_ne!(status, 202);
+
+        write(&format!(
+            "[[repo]]\nforge = \"github\"\nname = \"octo/other\"\nclone_url = \"{}\"\nwebhook_secret = \"{}\"\n",
+            repo.bare.display(),
+            crate::harness::SECRET
+        ));
+        let second = wait_for("the new config", Duration::from_secs(30), || {
+            server_version().filter(|v| v["version_id"] != v0)
+        });
+        assert_eq!(second["source"], "file-watch");
+        let changed = change_without_name(&second["change_log"], "file", "changed", "tess.toml");
+        assert_eq!(changed["fields"], serde_json::json!(["repo"]));
+        let (status, reply) = server.hook("github", "push", "after", &body, crate::harness::SECRET);
+        assert_eq!(status, 202, "{reply}");
+
+        // A pipeline in the server's directory is a change too.
+        std::fs::write(root.join("local/housekeeping.yml"), V2).expect("write");
+        let third = wait_for(
+            "the pipeline directory change",
+            Duration::from_secs(30),
+            || server_version().filter(|v| v["version_id"] != second["version_id"]),
+        );
+        change_without_name(
+            &third["change_log"],
+            "pipeline",
+            "added",
+            "local/housekeeping.yml",
+        );
+
+        // A broken config is rejected, located; the running config stays.
+        std::fs::write(root.join("tess.toml.tmp"), "listen = [\n").expect("write");
+        std::fs::rename(root.join("tess.toml.tmp"), root.join("tess.toml")).expect("rename");
+        let rejected = wait_for("the rejection", Duration::from_secs(30), || {
+            let (_, body) = server.get("/api/v1/version/history");
+            let last = body["versions"][0].clone();
+            (last["status"] == "rejected").then_some(last)
+        });
+        let error = rejected["error"].as_str().unwrap_or_default();
+        assert!(error.contains("tess.toml:1:11: unclosed array"), "{error}");
+        assert_eq!(
+            server_version().expect("version")["version_id"],
+            third["version_id"]
+        );
+        let (status, _) = server.hook("github", "push", "still", &body, crate::harness::SECRET);
+        assert_eq!(status, 202, "the applied config still serves");
+        if database.starts_with("sqlite") {
+            let stored = std::fs::read(root.join("tess.db")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&stored);
+            assert!(!text.contains("hunter2-secret") && !text.contains(crate::harness::SECRET));
+        }
+    });
+}
+
+fn change_without_name(log: &Value, kind: &str, what: &str, pipeline: &str) -> Value {
+    log.as_array()
+        .and_then(|l| {
+            l.iter()
+                .find(|c| c["kind"] == kind && c["change"] == what && c["pipeline"] == pipeline)
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} {what} {pipeline} in {log:#}"))
 }

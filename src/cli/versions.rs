@@ -1,0 +1,202 @@
+//! `tess versions`: a repository's pipeline versions on a `tess server` — history, the
+//! current one, diffs, sync, rollback and unpin.
+
+use super::runs::{agent, json, segment};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+pub enum Action {
+    List,
+    Show(Option<String>),
+    Diff(String, String),
+    Sync,
+    Rollback {
+        id: String,
+        if_match: Option<String>,
+    },
+    Unpin,
+}
+
+/// `owner/name` (nested GitLab groups: the last part is the name) as two path segments.
+fn repo_path(repo: &str) -> Result<String, String> {
+    let (owner, name) = repo
+        .rsplit_once('/')
+        .ok_or_else(|| format!("`{repo}`: expected OWNER/NAME"))?;
+    Ok(format!("{}/{}", segment(owner), segment(name)))
+}
+
+/// One change as a line: `+` added, `-` removed, `~` changed (with the fields).
+pub fn change_line(change: &Value) -> String {
+    let text = |k: &str| change[k].as_str().unwrap_or_default().to_string();
+    let mark = match change["change"].as_str() {
+        Some("added") => "+",
+        Some("removed") => "-",
+        _ => "~",
+    };
+    let mut line = format!("{mark} {}", text("kind"));
+    if let Some(name) = change["name"].as_str() {
+        let _ = write!(line, " {name}");
+    }
+    let _ = write!(line, " ({})", text("pipeline"));
+    if let Some(fields) = change["fields"].as_array().filter(|f| !f.is_empty()) {
+        let fields: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
+        let _ = write!(line, ": {}", fields.join(", "));
+    }
+    line
+}
+
+fn change_log(value: &Value) -> String {
+    let lines: Vec<String> = value
+        .as_array()
+        .map(|l| l.iter().map(change_line).collect())
+        .unwrap_or_default();
+    if lines.is_empty() {
+        "  (no changes)\n".into()
+    } else {
+        lines.iter().map(|l| format!("  {l}\n")).collect()
+    }
+}
+
+/// POSTs and reads the outcome, which is JSON for 200, 412 and 422 alike.
+fn post(url: &str, token: &str, if_match: Option<&str>) -> Result<(u16, Value), String> {
+    let mut request = agent()
+        .post(url)
+        .header("authorization", &format!("Bearer {token}"));
+    if let Some(v) = if_match {
+        request = request.header("if-match", &format!("\"{v}\""));
+    }
+    let mut response = request.send_empty().map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, body))
+}
+
+fn outcome(status: u16, body: &Value) -> Result<(String, u8), String> {
+    let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+    match body["outcome"].as_str() {
+        Some("applied") => Ok((
+            format!(
+                "applied {}\n{}",
+                text("version_id"),
+                change_log(&body["change_log"])
+            ),
+            0,
+        )),
+        Some("unchanged") => Ok((format!("unchanged: {} is current\n", text("version_id")), 0)),
+        Some("rejected") => Ok((
+            format!("rejected {}:\n{}\n", text("version_id"), text("errors")),
+            1,
+        )),
+        Some("conflict") => Ok((
+            format!(
+                "conflict: the current version is {} (someone changed it first)\n",
+                body["current"].as_str().unwrap_or("none")
+            ),
+            1,
+        )),
+        _ => Err(format!(
+            "{status}: {}",
+            body["error"].as_str().unwrap_or(&body.to_string())
+        )),
+    }
+}
+
+pub fn run(server: &str, token: &str, repo: &str, action: Action) -> Result<u8, String> {
+    let base = format!(
+        "{}/api/v1/repos/{}",
+        server.trim_end_matches('/'),
+        repo_path(repo)?
+    );
+    let mut out = String::new();
+    let mut code = 0;
+    match action {
+        Action::List => {
+            let body = json("GET", &format!("{base}/versions"), token)?;
+            let _ = writeln!(
+                out,
+                "{:<34} {:<9} {:<10} {:<12} {:<20} CHANGES",
+                "VERSION", "STATUS", "SOURCE", "COMMIT", "AT"
+            );
+            for v in body["versions"].as_array().cloned().unwrap_or_default() {
+                let at = chrono::DateTime::from_timestamp_millis(v["at"].as_i64().unwrap_or(0))
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                let commit: String = v["commit"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .chars()
+                    .take(12)
+                    .collect();
+                let changes = match v["error"].as_str() {
+                    Some(e) => e.lines().next().unwrap_or_default().to_string(),
+                    None => v["change_log"].as_array().map_or(0, Vec::len).to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<34} {:<9} {:<10} {:<12} {:<20} {changes}",
+                    v["version_id"].as_str().unwrap_or_default(),
+                    v["status"].as_str().unwrap_or_default(),
+                    v["source"].as_str().unwrap_or_default(),
+                    commit,
+                    at
+                );
+            }
+        }
+        Action::Show(None) => {
+            let v = json("GET", &format!("{base}/versions/current"), token)?;
+            let _ = writeln!(
+                out,
+                "current {}{} (source {}, commit {})",
+                v["version_id"].as_str().unwrap_or_default(),
+                if v["pinned"] == true {
+                    ", pinned by a rollback"
+                } else {
+                    ""
+                },
+                v["source"].as_str().unwrap_or("-"),
+                v["commit"].as_str().unwrap_or("-")
+            );
+            out.push_str(&change_log(&v["change_log"]));
+        }
+        Action::Show(Some(id)) => {
+            let body = json("GET", &format!("{base}/versions"), token)?;
+            let v = body["versions"]
+                .as_array()
+                .and_then(|l| l.iter().find(|v| v["version_id"] == id.as_str()).cloned())
+                .ok_or_else(|| format!("no version `{id}` in {repo}'s history"))?;
+            let _ = writeln!(
+                out,
+                "{} {} (source {}, commit {})",
+                v["status"].as_str().unwrap_or_default(),
+                id,
+                v["source"].as_str().unwrap_or("-"),
+                v["commit"].as_str().unwrap_or("-")
+            );
+            match v["error"].as_str() {
+                Some(e) => out.push_str(e),
+                None => out.push_str(&change_log(&v["change_log"])),
+            }
+        }
+        Action::Diff(a, b) => {
+            let body = json("GET", &format!("{base}/versions/{a}/diff/{b}"), token)?;
+            let _ = writeln!(out, "{a} → {b}");
+            out.push_str(&change_log(&body["change_log"]));
+        }
+        Action::Sync => {
+            let (status, body) = post(&format!("{base}/sync"), token, None)?;
+            (out, code) = outcome(status, &body)?;
+        }
+        Action::Rollback { id, if_match } => {
+            let url = format!("{base}/versions/{}/rollback", segment(&id));
+            let (status, body) = post(&url, token, if_match.as_deref())?;
+            (out, code) = outcome(status, &body)?;
+        }
+        Action::Unpin => {
+            let (status, body) = post(&format!("{base}/versions/unpin"), token, None)?;
+            (out, code) = outcome(status, &body)?;
+        }
+    }
+    print!("{out}");
+    Ok(code)
+}
