@@ -129,3 +129,14 @@ pub fn did_you_mean<'a>(
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
+
+/// A TOML file read into `T`; an error names the file, line and column.
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start).min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{file}:{line}:{col}: {}", e.message())
+    })
+}

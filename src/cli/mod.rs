@@ -117,30 +117,36 @@ enum Command {
     },
     /// Run jobs for a `tess server` (a self-hosted runner).
     Runner {
+        /// Settings from a file (`runner.toml`); flags win over it.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The server's URL.
         #[arg(long, env = "TESS_SERVER")]
-        server: String,
+        server: Option<String>,
         /// The runner token (from an earlier registration).
-        #[arg(long, env = "TESS_RUNNER_TOKEN")]
+        #[arg(long, env = "TESS_RUNNER_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// Register with this token; the credentials are saved in the work directory.
-        #[arg(long, env = "TESS_REGISTRATION_TOKEN")]
+        #[arg(long, env = "TESS_REGISTRATION_TOKEN", hide_env_values = true)]
         registration_token: Option<String>,
+        /// The registration token from a file (a systemd credential, a mounted secret).
+        #[arg(long, env = "TESS_REGISTRATION_TOKEN_FILE")]
+        registration_token_file: Option<PathBuf>,
         /// Extra labels, comma-separated (`self-hosted`, the OS and arch are implied).
         #[arg(long, value_delimiter = ',')]
         labels: Vec<String>,
-        /// Jobs at once.
-        #[arg(long, default_value_t = 1)]
-        concurrency: usize,
-        /// Workspaces and credentials live here.
-        #[arg(long, default_value = ".tess-runner")]
-        workdir: PathBuf,
+        /// Jobs at once (default 1).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Workspaces and credentials live here (default `.tess-runner`).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
         /// The name shown by the server (default: the host name).
         #[arg(long)]
         name: Option<String>,
-        /// Seconds one poll waits for a job.
-        #[arg(long, default_value_t = 10)]
-        poll_seconds: u64,
+        /// Seconds one poll waits for a job (default 10).
+        #[arg(long)]
+        poll_seconds: Option<u64>,
     },
     /// Look at and act on a `tess server`'s runs.
     Runs {
@@ -462,15 +468,43 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             Ok(0)
         }
         Command::Runner {
+            config,
             server,
             token,
             registration_token,
+            registration_token_file,
             labels,
             concurrency,
             workdir,
             name,
             poll_seconds,
         } => {
+            let file = match &config {
+                Some(path) => crate::runner::config::RunnerFile::load(path)?,
+                None => crate::runner::config::RunnerFile::default(),
+            };
+            let server = server
+                .or(file.server)
+                .ok_or("the server's URL: --server, TESS_SERVER or `server` in --config")?;
+            let registration_token = match (
+                registration_token,
+                registration_token_file.or(file.registration_token_file),
+            ) {
+                (Some(token), _) => Some(token),
+                (None, Some(path)) => Some(crate::runner::config::read_token(&path)?),
+                (None, None) => None,
+            };
+            let labels = if labels.is_empty() {
+                file.labels
+            } else {
+                labels
+            };
+            let concurrency = concurrency.or(file.concurrency).unwrap_or(1);
+            let workdir = workdir
+                .or(file.workdir)
+                .unwrap_or_else(|| PathBuf::from(".tess-runner"));
+            let name = name.or(file.name);
+            let poll_seconds = poll_seconds.or(file.poll_seconds).unwrap_or(10);
             let stop = std::sync::Arc::new(crate::exec::Cancel::default());
             signals::install(std::sync::Arc::clone(&stop));
             crate::runner::run(

@@ -3,6 +3,7 @@
 
 pub mod checkout;
 pub mod client;
+pub mod config;
 pub mod job;
 mod sync;
 

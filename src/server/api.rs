@@ -125,7 +125,7 @@ pub async fn poll(
     let now = now_ms();
     if app
         .presence
-        .polled(&runner, now, req.free_slots, req.load.cpu)
+        .polled(&runner, now, req.free_slots, req.load.cpu, &req.version)
     {
         let draining = app
             .store
@@ -231,6 +231,7 @@ pub async fn complete(
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
     if let Some(ms) = duration {
         app.metrics.job_duration(ms.max(0) as f64 / 1000.0);
+        app.metrics.job_finished(done.result.as_str());
     }
     // Wake the long-polling runners only when there is something new for them.
     if queued > 0 {

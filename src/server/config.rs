@@ -250,10 +250,7 @@ impl Config {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            format!("{file}:{line}:{col}: {}", e.message())
-        })?;
+        let config: Config = crate::diag::from_toml(text, file)?;
         for repo in &config.repos {
             for schedule in &repo.schedules {
                 crate::trigger::cron::Cron::parse(&schedule.cron).map_err(|e| {
@@ -289,11 +286,4 @@ impl Config {
             .iter()
             .find(|r| r.forge == forge && r.name.eq_ignore_ascii_case(name))
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }

@@ -45,6 +45,8 @@ struct Inner {
     /// Forge status sends by (forge, result).
     reports: BTreeMap<(String, String), u64>,
     lease_expiries: u64,
+    /// Finished jobs by result.
+    jobs_finished: BTreeMap<String, u64>,
     queue_wait: Histogram,
     job_duration: Histogram,
 }
@@ -69,6 +71,11 @@ impl Metrics {
                 .entry((forge.to_string(), result.to_string()))
                 .or_default() += 1
         });
+    }
+
+    /// A job's result as its runner reported it (the error rate's numerator and denominator).
+    pub fn job_finished(&self, result: &str) {
+        self.with(|m| *m.jobs_finished.entry(result.to_string()).or_default() += 1);
     }
 
     pub fn lease_expired(&self, n: usize) {
@@ -122,6 +129,12 @@ impl Metrics {
             for ((forge, result), n) in &m.reports {
                 out.push_str(&format!(
                     "tess_forge_reports_total{{forge=\"{forge}\",result=\"{result}\"}} {n}\n"
+                ));
+            }
+            out.push_str("# TYPE tess_jobs_finished_total counter\n");
+            for (result, n) in &m.jobs_finished {
+                out.push_str(&format!(
+                    "tess_jobs_finished_total{{result=\"{result}\"}} {n}\n"
                 ));
             }
             m.queue_wait.render("tess_queue_wait_seconds", &mut out);

@@ -14,6 +14,7 @@ struct Seen {
     free_slots: u32,
     cpu: f64,
     draining: bool,
+    version: String,
 }
 
 #[derive(Default)]
@@ -26,14 +27,19 @@ impl Presence {
         f(&mut self.runners.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Records a poll; `true` when the store should be updated now.
-    pub fn polled(&self, runner: &str, now: i64, free_slots: u32, cpu: f64) -> bool {
+    /// Records a poll; `true` when the store should be updated now (every few seconds, and
+    /// at once when the runner comes back as another version: an upgrade ends a drain).
+    pub fn polled(&self, runner: &str, now: i64, free_slots: u32, cpu: f64, version: &str) -> bool {
         self.with(|m| {
             let seen = m.entry(runner.to_string()).or_default();
             seen.polled_at = now;
             seen.free_slots = free_slots;
             seen.cpu = cpu;
-            let due = now - seen.written_at >= WRITE_EVERY_MS;
+            let upgraded = seen.version != version;
+            if upgraded {
+                seen.version = version.to_string();
+            }
+            let due = upgraded || now - seen.written_at >= WRITE_EVERY_MS;
             if due {
                 seen.written_at = now;
             }

@@ -7,6 +7,7 @@ mod corpus;
 mod cron;
 mod diagnostics;
 mod expr;
+mod fleet;
 mod forge;
 mod gitlab;
 mod glob;

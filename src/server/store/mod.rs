@@ -853,7 +853,10 @@ impl Store {
         version: &str,
     ) -> Result<bool> {
         let row = sqlx::query(
-            "UPDATE runners SET last_seen = $1, labels = $2, free_slots = $3, load = $4, version = $5 \
+            // A drained runner that comes back as another version was upgraded: it takes
+            // jobs again (a rolling upgrade).
+            "UPDATE runners SET last_seen = $1, labels = $2, free_slots = $3, load = $4, \
+             draining = CASE WHEN version <> $5 THEN 0 ELSE draining END, version = $5 \
              WHERE id = $6 RETURNING draining",
         )
         .bind(now_ms())
