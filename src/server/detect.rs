@@ -1,6 +1,6 @@
-//! Change detection without webhooks: every repository is read once at start, then polled
-//! (`git ls-remote`) when configured to be; the config file and the server's pipeline
-//! directory are watched (`notify`) and hot-reloaded.
+//! Change detection without webhooks: every repository is read once at start, and polled
+//! (`git ls-remote`) when configured to be — a new head is a push, planned like a webhook's;
+//! the config file and the server's pipeline directory are watched (`notify`), hot-reloaded.
 
 use super::App;
 use super::versions::{Outcome, sync_repo, sync_server};
@@ -14,7 +14,8 @@ use tokio::time::Instant;
 pub async fn run(app: Arc<App>) {
     log("server", "startup", sync_server(&app, "startup").await);
     let config = app.config();
-    for repo in &config.repos {
+    // A polled repository is read by its first poll (which knows the head it saw).
+    for repo in config.repos.iter().filter(|r| r.poll_seconds.is_none()) {
         log(
             &repo.name,
             "startup",
@@ -74,17 +75,72 @@ async fn poll(app: Arc<App>) {
             let Some(sha) = sha else {
                 continue;
             };
-            if seen.get(&key) == Some(&sha) {
-                continue;
+            match seen.get(&key) {
+                Some(before) if *before == sha => {}
+                // A new head: a push, as a webhook would have told (runs, statuses and the
+                // new version all follow from planning it).
+                Some(before) => {
+                    if push_found(&app, repo, before, &sha).await {
+                        seen.insert(key, sha);
+                    }
+                }
+                None => {
+                    let outcome = sync_repo(&app, repo, Some(sha.clone()), "poll", None).await;
+                    if outcome.is_ok() {
+                        seen.insert(key, sha);
+                    }
+                    log(&repo.name, "poll", outcome);
+                }
             }
-            let outcome = sync_repo(&app, repo, Some(sha.clone()), "poll", None).await;
-            if outcome.is_ok() {
-                seen.insert(key, sha);
-            }
-            log(&repo.name, "poll", outcome);
         }
     }
 }
+
+/// Records a push found by polling as a delivery (in the forge's own payload form) and
+/// hands it to the planner; `false` when it could not be recorded.
+async fn push_found(app: &App, repo: &super::config::Repo, before: &str, sha: &str) -> bool {
+    use super::config::Forge;
+    let head = format!("refs/heads/{}", repo.default_branch());
+    let (event, payload) = match repo.forge {
+        Forge::Github => (
+            "push",
+            serde_json::json!({"ref": head, "before": before, "after": sha, "created": false,
+                "deleted": false, "repository": {"full_name": repo.name}}),
+        ),
+        Forge::Gitlab => (
+            "Push Hook",
+            serde_json::json!({"object_kind": "push", "ref": head, "before": before,
+                "after": sha, "checkout_sha": sha,
+                "project": {"path_with_namespace": repo.name}}),
+        ),
+    };
+    let id = format!("{POLLED}{}:{}:{sha}", repo.forge.as_str(), repo.name);
+    let record = super::store::Delivery {
+        id: &id,
+        forge: repo.forge.as_str(),
+        event,
+        repo: Some(&repo.name),
+        status: "received",
+        reason: Some("found by polling"),
+        payload: &payload.to_string(),
+    };
+    match app.store.insert_delivery(&record).await {
+        Ok(inserted) => {
+            if inserted {
+                app.metrics.delivery("polled");
+                let _ = app.planner.send(id);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(repo = %repo.name, error = %e, "cannot record a polled push");
+            false
+        }
+    }
+}
+
+/// Deliveries made by polling have ids starting with this.
+pub const POLLED: &str = "poll:";
 
 /// Watches the config file and the pipeline directory; a change (after 200 ms of quiet,
 /// as editors write in several steps) becomes a new server version.

@@ -261,7 +261,12 @@ async fn plan_deliveries(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>)
         let span = tracing::info_span!("plan", delivery = %id);
         let planning = tokio::spawn({
             let app = Arc::clone(&app);
-            async move { plan_one(&app, &claimed).await }.instrument(span)
+            let source = if id.starts_with(detect::POLLED) {
+                "poll"
+            } else {
+                "webhook"
+            };
+            async move { plan_one(&app, &claimed, source).await }.instrument(span)
         });
         let (status, reason, runs) = planning.await.unwrap_or_else(|e| {
             (
@@ -284,9 +289,12 @@ async fn plan_deliveries(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>)
     }
 }
 
+/// Plans one delivery; `source` (`webhook`, `poll`) is where a new version found on the
+/// default branch is said to come from.
 async fn plan_one(
     app: &Arc<App>,
     (forge, event, payload_text): &(String, String, String),
+    source: &'static str,
 ) -> (&'static str, Option<String>, Vec<store::NewRun>) {
     let forge = config::Forge::from_stored(forge);
     let trigger = serde_json::from_str(payload_text)
@@ -315,7 +323,7 @@ async fn plan_one(
         tokio::task::spawn_blocking(move || planner::plan(&repo, &trigger, &data_dir)).await;
     if let Some((app, repo, sha)) = new_definitions {
         tokio::spawn(async move {
-            if let Err(e) = versions::sync_repo(&app, &repo, sha, "webhook", None).await {
+            if let Err(e) = versions::sync_repo(&app, &repo, sha, source, None).await {
                 tracing::warn!(repo = %repo.name, error = %e, "cannot read pipeline definitions");
             }
         });

@@ -539,7 +539,7 @@ fn statuses_left_by_a_stopped_server_are_sent_after_restart_and_refusals_are_vis
 }
 
 #[test]
-fn the_example_server_config_parses_with_its_reporting_sections() {
+fn the_example_server_config_parses_with_its_reporting_and_schedule_sections() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tess.toml");
     let config = tesseract_ci::server::config::Config::load(&path).expect("examples/tess.toml");
     assert_eq!(config.reporting.max_attempts, 12);
@@ -555,6 +555,15 @@ fn the_example_server_config_parses_with_its_reporting_sections() {
             "https://gitlab.example.com/api/v4"
         ]
     );
+    // Versions and schedules.
+    assert_eq!(
+        config.scheduler.catch_up,
+        tesseract_ci::trigger::cron::CatchUp::Latest
+    );
+    let gitlab = &config.repos[1];
+    assert_eq!(gitlab.poll_seconds, Some(60));
+    assert_eq!(gitlab.schedules[0].timezone, "Europe/Berlin");
+    assert_eq!(gitlab.schedules[0].variables["NIGHTLY"], "1");
 }
 
 #[test]

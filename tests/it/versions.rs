@@ -389,3 +389,54 @@ fn change_without_name(log: &Value, kind: &str, what: &str, pipeline: &str) -> V
         .cloned()
         .unwrap_or_else(|| panic!("no {kind} {what} {pipeline} in {log:#}"))
 }
+
+/// A forge that cannot send webhooks: `poll_seconds` finds new heads of the default branch;
+/// each becomes a push (runs) and, when its definitions changed, a new version — or a
+/// rejected one, with a failed run on that commit saying why.
+#[test]
+fn polling_finds_pushes_and_new_versions() {
+    on_each_database(|root, database| {
+        let repo = crate::harness::Repo::new(root);
+        repo.commit(&[(".github/workflows/ci.yml", V1)], "main");
+        let config = crate::harness::config("github", "octo/hello", &repo.bare, 30);
+        let config = config.replace("[repo.secrets]", "poll_seconds = 1\n[repo.secrets]");
+        std::fs::write(root.join("tess.toml"), config).expect("config");
+        let server = Server::start(root, database, "127.0.0.1:0");
+        let v1 = wait_for("the first version", Duration::from_secs(30), || {
+            let (status, body) = server.get("/api/v1/repos/octo/hello/versions/current");
+            (status == 200).then(|| body["version_id"].clone())
+        });
+        let sha = repo.commit(&[(".github/workflows/ci.yml", V2)], "main");
+        let now = wait_for("the polled version", Duration::from_secs(30), || {
+            Some(current(&server)).filter(|c| c["version_id"] != v1)
+        });
+        assert_eq!(
+            (now["source"].as_str(), now["commit"].as_str()),
+            (Some("poll"), Some(sha.as_str()))
+        );
+        let runs = server.runs();
+        assert!(
+            runs.iter()
+                .any(|r| r["sha"] == sha.as_str() && r["event"] == "push"),
+            "{runs:#?}"
+        );
+
+        let broken = repo.commit(&[(".github/workflows/ci.yml", BROKEN)], "main");
+        let rejected = wait_for("the rejection", Duration::from_secs(30), || {
+            let (_, body) = server.get("/api/v1/repos/octo/hello/versions");
+            let last = body["versions"][0].clone();
+            (last["status"] == "rejected").then_some(last)
+        });
+        assert_eq!(
+            (rejected["source"].as_str(), rejected["commit"].as_str()),
+            (Some("poll"), Some(broken.as_str()))
+        );
+        assert_eq!(current(&server)["version_id"], now["version_id"]);
+        let failed = server
+            .runs()
+            .into_iter()
+            .find(|r| r["sha"] == broken.as_str())
+            .expect("a run for the broken commit");
+        assert_eq!(failed["status"], "failed", "{failed:#}");
+    });
+}
