@@ -206,6 +206,7 @@ pub async fn rollback(
     let new = NewVersion {
         scope,
         version_id: id,
+        // Stored already (it was just read): the insert keeps the stored row.
         definitions: "",
         source: if target.is_some() { "rollback" } else { "api" },
         commit: None,

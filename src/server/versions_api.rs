@@ -29,6 +29,19 @@ fn repo(app: &App, owner: &str, name: &str) -> Result<Repo, super::api::ApiError
         })
 }
 
+/// The caller holds an API token; the repository named and its versions' scope.
+fn authorized(
+    app: &App,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+) -> Result<(Repo, String), super::api::ApiError> {
+    api_auth(app, headers)?;
+    let repo = repo(app, owner, name)?;
+    let scope = versions::scope(&repo);
+    Ok((repo, scope))
+}
+
 /// `If-Match: "<version_id>"` (quotes and a weak prefix allowed).
 fn if_match(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
@@ -88,9 +101,8 @@ pub async fn current(
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let repo = repo(&app, &owner, &name)?;
-    current_of(&app, &versions::scope(&repo)).await
+    let (_, scope) = authorized(&app, &headers, &owner, &name)?;
+    current_of(&app, &scope).await
 }
 
 pub async fn history(
@@ -98,9 +110,8 @@ pub async fn history(
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let repo = repo(&app, &owner, &name)?;
-    history_of(&app, &versions::scope(&repo)).await
+    let (_, scope) = authorized(&app, &headers, &owner, &name)?;
+    history_of(&app, &scope).await
 }
 
 pub async fn diff(
@@ -108,8 +119,7 @@ pub async fn diff(
     headers: HeaderMap,
     Path((owner, name, a, b)): Path<(String, String, String, String)>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let scope = versions::scope(&repo(&app, &owner, &name)?);
+    let (_, scope) = authorized(&app, &headers, &owner, &name)?;
     let mut both = Vec::new();
     for id in [&a, &b] {
         let definitions = versions::definitions(&app, &scope, id)
@@ -138,8 +148,7 @@ pub async fn sync(
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let repo = repo(&app, &owner, &name)?;
+    let (repo, _) = authorized(&app, &headers, &owner, &name)?;
     let expected = if_match(&headers);
     answer(versions::sync_repo(&app, &repo, None, "api", expected.as_deref()).await)
 }
@@ -149,8 +158,7 @@ pub async fn rollback(
     headers: HeaderMap,
     Path((owner, name, id)): Path<(String, String, String)>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let scope = versions::scope(&repo(&app, &owner, &name)?);
+    let (_, scope) = authorized(&app, &headers, &owner, &name)?;
     let expected = if_match(&headers);
     answer(versions::rollback(&app, &scope, Some(&id), expected.as_deref()).await)
 }
@@ -160,8 +168,7 @@ pub async fn unpin(
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let scope = versions::scope(&repo(&app, &owner, &name)?);
+    let (_, scope) = authorized(&app, &headers, &owner, &name)?;
     let expected = if_match(&headers);
     answer(versions::rollback(&app, &scope, None, expected.as_deref()).await)
 }
@@ -186,9 +193,7 @@ pub async fn schedules(
     Path((owner, name)): Path<(String, String)>,
     axum::extract::Query(upcoming): axum::extract::Query<Upcoming>,
 ) -> Reply {
-    api_auth(&app, &headers)?;
-    let repo = repo(&app, &owner, &name)?;
-    let scope = versions::scope(&repo);
+    let (repo, scope) = authorized(&app, &headers, &owner, &name)?;
     let from = match &upcoming.from {
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
             .map_err(|e| error(StatusCode::BAD_REQUEST, format!("`from`: {e}")))?

@@ -449,7 +449,7 @@ jobs:
 /// fails the step.
 #[test]
 fn the_action_runs_under_act_with_statuses_to_the_forge() {
-    use crate::harness::{git, git_out};
+    use crate::harness::{commit_all, git, git_out};
     let Some(act) = act() else {
         return;
     };
@@ -499,20 +499,7 @@ jobs:
             "https://github.com/acme/widgets.git",
         ],
     );
-    git(&repo, &["add", "-A"]);
-    git(
-        &repo,
-        &[
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "user.name=t",
-            "commit",
-            "-q",
-            "-m",
-            "ci",
-        ],
-    );
+    commit_all(&repo);
     let sha = git_out(&repo, &["rev-parse", "HEAD"]);
     // The install step finds this version in the runner's tool cache.
     let cached = home.join(format!(

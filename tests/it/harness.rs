@@ -153,21 +153,7 @@ impl Repo {
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, text).expect("write");
         }
-        git(&self.work, &["add", "-A"]);
-        git(
-            &self.work,
-            &[
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "user.name=t",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "change",
-            ],
-        );
+        commit_all(&self.work);
         git(
             &self.work,
             &[
@@ -189,6 +175,16 @@ impl Repo {
         );
         git_out(&self.work, &["rev-parse", "HEAD"])
     }
+}
+
+/// Commits everything in the work tree of `dir` (an empty commit when nothing changed).
+pub fn commit_all(dir: &Path) {
+    git(dir, &["add", "-A"]);
+    let who = ["-c", "user.email=t@t", "-c", "user.name=t"];
+    git(
+        dir,
+        &[&who[..], &["commit", "-q", "--allow-empty", "-m", "change"]].concat(),
+    );
 }
 
 pub fn git(dir: &Path, args: &[&str]) {

@@ -86,11 +86,13 @@ fn sync(server: &Server, if_match: Option<&str>) -> (u16, Value) {
     server.post_with("/api/v1/repos/octo/hello/sync", &headers)
 }
 
+/// The change of `kind` named `name` (a pipeline or file: by its path).
 fn change(log: &Value, kind: &str, what: &str, name: &str) -> Value {
+    let named = |c: &Value| c["name"] == name || (c["name"].is_null() && c["pipeline"] == name);
     log.as_array()
         .and_then(|l| {
             l.iter()
-                .find(|c| c["kind"] == kind && c["change"] == what && c["name"] == name)
+                .find(|c| c["kind"] == kind && c["change"] == what && named(c))
         })
         .cloned()
         .unwrap_or_else(|| panic!("no {kind} {what} `{name}` in {log:#}"))
@@ -337,7 +339,7 @@ fn the_config_and_pipeline_directory_are_hot_reloaded() {
             server_version().filter(|v| v["version_id"] != v0)
         });
         assert_eq!(second["source"], "file-watch");
-        let changed = change_without_name(&second["change_log"], "file", "changed", "tess.toml");
+        let changed = change(&second["change_log"], "file", "changed", "tess.toml");
         assert_eq!(changed["fields"], serde_json::json!(["repo"]));
         let (status, reply) = server.hook("github", "push", "after", &body, crate::harness::SECRET);
         assert_eq!(status, 202, "{reply}");
@@ -349,7 +351,7 @@ fn the_config_and_pipeline_directory_are_hot_reloaded() {
             Duration::from_secs(30),
             || server_version().filter(|v| v["version_id"] != second["version_id"]),
         );
-        change_without_name(
+        change(
             &third["change_log"],
             "pipeline",
             "added",
@@ -378,16 +380,6 @@ fn the_config_and_pipeline_directory_are_hot_reloaded() {
             assert!(!text.contains("hunter2-secret") && !text.contains(crate::harness::SECRET));
         }
     });
-}
-
-fn change_without_name(log: &Value, kind: &str, what: &str, pipeline: &str) -> Value {
-    log.as_array()
-        .and_then(|l| {
-            l.iter()
-                .find(|c| c["kind"] == kind && c["change"] == what && c["pipeline"] == pipeline)
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("no {kind} {what} {pipeline} in {log:#}"))
 }
 
 /// A forge that cannot send webhooks: `poll_seconds` finds new heads of the default branch;
