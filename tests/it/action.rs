@@ -556,3 +556,82 @@ jobs:
         assert_eq!(call.auth, "Bearer ghs-act-token");
     }
 }
+
+/// The action's install step (`scripts/action-install.sh`) with releases served from a
+/// directory (`TESS_RELEASE_URL=file://…`): an explicit version is downloaded, then found in
+/// the tool cache; a missing release fails with an annotation; an action pinned to an exact
+/// release downloads it instead of building.
+#[test]
+fn the_install_step_downloads_releases_and_keeps_them_in_the_tool_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let releases = dir.path().join("releases");
+    let asset = format!("tess-linux-{}.tar.gz", std::env::consts::ARCH);
+    let staging = dir.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    // A stand-in binary (the debug `tess` is hundreds of megabytes to pack).
+    std::fs::write(staging.join("tess"), "#!/bin/sh\necho \"tess 9.9.9\"\n").expect("write");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(staging.join("tess"), mode).expect("chmod");
+    for tag in ["v9.9.9", "v1.2.3"] {
+        std::fs::create_dir_all(releases.join(tag)).expect("mkdir");
+        let tar = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(releases.join(tag).join(&asset))
+            .arg("-C")
+            .arg(&staging)
+            .arg("tess")
+            .status()
+            .expect("tar");
+        assert!(tar.success());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/action-install.sh");
+    let install = |version: &str, action_ref: &str| {
+        let output = dir.path().join("output");
+        let _ = std::fs::remove_file(&output);
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .env("TESS_VERSION", version)
+            .env("TESS_ACTION_REF", action_ref)
+            .env("TESS_RELEASE_URL", format!("file://{}", releases.display()))
+            .env("RUNNER_TOOL_CACHE", dir.path().join("tool-cache"))
+            .env("GITHUB_OUTPUT", &output)
+            .output()
+            .expect("bash");
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        let named = std::fs::read_to_string(&output).unwrap_or_default();
+        (out.status.success(), said, named)
+    };
+    let (ok, said, named) = install("v9.9.9", "");
+    assert!(ok && said.contains("tess v9.9.9 downloaded"), "{said}");
+    let bin = named
+        .trim()
+        .strip_prefix("tess=")
+        .expect("the `tess` output")
+        .to_string();
+    assert!(bin.ends_with(&format!(
+        "tesseract-ci/v9.9.9/linux-{}/tess",
+        std::env::consts::ARCH
+    )));
+    let version = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert_eq!(stdout(&version), "tess 9.9.9\n");
+    let (ok, said, _) = install("v9.9.9", "");
+    assert!(
+        ok && said.contains("tess v9.9.9 from the tool cache"),
+        "{said}"
+    );
+    let (ok, said, _) = install("v0.0.404", "");
+    assert!(
+        !ok && said.contains("::error title=tesseract-ci::tess v0.0.404: no release binary"),
+        "{said}"
+    );
+    // `uses: …@v1.2.3` without `version`: that release, not a cargo build.
+    let (ok, said, named) = install("", "v1.2.3");
+    assert!(
+        ok && said.contains("tess v1.2.3 downloaded (the action's release)"),
+        "{said}"
+    );
+    assert!(named.contains("/tesseract-ci/src-"), "{named}");
+}
