@@ -99,6 +99,15 @@ impl JobRun {
                 }
                 known.insert(k.clone(), v.clone());
             }
+            // Pipeline variables (a schedule's, a manual run's) win over the YAML's, as in
+            // GitLab; they are the run's `inputs`.
+            if let Some(crate::expr::Value::Object(vars)) = self.ctx.shared.get("inputs") {
+                for (k, v) in vars {
+                    if let crate::expr::Value::String(s) = v {
+                        env.insert(k.clone(), s.clone());
+                    }
+                }
+            }
         }
         let timeout = self
             .minutes(self.spec.timeout_minutes.as_ref())

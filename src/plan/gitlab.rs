@@ -47,13 +47,17 @@ pub fn decide_job(
     }
     let mut job_vars = vars.clone();
     job_vars.extend(job.env.clone());
+    // Pipeline variables (a schedule's, a manual run's) win over the YAML's, as in GitLab.
+    job_vars.extend(event.inputs.clone());
     gitlab::select(&gitlab_job.selection, event, &job_vars, &gitlab_job.when)
 }
 
-/// The variables `rules:if` sees before job variables: predefined for the event, then global.
+/// The variables `rules:if` sees before job variables: predefined for the event, then global,
+/// then the pipeline variables of the event (a schedule's, a manual run's), which win.
 pub fn pipeline_variables(p: &Pipeline, event: &Event) -> IndexMap<String, String> {
     let mut vars = gitlab::predefined(event);
     vars.extend(p.env.clone());
+    vars.extend(event.inputs.clone());
     vars
 }
 

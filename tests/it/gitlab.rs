@@ -1128,3 +1128,33 @@ fn changes_compare_to_diffs_against_the_ref() {
         [".gitlab-ci.yml:6:21: `changes:compare_to`: `nope` is not a ref of this repository"]
     );
 }
+
+/// A pipeline schedule's (or a manual run's) variables: `rules:if` sees them, and they win
+/// over the YAML's global and job variables, as GitLab's precedence has it.
+#[test]
+fn pipeline_variables_of_a_schedule_win_over_yaml_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ci = "variables:\n  NIGHTLY: \"0\"\nnightly:\n  script:\n    - echo \"nightly=$NIGHTLY source=$CI_PIPELINE_SOURCE\"\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\" && $NIGHTLY == \"1\"\nbuild:\n  variables:\n    NIGHTLY: \"2\"\n  script:\n    - echo \"build nightly=$NIGHTLY\"\n";
+    std::fs::write(dir.path().join(".gitlab-ci.yml"), ci).expect("write");
+    let schedule = ["--event", "schedule", "--ref", "main"];
+    let out = tess(
+        dir.path(),
+        &[&["plan"][..], &schedule, &[".gitlab-ci.yml"]].concat(),
+    );
+    assert!(
+        stdout(&out).contains("skipped nightly: no rule matches"),
+        "{}",
+        stdout(&out)
+    );
+    let args = [
+        &["run"][..],
+        &schedule,
+        &["--input", "NIGHTLY=1", ".gitlab-ci.yml"],
+    ]
+    .concat();
+    let out = tess(dir.path(), &args);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("nightly=1 source=schedule"), "{text}");
+    assert!(text.contains("build nightly=1"), "{text}");
+}
