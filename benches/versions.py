@@ -11,7 +11,8 @@
   schedule lag     a `* * * * *` schedule, with the server's clock a file this script moves
                    minute by minute: from the minute coming (the file written) to the slot
                    claimed (the server's time), and to its run seen stored through the API
-                   (polled every 10 ms) (p50 / max)
+                   (polled every 10 ms) (p50 / max); with --real-minutes N, also N fires on
+                   the real clock: the slot's claim time minus its minute
 SQLite, or PostgreSQL with --database postgres://... (a fresh database is made there).
 Standard library only.
 """
@@ -34,7 +35,9 @@ class Server:
             f.write(f'api_tokens = ["{TOKEN}"]\n')
             for name, url in repos:
                 f.write(f'[[repo]]\nforge = "github"\nname = "{name}"\nclone_url = "{url}"\n')
-        env = dict(os.environ, TESS_TEST_CLOCK_FILE=clock)
+        env = dict(os.environ)
+        if clock:
+            env["TESS_TEST_CLOCK_FILE"] = clock
         self.process = subprocess.Popen(
             [tess, "server", "--config", config, "--listen", "127.0.0.1:0",
              "--database-url", database],
@@ -66,11 +69,32 @@ def wait(what, check, timeout=60):
     sys.exit(f"timed out waiting for {what}")
 
 
+def real_clock(tess, root, repo, minutes):
+    """Seconds from each slot's minute to its claim (both by the server's clock)."""
+    real = os.path.join(root, "real")
+    os.makedirs(real)
+    server = Server(tess, real, f"sqlite://{real}/tess.db?mode=rwc", [("bench/nightly", repo)],
+                    None)
+    try:
+        schedules = "/api/v1/repos/bench/nightly/schedules"
+
+        def fired():
+            return [s for s in server.call("GET", schedules)[1]["slots"] if s["status"] == "fired"]
+
+        wait("the schedule to be seen", lambda: server.call("GET", schedules)[1]["slots"])
+        wait(f"{minutes} fires", lambda: len(fired()) >= minutes, timeout=60 * minutes + 90)
+        return [(s["at"] - s["slot"]) / 1000 for s in fired()[:minutes]]
+    finally:
+        server.stop()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tess", default=os.path.join(HERE, "..", "target", "release", "tess"))
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--database")
+    p.add_argument("--real-minutes", type=int, default=0,
+                   help="also this many fires of a `* * * * *` schedule on the real clock")
     args = p.parse_args()
     tess = os.path.abspath(args.tess)
     root = tempfile.mkdtemp(prefix="tess-versions-bench-")
@@ -148,6 +172,10 @@ def main():
         rows.append(("schedule lag: run stored (seen)", stored))
     finally:
         server.stop()
+    try:
+        if args.real_minutes:
+            rows.append(("schedule, real clock: claimed - slot", real_clock(tess, root, small, args.real_minutes)))
+    finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"{'measure':<36} {'p50':>10} {'max':>10}")
     for name, samples in rows:

@@ -90,13 +90,16 @@ pub fn schedules(repo: &Repo, definitions: &Definitions) -> Vec<Schedule> {
     out
 }
 
+/// The longest the scheduler sleeps (schedules and versions are looked at this often).
+const TICK: Duration = Duration::from_millis(200);
+
 struct Known {
     version: String,
     definitions: Definitions,
     schedules: Vec<Schedule>,
 }
 
-/// The loop: every 200 ms, each schedule whose next slot has come is looked at in the store.
+/// The loop: each schedule whose next slot has come is looked at in the store.
 pub async fn run(app: Arc<App>, clock: Clock) {
     // Per scope: the version whose schedules are known, its definitions, and them.
     let mut known: HashMap<String, Known> = HashMap::new();
@@ -104,13 +107,21 @@ pub async fn run(app: Arc<App>, clock: Clock) {
     let mut next: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
     let mut config = app.config();
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Every 200 ms, or sooner when a slot comes sooner (it fires within milliseconds).
+        let soonest = next.values().min().map_or(TICK, |at| {
+            (*at - clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .clamp(Duration::from_millis(20), TICK)
+        });
+        tokio::time::sleep(soonest).await;
         let now = clock.now();
         let now_config = app.config();
         if !Arc::ptr_eq(&config, &now_config) {
             config = now_config;
             known.clear();
         }
+        let mut live = std::collections::HashSet::new();
         for repo in &config.repos {
             let scope = scope(repo);
             let version = match app.store.current_version(&scope).await {
@@ -144,18 +155,25 @@ pub async fn run(app: Arc<App>, clock: Clock) {
             let definitions = &entry.definitions;
             for schedule in &entry.schedules {
                 let id = (scope.clone(), schedule.key.clone());
+                live.insert(id.clone());
                 if next.get(&id).is_some_and(|at| now < *at) {
                     continue;
                 }
-                if let Err(e) = look(&app, repo, &scope, schedule, definitions, now).await {
-                    tracing::warn!(repo = %repo.name, schedule = %schedule.key, error = %e, "scheduler");
-                    continue;
-                }
-                if let Some(at) = schedule.cron.next_after(now, schedule.timezone) {
-                    next.insert(id, at);
-                }
+                let at = match look(&app, repo, &scope, schedule, definitions, now).await {
+                    Ok(()) => schedule.cron.next_after(now, schedule.timezone),
+                    Err(e) => {
+                        tracing::warn!(repo = %repo.name, schedule = %schedule.key, error = %e, "scheduler");
+                        Some(now + chrono::Duration::seconds(1))
+                    }
+                };
+                match at {
+                    Some(at) => next.insert(id, at),
+                    None => next.remove(&id),
+                };
             }
         }
+        // Schedules gone with a new version or config are forgotten.
+        next.retain(|id, _| live.contains(id));
     }
 }
 
