@@ -318,9 +318,18 @@ fn is_reference(v: &Json) -> bool {
     v.get("env").is_some() || v.get("file").is_some()
 }
 
+/// Config keys read once at start: a change to them is recorded but takes a restart.
+const RESTART_KEYS: [&str; 6] = [
+    "listen",
+    "database_url",
+    "data_dir",
+    "public_url",
+    "api_tokens",
+    "registration_token",
+];
+
 /// Detects the server's own version; a valid new config is applied at once (hot reload:
-/// repositories, reporting, leases and schedules; `listen`, `database_url` and `data_dir`
-/// take a restart).
+/// repositories, reporting, leases and schedules; [`RESTART_KEYS`] take a restart).
 pub async fn sync_server(app: &App, source: &str) -> Result<Outcome, String> {
     let path = app.config_path.clone();
     let (read, config) = tokio::task::spawn_blocking(move || read_server(path.as_deref()))
@@ -328,7 +337,7 @@ pub async fn sync_server(app: &App, source: &str) -> Result<Outcome, String> {
         .map_err(|e| format!("reading the config panicked: {e}"))?;
     let outcome = apply_read(app, SERVER_SCOPE, read, source, None).await?;
     if let (Outcome::Applied { change_log, .. }, Some(config)) = (&outcome, config) {
-        let restart: Vec<&str> = ["listen", "database_url", "data_dir"]
+        let restart: Vec<&str> = RESTART_KEYS
             .into_iter()
             .filter(|k| changed_config_key(change_log, k))
             .collect();
