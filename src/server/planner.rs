@@ -212,20 +212,8 @@ pub fn plan_with(
     let root = format!("{}/", tree.path().display());
     let relative = |s: &str| s.replace(&root, "");
     let event_json = serde_json::to_string(&event).map_err(|e| e.to_string())?;
-    let new_run = |pipeline: String, file: String| NewRun {
-        id: run_id(),
-        repo: repo.name.clone(),
-        forge: repo.forge.as_str().into(),
-        pipeline,
-        file,
-        event: event.github_name().into(),
-        git_ref: event.git_ref.clone(),
-        sha: sha.clone(),
-        event_json: event_json.clone(),
-        error: None,
-        skipped: None,
-        jobs: Vec::new(),
-        concurrency: None,
+    let new_run = |pipeline: String, file: String| {
+        new_run(repo, &event, &sha, event_json.clone(), pipeline, file)
     };
     let mut planned = Planned {
         runs: Vec::new(),
@@ -347,6 +335,32 @@ fn concurrency(
         Supersede::Never
     };
     Some((format!("{repo}:{group}"), policy))
+}
+
+/// A run of `pipeline` (in `file`) for `event` at `sha`, with no jobs yet.
+pub fn new_run(
+    repo: &Repo,
+    event: &crate::trigger::Event,
+    sha: &str,
+    event_json: String,
+    pipeline: String,
+    file: String,
+) -> NewRun {
+    NewRun {
+        id: run_id(),
+        repo: repo.name.clone(),
+        forge: repo.forge.as_str().into(),
+        pipeline,
+        file,
+        event: event.github_name().into(),
+        git_ref: event.git_ref.clone(),
+        sha: sha.to_string(),
+        event_json,
+        error: None,
+        skipped: None,
+        jobs: Vec::new(),
+        concurrency: None,
+    }
 }
 
 /// Time-ordered, unique run ids.

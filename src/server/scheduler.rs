@@ -122,15 +122,16 @@ pub async fn run(app: Arc<App>, clock: Clock) {
             known.clear();
         }
         let mut live = std::collections::HashSet::new();
+        let versions = match app.store.current_version_ids().await {
+            Ok(versions) => versions,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: cannot read the versions");
+                continue;
+            }
+        };
         for repo in &config.repos {
             let scope = scope(repo);
-            let version = match app.store.current_version(&scope).await {
-                Ok(current) => current.map(|c| c.version_id).unwrap_or_default(),
-                Err(e) => {
-                    tracing::warn!(repo = %repo.name, error = %e, "scheduler: cannot read the version");
-                    continue;
-                }
-            };
+            let version = versions.get(&scope).cloned().unwrap_or_default();
             if known.get(&scope).is_none_or(|k| k.version != version) {
                 let definitions = match versions::definitions(&app, &scope, &version).await {
                     Ok(d) => d.unwrap_or_default(),

@@ -105,32 +105,57 @@ pub async fn sync_repo(
         tokio::task::spawn_blocking(move || read_repo(&repo_owned, &data_dir, sha.as_deref()))
             .await
             .map_err(|e| format!("reading the definitions panicked: {e}"))??;
-    apply_read(app, &scope(repo), read, source, if_match).await
+    let commit = read.commit.clone();
+    let (outcome, newly_rejected) = apply_read(app, &scope(repo), read, source, if_match).await?;
+    // A push (webhook or polled) gets its failed run from planning; a rejection found
+    // otherwise gets one here, so the commit shows why (once per rejected version).
+    if let (Outcome::Rejected { errors, .. }, true, Some(sha)) = (&outcome, newly_rejected, commit)
+        && !matches!(source, "webhook" | "poll")
+    {
+        let mut event = crate::trigger::Event::new(
+            crate::trigger::EventKind::Push,
+            format!("refs/heads/{}", repo.default_branch()),
+        );
+        event.sha = Some(sha.clone());
+        let json = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+        let files = super::planner::pipeline_paths(repo.forge).join(", ");
+        let mut run =
+            super::planner::new_run(repo, &event, &sha, json, "definitions".into(), files);
+        run.error = Some(errors.clone());
+        app.store
+            .create_run(&run)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(outcome)
 }
 
 /// Validates, diffs and applies what a source showed. Compare-and-set: when another
 /// replica moves the version in between, it is read again (and the change found already
-/// applied) — unless the caller named the version it expects (`If-Match`).
+/// applied) — unless the caller named the version it expects (`If-Match`). With the
+/// outcome: whether it is a rejection not recorded before.
 async fn apply_read(
     app: &App,
     scope: &str,
     read: Read,
     source: &str,
     if_match: Option<&str>,
-) -> Result<Outcome, String> {
+) -> Result<(Outcome, bool), String> {
     let commit = read.commit.as_deref();
     let definitions = match read.definitions {
         Ok(d) => d,
         Err(rejected) => {
-            app.store
+            let new = app
+                .store
                 .reject_version(scope, &rejected.id, source, commit, &rejected.errors)
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::warn!(scope, version = %rejected.id, "new pipeline definitions rejected");
-            return Ok(Outcome::Rejected {
+            let outcome = Outcome::Rejected {
                 version_id: rejected.id,
                 errors: rejected.errors,
-            });
+            };
+            return Ok((outcome, new));
         }
     };
     let id = definitions.id();
@@ -140,12 +165,11 @@ async fn apply_read(
         if let Some(expected) = if_match
             && current.as_ref().map(|(c, _)| c.version_id.as_str()) != Some(expected)
         {
-            return Ok(Outcome::Conflict {
-                current: current.map(|(c, _)| c.version_id),
-            });
+            let current = current.map(|(c, _)| c.version_id);
+            return Ok((Outcome::Conflict { current }, false));
         }
         if current.as_ref().is_some_and(|(c, _)| c.detected == id) {
-            return Ok(Outcome::Unchanged { version_id: id });
+            return Ok((Outcome::Unchanged { version_id: id }, false));
         }
         let empty = Definitions::default();
         let old = current.as_ref().map_or(&empty, |(_, d)| d);
@@ -164,13 +188,14 @@ async fn apply_read(
         match app.store.apply_version(&new, expected).await {
             Ok(Applied::Applied) => {
                 tracing::info!(scope, version = %id, source, changes = change_log.len(), "pipeline version applied");
-                return Ok(Outcome::Applied {
+                let outcome = Outcome::Applied {
                     version_id: id,
                     change_log,
-                });
+                };
+                return Ok((outcome, false));
             }
             Ok(Applied::Conflict { current }) if if_match.is_some() => {
-                return Ok(Outcome::Conflict { current });
+                return Ok((Outcome::Conflict { current }, false));
             }
             Ok(Applied::Conflict { .. }) => continue,
             Err(e) => return Err(e.to_string()),
@@ -335,7 +360,7 @@ pub async fn sync_server(app: &App, source: &str) -> Result<Outcome, String> {
     let (read, config) = tokio::task::spawn_blocking(move || read_server(path.as_deref()))
         .await
         .map_err(|e| format!("reading the config panicked: {e}"))?;
-    let outcome = apply_read(app, SERVER_SCOPE, read, source, None).await?;
+    let (outcome, _) = apply_read(app, SERVER_SCOPE, read, source, None).await?;
     if let (Outcome::Applied { change_log, .. }, Some(config)) = (&outcome, config) {
         let restart: Vec<&str> = RESTART_KEYS
             .into_iter()

@@ -149,7 +149,7 @@ fn versions_are_detected_validated_diffed_rolled_back_and_unpinned() {
         assert_eq!(log.as_array().map(Vec::len), Some(4), "{log:#}");
 
         // A broken definition is recorded with its location and never applied.
-        repo.commit(&[(".github/workflows/ci.yml", BROKEN)], "main");
+        let broken = repo.commit(&[(".github/workflows/ci.yml", BROKEN)], "main");
         let (status, body) = sync(&server, None);
         assert_eq!(status, 422, "{body}");
         assert_eq!(body["outcome"], "rejected");
@@ -173,6 +173,17 @@ fn versions_are_detected_validated_diffed_rolled_back_and_unpinned() {
             again["versions"].as_array().map(Vec::len),
             Some(history.len())
         );
+        // The commit shows why: one failed `definitions` run (a status when reporting).
+        let failed: Vec<Value> = server
+            .runs()
+            .into_iter()
+            .filter(|r| r["sha"] == broken.as_str())
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:#?}");
+        assert_eq!(
+            (failed[0]["pipeline"].as_str(), failed[0]["status"].as_str()),
+            (Some("definitions"), Some("failed"))
+        );
 
         // Compare-and-set: a stale If-Match is refused; the right one rolls back.
         let rollback = format!("/api/v1/repos/octo/hello/versions/{v1}/rollback");
@@ -188,10 +199,16 @@ fn versions_are_detected_validated_diffed_rolled_back_and_unpinned() {
         assert_eq!(now["version_id"], v1.as_str());
         assert_eq!(now["pinned"], true);
         assert_eq!(now["source"], "rollback");
-        // The source shows nothing new: the pin holds.
+        // The source shows nothing new: the pin holds (and the broken commit is not
+        // reported twice).
         let (_, body) = sync(&server, None);
         assert_eq!(body["outcome"], "rejected", "{body}");
         assert_eq!(current(&server)["version_id"], v1.as_str());
+        let runs = server.runs();
+        assert_eq!(
+            runs.iter().filter(|r| r["sha"] == broken.as_str()).count(),
+            1
+        );
 
         let (status, diff) =
             server.get(&format!("/api/v1/repos/octo/hello/versions/{v1}/diff/{v2}"));

@@ -73,6 +73,16 @@ impl Store {
         }))
     }
 
+    /// Every scope's current version id (one query for all, for the scheduler's loop).
+    pub async fn current_version_ids(&self) -> Result<std::collections::HashMap<String, String>> {
+        let rows = sqlx::query("SELECT scope, version_id FROM current_versions")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// A version's stored definitions (JSON).
     pub async fn version_definitions(&self, scope: &str, id: &str) -> Result<Option<String>> {
         let row =
@@ -165,8 +175,9 @@ impl Store {
         Ok(Applied::Applied)
     }
 
-    /// Records definitions that did not validate (once per id in a row: a poll seeing
-    /// the same broken commit again adds nothing).
+    /// Records definitions that did not validate, once per commit (a poll or a sync seeing
+    /// the same broken commit again adds nothing; without a commit, once in a row); `false`
+    /// when it was recorded before.
     pub async fn reject_version(
         &self,
         scope: &str,
@@ -175,15 +186,29 @@ impl Store {
         commit: Option<&str>,
         error: &str,
     ) -> Result<bool> {
-        let last = sqlx::query(
-            "SELECT version_id, status FROM version_history WHERE scope = $1 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(scope)
-        .fetch_optional(&self.pool)
-        .await?;
-        if last.is_some_and(|r| {
-            r.get::<String, _>(0) == version_id && r.get::<String, _>(1) == "rejected"
-        }) {
+        let seen = match commit {
+            Some(commit) => sqlx::query(
+                "SELECT 1 FROM version_history WHERE scope = $1 AND version_id = $2 \
+                 AND status = 'rejected' AND commit_sha = $3 LIMIT 1",
+            )
+            .bind(scope)
+            .bind(version_id)
+            .bind(commit)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some(),
+            None => sqlx::query(
+                "SELECT version_id, status FROM version_history WHERE scope = $1 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(scope)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some_and(|r| {
+                r.get::<String, _>(0) == version_id && r.get::<String, _>(1) == "rejected"
+            }),
+        };
+        if seen {
             return Ok(false);
         }
         let current = self.current_version(scope).await?;
