@@ -246,6 +246,7 @@ fn report(
         state,
         description: crate::forge::description(state, took_ms),
         target_url: target_url.clone(),
+        pipeline_id: None,
     }
 }
 

@@ -52,6 +52,9 @@ impl GitLab {
         if let Some(git_ref) = &report.git_ref {
             body["ref"] = git_ref.clone().into();
         }
+        if let Some(id) = report.pipeline_id {
+            body["pipeline_id"] = id.into();
+        }
         let url = format!(
             "{}/projects/{}/statuses/{}",
             self.api_url, self.project, report.sha

@@ -47,6 +47,8 @@ pub struct Report {
     pub state: State,
     pub description: String,
     pub target_url: Option<String>,
+    /// GitLab: the pipeline to join (a merge request's head pipeline).
+    pub pipeline_id: Option<i64>,
 }
 
 /// The status context: `tess/<pipeline>` for a run, `tess/<pipeline>/<job>` for a job. A

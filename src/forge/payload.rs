@@ -182,6 +182,7 @@ fn gitlab(event: &str, body: &Json) -> Result<Parsed, String> {
             e.head = text(attrs, &["source_branch"]).map(String::from);
             e.action = Some(action.to_string());
             e.project = repo.clone();
+            e.forge_pipeline = attrs.get("head_pipeline_id").and_then(Json::as_i64);
             e.sha = Some(
                 real_sha(text(attrs, &["last_commit", "id"]))
                     .ok_or("a merge request without `last_commit.id`")?,

@@ -208,6 +208,7 @@ fn report_of(app: &App, row: &DueReport) -> Report {
             app.public_url.trim_end_matches('/'),
             row.run_id
         )),
+        pipeline_id: row.forge_pipeline,
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Event {
     pub sha: Option<String>,
     /// The project path (`group/project`) when known (GitLab's `CI_PROJECT_PATH`).
     pub project: Option<String>,
+    /// GitLab merge requests: the MR's head pipeline (`head_pipeline_id`), which the
+    /// commit statuses join (`pipeline_id`) instead of starting another pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_pipeline: Option<i64>,
 }
 
 impl Event {
@@ -45,6 +49,7 @@ impl Event {
             cron: None,
             sha: None,
             project: None,
+            forge_pipeline: None,
         }
     }
 

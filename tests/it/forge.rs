@@ -397,6 +397,36 @@ fn gitlab_statuses_follow_its_state_machine() {
     );
     assert_eq!(call.auth, "glpat-test");
     assert_eq!(call.body["ref"], "main");
+    assert!(call.body.get("pipeline_id").is_none());
+
+    // A merge request's statuses join its head pipeline (`pipeline_id`).
+    let mr_pipeline = "mr:\n  script: [echo checked]\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n";
+    let head = repo.commit(&[(".gitlab-ci.yml", mr_pipeline)], "feature");
+    let body = serde_json::json!({
+        "object_kind": "merge_request",
+        "project": {"path_with_namespace": "group/project"},
+        "object_attributes": {"iid": 5, "action": "open", "source_branch": "feature",
+            "target_branch": "main", "last_commit": {"id": head}, "head_pipeline_id": 777}
+    });
+    let body = serde_json::to_vec(&body).expect("json");
+    let (status, reply) = server.hook("gitlab", "Merge Request Hook", "g-2", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    wait_for_final(
+        &forge,
+        "name",
+        &["tess/gitlab-ci/mr"],
+        Duration::from_secs(30),
+    );
+    let joined: Vec<Value> = forge
+        .calls()
+        .into_iter()
+        .filter(|c| c.body["name"] == "tess/gitlab-ci/mr")
+        .map(|c| c.body["pipeline_id"].clone())
+        .collect();
+    assert!(
+        !joined.is_empty() && joined.iter().all(|p| *p == 777),
+        "{joined:?}"
+    );
 }
 
 #[test]

@@ -446,6 +446,8 @@ pub struct DueReport {
     pub annotations: Vec<crate::exec::Annotation>,
     /// The GitHub check run already made for this run or job.
     pub check_run_id: Option<i64>,
+    /// GitLab merge requests: the pipeline the statuses join.
+    pub forge_pipeline: Option<i64>,
 }
 
 /// How long a job took, from a row starting with its `started_at, finished_at`.
@@ -1247,7 +1249,9 @@ impl Store {
              r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
              j.allowed_failure, r.error, j.annotations, \
              (SELECT c.check_run_id FROM check_runs c WHERE c.run_id = o.run_id \
-             AND c.job_key = COALESCE(o.job_key, '')) FROM outbox o JOIN runs r ON r.id = o.run_id \
+             AND c.job_key = COALESCE(o.job_key, '')), \
+             CASE WHEN r.forge = 'gitlab' AND r.event = 'pull_request' THEN r.event_json END \
+             FROM outbox o JOIN runs r ON r.id = o.run_id \
              LEFT JOIN jobs j ON j.run_id = o.run_id AND j.job_key = o.job_key \
              WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
              AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
@@ -1315,6 +1319,10 @@ impl Store {
                     .and_then(|a| serde_json::from_str(&a).ok())
                     .unwrap_or_default(),
                 check_run_id: r.try_get(18)?,
+                forge_pipeline: r
+                    .try_get::<Option<String>, _>(19)?
+                    .and_then(|e| serde_json::from_str::<crate::trigger::Event>(&e).ok())
+                    .and_then(|e| e.forge_pipeline),
             });
         }
         Ok(due)
