@@ -1,4 +1,5 @@
-//! Random tokens and ids, and the hashes tokens are stored as.
+//! Random tokens and ids, the hashes tokens are stored as, and [`Secret`]: a credential
+//! that no `Debug`/`Display` (so no log line) can show.
 
 /// Hex of `n` random bytes from the kernel.
 pub fn random_hex(n: usize) -> String {
@@ -28,4 +29,31 @@ pub fn sha256_hex(data: &[u8]) -> String {
 fn sha2_bytes(data: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(data).to_vec()
+}
+
+/// A token or key in memory: shown as `***` by `Debug` and `Display`; [`Secret::expose`]
+/// is the one way to the value (where it is put into a request header).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }

@@ -27,7 +27,7 @@ pub struct Target {
     pub api_url: String,
     pub repo: String,
     pub sha: String,
-    pub token: String,
+    pub token: crate::token::Secret,
     pub kind: ReportKind,
     /// The workflow run's page.
     pub target_url: Option<String>,
@@ -68,7 +68,7 @@ impl Target {
             api_url,
             repo,
             sha,
-            token,
+            token: crate::token::Secret::new(token),
             kind,
             target_url,
         })
@@ -114,7 +114,7 @@ impl Statuses {
         // octocrab's client is made inside the runtime it runs on.
         let github = {
             let _inside = runtime.enter();
-            GitHub::with_token(&target.api_url, &target.token, &target.repo)?
+            GitHub::with_token(&target.api_url, target.token.expose(), &target.repo)?
         };
         runtime
             .block_on(check_access(&github))

@@ -17,7 +17,7 @@ pub struct GitHub {
 }
 
 enum Auth {
-    Token(String),
+    Token(crate::token::Secret),
     App(Box<AppAuth>),
 }
 
@@ -83,7 +83,7 @@ impl GitHub {
     /// Commit statuses with a token. `api_url` is `https://api.github.com` or a GitHub
     /// Enterprise / test server's API root.
     pub fn with_token(api_url: &str, token: &str, repo: &str) -> Result<GitHub, String> {
-        GitHub::new(api_url, repo, Auth::Token(token.to_string()))
+        GitHub::new(api_url, repo, Auth::Token(crate::token::Secret::new(token)))
     }
 
     /// Check runs as a GitHub App installed on the repository.
@@ -150,7 +150,7 @@ impl GitHub {
     /// when there is none or it expires within five minutes).
     async fn authorization(&self) -> Result<String, Sent> {
         let app = match &self.auth {
-            Auth::Token(token) => return Ok(format!("Bearer {token}")),
+            Auth::Token(token) => return Ok(format!("Bearer {}", token.expose())),
             Auth::App(app) => app,
         };
         let mut token = app.token.lock().await;

@@ -10,7 +10,7 @@ pub struct GitLab {
     client: reqwest::Client,
     /// `https://gitlab.example.com/api/v4`.
     api_url: String,
-    token: String,
+    token: crate::token::Secret,
     /// The project's path, URL-encoded as GitLab wants it in the route.
     project: String,
 }
@@ -25,7 +25,7 @@ impl GitLab {
         Ok(GitLab {
             client,
             api_url: api_url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: crate::token::Secret::new(token),
             project: project.replace('/', "%2F"),
         })
     }
@@ -62,7 +62,7 @@ impl GitLab {
         let sent = self
             .client
             .post(&url)
-            .header("PRIVATE-TOKEN", &self.token)
+            .header("PRIVATE-TOKEN", self.token.expose())
             .json(&body)
             .send()
             .await;

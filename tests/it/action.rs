@@ -340,6 +340,10 @@ fn action_mode_with_a_bad_or_missing_token_fails_before_running() {
     );
     assert!(!stdout(&out).contains("started") && !root.join(".tess").exists());
     assert!(!format!("{}{}", stdout(&out), stderr(&out)).contains("ghs-wrong-token"));
+    // Held as a secret: no formatting shows it.
+    let held = tesseract_ci::token::Secret::new("ghs-wrong-token");
+    assert_eq!(format!("{held:?} {held}"), "*** ***");
+    assert_eq!(held.expose(), "ghs-wrong-token");
     assert_eq!(forge.calls().len(), 1, "only the token check");
     let out = run_action(root, &forge, ("push", &tag), "statuses", "");
     assert_eq!(out.status.code(), Some(2));
