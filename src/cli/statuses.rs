@@ -142,7 +142,7 @@ impl Statuses {
         let mut run_id = String::new();
         let mut annotations: HashMap<String, Vec<Annotation>> = HashMap::new();
         Box::new(move |event| {
-            let (job, name, state, description) = match event {
+            let (job, name, state, took_ms) = match event {
                 RunEvent::RunStarted {
                     run_id: id, jobs, ..
                 } => {
@@ -197,7 +197,7 @@ impl Statuses {
                 _ => return,
             };
             let update = Update {
-                report: report(&pipeline, name, &sha, &target_url, state, description),
+                report: report(&pipeline, name, &sha, &target_url, state, took_ms),
                 annotations: annotations.get(job).cloned().unwrap_or_default(),
                 run_id: run_id.clone(),
                 attempts: 0,
