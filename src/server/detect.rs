@@ -161,18 +161,25 @@ pub fn watch(app: Arc<App>) -> Result<(), String> {
             path == config_path || pipelines.as_ref().is_some_and(|p| path.starts_with(p))
         }
     };
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    // Polled (the paths are stat'ed twice a second, the config compared by content), not
+    // inotify: the config's directory usually holds the SQLite database too, whose every
+    // write would otherwise wake the watcher. Polling by path also sees an editor's
+    // rename-over.
+    let settings = notify::Config::default()
+        .with_poll_interval(Duration::from_millis(500))
+        .with_compare_contents(true);
+    let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && event.paths.iter().any(|p| watched(p))
         {
             let _ = tx.send(());
         }
-    })
-    .map_err(|e| format!("file watch: {e}"))?;
-    // The directory, not the file: editors replace files by renaming over them.
+    };
+    let mut watcher =
+        notify::PollWatcher::new(handler, settings).map_err(|e| format!("file watch: {e}"))?;
     watcher
-        .watch(&base, RecursiveMode::NonRecursive)
-        .map_err(|e| format!("watching {}: {e}", base.display()))?;
+        .watch(&config_path, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("watching {}: {e}", config_path.display()))?;
     if let Some(dir) = pipelines.filter(|d| d.is_dir()) {
         watcher
             .watch(&dir, RecursiveMode::Recursive)

@@ -47,6 +47,9 @@ pub struct App {
     pub planner: mpsc::UnboundedSender<String>,
     pub metrics: metrics::Metrics,
     pub presence: presence::Presence,
+    /// Per repository scope: the commit whose definitions were read last (the same commit
+    /// pushed or polled again is not read again).
+    pub synced_heads: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Runner ids by token hash, as looked up so far.
     pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -188,6 +191,7 @@ pub fn run(options: Options) -> Result<(), String> {
             planner: planner_tx,
             metrics: metrics::Metrics::default(),
             runner_ids: Default::default(),
+            synced_heads: Default::default(),
             presence: Default::default(),
         });
         // Deliveries a crash left unplanned are planned first.
@@ -313,7 +317,7 @@ async fn plan_one(
         );
     };
     // A push to the default branch may bring new pipeline definitions: read once the
-    // planner has fetched the commit.
+    // planner has fetched the commit — unless its changed files leave them alone.
     let default_head = format!("refs/heads/{}", repo.default_branch());
     let new_definitions = (trigger.event.git_ref == default_head
         && trigger.event.kind == crate::trigger::EventKind::Push)
@@ -321,7 +325,13 @@ async fn plan_one(
     let data_dir = app.data_dir.clone();
     let planned =
         tokio::task::spawn_blocking(move || planner::plan(&repo, &trigger, &data_dir)).await;
-    if let Some((app, repo, sha)) = new_definitions {
+    let changed = match &planned {
+        Ok(Ok(p)) => p.changed.clone(),
+        _ => None,
+    };
+    if let Some((app, repo, sha)) = new_definitions
+        && changed.is_none_or(|c| versions::may_change_definitions(repo.forge, &c))
+    {
         tokio::spawn(async move {
             if let Err(e) = versions::sync_repo(&app, &repo, sha, source, None).await {
                 tracing::warn!(repo = %repo.name, error = %e, "cannot read pipeline definitions");

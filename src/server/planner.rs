@@ -17,6 +17,8 @@ pub struct Planned {
     pub runs: Vec<NewRun>,
     /// Why pipelines did not start (filtered out by their triggers, no pipeline files).
     pub reasons: Vec<String>,
+    /// The files the push or change touched, when known.
+    pub changed: Option<Vec<String>>,
 }
 
 /// Serializes fetches into one mirror (concurrent `git fetch`es fail to lock refs).
@@ -206,6 +208,7 @@ pub fn plan_with(
                 "no pipeline files ({}) at {sha}",
                 candidates.join(", ")
             )],
+            changed: event.changed,
         });
     }
     let loaded = crate::load::load_with(&paths, None, Some(&event))?;
@@ -218,6 +221,7 @@ pub fn plan_with(
     let mut planned = Planned {
         runs: Vec::new(),
         reasons: Vec::new(),
+        changed: event.changed.clone(),
     };
     // Files with errors: a failed run that shows every diagnostic, located.
     let mut broken: Vec<String> = loaded

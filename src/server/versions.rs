@@ -18,6 +18,19 @@ pub fn scope(repo: &Repo) -> String {
     format!("{}:{}", repo.forge.as_str(), repo.name)
 }
 
+/// Whether a push that touched `changed` may have changed the pipeline definitions: a file
+/// where pipelines live, or (GitLab, whose local includes can be anywhere) any YAML file.
+pub fn may_change_definitions(forge: super::config::Forge, changed: &[String]) -> bool {
+    let paths = super::planner::pipeline_paths(forge);
+    changed.iter().any(|file| {
+        paths
+            .iter()
+            .any(|p| file == p || file.starts_with(&format!("{p}/")))
+            || (forge == super::config::Forge::Gitlab
+                && (file.ends_with(".yml") || file.ends_with(".yaml")))
+    })
+}
+
 /// What a sync, rollback or unpin came to.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
@@ -100,13 +113,31 @@ pub async fn sync_repo(
     source: &str,
     if_match: Option<&str>,
 ) -> Result<Outcome, String> {
+    let scope = scope(repo);
+    let heads = || app.synced_heads.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(sha) = &sha
+        && heads().get(&scope) == Some(sha)
+    {
+        let current = app
+            .store
+            .current_version(&scope)
+            .await
+            .map_err(|e| e.to_string())?;
+        let version_id = current.map(|c| c.detected).unwrap_or_default();
+        return Ok(Outcome::Unchanged { version_id });
+    }
     let (repo_owned, data_dir) = (repo.clone(), app.data_dir.clone());
     let read =
         tokio::task::spawn_blocking(move || read_repo(&repo_owned, &data_dir, sha.as_deref()))
             .await
             .map_err(|e| format!("reading the definitions panicked: {e}"))??;
     let commit = read.commit.clone();
-    let (outcome, newly_rejected) = apply_read(app, &scope(repo), read, source, if_match).await?;
+    let (outcome, newly_rejected) = apply_read(app, &scope, read, source, if_match).await?;
+    if let Some(sha) = &commit
+        && !matches!(outcome, Outcome::Conflict { .. })
+    {
+        heads().insert(scope.clone(), sha.clone());
+    }
     // A push (webhook or polled) gets its failed run from planning; a rejection found
     // otherwise gets one here, so the commit shows why (once per rejected version).
     if let (Outcome::Rejected { errors, .. }, true, Some(sha)) = (&outcome, newly_rejected, commit)
