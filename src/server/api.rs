@@ -466,13 +466,10 @@ pub async fn create_run(
         Ok(_) => None,
         Err(e) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
     };
-    let data_dir = app.data_dir.clone();
-    let planned = tokio::task::spawn_blocking(move || {
-        super::planner::plan_with(&repo, &trigger, &data_dir, pinned.as_ref())
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
-    .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let planned = super::plan_off_thread(&app, &repo, trigger, pinned)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     for run in &planned.runs {
         app.store.create_run(run).await.map_err(store_error)?;
     }

@@ -26,13 +26,11 @@ pub async fn run(app: Arc<App>) {
     poll(app).await;
 }
 
-fn log(what: &str, source: &str, outcome: Result<Outcome, String>) {
-    match outcome {
-        Ok(Outcome::Rejected { errors, .. }) => {
-            tracing::warn!(what, source, %errors, "pipeline definitions rejected");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(what, source, error = %e, "cannot read pipeline definitions"),
+/// Logs a sync that could not read the definitions (a rejection is logged where it is
+/// recorded).
+pub fn log(what: &str, source: &str, outcome: Result<Outcome, String>) {
+    if let Err(e) = outcome {
+        tracing::warn!(what, source, error = %e, "cannot read pipeline definitions");
     }
 }
 

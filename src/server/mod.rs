@@ -322,9 +322,7 @@ async fn plan_one(
     let new_definitions = (trigger.event.git_ref == default_head
         && trigger.event.kind == crate::trigger::EventKind::Push)
         .then(|| (Arc::clone(app), repo.clone(), trigger.event.sha.clone()));
-    let data_dir = app.data_dir.clone();
-    let planned =
-        tokio::task::spawn_blocking(move || planner::plan(&repo, &trigger, &data_dir)).await;
+    let planned = plan_off_thread(app, &repo, *trigger, None).await;
     let changed = match &planned {
         Ok(Ok(p)) => p.changed.clone(),
         _ => None,
@@ -333,9 +331,8 @@ async fn plan_one(
         && changed.is_none_or(|c| versions::may_change_definitions(repo.forge, &c))
     {
         tokio::spawn(async move {
-            if let Err(e) = versions::sync_repo(&app, &repo, sha, source, None).await {
-                tracing::warn!(repo = %repo.name, error = %e, "cannot read pipeline definitions");
-            }
+            let outcome = versions::sync_repo(&app, &repo, sha, source, None).await;
+            detect::log(&repo.name, source, outcome);
         });
     }
     match planned {
@@ -351,6 +348,21 @@ async fn plan_one(
             Vec::new(),
         ),
     }
+}
+
+/// Plans off the async threads (planning runs git); `definitions` as for
+/// [`planner::plan`]. The outer error is a panic of the planner.
+pub async fn plan_off_thread(
+    app: &App,
+    repo: &config::Repo,
+    trigger: crate::forge::payload::Trigger,
+    definitions: Option<crate::versions::Definitions>,
+) -> Result<Result<planner::Planned, String>, tokio::task::JoinError> {
+    let (repo, data_dir) = (repo.clone(), app.data_dir.clone());
+    tokio::task::spawn_blocking(move || {
+        planner::plan(&repo, &trigger, &data_dir, definitions.as_ref())
+    })
+    .await
 }
 
 /// Expired leases go back to the queue (or fail after the last attempt); unfinished runs

@@ -35,7 +35,7 @@ fn mirror_lock(dir: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
 }
 
 /// Fetches everything into the mirror (one fetch at a time per mirror).
-pub fn fetch(mirror: &Path) -> Result<(), String> {
+fn fetch(mirror: &Path) -> Result<(), String> {
     let lock = mirror_lock(mirror);
     let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
     git(mirror, &["fetch", "--quiet", "--prune", "origin"]).map(drop)
@@ -135,6 +135,15 @@ pub fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The commit `git_ref` names in the mirror (fetched by [`mirror`] when no SHA was known).
+pub fn resolve(repo: &Repo, mirror: &Path, git_ref: &str) -> Result<String, String> {
+    git(
+        mirror,
+        &["rev-parse", "--verify", &format!("{git_ref}^{{commit}}")],
+    )
+    .map_err(|_| format!("`{git_ref}` does not exist in {}", repo.name))
+}
+
 /// Where a repository's pipelines live.
 pub fn pipeline_paths(forge: Forge) -> &'static [&'static str] {
     match forge {
@@ -144,14 +153,10 @@ pub fn pipeline_paths(forge: Forge) -> &'static [&'static str] {
 }
 
 /// Plans `trigger` for `repo`: one run per pipeline it starts; a pipeline that does not
-/// validate becomes a failed run carrying its diagnostics.
-pub fn plan(repo: &Repo, trigger: &Trigger, data_dir: &Path) -> Result<Planned, String> {
-    plan_with(repo, trigger, data_dir, None)
-}
-
-/// As [`plan`]; with `definitions` (a pipeline version: scheduled runs, and manual runs
-/// while a rollback pins one) the pipelines are those instead of the commit's own.
-pub fn plan_with(
+/// validate becomes a failed run carrying its diagnostics. With `definitions` (a pipeline
+/// version: scheduled runs, and manual runs while a rollback pins one) the pipelines are
+/// those instead of the commit's own.
+pub fn plan(
     repo: &Repo,
     trigger: &Trigger,
     data_dir: &Path,
@@ -161,15 +166,7 @@ pub fn plan_with(
     let mirror = mirror(repo, data_dir, event.sha.as_deref())?;
     let sha = match &event.sha {
         Some(s) => s.clone(),
-        None => git(
-            &mirror,
-            &[
-                "rev-parse",
-                "--verify",
-                &format!("{}^{{commit}}", event.git_ref),
-            ],
-        )
-        .map_err(|_| format!("`{}` does not exist in {}", event.git_ref, repo.name))?,
+        None => resolve(repo, &mirror, &event.git_ref)?,
     };
     event.sha = Some(sha.clone());
     if event.project.is_none() && repo.forge == Forge::Gitlab {

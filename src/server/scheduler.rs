@@ -246,12 +246,8 @@ async fn start(
         before: None,
         base: None,
     };
-    let (repo, data_dir, definitions) = (repo.clone(), app.data_dir.clone(), definitions.clone());
-    let pinned = (!definitions.pipelines.is_empty()).then_some(definitions);
-    let planned = tokio::task::spawn_blocking(move || {
-        super::planner::plan_with(&repo, &trigger, &data_dir, pinned.as_ref())
-    })
-    .await;
+    let pinned = (!definitions.pipelines.is_empty()).then(|| definitions.clone());
+    let planned = super::plan_off_thread(app, repo, trigger, pinned).await;
     let runs = match planned {
         Ok(Ok(planned)) => planned.runs,
         Ok(Err(e)) => {

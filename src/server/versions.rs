@@ -47,17 +47,15 @@ pub enum Outcome {
     Conflict { current: Option<String> },
 }
 
-/// Reads `repo`'s definitions at `sha` (or the default branch's head), fetching as needed.
-/// Blocking (git).
+/// Reads `repo`'s definitions at `sha` (or the default branch's head, fetched: the mirror
+/// fetches when no SHA is given). Blocking (git).
 fn read_repo(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<Read, String> {
     let mirror = super::planner::mirror(repo, data_dir, sha)?;
     let sha = match sha {
         Some(sha) => sha.to_string(),
         None => {
-            super::planner::fetch(&mirror)?;
-            let head = format!("refs/heads/{}^{{commit}}", repo.default_branch());
-            crate::git::run(&mirror, &["rev-parse", "--verify", &head])
-                .map_err(|_| format!("{} has no branch `{}`", repo.name, repo.default_branch()))?
+            let head = format!("refs/heads/{}", repo.default_branch());
+            super::planner::resolve(repo, &mirror, &head)?
         }
     };
     let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
@@ -181,7 +179,7 @@ async fn apply_read(
                 .reject_version(scope, &rejected.id, source, commit, &rejected.errors)
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::warn!(scope, version = %rejected.id, "new pipeline definitions rejected");
+            tracing::warn!(scope, source, version = %rejected.id, errors = %rejected.errors, "pipeline definitions rejected");
             let outcome = Outcome::Rejected {
                 version_id: rejected.id,
                 errors: rejected.errors,
@@ -192,19 +190,28 @@ async fn apply_read(
     let id = definitions.id();
     let stored = serde_json::to_string(&definitions).map_err(|e| e.to_string())?;
     for _ in 0..3 {
-        let current = current_definitions(app, scope).await?;
+        let current = app
+            .store
+            .current_version(scope)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(expected) = if_match
-            && current.as_ref().map(|(c, _)| c.version_id.as_str()) != Some(expected)
+            && current.as_ref().map(|c| c.version_id.as_str()) != Some(expected)
         {
-            let current = current.map(|(c, _)| c.version_id);
+            let current = current.map(|c| c.version_id);
             return Ok((Outcome::Conflict { current }, false));
         }
-        if current.as_ref().is_some_and(|(c, _)| c.detected == id) {
+        if current.as_ref().is_some_and(|c| c.detected == id) {
             return Ok((Outcome::Unchanged { version_id: id }, false));
         }
-        let empty = Definitions::default();
-        let old = current.as_ref().map_or(&empty, |(_, d)| d);
-        let change_log = crate::versions::diff(old, &definitions);
+        // The current definitions are read only now that there is something to diff.
+        let old = match &current {
+            Some(c) => self::definitions(app, scope, &c.version_id)
+                .await?
+                .unwrap_or_default(),
+            None => Definitions::default(),
+        };
+        let change_log = crate::versions::diff(&old, &definitions);
         let new = NewVersion {
             scope,
             version_id: &id,
@@ -215,8 +222,7 @@ async fn apply_read(
             pin: false,
             detected: true,
         };
-        let expected = current.as_ref().map(|(c, _)| c);
-        match app.store.apply_version(&new, expected).await {
+        match app.store.apply_version(&new, current.as_ref()).await {
             Ok(Applied::Applied) => {
                 tracing::info!(scope, version = %id, source, changes = change_log.len(), "pipeline version applied");
                 let outcome = Outcome::Applied {
@@ -285,63 +291,41 @@ pub async fn rollback(
 }
 
 /// The server's own definitions: its config (normalized, secrets redacted) and the
-/// pipelines of its pipeline directory. `Err` when the config does not parse.
+/// pipelines of its pipeline directory, with the config to apply (none without a file, or
+/// when they are rejected).
 fn read_server(config_path: Option<&Path>) -> (Read, Option<Config>) {
-    let Some(path) = config_path else {
-        return (
-            Read {
-                definitions: Ok(Definitions::default()),
-                commit: None,
-            },
-            None,
-        );
+    let (definitions, config) = match config_path.map(server_definitions) {
+        Some(Ok((definitions, config))) => (Ok(definitions), Some(config)),
+        Some(Err(rejected)) => (Err(rejected), None),
+        None => (Ok(Definitions::default()), None),
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => return (rejected(format!("{}: {e}", path.display()), ""), None),
+    let read = Read {
+        definitions,
+        commit: None,
     };
-    let config = match Config::parse(&text, &path.display().to_string()) {
-        Ok(c) => c,
-        Err(e) => return (rejected(e, &text), None),
+    (read, config)
+}
+
+fn server_definitions(path: &Path) -> Result<(Definitions, Config), Rejected> {
+    let rejected = |errors: String, text: &str| Rejected {
+        id: crate::versions::hash(text),
+        errors,
+        sources: Default::default(),
     };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| rejected(format!("{}: {e}", path.display()), ""))?;
+    let config =
+        Config::parse(&text, &path.display().to_string()).map_err(|e| rejected(e, &text))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut definitions = match &config.pipelines_dir {
-        Some(dir) => match Definitions::read(base, &[&dir.display().to_string()]) {
-            Ok(d) => d,
-            Err(r) => {
-                return (
-                    Read {
-                        definitions: Err(r),
-                        commit: None,
-                    },
-                    None,
-                );
-            }
-        },
+        Some(dir) => Definitions::read(base, &[&dir.display().to_string()])?,
         None => Definitions::default(),
     };
     let normalized = toml::from_str::<Json>(&text).map_or(Json::Null, |v| redact(&v, false));
     definitions
         .files
         .insert("tess.toml".into(), crate::versions::canonical(&normalized));
-    (
-        Read {
-            definitions: Ok(definitions),
-            commit: None,
-        },
-        Some(config),
-    )
-}
-
-fn rejected(errors: String, text: &str) -> Read {
-    Read {
-        definitions: Err(Rejected {
-            id: crate::versions::hash(text),
-            errors,
-            sources: Default::default(),
-        }),
-        commit: None,
-    }
+    Ok((definitions, config))
 }
 
 /// Inline secrets of a config as `***` (the `{ env = … }` / `{ file = … }` forms stay:
