@@ -69,13 +69,15 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        // Another planner may have won the race; either mirror is fine.
-        if std::fs::rename(&tmp, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+        if std::fs::rename(&tmp, &dir).is_ok() {
+            // A clone made just now has everything.
+            return dir
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", dir.display()));
         }
-        return dir
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", dir.display()));
+        // Another clone (a planner's, a version sync's) won the race; it may be older than
+        // the commit wanted, so that mirror is checked and fetched like any other.
+        let _ = std::fs::remove_dir_all(&tmp);
     }
     let have =
         sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
