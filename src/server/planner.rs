@@ -56,7 +56,16 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let tmp = dir.with_extension(format!("tmp-{}", random_hex(4)));
         let out = Command::new("git")
-            .args(["clone", "--mirror", "--quiet", &repo.clone_url])
+            // `--no-local`: a local path is cloned through git's protocol, not by copying
+            // its object directory, which may hold the objects of a push whose ref is not
+            // written yet (the commit found, its branch not).
+            .args([
+                "clone",
+                "--mirror",
+                "--quiet",
+                "--no-local",
+                &repo.clone_url,
+            ])
             .arg(&tmp)
             .stdin(Stdio::null())
             .output()
