@@ -137,6 +137,21 @@ pub struct Complete {
     /// request per job instead of two; no waiting: otherwise the runner polls as usual).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<PollRequest>,
+    /// How each step ended, as `tess run` shows it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step's end: its result before and after `continue-on-error`, and how the process
+/// ended (exit code, signal, timeout, cancelled, failed to start, not run and why).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    pub name: String,
+    pub outcome: Conclusion,
+    pub conclusion: Conclusion,
+    /// `exit code 3`, `killed by signal 9`, `timed out`, `skipped: if: … is false`, …
+    pub detail: String,
+    pub duration_ms: u64,
 }
 
 /// The answer to `complete`: the slot's next job, when it asked and one was queued.

@@ -147,6 +147,17 @@ enum Command {
         /// Seconds one poll waits for a job (default 10).
         #[arg(long)]
         poll_seconds: Option<u64>,
+        /// GitHub-hosted runner labels this runner serves, comma-separated (default on
+        /// Linux: ubuntu-latest,ubuntu-24.04,ubuntu-22.04; `none` for none).
+        #[arg(long, value_delimiter = ',')]
+        hosted_labels: Option<Vec<String>>,
+        /// Take GitLab jobs without `tags`, as gitlab-runner's `run_untagged` (default true).
+        #[arg(long)]
+        run_untagged: Option<bool>,
+        /// After SIGTERM, running jobs get this long to finish before they are cancelled
+        /// (default 600).
+        #[arg(long)]
+        drain_timeout_seconds: Option<u64>,
     },
     /// Look at and act on a `tess server`'s runs.
     Runs {
@@ -195,6 +206,9 @@ enum RunsAction {
         job: String,
         #[arg(short, long)]
         follow: bool,
+        /// The log as stored, with its `##[group]` markers (default: steps as sections).
+        #[arg(long)]
+        raw: bool,
     },
     /// Cancel a run.
     Cancel { id: String },
@@ -272,11 +286,21 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TESS_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    if std::env::args().nth(1).as_deref() == Some(crate::exec::reaper::SUBCOMMAND) {
+        crate::exec::reaper::watch();
+    }
     let cli = Cli::parse();
+    // The server and the runner say what they do at info level unless TESS_LOG says else.
+    let default_level = match cli.command {
+        Command::Server { .. } | Command::Runner { .. } => "info",
+        _ => "error",
+    };
+    let filter = std::env::var("TESS_LOG").unwrap_or_else(|_| default_level.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     match run(cli.command, cli.include_dir.as_deref()) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
@@ -428,10 +452,16 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             let action = match action {
                 RunsAction::List => runs::Action::List,
                 RunsAction::Show { id } => runs::Action::Show(id),
-                RunsAction::Logs { id, job, follow } => runs::Action::Logs {
+                RunsAction::Logs {
+                    id,
+                    job,
+                    follow,
+                    raw,
+                } => runs::Action::Logs {
                     run: id,
                     job,
                     follow,
+                    raw,
                 },
                 RunsAction::Cancel { id } => runs::Action::Cancel(id),
                 RunsAction::Rerun { id, failed } => runs::Action::Rerun { run: id, failed },
@@ -478,6 +508,9 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             workdir,
             name,
             poll_seconds,
+            hosted_labels,
+            run_untagged,
+            drain_timeout_seconds,
         } => {
             let file = match &config {
                 Some(path) => crate::runner::config::RunnerFile::load(path)?,
@@ -505,6 +538,18 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 .unwrap_or_else(|| PathBuf::from(".tess-runner"));
             let name = name.or(file.name);
             let poll_seconds = poll_seconds.or(file.poll_seconds).unwrap_or(10);
+            let hosted_labels = hosted_labels
+                .or(file.hosted_labels)
+                .unwrap_or_else(crate::runner::hosted_aliases)
+                .into_iter()
+                .filter(|l| !l.is_empty() && l != "none")
+                .collect();
+            let run_untagged = run_untagged.or(file.run_untagged).unwrap_or(true);
+            let drain_timeout = std::time::Duration::from_secs(
+                drain_timeout_seconds
+                    .or(file.drain_timeout_seconds)
+                    .unwrap_or(600),
+            );
             let stop = std::sync::Arc::new(crate::exec::Cancel::default());
             signals::install(std::sync::Arc::clone(&stop));
             crate::runner::run(
@@ -517,6 +562,9 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     workdir,
                     name,
                     poll_seconds,
+                    hosted_labels,
+                    run_untagged,
+                    drain_timeout,
                 },
                 stop,
             )?;

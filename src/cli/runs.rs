@@ -9,6 +9,7 @@ pub enum Action {
         run: String,
         job: String,
         follow: bool,
+        raw: bool,
     },
     Cancel(String),
     Rerun {
@@ -72,6 +73,74 @@ pub(super) fn json(method: &str, url: &str, token: &str) -> Result<serde_json::V
     serde_json::from_str(&text).map_err(|e| format!("{url}: not JSON: {e}"))
 }
 
+/// The stored log as a reader wants it: each step a section (`▸ name`, its lines indented),
+/// `##[error]`-style markers as words; whole lines only (a chunk may end mid-line).
+pub struct LogRenderer {
+    raw: bool,
+    partial: String,
+    in_section: bool,
+}
+
+impl LogRenderer {
+    pub fn new(raw: bool) -> LogRenderer {
+        LogRenderer {
+            raw,
+            partial: String::new(),
+            in_section: false,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &str) -> String {
+        if self.raw {
+            return chunk.to_string();
+        }
+        self.partial.push_str(chunk);
+        let Some(end) = self.partial.rfind('\n') else {
+            return String::new();
+        };
+        let complete: String = self.partial.drain(..=end).collect();
+        let mut out = String::new();
+        for line in complete.lines() {
+            self.line(line, &mut out);
+        }
+        out
+    }
+
+    /// What is left after the last newline.
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.partial);
+        let mut out = String::new();
+        if !rest.is_empty() {
+            self.line(&rest, &mut out);
+        }
+        out
+    }
+
+    fn line(&mut self, line: &str, out: &mut String) {
+        if let Some(title) = line.strip_prefix("##[group]") {
+            self.in_section = true;
+            out.push_str(&format!("▸ {title}\n"));
+            return;
+        }
+        if line.starts_with("##[endgroup]") {
+            self.in_section = false;
+            return;
+        }
+        let text = ["error", "warning", "notice", "debug"]
+            .iter()
+            .find_map(|level| {
+                line.strip_prefix(&format!("##[{level}]"))
+                    .map(|m| format!("{level}: {m}"))
+            })
+            .unwrap_or_else(|| line.to_string());
+        if self.in_section {
+            out.push_str("  ");
+        }
+        out.push_str(&text);
+        out.push('\n');
+    }
+}
+
 pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
     let base = format!("{}/api/v1", server.trim_end_matches('/'));
     let mut out = std::io::stdout().lock();
@@ -128,17 +197,31 @@ pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
                     note
                 )
                 .map_err(w)?;
+                // How the failed steps ended, as `tess run` shows them.
+                for step in j["steps"].as_array().into_iter().flatten() {
+                    if step["outcome"] == "failure" || step["outcome"] == "cancelled" {
+                        writeln!(out, "    step {}: {}", s(step, "name"), s(step, "detail"))
+                            .map_err(w)?;
+                    }
+                }
             }
         }
-        Action::Logs { run, job, follow } => {
+        Action::Logs {
+            run,
+            job,
+            follow,
+            raw,
+        } => {
             let url = format!("{base}/runs/{}/jobs/{}/log", segment(&run), segment(&job));
+            let mut render = LogRenderer::new(raw);
             if !follow {
                 let mut response = call("GET", &url, token)?;
                 let text = response
                     .body_mut()
                     .read_to_string()
                     .map_err(|e| e.to_string())?;
-                out.write_all(text.as_bytes()).map_err(w)?;
+                out.write_all(render.push(&text).as_bytes()).map_err(w)?;
+                out.write_all(render.finish().as_bytes()).map_err(w)?;
                 return Ok(0);
             }
             let response = call("GET", &format!("{url}?follow=1"), token)?;
@@ -153,10 +236,12 @@ pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
                     data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
                 } else if line.is_empty() {
                     if event == "end" {
+                        out.write_all(render.finish().as_bytes()).map_err(w)?;
                         return Ok(0);
                     }
                     if !data.is_empty() {
-                        out.write_all(data.join("\n").as_bytes()).map_err(w)?;
+                        out.write_all(render.push(&data.join("\n")).as_bytes())
+                            .map_err(w)?;
                         out.flush().map_err(w)?;
                     }
                     event.clear();

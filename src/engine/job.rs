@@ -137,6 +137,7 @@ impl JobRun {
         // No orphans: whatever the steps left running in their process groups ends with the job.
         for group in &state.groups {
             kill_group(*group, libc::SIGKILL);
+            exec::reaper::untrack(*group);
         }
         if !state.summary.is_empty() {
             let _ = std::fs::write(
@@ -225,13 +226,18 @@ impl JobRun {
                 .unwrap_or(false);
             if !run_it {
                 state.cut_short |= ctx.status.cancelled;
+                let why = match step.condition.as_deref() {
+                    _ if ctx.status.cancelled => "the job was cancelled".to_string(),
+                    None => "an earlier step failed".to_string(),
+                    Some(condition) => format!("`if: {condition}` is false"),
+                };
                 self.emit(RunEvent::StepFinished {
                     job: self.key.clone(),
                     step: index,
                     name,
                     outcome: Conclusion::Skipped,
                     conclusion: Conclusion::Skipped,
-                    detail: Outcome::Success,
+                    detail: Outcome::NotRun(why),
                     annotations: Vec::new(),
                     duration_ms: 0,
                     ts: now(),

@@ -7,6 +7,7 @@ mod files;
 mod lines;
 mod mask;
 mod process;
+pub mod reaper;
 mod shell;
 
 pub use commands::{Annotation, Command, parse_command};

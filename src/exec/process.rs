@@ -22,6 +22,8 @@ pub enum Outcome {
     TimedOut,
     Cancelled,
     FailedToSpawn(String),
+    /// Never started, and why (its `if:` was false, an earlier step failed, …).
+    NotRun(String),
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::TimedOut => "timed out".into(),
             Outcome::Cancelled => "cancelled".into(),
             Outcome::FailedToSpawn(e) => format!("failed to start: {e}"),
+            Outcome::NotRun(why) => format!("not run: {why}"),
         }
     }
 }
@@ -130,6 +133,14 @@ pub fn run_process(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // SAFETY: prctl(2) in the child before exec; it touches no memory of the parent.
+    // The shell also dies with the thread that waits for it (the reaper gets its children).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -140,6 +151,7 @@ pub fn run_process(
         }
     };
     let group = child.id() as i32;
+    super::reaper::track(group);
     let mut pipes: Vec<(Stream, Box<dyn Read>, i32)> = Vec::new();
     if let Some(out) = child.stdout.take() {
         let fd = out.as_raw_fd();

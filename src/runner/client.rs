@@ -41,6 +41,18 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(base / 2 + r)
 }
 
+/// Sleeps for `wait`, or less when `stopped` turns true meanwhile.
+pub fn sleep_unless(wait: Duration, stopped: &dyn Fn() -> bool) {
+    let deadline = std::time::Instant::now() + wait;
+    while !stopped() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
 impl Client {
     pub fn new(base: &str, token: &str) -> Client {
         let agent = ureq::Agent::config_builder()
@@ -97,8 +109,9 @@ impl Client {
         loop {
             match self.post(path, body) {
                 Err(CallError::Unavailable(e)) if !give_up() => {
-                    tracing::warn!(call = path, error = %e, attempt, "server unavailable; retrying");
-                    std::thread::sleep(backoff(attempt));
+                    let wait = backoff(attempt.min(6));
+                    tracing::warn!(call = path, error = %e, attempt, "server unreachable; retrying in {:.1} s", wait.as_secs_f64());
+                    sleep_unless(wait, give_up);
                     attempt += 1;
                 }
                 other => return other,
@@ -106,8 +119,14 @@ impl Client {
         }
     }
 
-    pub fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, CallError> {
-        self.post_retrying("register", req, &|| false)?
+    /// Registers, retrying while the server is unreachable until `stop` is asked.
+    pub fn register(
+        &self,
+        req: &RegisterRequest,
+        stop: &crate::exec::Cancel,
+    ) -> Result<RegisterResponse, CallError> {
+        let stopped = || stop.level() != crate::exec::CancelLevel::None;
+        self.post_retrying("register", req, &stopped)?
             .ok_or_else(|| CallError::Unavailable("empty answer to register".into()))
     }
 
@@ -125,7 +144,6 @@ impl Client {
             .ok_or_else(|| CallError::Unavailable("empty answer to logs".into()))
     }
 
-    /// Completes an attempt, retrying until the server answers (completion is idempotent).
     /// Completes an attempt, retrying until the server answers (completion is idempotent);
     /// returns the next job when `done.next` asked for one and one was queued.
     pub fn complete(

@@ -15,6 +15,13 @@ pub struct RunnerFile {
     pub workdir: Option<PathBuf>,
     pub name: Option<String>,
     pub poll_seconds: Option<u64>,
+    /// GitHub-hosted labels served (default on Linux: ubuntu-latest, ubuntu-24.04,
+    /// ubuntu-22.04; `[]` for none).
+    pub hosted_labels: Option<Vec<String>>,
+    /// Take GitLab jobs without `tags` (default true).
+    pub run_untagged: Option<bool>,
+    /// After SIGTERM, running jobs get this long before they are cancelled (default 600).
+    pub drain_timeout_seconds: Option<u64>,
     /// A file holding the registration token (a systemd credential, a Kubernetes secret).
     pub registration_token_file: Option<PathBuf>,
 }

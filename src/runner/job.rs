@@ -182,9 +182,11 @@ pub fn execute(
         error: outcome.error,
         log,
         annotations: outcome.annotations,
+        steps: outcome.steps,
         next: next_poll(),
     };
-    match client.complete(&done, &|| false) {
+    // Given up only when the runner must stop now (drain timeout, second signal).
+    match client.complete(&done, &|| stop_everything.level() != CancelLevel::None) {
         Ok(next) => {
             tracing::info!(result = result.as_str(), "job reported");
             next
@@ -198,6 +200,36 @@ pub fn execute(
             None
         }
     }
+}
+
+/// The end of a step's section in the stored log, then its result on a line of its own (seen
+/// with the section folded); a failure also as GitHub's runner words it.
+fn step_end_lines(step: &crate::protocol::StepRecord, section_open: bool) -> String {
+    let secs = step.duration_ms as f64 / 1000.0;
+    let mut text = String::from(if section_open { "##[endgroup]\n" } else { "" });
+    match (step.outcome, step.conclusion) {
+        (Conclusion::Success, _) => text.push_str(&format!("✓ {} ({secs:.1}s)\n", step.name)),
+        (Conclusion::Skipped, _) => text.push_str(&format!("○ {}: {}\n", step.name, step.detail)),
+        (outcome, conclusion) => {
+            if let Some(code) = step.detail.strip_prefix("exit code ") {
+                text.push_str(&format!(
+                    "##[error]Process completed with exit code {code}.\n"
+                ));
+            }
+            let allowed = if conclusion == Conclusion::Success {
+                " (continue-on-error)"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "✗ {}: {} — {}{allowed} ({secs:.1}s)\n",
+                step.name,
+                outcome.as_str(),
+                step.detail
+            ));
+        }
+    }
+    text
 }
 
 fn heartbeat(
@@ -230,6 +262,7 @@ struct Outcome {
     outputs: indexmap::IndexMap<String, String>,
     error: Option<String>,
     annotations: Vec<crate::exec::Annotation>,
+    steps: Vec<crate::protocol::StepRecord>,
 }
 
 impl Default for Outcome {
@@ -240,6 +273,7 @@ impl Default for Outcome {
             outputs: Default::default(),
             error: None,
             annotations: Vec::new(),
+            steps: Vec::new(),
         }
     }
 }
@@ -320,6 +354,8 @@ fn run(
     let outcome = std::thread::scope(|s| {
         let engine_thread = s.spawn(|| engine::run(pipeline, &plan, &environment, &opts, tx));
         let mut outcome = Outcome::default();
+        // A skipped step has no section: it never started.
+        let mut section_open = false;
         loop {
             // A quiet job still gets what it printed uploaded (the log callback flushes).
             let event = match rx.recv_timeout(Duration::from_millis(200)) {
@@ -331,19 +367,34 @@ fn run(
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
             match event {
-                RunEvent::StepStarted { name, .. } => log(&format!("##[group]{name}\n")),
+                RunEvent::StepStarted { name, .. } => {
+                    section_open = true;
+                    log(&format!("##[group]{name}\n"))
+                }
                 RunEvent::StepFinished {
+                    name,
+                    outcome: step_outcome,
                     conclusion,
+                    detail,
                     duration_ms,
                     annotations,
                     ..
                 } => {
                     outcome.annotations.extend(annotations);
-                    log(&format!(
-                        "##[endgroup] {} in {:.1}s\n",
-                        conclusion.as_str(),
-                        duration_ms as f64 / 1000.0
-                    ))
+                    let record = crate::protocol::StepRecord {
+                        name,
+                        outcome: step_outcome,
+                        conclusion,
+                        detail: detail.describe(),
+                        duration_ms,
+                    };
+                    log(&step_end_lines(&record, std::mem::take(&mut section_open)));
+                    if step_outcome == Conclusion::Failure && conclusion == Conclusion::Failure {
+                        outcome.error.get_or_insert_with(|| {
+                            format!("step `{}` failed: {}", record.name, record.detail)
+                        });
+                    }
+                    outcome.steps.push(record);
                 }
                 RunEvent::Log { text, .. } => {
                     log(&text);

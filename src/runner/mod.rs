@@ -26,7 +26,17 @@ pub struct Options {
     pub name: Option<String>,
     /// How long one poll waits for a job (the server caps it at 30 s).
     pub poll_seconds: u64,
+    /// GitHub-hosted runner labels this runner answers to (default: [`hosted_aliases`]).
+    pub hosted_labels: Vec<String>,
+    /// Takes GitLab jobs without `tags` (gitlab-runner's `run_untagged`).
+    pub run_untagged: bool,
+    /// After SIGTERM, running jobs get this long to finish before they are cancelled.
+    pub drain_timeout: Duration,
 }
+
+/// The label a runner reports when it takes GitLab jobs without `tags`; the server gives
+/// such jobs this label (never shown as a missing label).
+pub const UNTAGGED: &str = "tess:untagged";
 
 /// What registration returned, kept for restarts (mode 0600: it holds the token).
 #[derive(Serialize, Deserialize)]
@@ -50,7 +60,36 @@ pub fn default_labels() -> Vec<String> {
     ]
 }
 
-fn credentials(opts: &Options, labels: &[String]) -> Result<Credentials, String> {
+/// The GitHub-hosted runner labels a runner on this OS serves by default, so that a
+/// workflow written for hosted runners (`runs-on: ubuntu-latest`) runs on a fresh runner.
+pub fn hosted_aliases() -> Vec<String> {
+    let names: &[&str] = match std::env::consts::OS {
+        "linux" => &["ubuntu-latest", "ubuntu-24.04", "ubuntu-22.04"],
+        "macos" => &["macos-latest", "macos-15", "macos-14"],
+        "windows" => &["windows-latest", "windows-2025", "windows-2022"],
+        _ => &[],
+    };
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Every label the runner reports: the implied ones, the hosted aliases, the extra ones.
+pub fn all_labels(opts: &Options) -> Vec<String> {
+    let mut labels = default_labels();
+    let untagged = opts.run_untagged.then(|| UNTAGGED.to_string());
+    for l in opts
+        .hosted_labels
+        .iter()
+        .chain(&opts.labels)
+        .chain(&untagged)
+    {
+        if !labels.iter().any(|x| x.eq_ignore_ascii_case(l)) {
+            labels.push(l.clone());
+        }
+    }
+    labels
+}
+
+fn credentials(opts: &Options, labels: &[String], stop: &Cancel) -> Result<Credentials, String> {
     let file = opts.workdir.join("runner.json");
     if let Some(token) = &opts.token {
         return Ok(Credentials {
@@ -70,13 +109,17 @@ fn credentials(opts: &Options, labels: &[String]) -> Result<Credentials, String>
         .as_ref()
         .ok_or("no runner token: pass --token, or --registration-token to register")?;
     let name = opts.name.clone().unwrap_or_else(hostname);
+    tracing::info!(server = %opts.server, %name, "registering");
     let reply = Client::new(&opts.server, "")
-        .register(&RegisterRequest {
-            registration_token: registration.clone(),
-            name,
-            labels: labels.to_vec(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        })
+        .register(
+            &RegisterRequest {
+                registration_token: registration.clone(),
+                name,
+                labels: labels.to_vec(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            stop,
+        )
         .map_err(|e| format!("registration failed: {e}"))?;
     let saved = Credentials {
         server: opts.server.clone(),
@@ -163,88 +206,150 @@ pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
         .and_then(|()| opts.workdir.canonicalize())
         .map(|dir| opts.workdir = dir)
         .map_err(|e| format!("{}: {e}", opts.workdir.display()))?;
-    let mut labels = default_labels();
-    for l in &opts.labels {
-        if !labels.iter().any(|x| x.eq_ignore_ascii_case(l)) {
-            labels.push(l.clone());
+    // Step processes die with this runner, however it ends.
+    crate::exec::reaper::start()?;
+    let labels = all_labels(&opts);
+    let creds = match credentials(&opts, &labels, &stop) {
+        Err(_) if stop.level() != CancelLevel::None => {
+            tracing::info!("stopped before registering");
+            return Ok(());
         }
-    }
-    let creds = credentials(&opts, &labels)?;
+        other => other?,
+    };
     let client = Client::new(&creds.server, &creds.token);
     let slots = opts.concurrency.max(1);
     let busy = Arc::new(AtomicU32::new(0));
-    // Jobs are cancelled only by a second signal (Kill), not by draining.
+    let workers_left = Arc::new(AtomicU32::new(slots as u32));
+    // Jobs are cancelled only by a second signal or the drain timeout, not by draining.
     let job_stop = Arc::new(Cancel::default());
-    let shared = job::Shared::new(opts.workdir.clone());
+    let shared = Arc::new(job::Shared::new(opts.workdir.clone()));
+    let shown: Vec<&String> = labels.iter().filter(|l| *l != UNTAGGED).collect();
+    let shown: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
     println!(
-        "tess runner {} polling {} with labels [{}]",
+        "tess runner {} polling {} with labels [{}]{}",
         creds.runner_id,
         creds.server,
-        labels.join(", ")
-    );
-    std::thread::scope(|s| {
-        for worker in 0..slots {
-            let (client, labels, busy, stop, job_stop, opts, shared) =
-                (&client, &labels, &busy, &stop, &job_stop, &opts, &shared);
-            s.spawn(move || {
-                let mut failures = 0;
-                // `running` counts the other slots' jobs.
-                let poll_request = |running: u32, wait_seconds| PollRequest {
-                    labels: labels.clone(),
-                    free_slots: slots as u32 - running,
-                    load: host_load(running),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    wait_seconds,
-                };
-                // The next job comes with the last one's result when one is queued.
-                let next_poll = || {
-                    (stop.level() == CancelLevel::None)
-                        .then(|| poll_request(busy.load(Ordering::SeqCst).saturating_sub(1), None))
-                };
-                let mut next = None;
-                while stop.level() == CancelLevel::None {
-                    let polled = match next.take() {
-                        Some(lease) => Ok(Some(lease)),
-                        None => client.poll(&poll_request(
-                            busy.load(Ordering::SeqCst),
-                            Some(opts.poll_seconds),
-                        )),
-                    };
-                    match polled {
-                        Ok(Some(lease)) => {
-                            failures = 0;
-                            busy.fetch_add(1, Ordering::SeqCst);
-                            next = job::execute(client, lease, shared, job_stop, &next_poll);
-                            busy.fetch_sub(1, Ordering::SeqCst);
-                        }
-                        Ok(None) => failures = 0,
-                        Err(CallError::Refused(code, m)) => {
-                            tracing::error!(worker, code, message = %m, "poll refused");
-                            std::thread::sleep(client::backoff(failures.min(6)));
-                            failures += 1;
-                        }
-                        Err(e) => {
-                            tracing::warn!(worker, error = %e, "poll failed; backing off");
-                            std::thread::sleep(client::backoff(failures.min(6)));
-                            failures += 1;
-                        }
-                    }
-                    if stop.level() >= CancelLevel::Kill {
-                        job_stop.request(CancelLevel::Graceful);
-                    }
-                }
-            });
+        shown.join(", "),
+        if opts.run_untagged {
+            " (and GitLab jobs without tags)"
+        } else {
+            ""
         }
-        // A second signal cancels running jobs (they still report as cancelled).
-        s.spawn(|| {
-            while busy.load(Ordering::SeqCst) > 0 || stop.level() == CancelLevel::None {
-                if stop.level() >= CancelLevel::Kill {
-                    job_stop.request(CancelLevel::Graceful);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+    );
+    tracing::info!(runner = %creds.runner_id, server = %creds.server, slots, "polling for jobs");
+    let opts = Arc::new(opts);
+    for worker in 0..slots {
+        let (client, labels, busy, stop, job_stop, opts, shared, left) = (
+            client.clone(),
+            labels.clone(),
+            Arc::clone(&busy),
+            Arc::clone(&stop),
+            Arc::clone(&job_stop),
+            Arc::clone(&opts),
+            Arc::clone(&shared),
+            Arc::clone(&workers_left),
+        );
+        std::thread::spawn(move || {
+            poll_loop(
+                worker, slots, &client, &labels, &busy, &stop, &job_stop, &opts, &shared,
+            );
+            left.fetch_sub(1, Ordering::SeqCst);
         });
-    });
-    tracing::info!("drained; exiting");
+    }
+    // Waits for the workers; once a stop is asked, an idle runner exits at once (a poll in
+    // flight is abandoned: a lease it might bring expires and is retried), a busy one when
+    // its jobs end, or cancels them after the drain timeout (or at a second signal).
+    let mut stop_seen: Option<std::time::Instant> = None;
+    while workers_left.load(Ordering::SeqCst) > 0 {
+        if stop.level() != CancelLevel::None {
+            let since = *stop_seen.get_or_insert_with(|| {
+                tracing::info!(
+                    running = busy.load(Ordering::SeqCst),
+                    "stopping: no new jobs; running jobs finish"
+                );
+                std::time::Instant::now()
+            });
+            if busy.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            if stop.level() >= CancelLevel::Kill || since.elapsed() >= opts.drain_timeout {
+                if job_stop.level() == CancelLevel::None {
+                    tracing::warn!("cancelling the running jobs");
+                }
+                job_stop.request(CancelLevel::Graceful);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// One slot: poll, run, report, until the runner stops.
+#[allow(clippy::too_many_arguments)]
+fn poll_loop(
+    worker: usize,
+    slots: usize,
+    client: &Client,
+    labels: &[String],
+    busy: &AtomicU32,
+    stop: &Cancel,
+    job_stop: &Arc<Cancel>,
+    opts: &Options,
+    shared: &job::Shared,
+) {
+    let mut failures = 0;
+    // `running` counts the other slots' jobs.
+    let poll_request = |running: u32, wait_seconds| PollRequest {
+        labels: labels.to_vec(),
+        free_slots: slots as u32 - running,
+        load: host_load(running),
+        version: env!("CARGO_PKG_VERSION").into(),
+        wait_seconds,
+    };
+    // The next job comes with the last one's result when one is queued.
+    let next_poll = || {
+        (stop.level() == CancelLevel::None)
+            .then(|| poll_request(busy.load(Ordering::SeqCst).saturating_sub(1), None))
+    };
+    let mut next = None;
+    while stop.level() == CancelLevel::None {
+        let polled = match next.take() {
+            Some(lease) => Ok(Some(lease)),
+            None => client.poll(&poll_request(
+                busy.load(Ordering::SeqCst),
+                Some(opts.poll_seconds),
+            )),
+        };
+        match polled {
+            Ok(Some(lease)) => {
+                if failures > 0 {
+                    tracing::info!(worker, "server reachable again");
+                }
+                failures = 0;
+                busy.fetch_add(1, Ordering::SeqCst);
+                next = job::execute(client, lease, shared, job_stop, &next_poll);
+                busy.fetch_sub(1, Ordering::SeqCst);
+            }
+            Ok(None) => {
+                if failures > 0 {
+                    tracing::info!(worker, "server reachable again");
+                }
+                failures = 0
+            }
+            Err(e) => {
+                let wait = client::backoff(failures.min(6));
+                match &e {
+                    CallError::Refused(code, m) => {
+                        tracing::error!(worker, code, message = %m, "poll refused; retrying in {:.1} s", wait.as_secs_f64())
+                    }
+                    CallError::Unavailable(m) => {
+                        tracing::warn!(worker, error = %m, "server unreachable; retrying in {:.1} s", wait.as_secs_f64())
+                    }
+                }
+                client::sleep_unless(wait, &|| stop.level() != CancelLevel::None);
+                failures += 1;
+            }
+        }
+    }
 }

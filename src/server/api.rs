@@ -300,10 +300,17 @@ pub async fn show_run(
                 .iter()
                 .any(|r| super::store::labels_match(&labels, &r.labels))
             {
-                job["waiting_reason"] = json!(format!(
-                    "no registered runner has the labels [{}]",
-                    labels.join(", ")
-                ));
+                let reason = if labels == [crate::runner::UNTAGGED] {
+                    "no registered runner takes jobs without tags (tess runner --run-untagged true)"
+                        .to_string()
+                } else {
+                    format!(
+                        "no registered runner has the labels [{}] (tess runner --labels …; \
+                         GitHub-hosted names with --hosted-labels)",
+                        labels.join(", ")
+                    )
+                };
+                job["waiting_reason"] = json!(reason);
             }
         }
     }

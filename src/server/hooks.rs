@@ -1,12 +1,12 @@
-//! `POST /hooks/github` and `POST /hooks/gitlab`: authenticate the delivery, record it once,
-//! answer 202, and hand it to the planner. Nothing is stored for a delivery that fails
-//! authentication.
+//! `POST /hooks/github` and `POST /hooks/gitlab`: authenticate the delivery, then parse and
+//! record it once, answer 202 (committed), and hand it to the planner. Nothing is stored
+//! for a delivery that fails authentication.
 
 use super::App;
 use super::config::Forge;
 use super::store::Delivery;
 use crate::forge::payload::{self, Parsed};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,56 +55,129 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-pub async fn github(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let event = header(&headers, "x-github-event").map(String::from);
-    let delivery = header(&headers, "x-github-delivery").map(String::from);
-    let signature = header(&headers, "x-hub-signature-256").map(String::from);
-    receive(
-        app,
-        Forge::Github,
-        event,
-        delivery,
-        body,
-        move |secret, body| github_signature_ok(secret.as_bytes(), body, signature.as_deref()),
-    )
-    .await
-}
+/// Longest repository name, event name and delivery id stored (longer is refused).
+const MAX_NAME: usize = 512;
 
-pub async fn gitlab(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let event = header(&headers, "x-gitlab-event").map(String::from);
-    let delivery = header(&headers, "idempotency-key")
-        .or_else(|| header(&headers, "x-gitlab-event-uuid"))
-        .map(String::from);
-    let token = header(&headers, "x-gitlab-token").map(String::from);
-    receive(
-        app,
-        Forge::Gitlab,
-        event,
-        delivery,
-        body,
-        move |secret, _| {
-            token
-                .as_deref()
-                .is_some_and(|t| constant_time_eq(t.as_bytes(), secret.as_bytes()))
-        },
-    )
-    .await
-}
-
-async fn receive(
-    app: Arc<App>,
+/// The request's parts a hook handler reads before the body.
+struct Incoming {
     forge: Forge,
     event: Option<String>,
     delivery: Option<String>,
-    body: Bytes,
-    authentic: impl FnOnce(&str, &[u8]) -> bool,
-) -> Response {
-    let forge_name = forge.as_str();
-    let Some(event) = event else {
-        app.metrics.delivery("bad_request");
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "no event header"}));
+    /// The signature (GitHub) or token (GitLab) header; without it nothing is read.
+    credential: Option<String>,
+    form_encoded: bool,
+    declared_length: Option<usize>,
+}
+
+fn incoming(forge: Forge, headers: &HeaderMap) -> Incoming {
+    let (event, delivery, credential) = match forge {
+        Forge::Github => (
+            header(headers, "x-github-event"),
+            header(headers, "x-github-delivery"),
+            header(headers, "x-hub-signature-256"),
+        ),
+        Forge::Gitlab => (
+            header(headers, "x-gitlab-event"),
+            header(headers, "idempotency-key").or_else(|| header(headers, "x-gitlab-event-uuid")),
+            header(headers, "x-gitlab-token"),
+        ),
     };
-    let parsed_json: serde_json::Value = match serde_json::from_slice(&body) {
+    Incoming {
+        forge,
+        event: event.map(String::from),
+        delivery: delivery.map(String::from),
+        credential: credential.map(String::from),
+        form_encoded: header(headers, "content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded")),
+        declared_length: header(headers, "content-length").and_then(|n| n.parse().ok()),
+    }
+}
+
+pub async fn github(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    receive(app, incoming(Forge::Github, &headers), body).await
+}
+
+pub async fn gitlab(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    receive(app, incoming(Forge::Gitlab, &headers), body).await
+}
+
+/// Whether the delivery was signed (GitHub) or carries the token (GitLab) of `secret`.
+fn authentic(forge: Forge, credential: &str, secret: &str, body: &[u8]) -> bool {
+    match forge {
+        Forge::Github => github_signature_ok(secret.as_bytes(), body, Some(credential)),
+        Forge::Gitlab => constant_time_eq(credential.as_bytes(), secret.as_bytes()),
+    }
+}
+
+fn unauthorized(app: &App, message: &str) -> Response {
+    app.metrics.delivery("unauthorized");
+    reply(StatusCode::UNAUTHORIZED, json!({ "error": message }))
+}
+
+/// Authenticate, then parse, then record: nothing of a request that fails authentication
+/// is read past its headers and the signature check, or stored (it is only counted).
+async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
+    let forge = req.forge;
+    let forge_name = forge.as_str();
+    let Some(credential) = req.credential else {
+        return unauthorized(&app, "no signature or token header");
+    };
+    let body = match app
+        .body_budget
+        .read(body, req.declared_length, super::MAX_BODY)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            app.metrics.delivery("bad_request");
+            return reply(e.status(), json!({"error": e.message()}));
+        }
+    };
+    let raw = &body.bytes[..];
+    // The secret that signed it, among the configured repositories' secrets; the
+    // repository the payload names must be one that has it.
+    let config = app.config();
+    let mut matched = None;
+    for repo in config.repos.iter().filter(|r| r.forge == forge) {
+        let Some(secret) = &repo.webhook_secret else {
+            continue;
+        };
+        match secret.resolve(&app.base_dir) {
+            Ok(secret) if authentic(forge, &credential, &secret, raw) => {
+                matched = Some(secret);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(repo = %repo.name, error = %e, "webhook secret unavailable"),
+        }
+    }
+    let Some(secret) = matched else {
+        return unauthorized(&app, "bad signature or token");
+    };
+    let Some(event) = req.event.filter(|e| e.len() <= MAX_NAME) else {
+        app.metrics.delivery("bad_request");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "no event header (or one too long)"}),
+        );
+    };
+    // GitHub offers `application/x-www-form-urlencoded` hooks: the JSON is the `payload`
+    // field, and the signature covers the raw form body (checked above).
+    let json_text = if req.form_encoded {
+        match form_urlencoded::parse(raw).find(|(k, _)| k == "payload") {
+            Some((_, v)) => v.into_owned().into_bytes(),
+            None => {
+                app.metrics.delivery("bad_request");
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "a form-encoded delivery without a `payload` field"}),
+                );
+            }
+        }
+    } else {
+        raw.to_vec()
+    };
+    let parsed_json: serde_json::Value = match serde_json::from_slice(&json_text) {
         Ok(v) => v,
         Err(e) => {
             app.metrics.delivery("bad_request");
@@ -123,15 +196,24 @@ async fn receive(
         Parsed::Ping { repo } | Parsed::Ignored { repo, .. } => repo.clone(),
         Parsed::Trigger(t) => Some(t.repo.clone()),
     };
+    if repo_name.as_ref().is_some_and(|n| n.len() > MAX_NAME)
+        || req.delivery.as_ref().is_some_and(|d| d.len() > MAX_NAME)
+    {
+        app.metrics.delivery("bad_request");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("a repository name or delivery id over {MAX_NAME} bytes")}),
+        );
+    }
     let delivery_id = format!(
         "{forge_name}:{}",
-        delivery.unwrap_or_else(|| super::store::sha256_hex(&body))
+        req.delivery
+            .unwrap_or_else(|| super::store::sha256_hex(&json_text))
     );
-    let text = String::from_utf8_lossy(&body);
-    let config = app.config();
     let repo = repo_name.as_deref().and_then(|n| config.repo(forge, n));
     let Some(repo) = repo else {
-        // Recorded (an operator wants to see misconfigured hooks), never planned.
+        // Signed with a configured secret, for a repository that is not configured (a
+        // hook left on a renamed repository): recorded for the operator, never planned.
         let reason = format!(
             "repository `{}` is not configured",
             repo_name.as_deref().unwrap_or("?")
@@ -145,42 +227,26 @@ async fn receive(
             reason: Some(&reason),
             payload: "",
         };
-        let _ = app.store.insert_delivery(&record).await;
+        if let Err(e) = app.store.insert_delivery(&record).await {
+            return storage_unavailable(&app, &e);
+        }
         app.metrics.delivery("unknown_repo");
         return reply(StatusCode::NOT_FOUND, json!({"error": reason}));
     };
-    let secret = match repo
+    let own_secret = repo
         .webhook_secret
         .as_ref()
-        .map(|s| s.resolve(&app.base_dir))
-    {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            tracing::error!(repo = %repo.name, error = %e, "webhook secret unavailable");
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "the webhook secret is not available"}),
-            );
-        }
-        None => {
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"error": "no webhook secret is configured for this repository"}),
-            );
-        }
-    };
-    if !authentic(&secret, &body) {
-        app.metrics.delivery("unauthorized");
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "bad signature or token"}),
-        );
+        .and_then(|s| s.resolve(&app.base_dir).ok());
+    if own_secret.is_none_or(|own| !constant_time_eq(own.as_bytes(), secret.as_bytes())) {
+        // Signed with another repository's secret.
+        return unauthorized(&app, "bad signature or token");
     }
     let (status, reason) = match &parsed {
         Parsed::Ping { .. } => ("ignored", Some("ping".to_string())),
         Parsed::Ignored { reason, .. } => ("ignored", Some(reason.clone())),
         Parsed::Trigger(_) => ("received", None),
     };
+    let text = String::from_utf8_lossy(&json_text);
     let record = Delivery {
         id: &delivery_id,
         forge: forge_name,
@@ -190,8 +256,7 @@ async fn receive(
         reason: reason.as_deref(),
         payload: &text,
     };
-    let inserted = app.store.insert_delivery(&record).await;
-    match inserted {
+    match app.store.insert_delivery(&record).await {
         Ok(false) => {
             app.metrics.delivery("duplicate");
             reply(
@@ -209,12 +274,16 @@ async fn receive(
                 json!({"delivery": delivery_id, "status": status, "reason": reason}),
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record a delivery");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "storage unavailable"}),
-            )
-        }
+        Err(e) => storage_unavailable(&app, &e),
     }
+}
+
+/// Not stored: the forge is told to deliver again later (a 202 always means committed).
+fn storage_unavailable(app: &App, e: &super::store::StoreError) -> Response {
+    tracing::error!(error = %e, "cannot record a delivery");
+    app.metrics.delivery("storage_error");
+    reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"error": "storage unavailable; deliver again later"}),
+    )
 }

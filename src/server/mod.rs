@@ -4,7 +4,9 @@
 pub mod api;
 pub mod config;
 mod detect;
+pub mod first_start;
 pub mod hooks;
+pub mod limits;
 pub mod metrics;
 pub mod planner;
 pub mod presence;
@@ -50,6 +52,8 @@ pub struct App {
     /// Per repository scope: the commit whose definitions were read last (the same commit
     /// pushed or polled again is not read again).
     pub synced_heads: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Request bodies in memory at once.
+    pub body_budget: limits::BodyBudget,
     /// Runner ids by token hash, as looked up so far.
     pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
@@ -145,30 +149,59 @@ pub fn run(options: Options) -> Result<(), String> {
         None => (Config::parse("", "(defaults)")?, PathBuf::from(".")),
     };
     let listen = options.listen.unwrap_or_else(|| config.listen.clone());
-    let database_url = options
-        .database_url
-        .or_else(|| config.database_url.clone())
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", base_dir.join("tess.db").display()));
-    let data_dir = base_dir.join(
-        config
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| "tess-data".into()),
-    );
-    let api_tokens = resolve_all(&config.api_tokens, &base_dir)?;
+    let data_dir = first_start::default_data_dir(&base_dir, config.data_dir.as_ref());
+    // Without a config the database lives in the data directory; a config keeps it beside.
+    let default_database = match &options.config {
+        Some(_) => base_dir.join("tess.db"),
+        None => data_dir.join("tess.db"),
+    };
+    let database_url = first_start::database_url(
+        &options
+            .database_url
+            .or_else(|| config.database_url.clone())
+            .unwrap_or_else(|| default_database.display().to_string()),
+    )?;
+    let mut api_tokens = resolve_all(&config.api_tokens, &base_dir)?;
     let registration_token = config
         .registration_token
         .as_ref()
         .map(|t| t.resolve(&base_dir))
         .transpose()?;
+    // Tokens the config does not give are generated once and kept in the data directory.
+    let tokens = first_start::GeneratedTokens {
+        registration: match registration_token {
+            Some(_) => None,
+            None => Some(first_start::stored_token(
+                &data_dir,
+                first_start::REGISTRATION_TOKEN_FILE,
+            )?),
+        },
+        admin: match api_tokens.is_empty() {
+            false => None,
+            true => Some(first_start::stored_token(
+                &data_dir,
+                first_start::ADMIN_TOKEN_FILE,
+            )?),
+        },
+    };
+    let registration_token =
+        registration_token.or_else(|| tokens.registration.clone().map(|t| t.0));
+    if let Some((admin, _)) = &tokens.admin {
+        api_tokens.push(admin.clone());
+    }
+    let has_config = options.config.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let store = Store::connect(&database_url)
-            .await
-            .map_err(|e| format!("database {}: {e}", redact_url(&database_url)))?;
+        let store = Store::connect(&database_url).await.map_err(|e| {
+            format!(
+                "database {} (host {}): {e}",
+                redact_url(&database_url),
+                first_start::database_host(&database_url)
+            )
+        })?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -191,6 +224,7 @@ pub fn run(options: Options) -> Result<(), String> {
             planner: planner_tx,
             metrics: metrics::Metrics::default(),
             runner_ids: Default::default(),
+            body_budget: Default::default(),
             synced_heads: Default::default(),
             presence: Default::default(),
         });
@@ -212,6 +246,13 @@ pub fn run(options: Options) -> Result<(), String> {
             scheduler::Clock::from_env(),
         ));
         detect::watch(Arc::clone(&app))?;
+        first_start::announce(
+            &tokens,
+            &app.data_dir,
+            &app.public_url,
+            !addr.ip().is_loopback(),
+            has_config,
+        );
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");
         tracing::info!(%addr, database = %redact_url(&database_url), "server started");
@@ -226,7 +267,7 @@ pub fn run(options: Options) -> Result<(), String> {
     })
 }
 
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     // postgres://user:password@host → postgres://user:***@host
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {

@@ -393,7 +393,13 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
             id: j.id.clone(),
             name: j.name.clone(),
             needs: j.needs.iter().chain(&j.needs_skipped).cloned().collect(),
-            labels: labels(&j.runs_on),
+            labels: match labels(&j.runs_on) {
+                // GitLab jobs without `tags` go to runners that take untagged jobs.
+                none if none.is_empty() && j.spec.gitlab.is_some() => {
+                    vec![crate::runner::UNTAGGED.to_string()]
+                }
+                some => some,
+            },
             has_condition: j.condition.is_some(),
             spec: serde_json::to_value(j).unwrap_or_default(),
             skipped: None,

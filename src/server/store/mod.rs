@@ -86,7 +86,7 @@ const COMPLETE_POSTGRES: &str = "WITH appended AS (INSERT INTO logs \
      AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
      AND log_length = $10) RETURNING 1), \
      done AS (UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, \
-     finished_at = $5, log_length = COALESCE($12, log_length), annotations = $13 \
+     finished_at = $5, log_length = COALESCE($12, log_length), annotations = $13, steps = $14 \
      WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 \
      AND state = 'running' AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM appended)) \
      RETURNING started_at, finished_at) \
@@ -342,6 +342,8 @@ CREATE TABLE IF NOT EXISTS outbox (
              PRIMARY KEY (scope, schedule, slot)
          )",
     ),
+    // How each step of a job ended (exit code, signal, timeout, not run and why).
+    Migration::Shared("ALTER TABLE jobs ADD COLUMN steps TEXT"),
 ];
 
 /// A webhook delivery as received.
@@ -494,6 +496,10 @@ fn annotations_json(c: &crate::protocol::Complete) -> Option<String> {
     (!c.annotations.is_empty()).then(|| serde_json::to_string(&c.annotations).unwrap_or_default())
 }
 
+fn steps_json(c: &crate::protocol::Complete) -> Option<String> {
+    (!c.steps.is_empty()).then(|| serde_json::to_string(&c.steps).unwrap_or_default())
+}
+
 fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
@@ -510,6 +516,8 @@ impl Store {
             // SQLite has one writer: one connection serializes transactions instead of
             // failing them with SQLITE_BUSY when a read turns into a write.
             .max_connections(if backend == Backend::Sqlite { 1 } else { 16 })
+            // An unreachable database fails the start in seconds, not half a minute.
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -1082,13 +1090,14 @@ impl Store {
         }
         let done = with_result(
             "UPDATE jobs SET state = $1, allowed_failure = $2, outputs = $3, error = $4, finished_at = $5, \
-             log_length = COALESCE($10, log_length), annotations = $11 \
+             log_length = COALESCE($10, log_length), annotations = $11, steps = $12 \
              WHERE run_id = $6 AND job_key = $7 AND attempt = $8 AND lease_token = $9 AND state = 'running' \
              RETURNING started_at, finished_at",
             c,
         )
         .bind(log_end)
         .bind(annotations_json(c))
+        .bind(steps_json(c))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(times) = done else {
@@ -1134,6 +1143,7 @@ impl Store {
                     .map(|t| (t.offset + t.data.len() as u64) as i64),
             )
             .bind(annotations_json(c))
+            .bind(steps_json(c))
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -1483,7 +1493,7 @@ impl Store {
         let mut run = run_json(&row)?;
         let jobs = sqlx::query(
             "SELECT job_key, job_id, name, needs, labels, state, attempt, runner_id, error, \
-             queued_at, started_at, finished_at, allowed_failure, outputs FROM jobs WHERE run_id = $1 ORDER BY position",
+             queued_at, started_at, finished_at, allowed_failure, outputs, steps FROM jobs WHERE run_id = $1 ORDER BY position",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -1507,6 +1517,9 @@ impl Store {
                     "allowed_failure": r.try_get::<i64, _>(12)? != 0,
                     "outputs": r.try_get::<Option<String>, _>(13)?
                         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()),
+                    "steps": r.try_get::<Option<String>, _>(14)?
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                        .unwrap_or_else(|| serde_json::json!([])),
                 }))
             })
             .collect::<Result<_>>()?;
