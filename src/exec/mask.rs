@@ -30,6 +30,31 @@ impl Masker {
         out
     }
 
+    /// The largest cut at or before `cut` in `bytes` that no occurrence of a secret
+    /// straddles (an occurrence around the cut moves the cut to where it starts).
+    pub fn safe_cut(&self, bytes: &[u8], mut cut: usize) -> usize {
+        cut = cut.min(bytes.len());
+        loop {
+            let before = cut;
+            for v in &self.values {
+                let v = v.as_bytes();
+                let from = cut.saturating_sub(v.len() - 1);
+                let to = (cut + v.len() - 1).min(bytes.len());
+                if let Some(at) = bytes[from..to]
+                    .windows(v.len())
+                    .position(|w| w == v)
+                    .map(|p| from + p)
+                    .filter(|&at| at < cut)
+                {
+                    cut = at;
+                }
+            }
+            if cut == before {
+                return cut;
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

@@ -122,12 +122,12 @@ pub fn run_step(
             Stream::Stdout => &mut out,
             Stream::Stderr => &mut err,
         };
-        buffer.push(bytes, |line| {
+        buffer.push(bytes, masker, |masker, line| {
             handle_line(&mut state, stream, line, masker, &mut result, on_event)
         });
         on_event(StepEvent::Flush);
     });
-    out.finish(|line| {
+    out.finish(masker, |masker, line| {
         handle_line(
             &mut state,
             Stream::Stdout,
@@ -137,7 +137,7 @@ pub fn run_step(
             on_event,
         )
     });
-    err.finish(|line| {
+    err.finish(masker, |masker, line| {
         handle_line(
             &mut state,
             Stream::Stderr,

@@ -42,6 +42,30 @@ impl LogUpload {
                     self.acked += taken as u64;
                 }
             }
+            Err(CallError::Refused(409, text)) => {
+                // A gap: the server holds less than it acknowledged (it lost bytes). Go on
+                // from its end at once, saying what is missing, instead of resending for ever.
+                let stored = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["length"].as_u64());
+                if let Some(stored) = stored.filter(|&s| s < self.acked) {
+                    tracing::warn!(
+                        stored,
+                        acked = self.acked,
+                        "the server lost log bytes; resyncing"
+                    );
+                    self.pending.insert_str(
+                        0,
+                        &format!(
+                            "##[warning]{} bytes of this log were lost by the server\n",
+                            self.acked - stored
+                        ),
+                    );
+                    self.acked = stored;
+                } else {
+                    tracing::warn!(message = %text, "log chunk refused");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "log upload failed; will resend"),
         }
     }

@@ -34,6 +34,7 @@ pub(super) fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiE
 pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
+        gap @ StoreError::LogGap { .. } => error(StatusCode::CONFLICT, gap.to_string()),
         StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
         StoreError::Db(m) => {
             tracing::error!(error = %m, "storage error");
@@ -217,8 +218,16 @@ pub async fn logs(
     Json(chunk): Json<LogChunk>,
 ) -> Reply {
     runner_auth(&app, &headers).await?;
-    let length = app.store.append_log(&chunk).await.map_err(store_error)?;
-    Ok(Json(crate::protocol::LogAck { length }).into_response())
+    match app.store.append_log(&chunk).await {
+        Ok(length) => Ok(Json(crate::protocol::LogAck { length }).into_response()),
+        // The runner learns where the stored log ends and goes on from there at once.
+        Err(gap @ StoreError::LogGap { stored, .. }) => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({"error": gap.to_string(), "length": stored})),
+        )
+            .into_response()),
+        Err(e) => Err(store_error(e)),
+    }
 }
 
 pub async fn complete(

@@ -228,10 +228,18 @@ pub fn run(options: Options) -> Result<(), String> {
             synced_heads: Default::default(),
             presence: Default::default(),
         });
+        // Jobs that were running when this server stopped keep their runners: the time it
+        // was down does not count against their leases.
+        let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
+        match app.store.grant_lease_grace(ttl_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "running jobs get a full lease to heartbeat"),
+            Err(e) => return Err(format!("database: {e}")),
+        }
         // Deliveries a crash left unplanned are planned first.
         for id in app
             .store
-            .unplanned_deliveries()
+            .unplanned_deliveries(i64::MAX)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -302,6 +310,20 @@ async fn plan_deliveries(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>)
                 continue;
             }
         };
+        // The claim is renewed while planning, so another replica (or this one after a
+        // restart) takes it back within seconds only when this planner is gone.
+        let renew = tokio::spawn({
+            let (app, id) = (Arc::clone(&app), id.clone());
+            async move {
+                let every = std::time::Duration::from_millis(store::PLANNING_CLAIM_MS as u64 / 4);
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = app.store.renew_delivery_claim(&id).await {
+                        tracing::warn!(delivery = %id, error = %e, "cannot renew a planning claim");
+                    }
+                }
+            }
+        });
         // A task of its own, so that a panic while planning fails one delivery, not the loop.
         let span = tracing::info_span!("plan", delivery = %id);
         let planning = tokio::spawn({
@@ -320,6 +342,7 @@ async fn plan_deliveries(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<String>)
                 Vec::new(),
             )
         });
+        renew.abort();
         match app
             .store
             .finish_delivery(&id, status, reason.as_deref(), &runs)
@@ -427,6 +450,18 @@ async fn watch_leases(app: Arc<App>) {
             Err(e) => tracing::error!(error = %e, "lease check failed"),
         }
         sweeps += 1;
+        // Planning claims of planners that died, and deliveries a dead replica received.
+        if sweeps.is_multiple_of(4) {
+            let received_before = store::now_ms() - 3 * store::PLANNING_CLAIM_MS;
+            match app.store.unplanned_deliveries(received_before).await {
+                Ok(ids) => {
+                    for id in ids {
+                        let _ = app.planner.send(id);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "unplanned deliveries check failed"),
+            }
+        }
         if sweeps.is_multiple_of(10) {
             if let Err(e) = app.store.advance_open_runs().await {
                 tracing::error!(error = %e, "run sweep failed");

@@ -25,6 +25,11 @@ pub enum Backend {
 pub enum StoreError {
     /// The row is not in the state the change expects (stale lease, gap in a log, …).
     Conflict(String),
+    /// A log chunk starts past the stored log's end (the runner resends from there).
+    LogGap {
+        stored: u64,
+        offset: u64,
+    },
     NotFound(String),
     Db(String),
 }
@@ -33,6 +38,10 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Conflict(m) | StoreError::NotFound(m) | StoreError::Db(m) => f.write_str(m),
+            StoreError::LogGap { stored, offset } => write!(
+                f,
+                "gap in the log: the server has {stored} bytes, the chunk starts at {offset}"
+            ),
         }
     }
 }
@@ -94,6 +103,9 @@ const COMPLETE_POSTGRES: &str = "WITH appended AS (INSERT INTO logs \
      EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 AND state = 'waiting'), \
      EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 AND state IN ('queued', 'running') \
      AND job_key <> $7) FROM done";
+
+/// A planning claim not renewed for this long was left by a planner that died.
+pub const PLANNING_CLAIM_MS: i64 = 10_000;
 
 /// Job states; the last four are terminal and match [`Conclusion`]'s names.
 pub const WAITING: &str = "waiting";
@@ -610,7 +622,8 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Takes a received delivery for planning (compare-and-set, so one replica plans it).
+    /// Takes a received delivery for planning (compare-and-set, so one replica plans it),
+    /// or one whose planner stopped renewing its claim (it died).
     pub async fn claim_delivery(&self, id: &str) -> Result<Option<(String, String, String)>> {
         let now = now_ms();
         let done = sqlx::query(
@@ -619,7 +632,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .bind(now - 60_000)
+        .bind(now - PLANNING_CLAIM_MS)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -632,16 +645,42 @@ impl Store {
         Ok(Some((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
     }
 
-    /// Deliveries left unplanned by a crash (or by another replica that died).
-    pub async fn unplanned_deliveries(&self) -> Result<Vec<String>> {
+    /// Keeps a planning claim alive while the planner works on it.
+    pub async fn renew_delivery_claim(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE deliveries SET claimed_at = $1 WHERE id = $2 AND status = 'planning'")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deliveries left unplanned by a crash (or by another replica that died): claims not
+    /// renewed for [`PLANNING_CLAIM_MS`], and received ones older than `received_before`
+    /// (at start: all of them).
+    pub async fn unplanned_deliveries(&self, received_before: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT id FROM deliveries WHERE status = 'received' \
+            "SELECT id FROM deliveries WHERE (status = 'received' AND received_at < $2) \
              OR (status = 'planning' AND claimed_at < $1) ORDER BY received_at",
         )
-        .bind(now_ms() - 60_000)
+        .bind(now_ms() - PLANNING_CLAIM_MS)
+        .bind(received_before)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// After a start, runners get a full lease to heartbeat before their leases lapse:
+    /// the time the server was down must not expire them.
+    pub async fn grant_lease_grace(&self, ttl_ms: i64) -> Result<u64> {
+        let until = now_ms() + ttl_ms;
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires = $1 WHERE state = 'running' AND lease_expires < $1",
+        )
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Stores the runs planned for a delivery and its outcome, in one transaction.
@@ -1083,7 +1122,7 @@ impl Store {
                 log_end = Some(tail.offset as i64 + tail.data.len() as i64);
             } else {
                 match append_in(&mut tx, job, tail.offset, &tail.data).await {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Ok(_) | Err(StoreError::Conflict(_) | StoreError::LogGap { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -1720,9 +1759,10 @@ async fn append_in(
     let length = row.try_get::<i64, _>(0)? as u64;
     let end = offset + data.len() as u64;
     if offset > length {
-        return Err(StoreError::Conflict(format!(
-            "gap in the log: the server has {length} bytes, the chunk starts at {offset}"
-        )));
+        return Err(StoreError::LogGap {
+            stored: length,
+            offset,
+        });
     }
     if end <= length {
         return Ok(length); // already stored
