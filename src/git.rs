@@ -12,10 +12,21 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 /// Runs `git -C dir ARGS` (no stdin): its trimmed output, or an error naming the command
 /// with git's own message.
 pub fn run(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
+    run_with(dir, args, None)
+}
+
+/// [`run`] against `remote`, whose credentials git gets from its environment.
+pub fn run_remote(dir: &Path, remote: &Remote, args: &[&str]) -> Result<String, String> {
+    run_with(dir, args, Some(remote))
+}
+
+fn run_with(dir: &Path, args: &[&str], remote: Option<&Remote>) -> Result<String, String> {
+    let mut command = Command::new("git");
+    command.arg("-C").arg(dir).args(args);
+    if let Some(remote) = remote {
+        remote.authorize(&mut command);
+    }
+    let out = command
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("git: {e}"))?;
@@ -28,6 +39,105 @@ pub fn run(dir: &Path, args: &[&str]) -> Result<String, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// What `git clone --mirror` fetches: every ref, forced.
+pub const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
+
+/// A repository URL whose `user:token@` (the usual way to give a CI server a private
+/// repository) is a secret: git is given the URL without it and the credentials as an
+/// `Authorization` header in its environment (`GIT_CONFIG_*`, not world-readable like a
+/// command line), and messages show [`Remote::display`].
+#[derive(Clone)]
+pub struct Remote {
+    /// The URL without userinfo: what git is given and what messages may show.
+    pub url: String,
+    header: Option<String>,
+}
+
+impl Remote {
+    pub fn parse(url: &str) -> Remote {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Remote {
+                url: url.to_string(),
+                header: None,
+            };
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let Some(at) = rest[..authority_end].rfind('@') else {
+            return Remote {
+                url: url.to_string(),
+                header: None,
+            };
+        };
+        let userinfo = &rest[..at];
+        let http = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+        if !http {
+            // ssh://git@host: a user name, not a secret; git needs it in the URL.
+            return Remote {
+                url: url.to_string(),
+                header: None,
+            };
+        }
+        use base64::Engine;
+        let decoded = percent_decode(userinfo);
+        let pair = if decoded.contains(':') {
+            decoded
+        } else {
+            format!("{decoded}:")
+        };
+        Remote {
+            url: format!("{scheme}://{}", &rest[at + 1..]),
+            header: Some(format!(
+                "Authorization: Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )),
+        }
+    }
+
+    /// The URL as messages show it: any userinfo replaced by `***`.
+    pub fn display(url: &str) -> String {
+        match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find('/').unwrap_or(rest.len());
+                match rest[..authority_end].rfind('@') {
+                    Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                    None => url.to_string(),
+                }
+            }
+            None => url.to_string(),
+        }
+    }
+
+    /// The secret part of the URL (for log masking), if any.
+    pub fn secret(url: &str) -> Option<String> {
+        let (_, rest) = url.split_once("://")?;
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let at = rest[..authority_end].rfind('@')?;
+        let userinfo = percent_decode(&rest[..at]);
+        let secret = userinfo
+            .split_once(':')
+            .map_or(userinfo.as_str(), |(_, p)| p);
+        (!secret.is_empty()).then(|| secret.to_string())
+    }
+
+    /// Gives `command` (a git process) the credentials, if any.
+    pub fn authorize(&self, command: &mut Command) {
+        if let Some(header) = &self.header {
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", header)
+                // Never ask a terminal for a password the header did not satisfy.
+                .env("GIT_TERMINAL_PROMPT", "0");
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Files changed on HEAD since it forked from `git_ref` (`git diff REF...HEAD`, the

@@ -198,8 +198,16 @@ enum Command {
 enum RunsAction {
     /// The latest runs.
     List,
-    /// A run and its jobs.
+    /// A run and its jobs (`latest`: the newest run; also for `logs` and `wait`).
     Show { id: String },
+    /// Wait for a run to end, printing its jobs as they finish; exit 0 when it succeeded,
+    /// 1 when it failed or was cancelled (`latest` waits for a first run to appear).
+    Wait {
+        id: String,
+        /// Give up (exit 1) after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
+    },
     /// A job's log (`-f`: follow it until the job ends).
     Logs {
         id: String,
@@ -452,6 +460,13 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             let action = match action {
                 RunsAction::List => runs::Action::List,
                 RunsAction::Show { id } => runs::Action::Show(id),
+                RunsAction::Wait {
+                    id,
+                    timeout_seconds,
+                } => runs::Action::Wait {
+                    run: id,
+                    timeout: std::time::Duration::from_secs(timeout_seconds),
+                },
                 RunsAction::Logs {
                     id,
                     job,

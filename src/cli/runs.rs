@@ -1,10 +1,14 @@
-//! `tess runs`: a client for a `tess server`'s API (list, show, logs, cancel, rerun).
+//! `tess runs`: a client for a `tess server`'s API (list, show, wait, logs, cancel, rerun).
 
 use std::io::{BufRead, BufReader, Write};
 
 pub enum Action {
     List,
     Show(String),
+    Wait {
+        run: String,
+        timeout: std::time::Duration,
+    },
     Logs {
         run: String,
         job: String,
@@ -71,6 +75,58 @@ pub(super) fn json(method: &str, url: &str, token: &str) -> Result<serde_json::V
         .read_to_string()
         .map_err(|e| e.to_string())?;
     serde_json::from_str(&text).map_err(|e| format!("{url}: not JSON: {e}"))
+}
+
+/// The run id that means "the newest run".
+const LATEST: &str = "latest";
+
+fn newest_run(base: &str, token: &str) -> Result<Option<String>, String> {
+    let runs = json("GET", &format!("{base}/runs?limit=1"), token)?;
+    Ok(runs["runs"][0]["id"].as_str().map(String::from))
+}
+
+/// `tess runs wait`: polls the run once a second (a terminal's pace) until it ends.
+fn wait(
+    base: &str,
+    token: &str,
+    id: &str,
+    timeout: std::time::Duration,
+    out: &mut impl Write,
+) -> Result<u8, String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let w = |e: std::io::Error| e.to_string();
+    let mut announced = std::collections::HashSet::new();
+    let mut id = (id != LATEST).then(|| id.to_string());
+    loop {
+        if id.is_none() {
+            id = newest_run(base, token)?;
+        }
+        if let Some(id) = &id {
+            let run = json("GET", &format!("{base}/runs/{}", segment(id)), token)?;
+            let status = run["status"].as_str().unwrap_or_default();
+            for j in run["jobs"].as_array().into_iter().flatten() {
+                let state = j["state"].as_str().unwrap_or_default();
+                let key = j["key"].as_str().unwrap_or_default();
+                let done = ["success", "failed", "cancelled", "skipped"].contains(&state);
+                if done && announced.insert(key.to_string()) {
+                    let why = j["error"]
+                        .as_str()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    writeln!(out, "  {key}: {state}{why}").map_err(w)?;
+                }
+            }
+            if ["success", "failed", "cancelled"].contains(&status) {
+                writeln!(out, "run {id}: {status}").map_err(w)?;
+                return Ok(u8::from(status != "success"));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            writeln!(out, "gave up after {} s", timeout.as_secs()).map_err(w)?;
+            return Ok(1);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// The stored log as a reader wants it: each step a section (`▸ name`, its lines indented),
@@ -145,6 +201,12 @@ pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
     let base = format!("{}/api/v1", server.trim_end_matches('/'));
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| e.to_string();
+    let resolve = |id: String| -> Result<String, String> {
+        if id != LATEST {
+            return Ok(id);
+        }
+        newest_run(&base, token)?.ok_or_else(|| "the server has no runs yet".to_string())
+    };
     match action {
         Action::List => {
             let runs = json("GET", &format!("{base}/runs"), token)?;
@@ -167,7 +229,9 @@ pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
                 .map_err(w)?;
             }
         }
+        Action::Wait { run, timeout } => return wait(&base, token, &run, timeout, &mut out),
         Action::Show(id) => {
+            let id = resolve(id)?;
             let run = json("GET", &format!("{base}/runs/{}", segment(&id)), token)?;
             let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
             writeln!(
@@ -212,6 +276,7 @@ pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
             follow,
             raw,
         } => {
+            let run = resolve(run)?;
             let url = format!("{base}/runs/{}/jobs/{}/log", segment(&run), segment(&job));
             let mut render = LogRenderer::new(raw);
             if !follow {

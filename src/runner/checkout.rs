@@ -174,15 +174,28 @@ impl Checkouts {
         let mirror = self.dir.join("mirrors").join(format!("{key}.git"));
         let lock = self.lock(&format!("mirror-{key}"));
         let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Credentials in the URL reach git through its environment, never its arguments.
+        let remote = crate::git::Remote::parse(clone_url);
         if !mirror.join("HEAD").exists() {
             std::fs::create_dir_all(self.dir.join("mirrors")).map_err(|e| e.to_string())?;
             let target = mirror.to_str().ok_or("the work directory is not UTF-8")?;
-            git(
+            crate::git::run_remote(
                 &self.dir,
-                &["clone", "--quiet", "--mirror", clone_url, target],
+                &remote,
+                &["clone", "--quiet", "--mirror", &remote.url, target],
             )?;
         } else if git(&mirror, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_err() {
-            git(&mirror, &["fetch", "--quiet", "--prune", "origin"])?;
+            crate::git::run_remote(
+                &mirror,
+                &remote,
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--prune",
+                    &remote.url,
+                    crate::git::MIRROR_REFSPEC,
+                ],
+            )?;
         }
         Ok(mirror)
     }

@@ -325,7 +325,8 @@ fn run(
     let run_dir = scratch.path().join("run");
     log(&format!(
         "checking out {} at {}\n",
-        lease.clone_url, lease.sha
+        crate::git::Remote::display(&lease.clone_url),
+        lease.sha
     ));
     // Held until the job ends: then the workspace goes back to the pool.
     let lent = shared.checkouts.workspace(&lease.clone_url, &lease.sha)?;

@@ -2,7 +2,7 @@
 //! for people and tools (`/api/v1/…`, API tokens). No token, no data.
 
 use super::App;
-use super::store::{StoreError, now_ms};
+use super::store::{Page, StoreError, now_ms};
 use crate::protocol::{
     Complete, HeartbeatResponse, JobRef, Lease, LogChunk, PollRequest, RegisterRequest,
     RegisterResponse,
@@ -265,7 +265,53 @@ pub struct RunFilter {
     status: Option<String>,
     #[serde(rename = "ref")]
     git_ref: Option<String>,
+    // Not `#[serde(flatten)]` of a `PageQuery`: flattened fields lose their types in a
+    // query string.
     limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// `?limit=N&before=CURSOR` on every list; the answer's `next` is the cursor of the next
+/// page (`null` on the last one).
+#[derive(Deserialize)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Result<Page, ApiError> {
+        let before = match &self.before {
+            None => None,
+            Some(cursor) => {
+                let parsed = cursor
+                    .split_once('.')
+                    .and_then(|(key, id)| Some((key.parse().ok()?, id.to_string())));
+                Some(parsed.ok_or_else(|| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("`before={cursor}` is not a cursor from a `next` field"),
+                    )
+                })?)
+            }
+        };
+        Ok(Page {
+            limit: self.limit.unwrap_or(100).clamp(1, 1000),
+            before,
+        })
+    }
+}
+
+/// The cursor after the last of `rows` (sorted by `key`, then `id`) when the page is full.
+fn next_cursor(rows: &[serde_json::Value], page: &Page, key: &str) -> serde_json::Value {
+    match rows.last() {
+        Some(last) if rows.len() as i64 >= page.limit => json!(format!(
+            "{}.{}",
+            last[key].as_i64().unwrap_or(0),
+            last["id"].as_str().unwrap_or_default()
+        )),
+        _ => serde_json::Value::Null,
+    }
 }
 
 pub async fn list_runs(
@@ -274,17 +320,23 @@ pub async fn list_runs(
     Query(f): Query<RunFilter>,
 ) -> Reply {
     api_auth(&app, &headers)?;
+    let page = PageQuery {
+        limit: f.limit,
+        before: f.before.clone(),
+    }
+    .page()?;
     let runs = app
         .store
         .runs(
             f.repo.as_deref(),
             f.status.as_deref(),
             f.git_ref.as_deref(),
-            f.limit.unwrap_or(100).clamp(1, 1000),
+            &page,
         )
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({"runs": runs})).into_response())
+    let next = next_cursor(&runs, &page, "created_at");
+    Ok(Json(json!({"runs": runs, "next": next})).into_response())
 }
 
 pub async fn show_run(
@@ -300,7 +352,7 @@ pub async fn show_run(
         .map_err(store_error)?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run `{id}`")))?;
     // Say at once when no registered runner can ever take a queued job.
-    let runners = app.store.runners().await.map_err(store_error)?;
+    let runners = app.store.runners(&Page::ALL).await.map_err(store_error)?;
     if let Some(jobs) = run["jobs"].as_array_mut() {
         for job in jobs.iter_mut().filter(|j| j["state"] == "queued") {
             let labels: Vec<String> =
@@ -498,9 +550,14 @@ pub async fn create_run(
         .into_response())
 }
 
-pub async fn list_runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+pub async fn list_runners(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Reply {
     api_auth(&app, &headers)?;
-    let runners = app.store.runners().await.map_err(store_error)?;
+    let page = q.page()?;
+    let runners = app.store.runners(&page).await.map_err(store_error)?;
     let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let runners: Vec<serde_json::Value> = runners
         .iter()
@@ -511,7 +568,9 @@ pub async fn list_runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
             v
         })
         .collect();
-    Ok(Json(json!({"runners": runners})).into_response())
+    // Runners are listed by id alone: the cursor's sort key is 0.
+    let next = next_cursor(&runners, &page, "");
+    Ok(Json(json!({"runners": runners, "next": next})).into_response())
 }
 
 pub async fn drain_runner(
@@ -527,10 +586,16 @@ pub async fn drain_runner(
     Ok(Json(json!({"id": id, "draining": true})).into_response())
 }
 
-pub async fn deliveries(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+pub async fn deliveries(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Reply {
     api_auth(&app, &headers)?;
-    let list = app.store.deliveries(200).await.map_err(store_error)?;
-    Ok(Json(json!({"deliveries": list})).into_response())
+    let page = q.page()?;
+    let list = app.store.deliveries(&page).await.map_err(store_error)?;
+    let next = next_cursor(&list, &page, "received_at");
+    Ok(Json(json!({"deliveries": list, "next": next})).into_response())
 }
 
 /// The API described for tools (OpenAPI 3.1).
@@ -563,7 +628,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
         runs: app.store.run_counts().await.map_err(store_error)?,
         runners_online: app
             .store
-            .runners()
+            .runners(&Page::ALL)
             .await
             .map_err(store_error)?
             .iter()
@@ -576,14 +641,20 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
 }
 
 /// Forge statuses not delivered: still to be sent, or given up (with the forge's answer).
-pub async fn reports(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+pub async fn reports(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Reply {
     api_auth(&app, &headers)?;
+    let page = q.page()?;
     let reports = app
         .store
-        .undelivered_reports(200)
+        .undelivered_reports(&page)
         .await
         .map_err(store_error)?;
-    Ok(Json(serde_json::json!({ "reports": reports })).into_response())
+    let next = next_cursor(&reports, &page, "id");
+    Ok(Json(json!({ "reports": reports, "next": next })).into_response())
 }
 
 impl App {

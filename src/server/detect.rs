@@ -59,7 +59,12 @@ async fn poll(app: Arc<App>) {
                 format!("refs/heads/{}", repo.default_branch()),
             );
             let listed = tokio::task::spawn_blocking(move || {
-                crate::git::run(std::path::Path::new("."), &["ls-remote", &url, &head])
+                let remote = crate::git::Remote::parse(&url);
+                crate::git::run_remote(
+                    std::path::Path::new("."),
+                    &remote,
+                    &["ls-remote", &remote.url, &head],
+                )
             })
             .await;
             let sha = match listed {

@@ -121,7 +121,7 @@ pub fn announce(
     data_dir: &Path,
     url: &str,
     listen_public: bool,
-    has_config: bool,
+    starter_config: Option<&Path>,
 ) {
     let file = |name: &str| data_dir.join(name).display().to_string();
     let mut lines = Vec::new();
@@ -153,7 +153,14 @@ pub fn announce(
         )),
         None => {}
     }
-    if listen_public && !has_config {
+    if let Some(config) = starter_config {
+        lines.push(format!(
+            "no --config given: using {} (add [[repo]] sections there; saved changes apply \
+             without a restart)",
+            config.display()
+        ));
+    }
+    if listen_public && starter_config.is_some() {
         lines.push(
             "warning: listening on a non-loopback address without a config: the webhook \
              endpoints (/hooks/*), the runner API (registration token required), the API \
@@ -167,8 +174,52 @@ pub fn announce(
     }
 }
 
-/// Where the server keeps its files when no config says: `tess-data` in the current
-/// directory (next to the config when there is one).
-pub fn default_data_dir(base: &Path, configured: Option<&PathBuf>) -> PathBuf {
-    base.join(configured.cloned().unwrap_or_else(|| "tess-data".into()))
+/// The config of a server started without `--config`: `tess-data/tess.toml` in the current
+/// directory, written once with commented examples. It is watched like any config, so
+/// repositories added to it later are served without a restart.
+pub fn starter_config() -> Result<PathBuf, String> {
+    let dir = std::env::current_dir()
+        .map_err(|e| format!("the current directory: {e}"))?
+        .join("tess-data");
+    create_private_dir(&dir)?;
+    let path = dir.join("tess.toml");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(mut f) => f
+            .write_all(STARTER_CONFIG.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    Ok(path)
 }
+
+/// The data directory, created readable by its owner only (it holds the tokens and the
+/// database) when it does not exist yet.
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+const STARTER_CONFIG: &str = r#"# tess server configuration, written by the first `tess server` started without --config.
+# Saved changes are applied at once (no restart). The tokens are in registration-token
+# and admin-token beside this file; the database is tess.db. See examples/tess.toml.
+
+# listen = "127.0.0.1:8080"
+
+# [[repo]]
+# forge = "github"                       # or "gitlab"
+# name = "octo-org/hello"
+# clone_url = "https://github.com/octo-org/hello.git"
+# webhook_secret = { env = "HELLO_WEBHOOK_SECRET" }
+"#;

@@ -137,29 +137,32 @@ fn resolve_all(secrets: &[config::Secret], base: &Path) -> Result<Vec<String>, S
 }
 
 /// Runs the server until SIGINT/SIGTERM.
-pub fn run(options: Options) -> Result<(), String> {
-    let (config, base_dir) = match &options.config {
-        Some(path) => {
-            let base = path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            (Config::load(path)?, base)
-        }
-        None => (Config::parse("", "(defaults)")?, PathBuf::from(".")),
+pub fn run(mut options: Options) -> Result<(), String> {
+    // Without a config the server writes a starter one in `tess-data/` and keeps its
+    // database and tokens beside it; repositories added to it later are hot-reloaded.
+    let has_config = options.config.is_some();
+    let config_path = match options.config.clone() {
+        Some(path) => path,
+        None => first_start::starter_config()?,
     };
+    options.config = Some(config_path.clone());
+    let base_dir = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let config = Config::load(&config_path)?;
     let listen = options.listen.unwrap_or_else(|| config.listen.clone());
-    let data_dir = first_start::default_data_dir(&base_dir, config.data_dir.as_ref());
-    // Without a config the database lives in the data directory; a config keeps it beside.
-    let default_database = match &options.config {
-        Some(_) => base_dir.join("tess.db"),
-        None => data_dir.join("tess.db"),
+    let data_dir = match (&config.data_dir, has_config) {
+        (Some(dir), _) => base_dir.join(dir),
+        (None, true) => base_dir.join("tess-data"),
+        (None, false) => base_dir.clone(),
     };
+    first_start::create_private_dir(&data_dir)?;
     let database_url = first_start::database_url(
         &options
             .database_url
             .or_else(|| config.database_url.clone())
-            .unwrap_or_else(|| default_database.display().to_string()),
+            .unwrap_or_else(|| base_dir.join("tess.db").display().to_string()),
     )?;
     let mut api_tokens = resolve_all(&config.api_tokens, &base_dir)?;
     let registration_token = config
@@ -189,7 +192,6 @@ pub fn run(options: Options) -> Result<(), String> {
     if let Some((admin, _)) = &tokens.admin {
         api_tokens.push(admin.clone());
     }
-    let has_config = options.config.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -259,7 +261,7 @@ pub fn run(options: Options) -> Result<(), String> {
             &app.data_dir,
             &app.public_url,
             !addr.ip().is_loopback(),
-            has_config,
+            (!has_config).then_some(config_path.as_path()),
         );
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");

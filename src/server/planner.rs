@@ -5,7 +5,7 @@
 use super::config::{Forge, Repo};
 use super::store::{NewJob, NewRun, Supersede, random_hex};
 use crate::forge::payload::Trigger;
-use crate::git::run as git;
+use crate::git::{Remote, run as git};
 use crate::plan::{PipelinePlan, plan_pipeline};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -34,15 +34,28 @@ fn mirror_lock(dir: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
     Arc::clone(locks.entry(key).or_default())
 }
 
-/// Fetches everything into the mirror (one fetch at a time per mirror).
-fn fetch(mirror: &Path) -> Result<(), String> {
+/// Fetches everything into the mirror (one fetch at a time per mirror), from the URL the
+/// config names now (a rotated token is used at once).
+fn fetch(mirror: &Path, remote: &Remote) -> Result<(), String> {
     let lock = mirror_lock(mirror);
     let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-    git(mirror, &["fetch", "--quiet", "--prune", "origin"]).map(drop)
+    crate::git::run_remote(
+        mirror,
+        remote,
+        &[
+            "fetch",
+            "--quiet",
+            "--prune",
+            &remote.url,
+            crate::git::MIRROR_REFSPEC,
+        ],
+    )
+    .map(drop)
 }
 
 /// The mirror of a repository, cloned on first use and fetched when `sha` is missing.
 pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf, String> {
+    let remote = Remote::parse(&repo.clone_url);
     let forge = match repo.forge {
         Forge::Github => "github",
         Forge::Gitlab => "gitlab",
@@ -55,17 +68,13 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
         std::fs::create_dir_all(dir.parent().unwrap_or(data_dir))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let tmp = dir.with_extension(format!("tmp-{}", random_hex(4)));
-        let out = Command::new("git")
+        let mut clone = Command::new("git");
+        remote.authorize(&mut clone);
+        let out = clone
             // `--no-local`: a local path is cloned through git's protocol, not by copying
             // its object directory, which may hold the objects of a push whose ref is not
             // written yet (the commit found, its branch not).
-            .args([
-                "clone",
-                "--mirror",
-                "--quiet",
-                "--no-local",
-                &repo.clone_url,
-            ])
+            .args(["clone", "--mirror", "--quiet", "--no-local", &remote.url])
             .arg(&tmp)
             .stdin(Stdio::null())
             .output()
@@ -74,7 +83,7 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(format!(
                 "cannot clone {}: {}",
-                repo.clone_url,
+                remote.url,
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
@@ -91,7 +100,7 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
     let have =
         sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
     if !have {
-        fetch(&dir)?;
+        fetch(&dir, &remote)?;
     }
     dir.canonicalize()
         .map_err(|e| format!("{}: {e}", dir.display()))

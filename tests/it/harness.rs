@@ -22,11 +22,44 @@ pub fn databases(dir: &Path) -> Vec<String> {
         _ if std::env::var("TESS_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
             panic!("TESS_REQUIRE_POSTGRES=1 but TESS_TEST_POSTGRES_URL is not set")
         }
-        _ => eprintln!(
-            "warning: TESS_TEST_POSTGRES_URL is not set: this test runs on SQLite only (scripts/postgres.sh sets it up)"
-        ),
+        _ => sqlite_only_notice(),
     }
     out
+}
+
+/// Said once per test binary, on the real stderr: libtest captures `eprintln!`, and a skipped
+/// database must not go unnoticed.
+fn sqlite_only_notice() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: TESS_TEST_POSTGRES_URL is not set: the storage tests run on SQLite only \
+             (`export TESS_TEST_POSTGRES_URL=$(scripts/postgres.sh)` sets PostgreSQL up)"
+        );
+    });
+}
+
+/// Runs one SQL statement on a test database (`sqlite3` or `psql`): to put a row in the
+/// state a crash or another replica would leave it in. Returns the output.
+pub fn sql(database: &str, statement: &str) -> String {
+    let out = match database.strip_prefix("sqlite://") {
+        Some(rest) => Command::new("sqlite3")
+            .arg(rest.split('?').next().expect("path"))
+            .arg(statement)
+            .output(),
+        None => Command::new("psql")
+            .args([database, "-qAt", "-c", statement])
+            .output(),
+    }
+    .expect("sqlite3 / psql");
+    assert!(
+        out.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Runs `test` once per database (see [`databases`]), each in a directory of its own.
@@ -312,6 +345,11 @@ impl Server {
     }
 
     pub fn runner(&self, name: &str, labels: &str) -> Process {
+        self.runner_with(name, labels, &[])
+    }
+
+    /// [`Server::runner`] with more flags (`--hosted-labels none`, …).
+    pub fn runner_with(&self, name: &str, labels: &str, more: &[&str]) -> Process {
         let workdir = self.dir.join(format!("runner-{name}"));
         let child = Command::new(env!("CARGO_BIN_EXE_tess"))
             .args([
@@ -324,6 +362,7 @@ impl Server {
             .args(["--name", name, "--labels", labels, "--poll-seconds", "2"])
             .arg("--workdir")
             .arg(&workdir)
+            .args(more)
             .env("TESS_LOG", "tesseract_ci=info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(

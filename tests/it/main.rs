@@ -11,6 +11,7 @@ mod fleet;
 mod forge;
 mod gitlab;
 mod glob;
+mod hardening;
 mod harness;
 mod matrix;
 mod plan;

@@ -43,7 +43,7 @@ jobs:
       - run: echo "releasing ${{ github.ref_name }}"
 "#;
 
-fn job<'a>(run: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+pub(crate) fn job<'a>(run: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
     run["jobs"]
         .as_array()
         .and_then(|jobs| jobs.iter().find(|j| j["key"] == key))
@@ -59,7 +59,7 @@ pub(crate) fn push_main(server: &Server, delivery: &str, sha: &str) -> String {
 }
 
 /// A delivery as the API shows it, once the planner is done with it.
-fn planned_delivery(server: &Server, delivery: &str) -> serde_json::Value {
+pub(crate) fn planned_delivery(server: &Server, delivery: &str) -> serde_json::Value {
     wait_for(
         "the delivery to be planned",
         Duration::from_secs(30),
@@ -76,7 +76,7 @@ fn planned_delivery(server: &Server, delivery: &str) -> serde_json::Value {
 }
 
 /// The run a delivery produced, once it is planned.
-fn run_of_delivery(server: &Server, delivery: &str) -> String {
+pub(crate) fn run_of_delivery(server: &Server, delivery: &str) -> String {
     let d = planned_delivery(server, delivery);
     assert_eq!(d["status"], "planned", "delivery {delivery}: {d}");
     d["runs"][0].as_str().expect("a run").to_string()

@@ -604,10 +604,17 @@ impl Store {
     // ---- deliveries ----
 
     /// Records a delivery; `false` when this id was recorded before (a redelivery).
+    /// Records a delivery once: `false` when its id is already recorded (a redelivery). A
+    /// `rejected` record (a repository not configured) never holds an id against a delivery
+    /// that is accepted later: that one replaces it.
     pub async fn insert_delivery(&self, d: &Delivery<'_>) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO deliveries (id, forge, event, repo, received_at, status, reason, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
+             forge = excluded.forge, event = excluded.event, repo = excluded.repo, \
+             received_at = excluded.received_at, status = excluded.status, \
+             reason = excluded.reason, payload = excluded.payload \
+             WHERE deliveries.status = 'rejected' AND excluded.status <> 'rejected'",
         )
         .bind(d.id)
         .bind(d.forge)
@@ -831,12 +838,15 @@ impl Store {
         Ok(new_id)
     }
 
-    pub async fn deliveries(&self, limit: i64) -> Result<Vec<serde_json::Value>> {
+    pub async fn deliveries(&self, page: &Page) -> Result<Vec<serde_json::Value>> {
         let rows = sqlx::query(
             "SELECT id, forge, event, repo, received_at, status, reason, runs FROM deliveries \
-             ORDER BY received_at DESC LIMIT $1",
+             WHERE ($2 IS NULL OR received_at < $2 OR (received_at = $2 AND id < $3)) \
+             ORDER BY received_at DESC, id DESC LIMIT $1",
         )
-        .bind(limit)
+        .bind(page.limit)
+        .bind(page.before.as_ref().map(|c| c.0))
+        .bind(page.before.as_ref().map(|c| c.1.clone()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -929,10 +939,14 @@ impl Store {
     }
 
     /// `(id, name, labels, version, last_seen, free_slots, load, draining)` of every runner.
-    pub async fn runners(&self) -> Result<Vec<RunnerRow>> {
+    /// Runners in id order; `page.before` holds the last id of the previous page.
+    pub async fn runners(&self, page: &Page) -> Result<Vec<RunnerRow>> {
         let rows = sqlx::query(
-            "SELECT id, name, labels, version, last_seen, free_slots, load, draining FROM runners ORDER BY id",
+            "SELECT id, name, labels, version, last_seen, free_slots, load, draining FROM runners \
+             WHERE ($2 IS NULL OR id > $2) ORDER BY id LIMIT $1",
         )
+        .bind(page.limit)
+        .bind(page.before.as_ref().map(|c| c.1.clone()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1122,7 +1136,21 @@ impl Store {
                 log_end = Some(tail.offset as i64 + tail.data.len() as i64);
             } else {
                 match append_in(&mut tx, job, tail.offset, &tail.data).await {
-                    Ok(_) | Err(StoreError::Conflict(_) | StoreError::LogGap { .. }) => {}
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    // The stored log ends before the tail starts (bytes were lost here):
+                    // the tail follows on from the stored end, saying what is missing,
+                    // as a runner's resync does for its other chunks.
+                    Err(StoreError::LogGap { stored, offset }) => {
+                        let data = format!(
+                            "##[warning]{} bytes of this log were lost by the server\n{}",
+                            offset - stored,
+                            tail.data
+                        );
+                        match append_in(&mut tx, job, stored, &data).await {
+                            Ok(_) | Err(StoreError::Conflict(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -1446,13 +1474,14 @@ impl Store {
 
     /// Reports not delivered: still to be sent, or given up (`refused`, `failed`), newest
     /// first.
-    pub async fn undelivered_reports(&self, limit: i64) -> Result<Vec<serde_json::Value>> {
+    pub async fn undelivered_reports(&self, page: &Page) -> Result<Vec<serde_json::Value>> {
         let rows = sqlx::query(
             "SELECT id, run_id, job_key, state, attempts, result, last_error, next_attempt_at, \
-             created_at FROM outbox WHERE delivered_at IS NULL OR result IN ('refused', 'failed') \
-             ORDER BY id DESC LIMIT $1",
+             created_at FROM outbox WHERE (delivered_at IS NULL OR result IN ('refused', 'failed')) \
+             AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
         )
-        .bind(limit)
+        .bind(page.limit)
+        .bind(page.before.as_ref().map(|c| c.0))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1504,17 +1533,21 @@ impl Store {
         repo: Option<&str>,
         status: Option<&str>,
         git_ref: Option<&str>,
-        limit: i64,
+        page: &Page,
     ) -> Result<Vec<serde_json::Value>> {
         let rows = sqlx::query(
             "SELECT id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at \
              FROM runs WHERE ($1 IS NULL OR repo = $1) AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR git_ref = $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+             AND ($3 IS NULL OR git_ref = $3) \
+             AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
         )
         .bind(repo)
         .bind(status)
         .bind(git_ref)
-        .bind(limit)
+        .bind(page.limit)
+        .bind(page.before.as_ref().map(|c| c.0))
+        .bind(page.before.as_ref().map(|c| c.1.clone()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_json).collect()
@@ -1631,6 +1664,20 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
+}
+
+/// One page of a list: at most `limit` rows past `before`, the sort key and id of the
+/// previous page's last row (keyset pagination: pages stay stable while rows are added).
+pub struct Page {
+    pub limit: i64,
+    pub before: Option<(i64, String)>,
+}
+
+impl Page {
+    pub const ALL: Page = Page {
+        limit: i64::MAX,
+        before: None,
+    };
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
