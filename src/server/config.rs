@@ -27,6 +27,9 @@ pub struct Config {
     pub reporting: ReportingConfig,
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    /// HTTP timeouts and the connection limit (read at start).
+    #[serde(default)]
+    pub http: super::connections::HttpLimits,
     /// The server's own pipeline directory: validated and versioned with this config (the
     /// `server` version), watched for changes.
     pub pipelines_dir: Option<PathBuf>,

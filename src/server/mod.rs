@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connections;
 mod detect;
 pub mod first_start;
 pub mod hooks;
@@ -266,14 +267,9 @@ pub fn run(mut options: Options) -> Result<(), String> {
         // Tests and scripts read this line to learn the port (`--listen 127.0.0.1:0`).
         println!("tess server listening on http://{addr}");
         tracing::info!(%addr, database = %redact_url(&database_url), "server started");
-        // Small JSON answers must not wait for Nagle's algorithm (40 ms with delayed ACKs).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| e.to_string())
+        let limits = app.config().http.clone();
+        connections::serve(listener, router(app), limits, shutdown()).await;
+        Ok(())
     })
 }
 

@@ -423,7 +423,7 @@ fn act() -> Option<std::path::PathBuf> {
             std::env::var_os("TESS_REQUIRE_ACT").is_none(),
             "act is required: run scripts/peers.sh"
         );
-        eprintln!("act not installed (scripts/peers.sh): skipping");
+        crate::support::skip_or_fail("act is not installed (scripts/peers.sh installs it)");
     }
     found
 }

@@ -4,7 +4,7 @@
 
 use crate::harness::{
     Process, Repo, SECRET, Server, agent, databases, github_push, github_signature,
-    on_each_database, setup, sql, wait_for, wait_for_showing,
+    on_each_database, setup, setup_with, sql, wait_for, wait_for_showing,
 };
 use crate::server::{job, planned_delivery, push_main, run_of_delivery};
 use std::io::{Read, Write};
@@ -794,4 +794,214 @@ fn a_runner_stops_on_sigterm_while_its_server_is_unreachable_and_says_what_it_do
         text.lines().all(|l| l.len() < 400),
         "one line each:\n{text}"
     );
+}
+
+/// A tmpfs of `mib` MiB mounted at `dir` (unmounted when dropped): a filesystem that fills
+/// up. Needs root; `None` (said loudly) without it, outside CI.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(dir: &std::path::Path, mib: u32) -> Option<SmallFs> {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallFs(dir.to_path_buf())),
+            other => {
+                let why = format!("cannot mount a tmpfs (needs root): {other:?}");
+                crate::support::skip_or_fail(&why);
+                None
+            }
+        }
+    }
+
+    /// Fills the filesystem; returns the filler file (remove it to make room).
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        // What is left below a chunk goes too.
+        while f.write_all(&[0u8; 512]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_gets_503_and_every_202_survives_a_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let Some(fs) = SmallFs::mount(&root.join("small"), 8) else {
+        return;
+    };
+    let database = format!("sqlite://{}/tess.db", fs.0.display());
+    let (repo, mut server) = setup(root, "github", "octo/hello", 30, &database);
+    let sha = repo.commit(&[(".github/workflows/ci.yml", ONE_JOB)], "main");
+    let send = |server: &Server, id: &str| {
+        let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+        server.hook("github", "push", id, &body, SECRET).0
+    };
+    let mut acknowledged = Vec::new();
+    for n in 0..5 {
+        let id = format!("before-{n}");
+        assert_eq!(send(&server, &id), 202);
+        acknowledged.push(format!("github:{id}"));
+    }
+    let filler = fs.fill();
+    let mut refused = 0;
+    for n in 0..60 {
+        let id = format!("full-{n}");
+        match send(&server, &id) {
+            202 => acknowledged.push(format!("github:{id}")),
+            503 => refused += 1,
+            other => panic!("delivery {id}: {other}"),
+        }
+    }
+    assert!(refused > 0, "the disk never filled up");
+    let ready = |server: &Server| {
+        agent()
+            .get(&format!("{}/readyz", server.url))
+            .call()
+            .expect("GET /readyz")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready(&server), 503, "/readyz while the disk is full");
+    std::fs::remove_file(&filler).expect("make room");
+    let answer = wait_for("a delivery accepted again", Duration::from_secs(20), || {
+        (send(&server, "after-0") == 202).then_some(())
+    });
+    let () = answer;
+    acknowledged.push("github:after-0".into());
+    assert_eq!(ready(&server), 200, "/readyz once there is room");
+    // What the server acknowledged is on disk: it is all there after a `kill -9`.
+    server.process.kill9();
+    let server = Server::start(root, &database, "127.0.0.1:0");
+    let (status, body) = server.get("/api/v1/deliveries?limit=1000");
+    assert_eq!(status, 200, "{body}");
+    let stored: Vec<&str> = body["deliveries"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(&id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+}
+
+/// Whether the server closed `stream` (a read returns end of file or a reset).
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an answer (408, …) before the close
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn slow_and_idle_connections_are_closed_and_health_answers_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let limits = "[http]\nheader_timeout_seconds = 2\nbody_timeout_seconds = 2\nidle_timeout_seconds = 3\nmax_connections = 300\n";
+    let (_repo, server) = setup_with(
+        root,
+        "github",
+        "octo/hello",
+        30,
+        &databases(root)[0],
+        limits,
+    );
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let pid = server.process.child.id();
+    let connect = || TcpStream::connect(&addr).expect("connect");
+    // 50 slow headers, 50 slow bodies (signed-looking, so the body is read), a keep-alive
+    // connection left idle after a request, and 600 connections that send nothing — twice
+    // the connection limit.
+    let mut slow_headers: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = connect();
+            s.write_all(b"POST /hooks/github HTTP/1.1\r\nhost: x\r\n")
+                .expect("write");
+            s
+        })
+        .collect();
+    let mut slow_bodies: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = connect();
+            s.write_all(b"POST /hooks/github HTTP/1.1\r\nhost: x\r\nx-github-event: push\r\nx-hub-signature-256: sha256=00\r\ncontent-length: 1000\r\n\r\n{\"a\":")
+                .expect("write");
+            s
+        })
+        .collect();
+    let mut keep_alive = connect();
+    keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("write");
+    let mut idle: Vec<TcpStream> = (0..600).map(|_| connect()).collect();
+    // The server still answers its health check at once, and holds fewer descriptors than
+    // its limit allows.
+    let started = Instant::now();
+    wait_for(
+        "/healthz to answer under load",
+        Duration::from_secs(3),
+        || {
+            let mut r = agent()
+                .get(&format!("{}/healthz", server.url))
+                .call()
+                .ok()?;
+            (r.body_mut().read_to_string().ok()? == "ok").then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let fds = open_fds(pid);
+    assert!(fds < 300 + 200, "{fds} descriptors open");
+    // Every slow or idle connection is closed by the server within its timeout (+ slack).
+    let deadline = Duration::from_secs(8);
+    for (what, streams) in [
+        ("slow headers", &mut slow_headers),
+        ("slow bodies", &mut slow_bodies),
+        ("idle connections", &mut idle),
+    ] {
+        for s in streams.iter_mut() {
+            wait_for(&format!("{what} to be closed"), deadline, || {
+                closed_by_server(s).then_some(())
+            });
+        }
+    }
+    wait_for(
+        "the idle keep-alive connection to be closed",
+        deadline,
+        || closed_by_server(&mut keep_alive).then_some(()),
+    );
+    let (status, _) = server.get("/api/v1/runs");
+    assert_eq!(status, 200);
 }

@@ -356,6 +356,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     ),
     // How each step of a job ended (exit code, signal, timeout, not run and why).
     Migration::Shared("ALTER TABLE jobs ADD COLUMN steps TEXT"),
+    // One row `/readyz` writes: ready means a write commits, not just that a read answers.
+    Migration::Shared(
+        "CREATE TABLE IF NOT EXISTS tess_health (id BIGINT PRIMARY KEY, checked_at BIGINT NOT NULL)",
+    ),
 ];
 
 /// A webhook delivery as received.
@@ -538,6 +542,28 @@ impl Store {
                     }
                     Ok(())
                 })
+            })
+            // A SQLite connection must never go back to the pool inside a transaction. When
+            // a commit fails (SQLITE_FULL, an I/O error) SQLite may keep the transaction
+            // open while the driver counts it as ended; every later statement then runs
+            // inside it, is answered as done and is never written to the file. A
+            // `ROLLBACK` that succeeds here finds such a transaction: that connection is
+            // closed and a fresh one opened, so what the server reports is what is on disk.
+            .after_release(move |conn, _| {
+                Box::pin(async move {
+                    if backend != Backend::Sqlite {
+                        return Ok(true);
+                    }
+                    match conn.execute("ROLLBACK").await {
+                        Ok(_) => {
+                            tracing::warn!(
+                                "a database connection was left inside a transaction; reopened"
+                            );
+                            Ok(false)
+                        }
+                        Err(_) => Ok(true),
+                    }
+                })
             });
         let pool = options.connect(url).await?;
         if backend == Backend::Sqlite {
@@ -596,8 +622,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the database takes a write now (a full disk answers reads but not this).
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        sqlx::query(
+            "INSERT INTO tess_health (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
