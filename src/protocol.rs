@@ -54,6 +54,9 @@ pub struct Lease {
     pub lease_token: String,
     pub lease_ttl_seconds: u64,
     pub heartbeat_seconds: u64,
+    /// The repository's `owner/name` (`github.repository`, `CI_PROJECT_PATH`).
+    #[serde(default)]
+    pub repo: String,
     /// Where to check the commit out from (a URL or a path the runner can reach).
     pub clone_url: String,
     pub sha: String,

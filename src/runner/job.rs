@@ -354,7 +354,11 @@ fn run(
         skipped: Vec::new(),
         skipped_includes: Vec::new(),
     };
-    let repo = crate::git::repo_info(&workspace);
+    let mut repo = crate::git::repo_info(&workspace);
+    // The workspace's remote is the runner's mirror: the name comes from the server.
+    if !lease.repo.is_empty() {
+        repo.repository = lease.repo.clone();
+    }
     let environment = engine::environment::for_pipeline(
         pipeline,
         &lease.event,

@@ -679,6 +679,7 @@ impl App {
             lease_ttl_seconds: self.config().lease.ttl_seconds,
             heartbeat_seconds: self.config().lease.heartbeat_seconds,
             clone_url: repo.map(|r| r.clone_url.clone()).unwrap_or_default(),
+            repo: c.repo,
             sha: c.sha,
             pipeline_file: c.file,
             event: serde_json::from_str(&c.event_json).unwrap_or_else(|_| {

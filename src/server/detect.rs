@@ -193,11 +193,23 @@ pub fn watch(app: Arc<App>) -> Result<(), String> {
         while rx.recv().await.is_some() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             while rx.try_recv().is_ok() {}
+            let before = app.config();
             log(
                 "server",
                 "file-watch",
                 sync_server(&app, "file-watch").await,
             );
+            // A repository the new config adds is read now, as at start.
+            let config = app.config();
+            for repo in config.repos.iter().filter(|r| r.poll_seconds.is_none()) {
+                if before.repo(repo.forge, &repo.name).is_none() {
+                    log(
+                        &repo.name,
+                        "config",
+                        sync_repo(&app, repo, None, "config", None).await,
+                    );
+                }
+            }
         }
     });
     Ok(())

@@ -7,6 +7,7 @@ mod corpus;
 mod cron;
 mod diagnostics;
 mod expr;
+mod first_start;
 mod fleet;
 mod forge;
 mod gitlab;
