@@ -307,7 +307,9 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Plain text: the crate is built without its `ansi` feature (logs go to files and
+        // journals, where escape codes are noise).
+        .with_ansi(false)
         .init();
     match run(cli.command, cli.include_dir.as_deref()) {
         Ok(code) => ExitCode::from(code),
