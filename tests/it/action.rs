@@ -82,7 +82,9 @@ fn descriptions(forge: &FakeForge) -> std::collections::BTreeMap<String, Vec<Str
 /// be coalesced away, never reordered), with the job's output grouped in the log.
 #[test]
 fn action_mode_reports_a_status_per_stage_for_push_tag_and_pull_request() {
-    let payloads = corpus_dir("webhooks/github");
+    let Some(payloads) = corpus_dir("webhooks/github") else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     write_pipeline(root, PIPELINE);
@@ -214,7 +216,10 @@ fn action_mode_makes_a_check_run_per_stage() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     write_pipeline(root, PIPELINE);
-    let payload = corpus_dir("webhooks/github").join("push__branch-push__drone__go-scm__push.json");
+    let Some(webhooks) = corpus_dir("webhooks/github") else {
+        return;
+    };
+    let payload = webhooks.join("push__branch-push__drone__go-scm__push.json");
     let forge = FakeForge::start();
     let out = run_action(
         root,
@@ -284,7 +289,10 @@ fn action_mode_waits_out_failures_and_rate_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     write_pipeline(root, PIPELINE);
-    let payload = corpus_dir("webhooks/github").join("push__branch-push__drone__go-scm__push.json");
+    let Some(webhooks) = corpus_dir("webhooks/github") else {
+        return;
+    };
+    let payload = webhooks.join("push__branch-push__drone__go-scm__push.json");
     let forge = FakeForge::start();
     let answer = |status, headers| Answer {
         status,
@@ -326,7 +334,10 @@ fn action_mode_with_a_bad_or_missing_token_fails_before_running() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     write_pipeline(root, PIPELINE);
-    let tag = corpus_dir("webhooks/github").join("push__tag-push__drone__go-scm__push_tag.json");
+    let Some(webhooks) = corpus_dir("webhooks/github") else {
+        return;
+    };
+    let tag = webhooks.join("push__tag-push__drone__go-scm__push_tag.json");
     let forge = FakeForge::start();
     forge.require_token("ghs-good");
     let out = run_action(root, &forge, ("push", &tag), "statuses", "ghs-wrong-token");

@@ -7,7 +7,10 @@ use tesseract_ci::plan::plan_pipeline;
 use tesseract_ci::trigger::{Event, EventKind};
 
 fn corpus_files() -> Vec<std::path::PathBuf> {
-    let files = load::discover(&[corpus_dir("github")]).expect("corpus");
+    let Some(dir) = corpus_dir("github") else {
+        return Vec::new();
+    };
+    let files = load::discover(&[dir]).expect("corpus");
     assert!(files.len() >= 60, "corpus has {} files", files.len());
     files
 }

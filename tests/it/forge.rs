@@ -786,6 +786,9 @@ fn statuses_of_repositories_without_reporting_are_cleared_not_kept_pending() {
 /// at `$GITHUB_EVENT_PATH`) the way the server reads the webhook.
 #[test]
 fn github_event_payloads_become_the_run_s_event() {
+    let Some(webhooks) = corpus_dir("webhooks/github") else {
+        return;
+    };
     use crate::support::{corpus_dir, stderr, stdout, tess};
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -815,7 +818,7 @@ fn github_event_payloads_become_the_run_s_event() {
         ),
     ];
     for (event, file, expected) in cases {
-        let path = corpus_dir("webhooks/github").join(file);
+        let path = webhooks.join(file);
         let out = tess(
             root,
             &[
@@ -834,8 +837,7 @@ fn github_event_payloads_become_the_run_s_event() {
         );
     }
     // A payload that starts nothing, and one that is not JSON, say so with the file.
-    let deleted =
-        corpus_dir("webhooks/github").join("push__tag-delete__octokit__webhooks__payload.json");
+    let deleted = webhooks.join("push__tag-delete__octokit__webhooks__payload.json");
     let out = tess(
         root,
         &[

@@ -553,7 +553,9 @@ fn github_signature_test_vector_and_every_corpus_webhook_parses() {
         Some("sha256=zz")
     ));
 
-    let dir = corpus_dir("webhooks");
+    let Some(dir) = corpus_dir("webhooks") else {
+        return;
+    };
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("index"))
             .expect("index json");

@@ -6,19 +6,20 @@ use tesseract_ci::plan::{PipelinePlan, plan_pipeline};
 use tesseract_ci::spec::{Pipeline, parse_github};
 use tesseract_ci::trigger::Event;
 
-/// `../shared/corpus` next to the checkout (or `$TESS_CORPUS`, or the workplace's copy).
-pub fn corpus_dir(kind: &str) -> PathBuf {
-    let candidates = [
-        std::env::var_os("TESS_CORPUS").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")),
-        Some(PathBuf::from("/work/shared/corpus")),
-    ];
-    let root = candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_dir())
-        .expect("the shared corpus (../shared/corpus) is missing");
-    root.join(kind)
+/// `../shared/corpus/KIND` next to the checkout (or under `$TESS_CORPUS`); `None`, said
+/// loudly, when it is not there (a failure under CI, where nothing may be skipped).
+pub fn corpus_dir(kind: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("TESS_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    if root.is_dir() {
+        return Some(root.join(kind));
+    }
+    skip_or_fail(&format!(
+        "the shared corpus is missing ({}; set TESS_CORPUS)",
+        root.display()
+    ));
+    None
 }
 
 /// Parses a workflow that must be valid.
