@@ -77,6 +77,9 @@ const LOG_BATCH_BYTES: usize = 256 * 1024;
 /// What a runner process keeps between jobs.
 pub struct Shared {
     pub workdir: std::path::PathBuf,
+    /// Where jobs' scratch directories go; this runner's own, emptied at its start (a
+    /// predecessor killed mid-job leaves its scratch there).
+    scratch: std::path::PathBuf,
     pub checkouts: super::checkout::Checkouts,
     /// The pipeline and plan of recent runs: every job of a run plans the same commit for
     /// the same event, so it is loaded and planned once per runner.
@@ -92,9 +95,22 @@ const PLANS_KEPT: usize = 16;
 
 impl Shared {
     pub fn new(workdir: std::path::PathBuf) -> Shared {
+        // The job's small scratch files (event payload, file commands, scripts) go to
+        // memory when the host has a tmpfs: creating and deleting them per job is costly
+        // on ext4. One directory per work directory: runners on one host never share it.
+        let memory = Path::new("/dev/shm");
+        let scratch = if memory.is_dir() {
+            let absolute = std::path::absolute(&workdir).unwrap_or_else(|_| workdir.clone());
+            let key = crate::token::sha256_hex(absolute.to_string_lossy().as_bytes());
+            memory.join(format!("tess-runner-{}", &key[..16]))
+        } else {
+            workdir.join("jobs")
+        };
+        let _ = std::fs::remove_dir_all(&scratch);
         Shared {
             checkouts: super::checkout::Checkouts::new(workdir.join("cache")),
             workdir,
+            scratch,
             plans: Mutex::new(VecDeque::new()),
         }
     }
@@ -308,19 +324,12 @@ fn run(
     cancel: &Arc<Cancel>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Outcome, String> {
-    // The job's small scratch files (event payload, file commands, scripts) go to memory
-    // when the host has a tmpfs: creating and deleting them per job is costly on ext4.
-    let memory = std::path::Path::new("/dev/shm");
-    let scratch_parent = if memory.is_dir() {
-        memory.to_path_buf()
-    } else {
-        shared.workdir.join("jobs")
-    };
-    std::fs::create_dir_all(&scratch_parent)
+    let scratch_parent = &shared.scratch;
+    std::fs::create_dir_all(scratch_parent)
         .map_err(|e| format!("{}: {e}", scratch_parent.display()))?;
     let scratch = tempfile::Builder::new()
         .prefix("tess-job-")
-        .tempdir_in(&scratch_parent)
+        .tempdir_in(scratch_parent)
         .map_err(|e| format!("job scratch directory: {e}"))?;
     let run_dir = scratch.path().join("run");
     log(&format!(

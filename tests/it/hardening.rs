@@ -466,7 +466,7 @@ fn the_processes_of_a_killed_runner_die_with_it() {
     let marker = format!("orphan-marker-{}", std::process::id());
     // A step that leaves a background process behind as well as its own.
     let workflow = format!(
-        "on: push\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          (exec -a {marker}-bg sleep 30) &\n          touch {started}\n          exec -a {marker} sh -c 'sleep 8; touch {effect}'\n",
+        "on: push\njobs:\n  slow:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          (exec -a {marker}-bg sleep 30) &\n          echo \"$GITHUB_EVENT_PATH\" > {started}\n          exec -a {marker} sh -c 'sleep 8; touch {effect}'\n",
         started = started.display(),
         effect = effect.display(),
     );
