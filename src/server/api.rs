@@ -280,7 +280,7 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    fn page(&self) -> Result<Page, ApiError> {
+    pub(super) fn page(&self) -> Result<Page, ApiError> {
         let before = match &self.before {
             None => None,
             Some(cursor) => {

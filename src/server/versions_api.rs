@@ -3,8 +3,9 @@
 //! and each repository's schedules.
 
 use super::App;
-use super::api::{Reply, api_auth, error, store_error};
+use super::api::{PageQuery, Reply, api_auth, error, store_error};
 use super::config::Repo;
+use super::store::Page;
 use super::versions::{self, Outcome, SERVER_SCOPE};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -58,7 +59,13 @@ async fn current_of(app: &App, scope: &str) -> Reply {
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "no version has been applied yet"))?;
     let last = app
         .store
-        .version_history(scope, 50)
+        .version_history(
+            scope,
+            &Page {
+                limit: 50,
+                before: None,
+            },
+        )
         .await
         .map_err(store_error)?
         .into_iter()
@@ -82,18 +89,27 @@ pub async fn server_current(State(app): State<Arc<App>>, headers: HeaderMap) -> 
     current_of(&app, SERVER_SCOPE).await
 }
 
-pub async fn server_history(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+pub async fn server_history(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Reply {
     api_auth(&app, &headers)?;
-    history_of(&app, SERVER_SCOPE).await
+    history_of(&app, SERVER_SCOPE, &q).await
 }
 
-async fn history_of(app: &App, scope: &str) -> Reply {
+async fn history_of(app: &App, scope: &str, q: &PageQuery) -> Reply {
+    let page = q.page()?;
     let history = app
         .store
-        .version_history(scope, 200)
+        .version_history(scope, &page)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "versions": history })).into_response())
+    let next = match history.last() {
+        Some(last) if history.len() as i64 >= page.limit => json!(format!("{}.", last.id)),
+        _ => serde_json::Value::Null,
+    };
+    Ok(Json(json!({ "versions": history, "next": next })).into_response())
 }
 
 pub async fn current(
@@ -109,9 +125,10 @@ pub async fn history(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Reply {
     let (_, scope) = authorized(&app, &headers, &owner, &name)?;
-    history_of(&app, &scope).await
+    history_of(&app, &scope, &q).await
 }
 
 pub async fn diff(

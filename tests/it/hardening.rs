@@ -747,6 +747,23 @@ fn list_endpoints_are_paginated() {
         assert_eq!(unique.len(), 5, "{path}: {seen:?}");
         assert_eq!(seen.len(), 5, "{path}: {seen:?}");
     }
+    // The version history pages the same way (its cursor is the entry's id).
+    let (status, first) = server.get("/api/v1/version/history?limit=1");
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let cursor = first["next"]
+        .as_str()
+        .expect("a next cursor on a full page");
+    let (status, rest) = server.get(&format!("/api/v1/version/history?limit=1&before={cursor}"));
+    assert_eq!(status, 200, "{rest}");
+    assert_ne!(
+        rest["versions"][0]["id"], first["versions"][0]["id"],
+        "{rest}"
+    );
     let (status, reply) = server.get("/api/v1/runs?before=nonsense");
     assert_eq!(status, 400, "{reply}");
 }

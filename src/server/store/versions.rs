@@ -1,7 +1,7 @@
 //! Pipeline versions in the store: definitions by content id, the history of what was
 //! applied or rejected, and each scope's current version, changed only by compare-and-set.
 
-use super::{Result, Store, StoreError, now_ms};
+use super::{Page, Result, Store, StoreError, now_ms};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -19,6 +19,8 @@ pub struct CurrentVersion {
 /// One entry of a scope's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
+    /// The entry's place in the history (the cursor of `?before=`).
+    pub id: i64,
     pub version_id: String,
     /// `applied` or `rejected`.
     pub status: String,
@@ -230,19 +232,22 @@ impl Store {
     }
 
     /// A scope's history, newest first.
-    pub async fn version_history(&self, scope: &str, limit: i64) -> Result<Vec<HistoryEntry>> {
+    pub async fn version_history(&self, scope: &str, page: &Page) -> Result<Vec<HistoryEntry>> {
         let rows = sqlx::query(
-            "SELECT version_id, status, source, commit_sha, previous, at, change_log, error \
-             FROM version_history WHERE scope = $1 ORDER BY id DESC LIMIT $2",
+            "SELECT version_id, status, source, commit_sha, previous, at, change_log, error, id \
+             FROM version_history WHERE scope = $1 AND ($3 IS NULL OR id < $3) \
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(scope)
-        .bind(limit)
+        .bind(page.limit)
+        .bind(page.before.as_ref().map(|c| c.0))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 let log: String = r.try_get(6)?;
                 Ok(HistoryEntry {
+                    id: r.try_get(8)?,
                     version_id: r.try_get(0)?,
                     status: r.try_get(1)?,
                     source: r.try_get(2)?,
