@@ -86,6 +86,10 @@ enum Command {
         /// Run in a private copy of the tracked and modified files.
         #[arg(long)]
         isolate: bool,
+        /// Where jobs that ask for a container or services run (default `auto`: in
+        /// containers when a Docker API answers — `DOCKER_HOST` — else on the host, saying so).
+        #[arg(long, value_enum, default_value_t)]
+        executor: crate::engine::containers::ExecutorMode,
         /// Print one JSON event per line instead of live output.
         #[arg(long)]
         json: bool,
@@ -158,6 +162,10 @@ enum Command {
         /// (default 600).
         #[arg(long)]
         drain_timeout_seconds: Option<u64>,
+        /// Where jobs that ask for containers run (default `auto`: containers when a Docker
+        /// API answers at start; then the runner also serves the `tess:container` label).
+        #[arg(long, value_enum)]
+        executor: Option<crate::engine::containers::ExecutorMode>,
     },
     /// Look at and act on a `tess server`'s runs.
     Runs {
@@ -405,6 +413,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             secret_file,
             env,
             isolate,
+            executor,
             json,
             strict,
             github_actions,
@@ -448,6 +457,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 secret_file,
                 env,
                 isolate,
+                executor,
                 json,
                 strict,
                 action,
@@ -528,6 +538,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             hosted_labels,
             run_untagged,
             drain_timeout_seconds,
+            executor,
         } => {
             let file = match &config {
                 Some(path) => crate::runner::config::RunnerFile::load(path)?,
@@ -567,6 +578,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     .or(file.drain_timeout_seconds)
                     .unwrap_or(600),
             );
+            let executor = executor.or(file.executor).unwrap_or_default();
             let stop = std::sync::Arc::new(crate::exec::Cancel::default());
             signals::install(std::sync::Arc::clone(&stop));
             crate::runner::run(
@@ -582,6 +594,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     hosted_labels,
                     run_untagged,
                     drain_timeout,
+                    executor,
                 },
                 stop,
             )?;

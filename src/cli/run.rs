@@ -18,6 +18,7 @@ pub struct RunArgs {
     pub secret_file: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub isolate: bool,
+    pub executor: crate::engine::containers::ExecutorMode,
     pub json: bool,
     pub strict: bool,
     /// GitHub Actions mode: where its summary and outputs go.
@@ -90,6 +91,7 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
             strict: args.strict,
             cancel: Arc::clone(&cancel),
             prior: Vec::new(),
+            executor: args.executor,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let display = live::Display {

@@ -33,6 +33,11 @@ pub struct JobRun {
     pub strict: bool,
     /// GitLab jobs: expand `$VAR` references inside variable values before the job runs.
     pub expand_variables: bool,
+    pub executor: super::containers::ExecutorMode,
+    /// The job's containers while it runs (`None`: steps on the host, no services).
+    pub containers: Option<Arc<exec::container::JobContainers>>,
+    /// `job.services`: each service's `id`, `network` and mapped `ports`.
+    pub services_context: Value,
 }
 
 pub struct JobOutcome {
@@ -69,24 +74,6 @@ impl JobRun {
             name: self.name.clone(),
             ts: now(),
         });
-        // Containers are not started yet (no container executor): say so, once.
-        let mut notices = Vec::new();
-        if let Some(image) = &self.spec.container {
-            let image = image.get("image").unwrap_or(image);
-            notices.push(format!(
-                "container image {image} is not started; this job runs in the host shell"
-            ));
-        }
-        if !self.spec.services.is_empty() {
-            let names: Vec<&str> = self.spec.services.keys().map(String::as_str).collect();
-            notices.push(format!(
-                "services [{}] are not started; this job runs without them",
-                names.join(", ")
-            ));
-        }
-        for notice in notices {
-            self.log(None, Stream::Stderr, &format!("##[notice]{notice}"));
-        }
         let mut env = self.workflow_env.clone();
         let job_env = self.interpolate_map(&self.spec.env.clone());
         env.extend(job_env);
@@ -126,7 +113,16 @@ impl JobRun {
             first_failure: None,
         };
         let steps = self.spec.steps.clone();
-        let timed_out = self.run_steps(&steps, &mut state, None);
+        let timed_out = match self.start_containers(&state.env) {
+            Ok(()) => self.run_steps(&steps, &mut state, None),
+            Err(message) => {
+                // The job cannot run as its pipeline says: it fails, saying why.
+                self.log(None, Stream::Stderr, &format!("##[error]{message}"));
+                state.failed = true;
+                state.first_failure = Some(Outcome::FailedToSpawn(message));
+                false
+            }
+        };
         for post in std::mem::take(&mut state.post) {
             if !state.failed {
                 post.run(&self.workspace, &mut |msg| {
@@ -134,6 +130,8 @@ impl JobRun {
                 });
             }
         }
+        // Containers, services and the network go with the job, however it ended.
+        self.containers = None;
         // No orphans: whatever the steps left running in their process groups ends with the job.
         for group in &state.groups {
             kill_group(*group, libc::SIGKILL);
@@ -210,10 +208,13 @@ impl JobRun {
             self.ctx.env = strings(&state.env);
             self.ctx.status =
                 StatusView::of_job(state.failed, self.cancel.level() > exec::CancelLevel::None);
-            self.ctx.job = object([(
-                "status".to_string(),
-                Value::String(job_status(&self.ctx.status).into()),
-            )]);
+            self.ctx.job = object([
+                (
+                    "status".to_string(),
+                    Value::String(job_status(&self.ctx.status).into()),
+                ),
+                ("services".to_string(), self.services_context.clone()),
+            ]);
             let mut ctx = self.ctx.clone();
             if let Some(inputs) = scope {
                 let mut shared = (*ctx.shared).clone();
@@ -377,7 +378,7 @@ impl JobRun {
             .map(|s| interpolate_lossy(&s, ctx))
             // A GitLab runner's shell executor falls back to sh on hosts without bash.
             .map(|s| match s.as_str() {
-                "bash" if self.spec.gitlab.is_some() && !exec::on_path("bash") => "sh".into(),
+                "bash" if self.spec.gitlab.is_some() && !self.has_program("bash") => "sh".into(),
                 _ => s,
             });
         let cwd = match step
@@ -399,7 +400,13 @@ impl JobRun {
             (a, b) => a.or(b),
         };
         let temp = self.temp.clone();
+        let containers = self.containers.clone();
+        let executor: &dyn exec::Executor = match &containers {
+            Some(c) => c.as_ref(),
+            None => &exec::Host,
+        };
         let request = StepRequest {
+            executor,
             script: &script,
             shell: shell.as_deref(),
             env: &env,

@@ -2,6 +2,7 @@
 //! (ready queue, caps, fail-fast); each job runs on its own thread and reports back by channel.
 
 mod actions;
+pub mod containers;
 mod context;
 pub mod environment;
 mod events;
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub cancel: Arc<Cancel>,
     /// Results of needed jobs that ran elsewhere (a runner runs one job of a server's run).
     pub prior: Vec<PriorResult>,
+    /// Host or containers for jobs that ask for a container or services.
+    pub executor: containers::ExecutorMode,
 }
 
 /// A job that finished outside this run, as its dependents see it.
@@ -276,6 +279,9 @@ pub fn run(
                 events: events.clone(),
                 strict: opts.strict,
                 expand_variables: pipeline.dialect == crate::spec::Dialect::GitLab,
+                executor: opts.executor,
+                containers: None,
+                services_context: Value::Object(IndexMap::new()),
             };
             let tx = done_tx.clone();
             tracing::debug!(job = %job.key, running, "job started");

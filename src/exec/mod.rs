@@ -3,6 +3,7 @@
 //! Knows nothing about DAGs or the CLI; the engine and (later) the runner agent drive it.
 
 mod commands;
+pub mod container;
 mod files;
 mod lines;
 mod mask;
@@ -38,8 +39,50 @@ pub enum StepEvent<'a> {
     Flush,
 }
 
+/// Where a step's process runs: the one seam between the host and a container. The rest
+/// of a step (its script file, file commands, masking, outcome) is the same for both.
+pub trait Executor {
+    /// Runs one process to completion (or timeout / cancellation), streaming its output.
+    fn run(
+        &self,
+        spawn: &Spawn,
+        deadline: Option<Instant>,
+        cancel: &Cancel,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> (Outcome, Option<i32>);
+    /// Whether `program` is on the PATH where steps run (the default shell's choice).
+    fn has(&self, program: &str) -> bool;
+    /// Whether steps run on this host (the simple-command fast path looks up host files).
+    fn is_host(&self) -> bool;
+}
+
+/// Steps on this host: one process group each.
+pub struct Host;
+
+impl Executor for Host {
+    fn run(
+        &self,
+        spawn: &Spawn,
+        deadline: Option<Instant>,
+        cancel: &Cancel,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> (Outcome, Option<i32>) {
+        run_process(spawn, deadline, cancel, on_output)
+    }
+
+    fn has(&self, program: &str) -> bool {
+        on_path(program)
+    }
+
+    fn is_host(&self) -> bool {
+        true
+    }
+}
+
 /// One `run:` step, fully resolved by the caller (expressions already interpolated).
 pub struct StepRequest<'a> {
+    /// Where it runs.
+    pub executor: &'a dyn Executor,
     pub script: &'a str,
     pub shell: Option<&'a str>,
     pub env: &'a IndexMap<String, String>,
@@ -77,13 +120,18 @@ pub fn run_step(
     let started = Instant::now();
     let mut result = StepResult::default();
     let files = FileCommands::create(req.temp);
-    let direct = shell::direct_argv(req.shell, req.script, req.env);
+    let direct = if req.executor.is_host() {
+        shell::direct_argv(req.shell, req.script, req.env)
+    } else {
+        None
+    };
     let prepared = files.as_ref().map_err(|e| e.to_string()).and_then(|files| {
         let (program, args) = match &direct {
             Some(argv) => (argv[0].clone(), argv[1..].to_vec()),
             None => {
                 let (program, args, _) =
-                    shell_command(req.shell, req.script, req.temp).map_err(|e| e.to_string())?;
+                    shell_command(req.shell, req.script, req.temp, req.executor)
+                        .map_err(|e| e.to_string())?;
                 (program, args)
             }
         };
@@ -117,7 +165,7 @@ pub fn run_step(
     let mut out = lines::LineBuffer::default();
     let mut err = lines::LineBuffer::default();
     let mut state = commands::CommandState::default();
-    let (outcome, group) = run_process(&spawn, deadline, cancel, &mut |stream, bytes| {
+    let (outcome, group) = req.executor.run(&spawn, deadline, cancel, &mut |stream, bytes| {
         let buffer = match stream {
             Stream::Stdout => &mut out,
             Stream::Stderr => &mut err,

@@ -167,7 +167,9 @@ pub fn shell_command(
     shell: Option<&str>,
     script: &str,
     dir: &Path,
+    executor: &dyn super::Executor,
 ) -> Result<(String, Vec<String>, PathBuf), ShellError> {
+    let on_path = |program: &str| executor.has(program);
     let (template, extension, body) = match shell.map(str::trim) {
         // GitHub's default when no shell is given: bash without pipefail, else sh.
         None | Some("") if on_path("bash") => ("bash -e {0}".to_string(), "sh", script.to_string()),
@@ -221,7 +223,9 @@ pub fn shell_command(
     // bash and sh resolve once, here, not by the child on every step. Other programs
     // (python, …) are left to the step's own PATH, which GITHUB_PATH may change.
     let program = match which(&program) {
-        Some(path) if program == "bash" || program == "sh" => path.display().to_string(),
+        Some(path) if executor.is_host() && (program == "bash" || program == "sh") => {
+            path.display().to_string()
+        }
         _ => program,
     };
     Ok((program, parts.collect(), path))

@@ -22,6 +22,8 @@ pub struct RunnerFile {
     pub run_untagged: Option<bool>,
     /// After SIGTERM, running jobs get this long before they are cancelled (default 600).
     pub drain_timeout_seconds: Option<u64>,
+    /// `auto` (default), `host` or `container`: where jobs that ask for containers run.
+    pub executor: Option<crate::engine::containers::ExecutorMode>,
     /// A file holding the registration token (a systemd credential, a Kubernetes secret).
     pub registration_token_file: Option<PathBuf>,
 }

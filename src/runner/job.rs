@@ -81,6 +81,7 @@ pub struct Shared {
     /// predecessor killed mid-job leaves its scratch there).
     scratch: std::path::PathBuf,
     pub checkouts: super::checkout::Checkouts,
+    pub executor: crate::engine::containers::ExecutorMode,
     /// The pipeline and plan of recent runs: every job of a run plans the same commit for
     /// the same event, so it is loaded and planned once per runner.
     plans: Mutex<VecDeque<(String, Arc<Prepared>)>>,
@@ -94,7 +95,10 @@ struct Prepared {
 const PLANS_KEPT: usize = 16;
 
 impl Shared {
-    pub fn new(workdir: std::path::PathBuf) -> Shared {
+    pub fn new(
+        workdir: std::path::PathBuf,
+        executor: crate::engine::containers::ExecutorMode,
+    ) -> Shared {
         // The job's small scratch files (event payload, file commands, scripts) go to
         // memory when the host has a tmpfs: creating and deleting them per job is costly
         // on ext4. One directory per work directory: runners on one host never share it.
@@ -110,6 +114,7 @@ impl Shared {
         Shared {
             checkouts: super::checkout::Checkouts::new(workdir.join("cache")),
             workdir,
+            executor,
             scratch,
             plans: Mutex::new(VecDeque::new()),
         }
@@ -387,6 +392,7 @@ fn run(
         strict: false,
         cancel: Arc::clone(cancel),
         prior: lease.needs.clone(),
+        executor: shared.executor,
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     let outcome = std::thread::scope(|s| {

@@ -32,11 +32,15 @@ pub struct Options {
     pub run_untagged: bool,
     /// After SIGTERM, running jobs get this long to finish before they are cancelled.
     pub drain_timeout: Duration,
+    pub executor: crate::engine::containers::ExecutorMode,
 }
 
 /// The label a runner reports when it takes GitLab jobs without `tags`; the server gives
 /// such jobs this label (never shown as a missing label).
 pub const UNTAGGED: &str = "tess:untagged";
+/// The label of runners that run container jobs, which the planner gives jobs with a
+/// `container:`, `services:` or GitLab `image:`.
+pub const CONTAINER: &str = "tess:container";
 
 /// What registration returned, kept for restarts (mode 0600: it holds the token).
 #[derive(Serialize, Deserialize)]
@@ -76,11 +80,24 @@ pub fn hosted_aliases() -> Vec<String> {
 pub fn all_labels(opts: &Options) -> Vec<String> {
     let mut labels = default_labels();
     let untagged = opts.run_untagged.then(|| UNTAGGED.to_string());
+    // Container jobs only come to a runner whose Docker API answers (checked once, here).
+    use crate::engine::containers::ExecutorMode;
+    let containers = match opts.executor {
+        ExecutorMode::Host => None,
+        ExecutorMode::Auto | ExecutorMode::Container => match crate::exec::container::connect() {
+            Ok(_) => Some(CONTAINER.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Docker API: container jobs go to other runners");
+                None
+            }
+        },
+    };
     for l in opts
         .hosted_labels
         .iter()
         .chain(&opts.labels)
         .chain(&untagged)
+        .chain(&containers)
     {
         if !labels.iter().any(|x| x.eq_ignore_ascii_case(l)) {
             labels.push(l.clone());
@@ -222,7 +239,7 @@ pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
     let workers_left = Arc::new(AtomicU32::new(slots as u32));
     // Jobs are cancelled only by a second signal or the drain timeout, not by draining.
     let job_stop = Arc::new(Cancel::default());
-    let shared = Arc::new(job::Shared::new(opts.workdir.clone()));
+    let shared = Arc::new(job::Shared::new(opts.workdir.clone(), opts.executor));
     let shown: Vec<&String> = labels.iter().filter(|l| *l != UNTAGGED).collect();
     let shown: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
     println!(

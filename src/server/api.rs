@@ -361,7 +361,15 @@ pub async fn show_run(
                 .iter()
                 .any(|r| super::store::labels_match(&labels, &r.labels))
             {
-                let reason = if labels == [crate::runner::UNTAGGED] {
+                let reason = if labels.iter().any(|l| l == crate::runner::CONTAINER) {
+                    format!(
+                        "no registered runner runs container jobs with the labels [{}] \
+                         (a runner serves `{}` when its Docker API answers: DOCKER_HOST, \
+                         --executor auto|container)",
+                        labels.join(", "),
+                        crate::runner::CONTAINER
+                    )
+                } else if labels == [crate::runner::UNTAGGED] {
                     "no registered runner takes jobs without tags (tess runner --run-untagged true)"
                         .to_string()
                 } else {

@@ -402,12 +402,18 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
             id: j.id.clone(),
             name: j.name.clone(),
             needs: j.needs.iter().chain(&j.needs_skipped).cloned().collect(),
-            labels: match labels(&j.runs_on) {
-                // GitLab jobs without `tags` go to runners that take untagged jobs.
-                none if none.is_empty() && j.spec.gitlab.is_some() => {
-                    vec![crate::runner::UNTAGGED.to_string()]
+            labels: {
+                let mut labels = match labels(&j.runs_on) {
+                    // GitLab jobs without `tags` go to runners that take untagged jobs.
+                    none if none.is_empty() && j.spec.gitlab.is_some() => {
+                        vec![crate::runner::UNTAGGED.to_string()]
+                    }
+                    some => some,
+                };
+                if j.spec.container.is_some() || !j.spec.services.is_empty() {
+                    labels.push(crate::runner::CONTAINER.to_string());
                 }
-                some => some,
+                labels
             },
             has_condition: j.condition.is_some(),
             spec: serde_json::to_value(j).unwrap_or_default(),
