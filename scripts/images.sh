@@ -55,7 +55,7 @@ if ! have docker.io/library/busybox:latest; then
   tmp=$(mktemp -d)
   mkdir -p "$tmp/bin" "$tmp/tmp" "$tmp/etc"
   cp /bin/busybox "$tmp/bin/busybox"
-  for cmd in $("$tmp/bin/busybox" --list); do ln -sf busybox "$tmp/bin/$cmd"; done
+  for cmd in $("$tmp/bin/busybox" --list); do [ "$cmd" = busybox ] || ln -sf busybox "$tmp/bin/$cmd"; done
   echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/etc/passwd"
   tar -C "$tmp" -cf "$cache/busybox.tar" .
   rm -rf "$tmp"

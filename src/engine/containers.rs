@@ -73,7 +73,12 @@ pub fn github_container(json: &Json, expand: Expand) -> Result<ContainerSpec, St
         return Err("the container's `image` is empty".into());
     }
     let credentials = json.get("credentials").map(|c| {
-        let field = |k: &str| c.get(k).and_then(Json::as_str).map(expand).unwrap_or_default();
+        let field = |k: &str| {
+            c.get(k)
+                .and_then(Json::as_str)
+                .map(expand)
+                .unwrap_or_default()
+        };
         (field("username"), field("password"))
     });
     let options = match json.get("options").and_then(Json::as_str) {
@@ -100,7 +105,8 @@ pub fn github_services(
     services
         .iter()
         .map(|(key, json)| {
-            let spec = github_container(json, expand).map_err(|e| format!("service `{key}`: {e}"))?;
+            let spec =
+                github_container(json, expand).map_err(|e| format!("service `{key}`: {e}"))?;
             Ok(ServiceSpec {
                 key: key.clone(),
                 aliases: vec![key.clone()],
@@ -208,7 +214,10 @@ pub fn gitlab_services(
 impl JobRun {
     /// Starts what the job asks for (its container, its services) when the executor mode
     /// allows; a job that wanted containers and runs on the host says so, never silently.
-    pub(super) fn start_containers(&mut self, env: &IndexMap<String, String>) -> Result<(), String> {
+    pub(super) fn start_containers(
+        &mut self,
+        env: &IndexMap<String, String>,
+    ) -> Result<(), String> {
         let spec = Arc::clone(&self.spec);
         if spec.container.is_none() && spec.services.is_empty() {
             return Ok(());
@@ -217,7 +226,10 @@ impl JobRun {
             let mut parts = Vec::new();
             if let Some(c) = &spec.container {
                 let image = c.get("image").or_else(|| c.get("name")).unwrap_or(c);
-                parts.push(format!("container {}", image.as_str().unwrap_or(&image.to_string())));
+                parts.push(format!(
+                    "container {}",
+                    image.as_str().unwrap_or(&image.to_string())
+                ));
             }
             if !spec.services.is_empty() {
                 let names: Vec<&str> = spec.services.keys().map(String::as_str).collect();
@@ -261,7 +273,13 @@ impl JobRun {
         let job = spec
             .container
             .as_ref()
-            .map(|c| if gitlab { gitlab_image(c, expand) } else { github_container(c, expand) })
+            .map(|c| {
+                if gitlab {
+                    gitlab_image(c, expand)
+                } else {
+                    github_container(c, expand)
+                }
+            })
             .transpose()?;
         let services = if gitlab {
             gitlab_services(&spec.services, env, expand)?
@@ -293,7 +311,11 @@ impl JobRun {
                 .collect();
             services_ctx.insert(
                 key.clone(),
-                Value::Object([("ports".to_string(), Value::Object(ports))].into_iter().collect()),
+                Value::Object(
+                    [("ports".to_string(), Value::Object(ports))]
+                        .into_iter()
+                        .collect(),
+                ),
             );
         }
         self.services_context = Value::Object(services_ctx);

@@ -229,7 +229,8 @@ pub struct ServiceSpec {
 
 /// The Docker Engine API named by `DOCKER_HOST` (default: the local socket), if it answers.
 pub fn connect() -> Result<Docker, String> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let docker = Docker::connect_with_defaults().map_err(|e| format!("{host}: {e}"))?;
     let runtime = runtime()?;
     runtime
@@ -266,6 +267,38 @@ pub struct JobContainers {
 
 /// Label on everything this executor creates (to find leftovers).
 pub const LABEL: &str = "tesseract-ci.job";
+
+/// The containers and networks this executor made that still exist (none once every job
+/// has ended): their names.
+pub fn leftovers(docker: &Docker) -> Result<Vec<String>, String> {
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let filters: std::collections::HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![LABEL.to_string()])].into();
+        let containers = docker
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        let networks = docker
+            .list_networks(Some(
+                bollard::query_parameters::ListNetworksOptionsBuilder::new()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(containers
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .chain(networks.into_iter().filter_map(|n| n.name))
+            .collect())
+    })
+}
 
 impl JobContainers {
     /// Starts the services (waiting for their health checks) and the job container.
@@ -389,14 +422,14 @@ impl JobContainers {
         let options = CreateImageOptionsBuilder::new()
             .from_image(&spec.image)
             .build();
-        let credentials = spec
-            .credentials
-            .as_ref()
-            .map(|(user, pass)| bollard::auth::DockerCredentials {
-                username: Some(user.clone()),
-                password: Some(pass.clone()),
-                ..Default::default()
-            });
+        let credentials =
+            spec.credentials
+                .as_ref()
+                .map(|(user, pass)| bollard::auth::DockerCredentials {
+                    username: Some(user.clone()),
+                    password: Some(pass.clone()),
+                    ..Default::default()
+                });
         let docker = self.docker.clone();
         let image = spec.image.clone();
         self.runtime.block_on(async {
@@ -614,7 +647,9 @@ impl JobContainers {
     /// added in front), no host HOME or shell settings.
     fn inside_env(&self, env: &[(String, String)]) -> Vec<String> {
         env.iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "HOME" | "SHELL" | "USER" | "LOGNAME" | "TMPDIR"))
+            .filter(|(k, _)| {
+                !matches!(k.as_str(), "HOME" | "SHELL" | "USER" | "LOGNAME" | "TMPDIR")
+            })
             .map(|(k, v)| {
                 if k == "PATH" {
                     let added = v.strip_suffix(&self.host_path).unwrap_or("");
@@ -651,7 +686,13 @@ impl Drop for JobContainers {
 fn sanitize(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     s.trim_matches('-').chars().take(40).collect()
 }

@@ -165,16 +165,18 @@ pub fn run_step(
     let mut out = lines::LineBuffer::default();
     let mut err = lines::LineBuffer::default();
     let mut state = commands::CommandState::default();
-    let (outcome, group) = req.executor.run(&spawn, deadline, cancel, &mut |stream, bytes| {
-        let buffer = match stream {
-            Stream::Stdout => &mut out,
-            Stream::Stderr => &mut err,
-        };
-        buffer.push(bytes, masker, |masker, line| {
-            handle_line(&mut state, stream, line, masker, &mut result, on_event)
+    let (outcome, group) = req
+        .executor
+        .run(&spawn, deadline, cancel, &mut |stream, bytes| {
+            let buffer = match stream {
+                Stream::Stdout => &mut out,
+                Stream::Stderr => &mut err,
+            };
+            buffer.push(bytes, masker, |masker, line| {
+                handle_line(&mut state, stream, line, masker, &mut result, on_event)
+            });
+            on_event(StepEvent::Flush);
         });
-        on_event(StepEvent::Flush);
-    });
     out.finish(masker, |masker, line| {
         handle_line(
             &mut state,

@@ -3,6 +3,7 @@
 
 mod action;
 mod cli;
+mod containers;
 mod corpus;
 mod cron;
 mod diagnostics;

@@ -26,6 +26,15 @@ const GLOBAL_KEYS: &[&str] = &[
     "types",
 ];
 
+/// Top-level keys GitLab still applies to every job (deprecated in favour of `default:`).
+const GLOBAL_DEFAULTS: &[&str] = &[
+    "image",
+    "services",
+    "before_script",
+    "after_script",
+    "cache",
+];
+
 const JOB_KEYS: &[&str] = &[
     "after_script",
     "allow_failure",
@@ -185,7 +194,7 @@ pub fn lower(
             d.help = Some(help);
         }
         // Lowered even with an unknown stage, so every problem in the job is reported.
-        let job = lower_job(c, id, k, v, default, incomplete);
+        let job = lower_job(c, id, k, v, (default, root), incomplete);
         if let (Some((mut job, optional_needs)), Some(stage_index)) = (job, stage_index) {
             job.raw_variables = raw_variable_names(root.get("variables"));
             job.raw_variables
@@ -366,11 +375,17 @@ fn lower_job(
     id: &str,
     key: &Node,
     node: &Node,
-    default: Option<&Node>,
+    (default, root): (Option<&Node>, &Node),
     incomplete: bool,
 ) -> Option<(Job, Vec<String>)> {
     let fields = c.map(node, &format!("job `{id}`"), JOB_KEYS);
-    let get = |k: &str| node.get(k).or_else(|| default.and_then(|d| d.get(k)));
+    // The job's key, else `default:`'s, else the deprecated top-level one (GitLab still
+    // reads `image`, `services`, `before_script`, `after_script` and `cache` there).
+    let get = |k: &str| {
+        node.get(k)
+            .or_else(|| default.and_then(|d| d.get(k)))
+            .or_else(|| GLOBAL_DEFAULTS.contains(&k).then(|| root.get(k)).flatten())
+    };
     let mut job = Job::new(id, key.pos);
     let mut optional_needs = Vec::new();
     // Predefined per-job variables; the job's own `variables` may override them.

@@ -1,0 +1,293 @@
+//! Jobs in containers against a real Docker Engine API (`podman system service`, started by
+//! `scripts/podman.sh`; images built offline by `scripts/images.sh`): job containers,
+//! service containers with health checks, GitLab images and service aliases, cleanup.
+
+use crate::harness::{Server, databases, setup, wait_for};
+use crate::server::{job, push_main};
+use crate::support::{skip_or_fail, stderr, stdout, tess_with_env};
+use std::path::Path;
+use std::time::Duration;
+use tesseract_ci::exec::container;
+
+/// The Docker API the tests use, or `None` (said loudly; a failure under CI).
+fn docker() -> Option<bollard::Docker> {
+    if std::env::var_os("DOCKER_HOST").is_none() {
+        skip_or_fail(
+            "DOCKER_HOST is not set (export DOCKER_HOST=$(scripts/podman.sh); scripts/images.sh)",
+        );
+        return None;
+    }
+    Some(container::connect().expect("the Docker API in DOCKER_HOST answers"))
+}
+
+/// What this executor left behind whose name holds `marker` (the job keys of one test).
+fn leftovers(docker: &bollard::Docker, marker: &str) -> Vec<String> {
+    container::leftovers(docker)
+        .expect("list containers")
+        .into_iter()
+        .filter(|name| name.contains(marker))
+        .collect()
+}
+
+/// A repository in `dir` holding `files`, for `tess run`.
+fn project(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    crate::harness::git(dir, &["init", "-q", "-b", "main"]);
+    crate::harness::commit_all(dir);
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    tess_with_env(dir, &[&["run"][..], args].concat(), &[])
+}
+
+#[test]
+fn a_job_container_runs_every_step_and_its_outputs_reach_a_later_job() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflow = r#"on: push
+jobs:
+  ct-inside:
+    runs-on: ubuntu-latest
+    container:
+      image: debian:bookworm
+      env:
+        FROM_CONTAINER: yes
+    outputs:
+      os: ${{ steps.os.outputs.id }}
+    steps:
+      - id: os
+        run: |
+          . /etc/os-release
+          echo "id=$ID-$VERSION_ID" >> "$GITHUB_OUTPUT"
+          echo "IN_ENV=from-env-file" >> "$GITHUB_ENV"
+          echo "cwd=$PWD container-env=$FROM_CONTAINER"
+          test -f /.dockerenv || test -f /run/.containerenv
+      - run: echo "next step sees $IN_ENV"
+      - shell: sh
+        run: echo "workspace file from inside" > made-inside.txt
+  ct-after:
+    needs: ct-inside
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "inside was ${{ needs.ct-inside.outputs.os }} and $(cat made-inside.txt)"
+"#;
+    project(dir.path(), &[(".github/workflows/ci.yml", workflow)]);
+    let out = run(dir.path(), &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("inside was debian-12 and workspace file from inside"),
+        "{text}"
+    );
+    assert!(text.contains("next step sees from-env-file"), "{text}");
+    assert!(
+        text.contains(&format!("cwd={} container-env=yes", dir.path().display())),
+        "the workspace is at the same path inside: {text}"
+    );
+    assert_eq!(leftovers(&docker, "ct-inside"), Vec::<String>::new());
+}
+
+#[test]
+fn a_postgres_service_is_healthy_before_the_steps_and_reachable_by_alias_and_mapped_port() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflow = r#"on: push
+jobs:
+  svc-in-container:
+    runs-on: ubuntu-latest
+    container: postgres:15
+    services:
+      db:
+        image: postgres:15
+        options: --health-cmd "pg_isready -h 127.0.0.1" --health-interval 1s --health-retries 30
+    steps:
+      - run: >-
+          psql -h db -U postgres -tAc "SELECT 'from the job container: ' || version()"
+  svc-on-host:
+    runs-on: ubuntu-latest
+    services:
+      db:
+        image: postgres:15
+        ports: ['5432']
+        options: --health-cmd "pg_isready -h 127.0.0.1" --health-interval 1s --health-retries 30
+    steps:
+      - run: >-
+          psql -h 127.0.0.1 -p ${{ job.services.db.ports['5432'] }} -U postgres
+          -tAc "SELECT 'from the host: ' || current_database()"
+"#;
+    project(dir.path(), &[(".github/workflows/ci.yml", workflow)]);
+    let out = run(dir.path(), &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("from the job container: PostgreSQL 15"),
+        "{text}"
+    );
+    assert!(text.contains("from the host: postgres"), "{text}");
+    assert!(
+        text.contains("waiting for service `db` to be healthy"),
+        "{text}"
+    );
+    assert_eq!(leftovers(&docker, "svc-"), Vec::<String>::new());
+}
+
+#[test]
+fn gitlab_images_at_top_level_and_per_job_and_service_aliases() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ci = r#"image: busybox:latest
+variables:
+  GREETING: hello
+gl-top:
+  script:
+    - readlink /bin/sh
+    - test ! -e /etc/os-release
+    - echo "$GREETING from $CI_JOB_NAME"
+gl-own:
+  image: debian:bookworm
+  script:
+    - . /etc/os-release && echo "own image $ID"
+gl-db:
+  image: postgres:15
+  services:
+    - name: postgres:15
+      alias: database
+  script:
+    - for i in $(seq 100); do pg_isready -q -h database && break; sleep 0.1; done
+    - psql -h database -U postgres -tAc "SELECT 'by alias'"
+    - psql -h postgres -U postgres -tAc "SELECT 'by derived name'"
+"#;
+    project(dir.path(), &[(".gitlab-ci.yml", ci)]);
+    let out = run(dir.path(), &[".gitlab-ci.yml"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("hello from gl-top"), "{text}");
+    assert!(text.contains("busybox"), "{text}");
+    assert!(text.contains("own image debian"), "{text}");
+    assert!(text.contains("by alias"), "{text}");
+    assert!(text.contains("by derived name"), "{text}");
+    assert_eq!(leftovers(&docker, "gl-"), Vec::<String>::new());
+}
+
+#[test]
+fn failures_timeouts_and_interrupts_leave_no_container_behind() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = dir.path().join("started");
+    let workflow = format!(
+        r#"on: push
+jobs:
+  end-fail:
+    runs-on: ubuntu-latest
+    container: debian:bookworm
+    steps:
+      - run: exit 3
+  end-timeout:
+    runs-on: ubuntu-latest
+    container: debian:bookworm
+    timeout-minutes: 0.05
+    steps:
+      - run: sleep 60
+  end-pull:
+    runs-on: ubuntu-latest
+    container: tess-missing.invalid/nothing:1
+    steps:
+      - run: echo never
+  end-sigint:
+    runs-on: ubuntu-latest
+    container: debian:bookworm
+    steps:
+      - run: touch {started} && sleep 60
+"#,
+        started = started.display()
+    );
+    project(dir.path(), &[(".github/workflows/ci.yml", &workflow)]);
+    let out = run(
+        dir.path(),
+        &[
+            "--job",
+            "end-fail",
+            "--job",
+            "end-timeout",
+            "--job",
+            "end-pull",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("exit code 3"), "{text}");
+    assert!(text.contains("timed out"), "{text}");
+    assert!(
+        text.contains("pulling image tess-missing.invalid/nothing:1"),
+        "{text}"
+    );
+    assert_eq!(leftovers(&docker, "end-"), Vec::<String>::new());
+    // Ctrl-C while a step runs in the container.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tess"))
+        .args(["run", "--job", "end-sigint"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tess run");
+    let pid = child.id() as i32;
+    wait_for("the step to start", Duration::from_secs(60), || {
+        started.exists().then_some(())
+    });
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let out = crate::support::wait_with_timeout(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(130), "{}", stdout(&out));
+    assert_eq!(leftovers(&docker, "end-"), Vec::<String>::new());
+}
+
+#[test]
+fn without_a_docker_api_a_container_job_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflow = "on: push\njobs:\n  wants:\n    runs-on: ubuntu-latest\n    container: debian:bookworm\n    steps:\n      - run: echo ran on the host\n";
+    project(dir.path(), &[(".github/workflows/ci.yml", workflow)]);
+    let nowhere = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    // auto: on the host, with a warning that names the job and what it wanted.
+    let out = tess_with_env(dir.path(), &["run"], &nowhere);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("job `wants` wanted container debian:bookworm but runs on the host"),
+        "{text}"
+    );
+    // container: the job fails, saying why.
+    let out = tess_with_env(dir.path(), &["run", "--executor", "container"], &nowhere);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("no Docker API answers"), "{text}");
+    assert!(!text.contains("ran on the host"), "{text}");
+}
+
+#[test]
+fn a_runner_runs_a_container_job_leased_from_the_server() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server): (_, Server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
+    let workflow = "on: push\njobs:\n  leased:\n    runs-on: ubuntu-latest\n    container: debian:bookworm\n    steps:\n      - run: . /etc/os-release && echo \"leased job in $ID $VERSION_ID\"\n";
+    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let _runner = server.runner("r", "");
+    let run = push_main(&server, "c-1", &sha);
+    let run_json = server.finished_run(&run, Duration::from_secs(120));
+    assert_eq!(run_json["status"], "success", "{run_json:#}");
+    assert!(
+        job(&run_json, "leased")["labels"]
+            .to_string()
+            .contains("tess:container"),
+        "{run_json:#}"
+    );
+    let log = server.log(&run, "leased");
+    assert!(log.contains("leased job in debian 12"), "{log}");
+    assert_eq!(leftovers(&docker, "leased"), Vec::<String>::new());
+}
