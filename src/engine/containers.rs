@@ -331,24 +331,3 @@ impl JobRun {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gitlab_derives_service_host_names_from_the_image() {
-        assert_eq!(
-            gitlab_service_aliases("tutum/wordpress:latest"),
-            ["tutum__wordpress", "tutum-wordpress"]
-        );
-        assert_eq!(gitlab_service_aliases("postgres:15"), ["postgres"]);
-        assert_eq!(
-            gitlab_service_aliases("registry.example.com:5000/group/db:1"),
-            [
-                "registry.example.com:5000__group__db",
-                "registry.example.com:5000-group-db"
-            ]
-        );
-    }
-}

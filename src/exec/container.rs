@@ -824,27 +824,3 @@ impl Executor for JobContainers {
         self.job.is_none()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn options_as_the_forges_examples_write_them() {
-        let o = Options::parse(
-            "--health-cmd pg_isready --health-interval 10s --health-timeout 5s --health-retries 5",
-        )
-        .expect("valid");
-        let h = o.health.expect("health");
-        assert_eq!(h.cmd, "pg_isready");
-        assert_eq!(h.interval, Duration::from_secs(10));
-        assert_eq!(h.timeout, Duration::from_secs(5));
-        assert_eq!(h.retries, 5);
-        let o = Options::parse("--health-cmd \"redis-cli ping\" -e A=b --health-interval=1m30s")
-            .expect("valid");
-        assert_eq!(o.health.expect("health").interval, Duration::from_secs(90));
-        assert_eq!(o.env["A"], "b");
-        let e = Options::parse("--network host").expect_err("unsupported");
-        assert!(e.contains("`--network` is not supported"), "{e}");
-    }
-}

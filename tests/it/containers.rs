@@ -291,3 +291,42 @@ fn a_runner_runs_a_container_job_leased_from_the_server() {
     assert!(log.contains("leased job in debian 12"), "{log}");
     assert_eq!(leftovers(&docker, "leased"), Vec::<String>::new());
 }
+
+#[test]
+fn container_options_as_the_forges_examples_write_them() {
+    use container::Options;
+    let o = Options::parse(
+        "--health-cmd pg_isready --health-interval 10s --health-timeout 5s --health-retries 5",
+    )
+    .expect("valid");
+    let h = o.health.expect("health");
+    assert_eq!(h.cmd, "pg_isready");
+    assert_eq!(h.interval, Duration::from_secs(10));
+    assert_eq!(h.timeout, Duration::from_secs(5));
+    assert_eq!(h.retries, 5);
+    let o = Options::parse("--health-cmd \"redis-cli ping\" -e A=b --health-interval=1m30s")
+        .expect("valid");
+    assert_eq!(o.health.expect("health").interval, Duration::from_secs(90));
+    assert_eq!(o.env["A"], "b");
+    let e = Options::parse("--network host").expect_err("unsupported");
+    assert!(e.contains("`--network` is not supported"), "{e}");
+    let e = Options::parse("--health-interval soon").expect_err("bad duration");
+    assert!(e.contains("not a duration"), "{e}");
+}
+
+#[test]
+fn gitlab_derives_service_host_names_from_the_image() {
+    use tesseract_ci::engine::containers::gitlab_service_aliases;
+    assert_eq!(
+        gitlab_service_aliases("tutum/wordpress:latest"),
+        ["tutum__wordpress", "tutum-wordpress"]
+    );
+    assert_eq!(gitlab_service_aliases("postgres:15"), ["postgres"]);
+    assert_eq!(
+        gitlab_service_aliases("registry.example.com:5000/group/db:1"),
+        [
+            "registry.example.com:5000__group__db",
+            "registry.example.com:5000-group-db"
+        ]
+    );
+}
