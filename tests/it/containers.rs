@@ -330,3 +330,49 @@ fn gitlab_derives_service_host_names_from_the_image() {
         ]
     );
 }
+
+/// Every job of `workflow` (`runs-on: x`) moved into `container: debian:bookworm`.
+fn in_a_container(workflow: &str) -> String {
+    workflow.replace(
+        "    runs-on: x\n",
+        "    runs-on: x\n    container: debian:bookworm\n",
+    )
+}
+
+/// One table of run-semantics scenarios (the host executor's tests in `run.rs`), run on
+/// both executors: the same job results and the same log lines, job by job.
+#[test]
+fn the_run_semantics_scenarios_give_the_same_results_in_a_container() {
+    use crate::run::{FAILURES_WORKFLOW, FILES_WORKFLOW, Repo, log_lines, results};
+    let Some(docker) = docker() else { return };
+    for (name, workflow) in [("failures", FAILURES_WORKFLOW), ("files", FILES_WORKFLOW)] {
+        let contained = in_a_container(workflow);
+        assert_ne!(
+            contained, workflow,
+            "{name}: no job was moved into a container"
+        );
+        let (host_code, host) = Repo::new(workflow).events(&["--executor", "host"]);
+        let (code, events) = Repo::new(&contained).events(&["--executor", "container"]);
+        assert_eq!(code, host_code, "{name}: {events:#?}");
+        let mut expected = results(&host);
+        let mut got = results(&events);
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected, "{name}");
+        for (job, _) in &expected {
+            assert_eq!(
+                log_lines(&events, job),
+                log_lines(&host, job),
+                "{name}: job {job}"
+            );
+        }
+    }
+    for job in [
+        "produce", "consume", "build", "report", "finally", "allowed",
+    ] {
+        assert_eq!(
+            leftovers(&docker, &format!("tess-{job}-")),
+            Vec::<String>::new()
+        );
+    }
+}

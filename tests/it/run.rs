@@ -6,12 +6,12 @@ use crate::support::{stderr, stdout, tess};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-struct Repo {
+pub(crate) struct Repo {
     dir: tempfile::TempDir,
 }
 
 impl Repo {
-    fn new(workflow: &str) -> Repo {
+    pub(crate) fn new(workflow: &str) -> Repo {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = Repo { dir };
         repo.write(".github/workflows/ci.yml", workflow);
@@ -53,7 +53,7 @@ impl Repo {
     }
 
     /// Runs with `--json` and returns the events.
-    fn events(&self, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
+    pub(crate) fn events(&self, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
         let mut args = vec!["--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
@@ -79,7 +79,7 @@ impl Repo {
     }
 }
 
-fn results(events: &[Value]) -> Vec<(String, String)> {
+pub(crate) fn results(events: &[Value]) -> Vec<(String, String)> {
     events
         .iter()
         .filter(|e| e["type"] == "job_finished")
@@ -100,7 +100,7 @@ fn result_of(events: &[Value], job: &str) -> String {
         .unwrap_or_else(|| "missing".into())
 }
 
-fn log_lines(events: &[Value], job: &str) -> Vec<String> {
+pub(crate) fn log_lines(events: &[Value], job: &str) -> Vec<String> {
     events
         .iter()
         .filter(|e| e["type"] == "log" && e["job"] == job)
@@ -154,10 +154,8 @@ jobs:
     assert_eq!(order.last().map(String::as_str), Some("d"));
 }
 
-#[test]
-fn failures_propagate_and_status_functions_decide() {
-    let repo = Repo::new(
-        r#"on: push
+/// Also run in a job container (`containers.rs`): the same results on both executors.
+pub(crate) const FAILURES_WORKFLOW: &str = r#"on: push
 jobs:
   build:
     runs-on: x
@@ -189,8 +187,11 @@ jobs:
     continue-on-error: true
     steps:
       - run: exit 1
-"#,
-    );
+"#;
+
+#[test]
+fn failures_propagate_and_status_functions_decide() {
+    let repo = Repo::new(FAILURES_WORKFLOW);
     let (code, events) = repo.events(&[]);
     assert_eq!(code, Some(1));
     assert_eq!(result_of(&events, "build"), "failure");
@@ -242,10 +243,8 @@ fn continue_on_error_only_fails_the_job_it_allows() {
     );
 }
 
-#[test]
-fn outputs_env_path_and_summary_files() {
-    let repo = Repo::new(
-        r##"on: push
+/// Also run in a job container (`containers.rs`): the same results on both executors.
+pub(crate) const FILES_WORKFLOW: &str = r##"on: push
 env:
   WORKFLOW_VAR: wf
 jobs:
@@ -276,8 +275,11 @@ jobs:
     steps:
       - run: echo "got ${{ needs.produce.outputs.version }}"
       - run: echo "${{ needs.produce.outputs.notes }}"
-"##,
-    );
+"##;
+
+#[test]
+fn outputs_env_path_and_summary_files() {
+    let repo = Repo::new(FILES_WORKFLOW);
     let (code, events) = repo.events(&[]);
     assert_eq!(code, Some(0), "{events:#?}");
     assert_eq!(
