@@ -1,5 +1,6 @@
-//! `uses:` steps on the host: built-ins for `actions/checkout`, `actions/upload-artifact`,
-//! `actions/download-artifact` and `actions/cache`, and local composite actions.
+//! `uses:` steps: built-ins for `actions/checkout`, `actions/upload-artifact`,
+//! `actions/download-artifact` and `actions/cache`, local composite actions, and Docker
+//! actions (`docker://IMAGE` and local `runs.using: docker`) in containers.
 
 use super::context::object;
 use super::job::{JobRun, JobState, interpolate_lossy, workspace_relative};
@@ -68,6 +69,26 @@ pub fn run(job: &mut JobRun, a: ActionStep, state: &mut JobState) -> StepReturn 
         "actions/download-artifact" => download(job, &with, a.index),
         "actions/cache" | "actions/cache/restore" => {
             cache(job, &with, a.index, state, name == "actions/cache")
+        }
+        _ if a.uses.starts_with("docker://") => {
+            let image = a.uses.trim_start_matches("docker://").to_string();
+            let split = |key: &str| {
+                with.get(key)
+                    .map(|v| crate::exec::container::shell_words(v))
+                    .transpose()
+            };
+            match (split("args"), split("entrypoint")) {
+                (Ok(args), Ok(entrypoint)) => {
+                    let run = DockerRun {
+                        image: DockerImage::Pull(image),
+                        entrypoint,
+                        args: args.unwrap_or_default(),
+                        env: IndexMap::new(),
+                    };
+                    docker_action(job, &a, state, run)
+                }
+                (Err(e), _) | (_, Err(e)) => failed(job, a.index, format!("`{}`: {e}", a.uses)),
+            }
         }
         _ if a.uses.starts_with("./") => composite(job, &a, with, state),
         _ => {
@@ -303,6 +324,9 @@ fn composite(
             );
         }
     };
+    if action.using == "docker" {
+        return local_docker(job, a, &dir, &action, &with, state);
+    }
     if action.using != "composite" {
         let message = format!(
             "`{}` uses `{}`; only composite local actions run locally",
@@ -350,6 +374,156 @@ fn composite(
         Outcome::Success
     };
     (outcome, outputs, Vec::new())
+}
+
+enum DockerImage {
+    Pull(String),
+    /// A Dockerfile (relative to the context) built in the action's directory.
+    Build {
+        context: PathBuf,
+        dockerfile: String,
+    },
+}
+
+struct DockerRun {
+    image: DockerImage,
+    entrypoint: Option<Vec<String>>,
+    args: Vec<String>,
+    env: IndexMap<String, String>,
+}
+
+/// A local `runs.using: docker` action: inputs as `INPUT_<NAME>` (and the `inputs`
+/// context of `args` and `env`), its image built from its Dockerfile or pulled.
+fn local_docker(
+    job: &mut JobRun,
+    a: &ActionStep,
+    dir: &Path,
+    action: &crate::spec::action::Action,
+    with: &IndexMap<String, String>,
+    state: &mut JobState,
+) -> StepReturn {
+    let mut inputs = IndexMap::new();
+    let mut env = IndexMap::new();
+    for (name, default) in &action.inputs {
+        let value = with
+            .get(name)
+            .cloned()
+            .or_else(|| default.as_ref().map(|d| interpolate_lossy(d, a.ctx)))
+            .unwrap_or_default();
+        env.insert(
+            format!("INPUT_{}", name.replace(' ', "_").to_ascii_uppercase()),
+            value.clone(),
+        );
+        inputs.insert(name.clone(), Value::String(value));
+    }
+    let mut ctx = a.ctx.clone();
+    let mut shared = (*ctx.shared).clone();
+    shared.insert("inputs".into(), object(inputs));
+    ctx.shared = std::sync::Arc::new(shared);
+    for (k, v) in &action.env {
+        env.insert(k.clone(), interpolate_lossy(v, &ctx));
+    }
+    let image = action.image.clone().unwrap_or_default();
+    let image = match image.strip_prefix("docker://") {
+        Some(pulled) => DockerImage::Pull(pulled.to_string()),
+        None => DockerImage::Build {
+            context: dir.to_path_buf(),
+            dockerfile: image,
+        },
+    };
+    let args = match with.get("args") {
+        Some(text) => match crate::exec::container::shell_words(text) {
+            Ok(words) => words,
+            Err(e) => return failed(job, a.index, format!("`{}`: {e}", a.uses)),
+        },
+        None => action
+            .args
+            .iter()
+            .map(|arg| interpolate_lossy(arg, &ctx))
+            .collect(),
+    };
+    let entrypoint = with
+        .get("entrypoint")
+        .or(action.entrypoint.as_ref())
+        .map(|e| vec![e.clone()]);
+    let run = DockerRun {
+        image,
+        entrypoint,
+        args,
+        env,
+    };
+    docker_action(job, a, state, run)
+}
+
+/// Runs a Docker action's container as the step, on the job's network when it has one.
+fn docker_action(
+    job: &mut JobRun,
+    a: &ActionStep,
+    state: &mut JobState,
+    run: DockerRun,
+) -> StepReturn {
+    let docker = match crate::exec::container::connect() {
+        Ok(d) => d,
+        Err(e) => {
+            return failed(
+                job,
+                a.index,
+                format!(
+                    "`{}` is a Docker action, and no Docker API answers: {e}",
+                    a.uses
+                ),
+            );
+        }
+    };
+    let mut messages = Vec::new();
+    let image = match &run.image {
+        DockerImage::Pull(image) => Ok(image.clone()),
+        DockerImage::Build {
+            context,
+            dockerfile,
+        } => {
+            crate::exec::container::ActionContainer::build(&docker, context, dockerfile, &mut |l| {
+                messages.push(l.to_string())
+            })
+        }
+    };
+    for line in messages.drain(..) {
+        job.log(Some(a.index), Stream::Stdout, &line);
+    }
+    let image = match image {
+        Ok(image) => image,
+        Err(e) => return failed(job, a.index, e),
+    };
+    let mut container = match crate::exec::container::ActionContainer::new(docker, image, &job.key)
+    {
+        Ok(c) => c,
+        Err(e) => return failed(job, a.index, e),
+    };
+    if let Err(e) = container.pull(&mut |l| messages.push(l.to_string())) {
+        for line in messages.drain(..) {
+            job.log(Some(a.index), Stream::Stdout, &line);
+        }
+        return failed(job, a.index, e);
+    }
+    for line in messages {
+        job.log(Some(a.index), Stream::Stdout, &line);
+    }
+    container.entrypoint = run.entrypoint;
+    container.args = run.args;
+    container.mounts = vec![job.workspace.clone(), job.run_dir.clone()];
+    container.network = job
+        .containers
+        .as_ref()
+        .and_then(|c| c.network().map(String::from));
+    job.run_on(
+        a.step,
+        "",
+        state,
+        a.ctx,
+        a.index,
+        Some(&container),
+        &run.env,
+    )
 }
 
 /// Copies a file or directory tree; returns the number of files copied.

@@ -354,12 +354,29 @@ impl JobRun {
         ctx: &RunContext,
         index: usize,
     ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
+        self.run_on(step, script, state, ctx, index, None, &IndexMap::new())
+    }
+
+    /// Runs a step's process on `executor` (default: the job's), with `extra_env` after the
+    /// step's own (a Docker action's `INPUT_*` and `runs.env`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_on(
+        &mut self,
+        step: &Step,
+        script: &str,
+        state: &mut JobState,
+        ctx: &RunContext,
+        index: usize,
+        executor: Option<&dyn exec::Executor>,
+        extra_env: &IndexMap<String, String>,
+    ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
         let script = interpolate_lossy(script, ctx);
         let mut env = self.base_env.clone();
         env.extend(state.env.clone());
         for (k, v) in &step.env {
             env.insert(k.clone(), interpolate_lossy(v, ctx));
         }
+        env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         if !state.path.is_empty() {
             let base = env.get("PATH").cloned().unwrap_or_default();
             let mut parts: Vec<String> = state.path.iter().rev().cloned().collect();
@@ -401,9 +418,10 @@ impl JobRun {
         };
         let temp = self.temp.clone();
         let containers = self.containers.clone();
-        let executor: &dyn exec::Executor = match &containers {
-            Some(c) => c.as_ref(),
-            None => &exec::Host,
+        let executor: &dyn exec::Executor = match (executor, &containers) {
+            (Some(e), _) => e,
+            (None, Some(c)) => c.as_ref(),
+            (None, None) => &exec::Host,
         };
         let request = StepRequest {
             executor,

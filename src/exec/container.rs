@@ -168,7 +168,7 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
 }
 
 /// Splits an options string as a shell would (quotes and backslashes).
-fn shell_words(text: &str) -> Result<Vec<String>, String> {
+pub fn shell_words(text: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -725,6 +725,245 @@ fn port_bindings(ports: &[String]) -> Result<(Exposed, Bindings), String> {
         );
     }
     Ok((exposed, bindings))
+}
+
+impl JobContainers {
+    /// The job's network (Docker actions join it, reaching the services by alias).
+    pub fn network(&self) -> Option<&str> {
+        self.network.as_deref()
+    }
+}
+
+/// A Docker action's step: one container from `image` per step (its entrypoint and args),
+/// with the step's environment, the workspace and the job's files mounted at their paths,
+/// on the job's network; removed when the step ends. Its output goes through the same
+/// workflow and file commands as a `run:` step's.
+pub struct ActionContainer {
+    runtime: tokio::runtime::Runtime,
+    docker: Docker,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub args: Vec<String>,
+    pub network: Option<String>,
+    pub mounts: Vec<PathBuf>,
+    pub job: String,
+}
+
+impl ActionContainer {
+    pub fn new(docker: Docker, image: String, job: &str) -> Result<ActionContainer, String> {
+        Ok(ActionContainer {
+            runtime: runtime()?,
+            docker,
+            image,
+            entrypoint: None,
+            args: Vec::new(),
+            network: None,
+            mounts: Vec::new(),
+            job: job.to_string(),
+        })
+    }
+
+    /// Pulls the image when it is missing.
+    pub fn pull(&self, log: &mut dyn FnMut(&str)) -> Result<(), String> {
+        if self
+            .runtime
+            .block_on(self.docker.inspect_image(&self.image))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        log(&format!("pulling image {}", self.image));
+        let image = self.image.clone();
+        let options = CreateImageOptionsBuilder::new().from_image(&image).build();
+        self.runtime.block_on(async {
+            let mut stream = self.docker.create_image(Some(options), None, None);
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| format!("pulling image {image}: {e}"))?;
+                if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                    return Err(format!("pulling image {image}: {error}"));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Builds `dockerfile` in `context` as `tag` (once: a tag derived from the context's
+    /// contents is reused), printing the build's output.
+    pub fn build(
+        docker: &Docker,
+        context: &std::path::Path,
+        dockerfile: &str,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<String, String> {
+        // The build context as a tar stream (`tar` itself: its format is what Docker reads).
+        let out = std::process::Command::new("tar")
+            .args(["-c", "-C"])
+            .arg(context)
+            .arg(".")
+            .output()
+            .map_err(|e| format!("tar: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "packing {}: {}",
+                context.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let digest = crate::token::sha256_hex(&out.stdout);
+        let tag = format!("tess-action-{}:{}", &digest[..12], &digest[12..24]);
+        let runtime = runtime()?;
+        if runtime.block_on(docker.inspect_image(&tag)).is_ok() {
+            return Ok(tag);
+        }
+        log(&format!("building {dockerfile} in {}", context.display()));
+        let options = bollard::query_parameters::BuildImageOptionsBuilder::new()
+            .dockerfile(dockerfile)
+            .t(&tag)
+            .rm(true)
+            .build();
+        runtime.block_on(async {
+            let body = bollard::body_full(out.stdout.into());
+            let mut stream = docker.build_image(options, None, Some(body));
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| format!("building {dockerfile}: {e}"))?;
+                if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                    return Err(format!("building {dockerfile}: {error}"));
+                }
+                if let Some(text) = info.stream {
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        log(line);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(tag)
+    }
+}
+
+impl Executor for ActionContainer {
+    fn run(
+        &self,
+        spawn: &Spawn,
+        deadline: Option<Instant>,
+        cancel: &Cancel,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> (Outcome, Option<i32>) {
+        // The step's shell and script are not used: the image's entrypoint runs, with args.
+        let env: Vec<String> = spawn
+            .env
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "HOME" | "SHELL" | "USER" | "LOGNAME" | "TMPDIR" | "PATH"
+                )
+            })
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let binds: Vec<String> = self
+            .mounts
+            .iter()
+            .map(|p| format!("{0}:{0}", p.display()))
+            .collect();
+        let network = self.network.clone();
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            env: Some(env),
+            cmd: (!self.args.is_empty()).then(|| self.args.clone()),
+            entrypoint: self.entrypoint.clone(),
+            working_dir: Some(spawn.cwd.display().to_string()),
+            labels: Some([(LABEL.to_string(), self.job.clone())].into()),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                network_mode: network.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!(
+            "tess-{}-action-{}",
+            sanitize(&self.job),
+            crate::token::random_hex(4)
+        );
+        let docker = self.docker.clone();
+        let outcome = self.runtime.block_on(async {
+            let options = CreateContainerOptionsBuilder::new().name(&name).build();
+            let created = match docker.create_container(Some(options), body).await {
+                Ok(c) => c,
+                Err(e) => {
+                    return Outcome::FailedToSpawn(format!("creating a container from {}: {e}", self.image))
+                }
+            };
+            let id = created.id;
+            let outcome = async {
+                let attach = bollard::query_parameters::AttachContainerOptionsBuilder::new()
+                    .stdout(true)
+                    .stderr(true)
+                    .stream(true)
+                    .logs(true)
+                    .build();
+                let mut output = match docker.attach_container(&id, Some(attach)).await {
+                    Ok(a) => a.output,
+                    Err(e) => return Outcome::FailedToSpawn(format!("attaching to the action: {e}")),
+                };
+                if let Err(e) = docker.start_container(&id, None).await {
+                    return Outcome::FailedToSpawn(format!("starting the action from {}: {e}", self.image));
+                }
+                let mut ended = None;
+                loop {
+                    let tick = tokio::time::sleep(Duration::from_millis(100));
+                    tokio::select! {
+                        item = output.next() => match item {
+                            Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
+                                on_output(Stream::Stderr, &message)
+                            }
+                            Some(Ok(other)) => on_output(Stream::Stdout, &other.into_bytes()),
+                            Some(Err(_)) | None => break,
+                        },
+                        () = tick => {
+                            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+                            let cancelled = cancel.level() >= CancelLevel::Graceful;
+                            if (timed_out || cancelled) && ended.is_none() {
+                                ended = Some(if timed_out { Outcome::TimedOut } else { Outcome::Cancelled });
+                                let _ = docker
+                                    .kill_container(&id, None::<bollard::query_parameters::KillContainerOptions>)
+                                    .await;
+                            }
+                        }
+                    }
+                }
+                if let Some(outcome) = ended {
+                    return outcome;
+                }
+                let mut wait = docker.wait_container(&id, None);
+                let code = match wait.next().await {
+                    Some(Ok(r)) => r.status_code,
+                    // bollard reports a non-zero exit as an error carrying the code.
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                    Some(Err(e)) => return Outcome::FailedToSpawn(format!("waiting for the action: {e}")),
+                    None => return Outcome::FailedToSpawn("the action's container vanished".into()),
+                };
+                match code {
+                    0 => Outcome::Success,
+                    code => Outcome::ExitCode(code as i32),
+                }
+            }
+            .await;
+            let remove = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+            let _ = docker.remove_container(&id, Some(remove)).await;
+            outcome
+        });
+        (outcome, None)
+    }
+
+    fn has(&self, _program: &str) -> bool {
+        true
+    }
+
+    fn is_host(&self) -> bool {
+        false
+    }
 }
 
 impl Executor for JobContainers {

@@ -410,7 +410,12 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
                     }
                     some => some,
                 };
-                if j.spec.container.is_some() || !j.spec.services.is_empty() {
+                let docker_steps = j.spec.steps.iter().any(|s| {
+                    s.uses
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("docker://"))
+                });
+                if j.spec.container.is_some() || !j.spec.services.is_empty() || docker_steps {
                     labels.push(crate::runner::CONTAINER.to_string());
                 }
                 labels

@@ -1,5 +1,5 @@
-//! Local composite actions (`action.yml` with `runs.using: composite`), parsed with the
-//! same step parser as workflows.
+//! Local actions (`action.yml`): composite ones (`runs.using: composite`, parsed with the
+//! same step parser as workflows) and Docker ones (`runs.using: docker`).
 
 use super::check::Checker;
 use super::github::parse_steps;
@@ -16,6 +16,11 @@ pub struct Action {
     pub inputs: IndexMap<String, Option<String>>,
     pub outputs: IndexMap<String, String>,
     pub steps: Vec<Step>,
+    /// Docker actions: `Dockerfile` (a path in the action) or `docker://IMAGE`.
+    pub image: Option<String>,
+    pub entrypoint: Option<String>,
+    pub args: Vec<String>,
+    pub env: IndexMap<String, String>,
 }
 
 pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>> {
@@ -79,12 +84,34 @@ pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>>
                     match rk {
                         "using" => action.using = c.string(rv, rk).unwrap_or_default(),
                         "steps" => action.steps = parse_steps(&mut c, rv, "the composite action"),
+                        "image" => action.image = c.string(rv, rk),
+                        "entrypoint" => action.entrypoint = c.string(rv, rk),
+                        "args" => {
+                            action.args = c
+                                .string_list(rv, "runs.args")
+                                .into_iter()
+                                .map(|(s, _)| s)
+                                .collect()
+                        }
+                        "env" => {
+                            for (k, _, v) in c.map(rv, "runs.env", &[]) {
+                                if let Some(value) = c.string(v, &format!("runs.env.{k}")) {
+                                    action.env.insert(k.to_string(), value);
+                                }
+                            }
+                        }
                         _ => {}
                     }
                 }
             }
             _ => {}
         }
+    }
+    if action.using == "docker" && action.image.is_none() {
+        c.error(
+            root.pos,
+            "a Docker action needs `runs.image` (a Dockerfile or docker://IMAGE)",
+        );
     }
     for step in &action.steps {
         if step.run.is_some() && step.shell.is_none() {

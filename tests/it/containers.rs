@@ -376,3 +376,56 @@ fn the_run_semantics_scenarios_give_the_same_results_in_a_container() {
         );
     }
 }
+
+#[test]
+fn docker_actions_built_from_a_dockerfile_and_docker_images_as_steps() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let action = "name: greet\ninputs:\n  who:\n    default: world\noutputs:\n  greeting:\n    description: the greeting\nruns:\n  using: docker\n  image: Dockerfile\n  args:\n    - ${{ inputs.who }}\n  env:\n    SHOUT: \"yes\"\n";
+    let dockerfile = "FROM debian:bookworm\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOINT [\"/entrypoint.sh\"]\n";
+    let entrypoint = "#!/bin/sh\necho \"hello $1 (input $INPUT_WHO, shout $SHOUT) from $(. /etc/os-release; echo $ID)\"\necho \"greeting=hello $1\" >> \"$GITHUB_OUTPUT\"\nexit \"${FAIL:-0}\"\n";
+    let workflow = r#"on: push
+jobs:
+  dact:
+    runs-on: ubuntu-latest
+    steps:
+      - id: g
+        uses: ./greet
+        with:
+          who: tess
+      - run: echo "output ${{ steps.g.outputs.greeting }}"
+      - uses: docker://busybox:latest
+        with:
+          args: sh -c "echo busybox sees $GITHUB_EVENT_NAME; readlink /bin/sh"
+      - uses: ./greet
+        env:
+          FAIL: 4
+"#;
+    project(
+        dir.path(),
+        &[
+            (".github/workflows/ci.yml", workflow),
+            ("greet/action.yml", action),
+            ("greet/Dockerfile", dockerfile),
+            ("greet/entrypoint.sh", entrypoint),
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.path().join("greet/entrypoint.sh");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = run(dir.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("hello tess (input tess, shout yes) from debian"),
+        "{text}"
+    );
+    assert!(text.contains("output hello tess"), "{text}");
+    assert!(text.contains("busybox sees push"), "{text}");
+    assert!(
+        text.contains("hello world (input world"),
+        "the default input: {text}"
+    );
+    assert!(text.contains("exit code 4"), "{text}");
+    assert_eq!(leftovers(&docker, "dact"), Vec::<String>::new());
+}
