@@ -133,6 +133,48 @@ fn pull_policy(json: Option<&Json>) -> Result<PullPolicy, String> {
     }
 }
 
+/// The registry an image reference names (`docker.io` when it names none).
+fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "docker.io",
+    }
+}
+
+/// Credentials for `image` from a `DOCKER_AUTH_CONFIG` value (GitLab's variable, Docker's
+/// `config.json` format: `{"auths": {"registry:port": {"auth": base64("user:pass")}}}`).
+pub fn registry_credentials(image: &str, auth_config: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let config: Json = serde_json::from_str(auth_config).ok()?;
+    let registry = registry_of(image);
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(host, entry)| {
+        let host = host
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let host = host.split('/').next().unwrap_or(host);
+        let matches = host == registry
+            || (registry == "docker.io"
+                && (host == "index.docker.io" || host == "registry-1.docker.io"));
+        matches.then_some(entry)
+    })?;
+    if let (Some(user), Some(pass)) = (
+        entry.get("username").and_then(Json::as_str),
+        entry.get("password").and_then(Json::as_str),
+    ) {
+        return Some((user.to_string(), pass.to_string()));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(entry.get("auth")?.as_str()?)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
 /// GitLab's `image:` (a string, or `name` / `entrypoint` / `pull_policy`).
 pub fn gitlab_image(json: &Json, expand: Expand) -> Result<ContainerSpec, String> {
     let name = match json {

@@ -22,11 +22,14 @@ fn docker() -> Option<bollard::Docker> {
 
 /// What this executor left behind whose name holds `marker` (the job keys of one test).
 fn leftovers(docker: &bollard::Docker, marker: &str) -> Vec<String> {
-    container::leftovers(docker)
-        .expect("list containers")
-        .into_iter()
-        .filter(|name| name.contains(marker))
-        .collect()
+    // Listing can fail while another test's container is being removed (podman reports
+    // the vanished container): asked again until it answers.
+    wait_for("a container listing", Duration::from_secs(10), || {
+        container::leftovers(docker).ok()
+    })
+    .into_iter()
+    .filter(|name| name.contains(marker))
+    .collect()
 }
 
 /// A repository in `dir` holding `files`, for `tess run`.
@@ -428,4 +431,21 @@ jobs:
     );
     assert!(text.contains("exit code 4"), "{text}");
     assert_eq!(leftovers(&docker, "dact"), Vec::<String>::new());
+}
+
+#[test]
+fn docker_auth_config_gives_the_credentials_of_the_image_s_registry() {
+    use tesseract_ci::engine::containers::registry_credentials;
+    let config = r#"{"auths": {"registry.example.com:5000": {"auth": "dXNlcjpzM2NyM3Q="},
+                   "https://index.docker.io/v1/": {"username": "hub", "password": "pw"}}}"#;
+    assert_eq!(
+        registry_credentials("registry.example.com:5000/team/app:1", config),
+        Some(("user".into(), "s3cr3t".into()))
+    );
+    assert_eq!(
+        registry_credentials("postgres:15", config),
+        Some(("hub".into(), "pw".into()))
+    );
+    assert_eq!(registry_credentials("ghcr.io/o/i:1", config), None);
+    assert_eq!(registry_credentials("x", "not json"), None);
 }
