@@ -232,7 +232,7 @@ pub fn shell_command(
 }
 
 /// Splits a shell template into words, honouring '…' and "…" quoting and `\\` escapes.
-fn split_words(text: &str) -> Result<Vec<String>, ShellError> {
+pub(crate) fn split_words(text: &str) -> Result<Vec<String>, ShellError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
