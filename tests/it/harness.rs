@@ -45,7 +45,9 @@ fn sqlite_only_notice() {
 /// state a crash or another replica would leave it in. Returns the output.
 pub fn sql(database: &str, statement: &str) -> String {
     let out = match database.strip_prefix("sqlite://") {
+        // The server writes to the same file: wait for its lock as it waits for ours.
         Some(rest) => Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
             .arg(rest.split('?').next().expect("path"))
             .arg(statement)
             .output(),
