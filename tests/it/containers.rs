@@ -296,6 +296,30 @@ fn a_runner_runs_a_container_job_leased_from_the_server() {
 }
 
 #[test]
+fn a_runner_stopped_by_sigterm_mid_job_removes_the_job_s_containers() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server): (_, Server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
+    let workflow = "on: push\njobs:\n  drained:\n    runs-on: ubuntu-latest\n    container: debian:bookworm\n    services:\n      db:\n        image: postgres:15\n    steps:\n      - run: echo step started && sleep 600\n";
+    let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let mut runner = server.runner_with("r", "", &["--drain-timeout-seconds", "1"]);
+    let run = push_main(&server, "c-1", &sha);
+    wait_for("the step to start", Duration::from_secs(120), || {
+        server
+            .log(&run, "drained")
+            .contains("step started")
+            .then_some(())
+    });
+    assert_ne!(leftovers(&docker, "drained"), Vec::<String>::new());
+    // SIGTERM: the job gets its drain time (1 s), is cancelled, and its containers and
+    // network go with it before the runner exits.
+    runner.terminate();
+    assert_eq!(runner.exit_status(Duration::from_secs(60)).code(), Some(0));
+    assert_eq!(leftovers(&docker, "drained"), Vec::<String>::new());
+}
+
+#[test]
 fn container_options_as_the_forges_examples_write_them() {
     use container::Options;
     let o = Options::parse(
