@@ -2,11 +2,13 @@
 //! plans (DAGs of jobs for an event) → `engine` → `exec`. `load` does the pre-plan I/O;
 //! `server` and `runner` reuse the planner and the engine through `protocol`.
 
+pub mod cache_service;
 pub mod cli;
 pub mod diag;
 pub mod engine;
 pub mod exec;
 pub mod expr;
+pub mod fetch;
 pub mod forge;
 pub mod git;
 pub mod load;

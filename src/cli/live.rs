@@ -18,6 +18,8 @@ pub struct Summary {
     pub failures: Vec<Failure>,
     pub result: Option<Conclusion>,
     pub duration_ms: u64,
+    /// Jobs that succeeded with steps that could not run (`--skip-unavailable`).
+    pub skipped_steps: std::collections::HashSet<String>,
 }
 
 pub struct Failure {
@@ -68,6 +70,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
         failures: Vec::new(),
         result: None,
         duration_ms: 0,
+        skipped_steps: Default::default(),
     };
     let paint = |code: &str, text: &str| {
         if color {
@@ -201,6 +204,9 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                     );
                     if live {
                         let mark = match (outcome, conclusion) {
+                            _ if matches!(detail, Outcome::Unavailable(_)) => {
+                                paint("\x1b[33m", "⚠")
+                            }
                             (Conclusion::Success, _) => paint("\x1b[32m", "✓"),
                             (Conclusion::Skipped, _) => paint("\x1b[90m", "○"),
                             (Conclusion::Failure, Conclusion::Success) => {
@@ -208,8 +214,10 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                             }
                             _ => paint("\x1b[31m", "✗"),
                         };
-                        let detail_text =
-                            if outcome == Conclusion::Failure || outcome == Conclusion::Cancelled {
+                        let detail_text = if outcome == Conclusion::Failure
+                            || outcome == Conclusion::Cancelled
+                            || matches!(detail, Outcome::Unavailable(_))
+                        {
                                 format!(": {}", detail.describe())
                             } else {
                                 String::new()
@@ -240,8 +248,14 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                 allowed_failure,
                 duration_ms,
                 ts,
+                not_run,
                 ..
             } => {
+                if result == Conclusion::Success && !not_run.is_empty() {
+                    summary.skipped_steps.insert(job.clone());
+                } else {
+                    summary.skipped_steps.remove(&job);
+                }
                 if let Some(j) = jobs.get_mut(&job) {
                     write_log(j, &ts, &format!("##[job] {}", result.as_str()));
                     if let Some(log) = &mut j.log {
@@ -333,9 +347,20 @@ fn write_json(out: &mut impl Write, event: &RunEvent) {
         }
         return;
     }
-    if let Ok(s) = serde_json::to_string(event) {
-        let _ = writeln!(out, "{s}");
+    let Ok(mut value) = serde_json::to_value(event) else {
+        return;
+    };
+    // A job that passed with steps not run says so in its result.
+    if let RunEvent::JobFinished {
+        result: Conclusion::Success,
+        not_run,
+        ..
+    } = event
+        && !not_run.is_empty()
+    {
+        value["result"] = "skipped-steps".into();
     }
+    let _ = writeln!(out, "{value}");
 }
 
 pub fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path) {
@@ -351,10 +376,12 @@ pub fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path)
         "\n{:<width$}  {:<17}  DURATION\n",
         "JOB", "RESULT"
     ));
-    for (_, name, result, allowed, ms) in &summary.jobs {
+    for (key, name, result, allowed, ms) in &summary.jobs {
         // Allowed failures are warnings, not errors.
         let shown = if *allowed {
             "failure (allowed)"
+        } else if summary.skipped_steps.contains(key) {
+            "skipped-steps"
         } else {
             result.as_str()
         };

@@ -2,6 +2,7 @@
 //! by `load`, `spec`, `plan` and `trigger`.
 
 mod action;
+mod actions_args;
 mod event;
 mod graph;
 mod live;
@@ -93,9 +94,12 @@ enum Command {
         /// Print one JSON event per line instead of live output.
         #[arg(long)]
         json: bool,
-        /// Fail steps that use actions not available locally (instead of skipping them).
+        /// Fail jobs whose `runs-on` asks for another OS (windows-*, macos-*) instead of
+        /// running them here with a warning.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        actions: actions_args::ActionsArgs,
         /// Inside a GitHub Actions job: a table of the jobs and the DAG colored by result
         /// to `$GITHUB_STEP_SUMMARY`, `result`, `failed-jobs` and `run-id` to
         /// `$GITHUB_OUTPUT`, and an `::error::` annotation per failed job.
@@ -166,6 +170,8 @@ enum Command {
         /// API answers at start; then the runner also serves the `tess:container` label).
         #[arg(long, value_enum)]
         executor: Option<crate::engine::containers::ExecutorMode>,
+        #[command(flatten)]
+        actions: actions_args::ActionsArgs,
     },
     /// Look at and act on a `tess server`'s runs.
     Runs {
@@ -416,6 +422,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             executor,
             json,
             strict,
+            actions,
             github_actions,
             report,
         } => {
@@ -461,6 +468,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 json,
                 strict,
                 action,
+                actions,
             };
             run::run(&mut loaded, args)
         }
@@ -539,6 +547,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             run_untagged,
             drain_timeout_seconds,
             executor,
+            actions,
         } => {
             let file = match &config {
                 Some(path) => crate::runner::config::RunnerFile::load(path)?,
@@ -579,6 +588,9 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     .unwrap_or(600),
             );
             let executor = executor.or(file.executor).unwrap_or_default();
+            // One actions cache per host, one cache-service store per work directory.
+            let runtime = actions.runtime(workdir.join("actions-cache"))?;
+            let server_url = actions.server_url().map(String::from);
             let stop = std::sync::Arc::new(crate::exec::Cancel::default());
             signals::install(std::sync::Arc::clone(&stop));
             crate::runner::run(
@@ -595,6 +607,8 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     run_untagged,
                     drain_timeout,
                     executor,
+                    actions: std::sync::Arc::new(runtime),
+                    actions_server_url: server_url,
                 },
                 stop,
             )?;

@@ -25,6 +25,7 @@ pub struct RunArgs {
     pub action: Option<super::action::Files>,
     /// GitHub Actions mode: a status per stage on the commit.
     pub statuses: Option<super::statuses::Statuses>,
+    pub actions: super::actions_args::ActionsArgs,
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -47,6 +48,10 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
     let cancel = Arc::new(Cancel::default());
     signals::install(Arc::clone(&cancel));
     let mut code = 0;
+    let actions = Arc::new(
+        args.actions
+            .runtime(root.join(".tess").join("actions-cache"))?,
+    );
     let pipelines = std::mem::take(&mut loaded.pipelines);
     for pipeline in &pipelines {
         let (mut plan, mut diagnostics) = plan_pipeline(pipeline, Some(event));
@@ -75,9 +80,12 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
             root.clone()
         };
         let repo = crate::git::repo_info(&root);
-        let environment = engine::environment::for_pipeline(
+        let mut environment = engine::environment::for_pipeline(
             pipeline, event, &repo, &workspace, &run_dir, &run_id, &secrets,
         )?;
+        if let Some(url) = args.actions.server_url() {
+            environment.set_server_url(url);
+        }
         let opts = RunOptions {
             run_id: run_id.clone(),
             workspace,
@@ -92,6 +100,7 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
             cancel: Arc::clone(&cancel),
             prior: Vec::new(),
             executor: args.executor,
+            actions: Arc::clone(&actions),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let display = live::Display {

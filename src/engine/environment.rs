@@ -21,6 +21,18 @@ pub struct Environment {
     pub base_env: IndexMap<String, String>,
 }
 
+impl Environment {
+    /// Another GitHub server (an actions server given to `tess run`): `github.server_url`
+    /// and `GITHUB_SERVER_URL`, from which actions/checkout clones.
+    pub fn set_server_url(&mut self, url: &str) {
+        if let Some(Value::Object(github)) = self.contexts.get_mut("github") {
+            github.insert("server_url".into(), Value::String(url.to_string()));
+        }
+        self.base_env
+            .insert("GITHUB_SERVER_URL".into(), url.to_string());
+    }
+}
+
 /// The event payload GitHub would send, with what a local run knows.
 pub fn event_payload(event: &Event, repo: &RepoInfo) -> serde_json::Value {
     let (owner, name) = repo
@@ -123,6 +135,13 @@ pub fn build(
         .unwrap_or("local")
         .to_string();
     let ws = workspace.display().to_string();
+    // Never empty on GitHub (actions require it): the given GITHUB_TOKEN, else one of this
+    // run's own that grants nothing beyond it.
+    let token = secrets
+        .get("GITHUB_TOKEN")
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .unwrap_or_else(|| format!("tess_{}", crate::token::random_hex(16)));
     let github = json!({
         "event_name": event.github_name(), "event": payload, "event_path": event_path.display().to_string(),
         "ref": event.git_ref, "ref_name": event.ref_name(), "ref_type": ref_type,
@@ -130,7 +149,7 @@ pub fn build(
         "repository": repo.repository, "repository_owner": owner, "actor": repo.actor,
         "triggering_actor": repo.actor, "workspace": ws, "run_id": run_id, "run_number": "1",
         "run_attempt": "1", "server_url": "https://github.com", "api_url": "https://api.github.com",
-        "graphql_url": "https://api.github.com/graphql", "token": "", "job": "", "action": "",
+        "graphql_url": "https://api.github.com/graphql", "token": token, "job": "", "action": "",
         "retention_days": "0", "workflow": "",
     });
     let runner = json!({

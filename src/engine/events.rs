@@ -88,6 +88,10 @@ pub enum RunEvent {
         job: String,
         name: String,
         result: Conclusion,
+        /// Steps that could not run (`--skip-unavailable`): the job's result is then shown
+        /// as `skipped-steps`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        not_run: Vec<String>,
         /// A failure that `continue-on-error` / `allow_failure` allows (a warning, not an error).
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         allowed_failure: bool,

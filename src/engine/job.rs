@@ -38,6 +38,8 @@ pub struct JobRun {
     pub containers: Option<Arc<exec::container::JobContainers>>,
     /// `job.services`: each service's `id`, `network` and mapped `ports`.
     pub services_context: Value,
+    /// Where actions come from and what runs them (shared by the run's jobs).
+    pub actions: Arc<actions::runtime::ActionsRuntime>,
 }
 
 pub struct JobOutcome {
@@ -57,7 +59,16 @@ pub(super) struct JobState {
     pub summary: String,
     pub deadline: Option<Instant>,
     pub step_index: usize,
-    pub post: Vec<actions::PostAction>,
+    pub post: Vec<actions::PostStep>,
+    /// Actions by `uses:`, read once per job (an error: why it cannot run).
+    pub resolved: std::collections::HashMap<String, Result<Arc<actions::Resolved>, String>>,
+    pub composite_depth: usize,
+    /// `GITHUB_STATE` of each action step (by [`actions`]' key), for its pre/main/post.
+    pub action_state: std::collections::HashMap<String, IndexMap<String, String>>,
+    /// What the last process saved with `GITHUB_STATE` / `::save-state::`.
+    pub last_state: IndexMap<String, String>,
+    /// Steps that could not run (`--skip-unavailable`), by name.
+    pub not_run: Vec<String>,
     /// A step was skipped because the run or job was cancelled.
     pub cut_short: bool,
     /// The outcome of the first failed step.
@@ -111,11 +122,29 @@ impl JobRun {
             post: Vec::new(),
             cut_short: false,
             first_failure: None,
+            resolved: Default::default(),
+            composite_depth: 0,
+            action_state: Default::default(),
+            last_state: IndexMap::new(),
+            not_run: Vec::new(),
         };
         let steps = self.spec.steps.clone();
-        let timed_out = match self.start_containers(&state.env) {
-            Ok(()) => self.run_steps(&steps, &mut state, None),
-            Err(message) => {
+        if let Some(message) = self.other_os() {
+            if self.strict {
+                self.log(None, Stream::Stderr, &format!("##[error]{message} (--strict)"));
+                state.failed = true;
+                state.first_failure = Some(Outcome::NotRun(message));
+            } else {
+                self.log(None, Stream::Stderr, &format!("##[warning]{message}"));
+            }
+        }
+        let timed_out = match self.start_containers_unless(state.failed, &state.env) {
+            None => false,
+            Some(Ok(())) => {
+                actions::run_pre(&mut self, &steps, &mut state);
+                self.run_steps(&steps, &mut state, None)
+            }
+            Some(Err(message)) => {
                 // The job cannot run as its pipeline says: it fails, saying why.
                 self.log(None, Stream::Stderr, &format!("##[error]{message}"));
                 state.failed = true;
@@ -123,11 +152,16 @@ impl JobRun {
                 false
             }
         };
-        for post in std::mem::take(&mut state.post) {
-            if !state.failed {
-                post.run(&self.workspace, &mut |msg| {
-                    self.log(None, Stream::Stdout, msg)
-                });
+        // Post steps, the last registered first (GitHub's order), before the containers go.
+        while let Some(post) = state.post.pop() {
+            match post {
+                actions::PostStep::CacheSave(save) if !state.failed => {
+                    save.run(&self.workspace, &mut |msg| {
+                        self.log(None, Stream::Stdout, msg)
+                    });
+                }
+                actions::PostStep::CacheSave(_) => {}
+                actions::PostStep::Node(post) => post.run(&mut self, &mut state),
             }
         }
         // Containers, services and the network go with the job, however it ended.
@@ -181,6 +215,7 @@ impl JobRun {
             job: self.key.clone(),
             name: self.name.clone(),
             result,
+            not_run: state.not_run.clone(),
             allowed_failure,
             outputs: outputs.clone(),
             duration_ms: started.elapsed().as_millis() as u64,
@@ -191,6 +226,55 @@ impl JobRun {
             outputs,
             allowed_failure,
         }
+    }
+
+    fn start_containers_unless(
+        &mut self,
+        failed: bool,
+        env: &IndexMap<String, String>,
+    ) -> Option<Result<(), String>> {
+        (!failed).then(|| self.start_containers(env))
+    }
+
+    /// A `runs-on` label for another OS than this host's (GitHub's `windows-*`, `macos-*`).
+    fn other_os(&self) -> Option<String> {
+        let runs_on = interpolate::json(self.spec.runs_on.as_ref()?, &self.ctx)?;
+        let labels: Vec<String> = match &runs_on {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            serde_json::Value::Object(map) => map
+                .get("labels")
+                .map(|l| match l {
+                    serde_json::Value::String(s) => vec![s.clone()],
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let host = std::env::consts::OS;
+        labels.iter().find_map(|label| {
+            let lower = label.to_ascii_lowercase();
+            let os = if lower.starts_with("windows") {
+                "windows"
+            } else if lower.starts_with("macos") {
+                "macos"
+            } else {
+                return None;
+            };
+            (os != host).then(|| {
+                format!(
+                    "job `{}` asks for `runs-on: {label}` and runs on this {host} host instead",
+                    self.name
+                )
+            })
+        })
     }
 
     /// Runs a list of steps (the job's, or a composite action's). `scope` is the composite's
@@ -301,6 +385,9 @@ impl JobRun {
                 state.failed = true;
                 state.first_failure.get_or_insert_with(|| outcome.clone());
             }
+            if let Outcome::Unavailable(why) = &outcome {
+                state.not_run.push(format!("{name}: {why}"));
+            }
             self.emit(RunEvent::StepFinished {
                 job: self.key.clone(),
                 step: index,
@@ -354,22 +441,30 @@ impl JobRun {
         ctx: &RunContext,
         index: usize,
     ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
-        self.run_on(step, script, state, ctx, index, None, &IndexMap::new())
+        let process = Process {
+            script,
+            argv: None,
+            executor: None,
+            extra_env: &IndexMap::new(),
+        };
+        self.run_on(step, state, ctx, index, process)
     }
 
-    /// Runs a step's process on `executor` (default: the job's), with `extra_env` after the
-    /// step's own (a Docker action's `INPUT_*` and `runs.env`).
-    #[allow(clippy::too_many_arguments)]
+    /// Runs a step's process (see [`Process`]).
     pub(super) fn run_on(
         &mut self,
         step: &Step,
-        script: &str,
         state: &mut JobState,
         ctx: &RunContext,
         index: usize,
-        executor: Option<&dyn exec::Executor>,
-        extra_env: &IndexMap<String, String>,
+        process: Process,
     ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
+        let Process {
+            script,
+            argv,
+            executor,
+            extra_env,
+        } = process;
         let script = interpolate_lossy(script, ctx);
         let mut env = self.base_env.clone();
         env.extend(state.env.clone());
@@ -398,13 +493,15 @@ impl JobRun {
                 "bash" if self.spec.gitlab.is_some() && !self.has_program("bash") => "sh".into(),
                 _ => s,
             });
+        // `defaults.run` and `working-directory` are for `run:` steps; actions start in the
+        // workspace.
         let cwd = match step
             .working_directory
             .clone()
             .or_else(|| defaults(|d| &d.working_directory))
         {
-            Some(dir) => self.workspace.join(interpolate_lossy(&dir, ctx)),
-            None => self.workspace.clone(),
+            Some(dir) if argv.is_none() => self.workspace.join(interpolate_lossy(&dir, ctx)),
+            _ => self.workspace.clone(),
         };
         let step_timeout = self
             .minutes(step.timeout_minutes.as_ref())
@@ -425,6 +522,7 @@ impl JobRun {
         };
         let request = StepRequest {
             executor,
+            argv: argv.as_deref(),
             script: &script,
             shell: shell.as_deref(),
             env: &env,
@@ -461,6 +559,7 @@ impl JobRun {
         }
         state.env.extend(result.env);
         state.path.extend(result.path);
+        state.last_state = result.state;
         state.summary.push_str(&result.summary);
         (result.outcome, result.outputs, result.annotations)
     }
@@ -498,6 +597,74 @@ impl JobRun {
     }
 }
 
+/// What a step runs: `script` in the step's shell, or `argv` as it is (a JavaScript
+/// action); on `executor` (default: the job's), with `extra_env` after the step's own env
+/// (an action's `INPUT_*`, `runs.env`).
+pub(super) struct Process<'a> {
+    pub script: &'a str,
+    pub argv: Option<Vec<String>>,
+    pub executor: Option<&'a dyn exec::Executor>,
+    pub extra_env: &'a IndexMap<String, String>,
+}
+
+type HookBody<'a> = dyn FnMut(
+        &mut JobRun,
+        &mut JobState,
+        &RunContext,
+        usize,
+    ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>)
+    + 'a;
+
+impl JobRun {
+    /// A step of an action's own (`Pre …`, `Post …`) when `condition` holds for the job's
+    /// status now: shown and counted as a step; a failure fails the job, as on GitHub.
+    pub(super) fn run_hook(
+        &mut self,
+        state: &mut JobState,
+        name: String,
+        condition: &str,
+        body: &mut HookBody,
+    ) {
+        let cancelled = self.cancel.level() > exec::CancelLevel::None;
+        self.ctx.steps = Value::Object(state.steps.clone());
+        self.ctx.env = strings(&state.env);
+        self.ctx.status = StatusView::of_job(state.failed, cancelled);
+        let ctx = self.ctx.clone();
+        if !interpolate::condition(Some(condition), &ctx)
+            .overall
+            .unwrap_or(false)
+        {
+            return;
+        }
+        let index = state.step_index;
+        state.step_index += 1;
+        self.emit(RunEvent::StepStarted {
+            job: self.key.clone(),
+            step: index,
+            name: name.clone(),
+            ts: now(),
+        });
+        let started = Instant::now();
+        let (outcome, _, annotations) = body(self, state, &ctx, index);
+        let conclusion = conclusion_of(&outcome);
+        if conclusion == Conclusion::Failure || conclusion == Conclusion::Cancelled {
+            state.failed = true;
+            state.first_failure.get_or_insert_with(|| outcome.clone());
+        }
+        self.emit(RunEvent::StepFinished {
+            job: self.key.clone(),
+            step: index,
+            name,
+            outcome: conclusion,
+            conclusion,
+            detail: outcome,
+            annotations,
+            duration_ms: started.elapsed().as_millis() as u64,
+            ts: now(),
+        });
+    }
+}
+
 /// Interpolates `${{ }}`; anything unknown at run time becomes an empty string, as on GitHub.
 pub fn interpolate_lossy(text: &str, ctx: &RunContext) -> String {
     interpolate::string(text, ctx).unwrap_or_else(|| {
@@ -528,6 +695,7 @@ fn conclusion_of(outcome: &Outcome) -> Conclusion {
     match outcome {
         Outcome::Success => Conclusion::Success,
         Outcome::Cancelled => Conclusion::Cancelled,
+        Outcome::Unavailable(_) => Conclusion::Skipped,
         _ => Conclusion::Failure,
     }
 }

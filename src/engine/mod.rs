@@ -2,6 +2,7 @@
 //! (ready queue, caps, fail-fast); each job runs on its own thread and reports back by channel.
 
 mod actions;
+pub use actions::runtime::ActionsRuntime;
 pub mod containers;
 mod context;
 pub mod environment;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub prior: Vec<PriorResult>,
     /// Host or containers for jobs that ask for a container or services.
     pub executor: containers::ExecutorMode,
+    /// Where `uses:` actions come from and what runs them.
+    pub actions: Arc<ActionsRuntime>,
 }
 
 /// A job that finished outside this run, as its dependents see it.
@@ -148,6 +151,7 @@ impl<'p> Dag<'p> {
             // Never started: report it as finished so every job has a result.
             self.ready.retain(|&r| r != i);
             let _ = self.events.send(RunEvent::JobFinished {
+                not_run: Vec::new(),
                 job: job.key.clone(),
                 name: job.name.clone(),
                 result,
@@ -201,6 +205,7 @@ pub fn run(
     // Jobs skipped for this event still get a result, so the summary shows every job.
     for s in &plan.skipped {
         let _ = events.send(RunEvent::JobFinished {
+            not_run: Vec::new(),
             job: s.key.clone(),
             name: s.name.clone(),
             result: Conclusion::Skipped,
@@ -282,6 +287,7 @@ pub fn run(
                 executor: opts.executor,
                 containers: None,
                 services_context: Value::Object(IndexMap::new()),
+                actions: Arc::clone(&opts.actions),
             };
             let tx = done_tx.clone();
             tracing::debug!(job = %job.key, running, "job started");

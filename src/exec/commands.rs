@@ -1,5 +1,7 @@
 //! Workflow commands written to stdout: `::group::`, `::endgroup::`, `::add-mask::`,
-//! `::error file=,line=::`, `::warning::`, `::notice::`, `::debug::`, `::stop-commands::`.
+//! `::error file=,line=::`, `::warning::`, `::notice::`, `::debug::`, `::stop-commands::`,
+//! and the legacy `::set-output name=::`, `::save-state name=::`, `::set-env name=::`,
+//! `::add-path::` that GitHub still honours.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,21 @@ pub struct Annotation {
     pub end_column: Option<u32>,
 }
 
+impl Annotation {
+    pub fn error(message: &str) -> Annotation {
+        Annotation {
+            level: "error".into(),
+            message: message.into(),
+            title: None,
+            file: None,
+            line: None,
+            end_line: None,
+            col: None,
+            end_column: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     AddMask(String),
@@ -31,15 +48,31 @@ pub enum Command {
     Debug(String),
     StopCommands,
     ResumeCommands,
+    SetOutput { name: String, value: String },
+    SaveState { name: String, value: String },
+    SetEnv { name: String, value: String },
+    AddPath(String),
 }
 
 /// Tracks `::stop-commands::TOKEN` … `::TOKEN::`.
-#[derive(Default)]
 pub struct CommandState {
     stopped_until: Option<String>,
+    /// `ACTIONS_ALLOW_UNSECURE_COMMANDS=true`: `::set-env::` and `::add-path::` work.
+    unsecure_allowed: bool,
 }
 
 impl CommandState {
+    pub fn new(unsecure_allowed: bool) -> CommandState {
+        CommandState {
+            stopped_until: None,
+            unsecure_allowed,
+        }
+    }
+
+    pub fn unsecure_allowed(&self) -> bool {
+        self.unsecure_allowed
+    }
+
     /// The command on this line, if commands are enabled and the line is one.
     pub fn interpret(&mut self, line: &str) -> Option<Command> {
         if let Some(token) = &self.stopped_until {
@@ -76,6 +109,20 @@ pub fn parse_command(line: &str) -> Option<Command> {
         "endgroup" => Command::EndGroup,
         "debug" => Command::Debug(message),
         "stop-commands" => Command::StopCommands,
+        "add-path" => Command::AddPath(message),
+        "set-output" | "save-state" | "set-env" => {
+            let name = props
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim() == "name")
+                .map(|(_, v)| unescape_property(v.trim()))?;
+            let value = message;
+            match head.split(' ').next() {
+                Some("set-output") => Command::SetOutput { name, value },
+                Some("save-state") => Command::SaveState { name, value },
+                _ => Command::SetEnv { name, value },
+            }
+        }
         "error" | "warning" | "notice" => {
             let mut a = Annotation {
                 level: name.to_string(),

@@ -83,6 +83,9 @@ impl Executor for Host {
 pub struct StepRequest<'a> {
     /// Where it runs.
     pub executor: &'a dyn Executor,
+    /// A program and its arguments run as they are (a JavaScript action's `node main.js`)
+    /// instead of `script` in `shell`.
+    pub argv: Option<&'a [String]>,
     pub script: &'a str,
     pub shell: Option<&'a str>,
     pub env: &'a IndexMap<String, String>,
@@ -98,12 +101,16 @@ pub struct StepRequest<'a> {
 pub struct StepResult {
     pub outcome: Outcome,
     pub outputs: IndexMap<String, String>,
+    /// `GITHUB_STATE` / `::save-state::`: seen by the action's later `pre`/`main`/`post`.
+    pub state: IndexMap<String, String>,
     pub env: IndexMap<String, String>,
     pub path: Vec<String>,
     pub summary: String,
     /// Problems with the file commands (a bad heredoc, …), reported as warnings.
     pub warnings: Vec<String>,
     pub annotations: Vec<Annotation>,
+    /// A disabled `::set-env::`/`::add-path::` was used: the step fails, as on GitHub.
+    pub insecure_command: bool,
     /// The process group, so the job can reap background processes when it ends.
     pub process_group: Option<i32>,
     pub duration: Duration,
@@ -120,10 +127,10 @@ pub fn run_step(
     let started = Instant::now();
     let mut result = StepResult::default();
     let files = FileCommands::create(req.temp);
-    let direct = if req.executor.is_host() {
-        shell::direct_argv(req.shell, req.script, req.env)
-    } else {
-        None
+    let direct = match req.argv {
+        Some(argv) if !argv.is_empty() => Some(argv.to_vec()),
+        _ if req.executor.is_host() => shell::direct_argv(req.shell, req.script, req.env),
+        _ => None,
     };
     let prepared = files.as_ref().map_err(|e| e.to_string()).and_then(|files| {
         let (program, args) = match &direct {
@@ -164,7 +171,11 @@ pub fn run_step(
     tracing::debug!(program = %spawn.program, direct = direct.is_some(), "spawning step");
     let mut out = lines::LineBuffer::default();
     let mut err = lines::LineBuffer::default();
-    let mut state = commands::CommandState::default();
+    let mut state = commands::CommandState::new(
+        req.env
+            .get("ACTIONS_ALLOW_UNSECURE_COMMANDS")
+            .is_some_and(|v| v == "true"),
+    );
     let (outcome, group) = req
         .executor
         .run(&spawn, deadline, cancel, &mut |stream, bytes| {
@@ -200,7 +211,8 @@ pub fn run_step(
     on_event(StepEvent::Flush);
     // bash reports a child killed by signal N as exit status 128+N; so does the fast path.
     result.outcome = match (outcome, &direct) {
-        (Outcome::Signal(n), Some(_)) => Outcome::ExitCode(128 + n),
+        (Outcome::Signal(n), Some(_)) if req.argv.is_none() => Outcome::ExitCode(128 + n),
+        (Outcome::Success, _) if result.insecure_command => Outcome::ExitCode(1),
         (outcome, _) => outcome,
     };
     result.process_group = group;
@@ -233,6 +245,32 @@ fn handle_line(
             &format!("##[debug]{}", masker.mask(&text)),
         )),
         Some(Command::StopCommands | Command::ResumeCommands) => {}
+        Some(Command::SetOutput { name, value }) => {
+            on_event(StepEvent::Line(
+                Stream::Stderr,
+                "##[warning]The `set-output` command is deprecated and will be disabled soon. \
+                 Please upgrade to using Environment Files.",
+            ));
+            result.outputs.insert(name, value);
+        }
+        Some(Command::SaveState { name, value }) => {
+            result.state.insert(name, value);
+        }
+        Some(Command::SetEnv { name, value }) if state.unsecure_allowed() => {
+            result.env.insert(name, value);
+        }
+        Some(Command::AddPath(path)) if state.unsecure_allowed() => result.path.push(path),
+        Some(Command::SetEnv { .. } | Command::AddPath(_)) => {
+            // GitHub's own wording: the command fails the step.
+            let a = Annotation::error(
+                "The `set-env` and `add-path` commands are disabled. Please upgrade to using \
+                 Environment Files or opt into unsecure command execution by setting the \
+                 `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.",
+            );
+            on_event(StepEvent::Annotation(&a));
+            result.annotations.push(a);
+            result.insecure_command = true;
+        }
         None if masker.is_empty() => on_event(StepEvent::Line(stream, line)),
         None => on_event(StepEvent::Line(stream, &masker.mask(line))),
     }
@@ -244,6 +282,7 @@ struct FileCommands {
     output: PathBuf,
     path: PathBuf,
     summary: PathBuf,
+    state: PathBuf,
 }
 
 impl FileCommands {
@@ -255,8 +294,9 @@ impl FileCommands {
             output: dir.join("output"),
             path: dir.join("path"),
             summary: dir.join("step_summary"),
+            state: dir.join("state"),
         };
-        for p in [&f.env, &f.output, &f.path, &f.summary] {
+        for p in [&f.env, &f.output, &f.path, &f.summary, &f.state] {
             match std::fs::metadata(p) {
                 Ok(m) if m.len() == 0 => {}
                 _ => {
@@ -274,6 +314,7 @@ impl FileCommands {
             ("GITHUB_OUTPUT", &self.output),
             ("GITHUB_PATH", &self.path),
             ("GITHUB_STEP_SUMMARY", &self.summary),
+            ("GITHUB_STATE", &self.state),
         ]
         .into_iter()
         .map(|(k, p)| (k.to_string(), p.display().to_string()))
@@ -293,19 +334,24 @@ impl FileCommands {
             }
         };
         match parse_key_values(&take(&self.env)) {
-            Ok(vars) => result.env = vars,
+            Ok(vars) => result.env.extend(vars),
             Err(e) => result.warnings.push(format!("GITHUB_ENV: {e}")),
         }
         match parse_key_values(&take(&self.output)) {
-            Ok(vars) => result.outputs = vars,
+            Ok(vars) => result.outputs.extend(vars),
             Err(e) => result.warnings.push(format!("GITHUB_OUTPUT: {e}")),
         }
-        result.path = take(&self.path)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect();
+        match parse_key_values(&take(&self.state)) {
+            Ok(vars) => result.state.extend(vars),
+            Err(e) => result.warnings.push(format!("GITHUB_STATE: {e}")),
+        }
+        result.path.extend(
+            take(&self.path)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
         result.summary = masker.mask(&take(&self.summary)).into_owned();
     }
 }

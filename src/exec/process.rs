@@ -24,6 +24,9 @@ pub enum Outcome {
     FailedToSpawn(String),
     /// Never started, and why (its `if:` was false, an earlier step failed, …).
     NotRun(String),
+    /// Could not run here (an action not fetchable, of an unsupported kind) and
+    /// `--skip-unavailable` made that a visible "not run" instead of a failure.
+    Unavailable(String),
 }
 
 impl Outcome {
@@ -40,6 +43,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled".into(),
             Outcome::FailedToSpawn(e) => format!("failed to start: {e}"),
             Outcome::NotRun(why) => format!("not run: {why}"),
+            Outcome::Unavailable(why) => format!("not run: {why}"),
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct Shared {
     scratch: std::path::PathBuf,
     pub checkouts: super::checkout::Checkouts,
     pub executor: crate::engine::containers::ExecutorMode,
+    pub actions: Arc<crate::engine::ActionsRuntime>,
+    actions_server_url: Option<String>,
     /// The pipeline and plan of recent runs: every job of a run plans the same commit for
     /// the same event, so it is loaded and planned once per runner.
     plans: Mutex<VecDeque<(String, Arc<Prepared>)>>,
@@ -98,6 +100,8 @@ impl Shared {
     pub fn new(
         workdir: std::path::PathBuf,
         executor: crate::engine::containers::ExecutorMode,
+        actions: Arc<crate::engine::ActionsRuntime>,
+        actions_server_url: Option<String>,
     ) -> Shared {
         // The job's small scratch files (event payload, file commands, scripts) go to
         // memory when the host has a tmpfs: creating and deleting them per job is costly
@@ -115,6 +119,8 @@ impl Shared {
             checkouts: super::checkout::Checkouts::new(workdir.join("cache")),
             workdir,
             executor,
+            actions,
+            actions_server_url,
             scratch,
             plans: Mutex::new(VecDeque::new()),
         }
@@ -373,7 +379,7 @@ fn run(
     if !lease.repo.is_empty() {
         repo.repository = lease.repo.clone();
     }
-    let environment = engine::environment::for_pipeline(
+    let mut environment = engine::environment::for_pipeline(
         pipeline,
         &lease.event,
         &repo,
@@ -382,6 +388,9 @@ fn run(
         &lease.run_id,
         &lease.secrets,
     )?;
+    if let Some(url) = &shared.actions_server_url {
+        environment.set_server_url(url);
+    }
     let opts = RunOptions {
         run_id: lease.run_id.clone(),
         workspace: workspace.clone(),
@@ -393,6 +402,7 @@ fn run(
         cancel: Arc::clone(cancel),
         prior: lease.needs.clone(),
         executor: shared.executor,
+        actions: Arc::clone(&shared.actions),
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     let outcome = std::thread::scope(|s| {

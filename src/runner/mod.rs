@@ -33,6 +33,10 @@ pub struct Options {
     /// After SIGTERM, running jobs get this long to finish before they are cancelled.
     pub drain_timeout: Duration,
     pub executor: crate::engine::containers::ExecutorMode,
+    /// Where `uses:` actions come from and what runs them (one cache for every job).
+    pub actions: std::sync::Arc<crate::engine::ActionsRuntime>,
+    /// The actions server when it is not github.com (`GITHUB_SERVER_URL` of jobs).
+    pub actions_server_url: Option<String>,
 }
 
 /// The label a runner reports when it takes GitLab jobs without `tags`; the server gives
@@ -239,7 +243,12 @@ pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
     let workers_left = Arc::new(AtomicU32::new(slots as u32));
     // Jobs are cancelled only by a second signal or the drain timeout, not by draining.
     let job_stop = Arc::new(Cancel::default());
-    let shared = Arc::new(job::Shared::new(opts.workdir.clone(), opts.executor));
+    let shared = Arc::new(job::Shared::new(
+        opts.workdir.clone(),
+        opts.executor,
+        Arc::clone(&opts.actions),
+        opts.actions_server_url.clone(),
+    ));
     let shown: Vec<&String> = labels.iter().filter(|l| *l != UNTAGGED).collect();
     let shown: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
     println!(

@@ -1,5 +1,5 @@
-//! Local actions (`action.yml`): composite ones (`runs.using: composite`, parsed with the
-//! same step parser as workflows) and Docker ones (`runs.using: docker`).
+//! Action metadata (`action.yml`): composite actions (`runs.using: composite`, parsed with
+//! the same step parser as workflows), JavaScript (`node*`) and Docker ones.
 
 use super::check::Checker;
 use super::github::parse_steps;
@@ -13,7 +13,7 @@ pub struct Action {
     pub name: String,
     /// `composite`, `node20`, `docker`, …
     pub using: String,
-    pub inputs: IndexMap<String, Option<String>>,
+    pub inputs: IndexMap<String, Input>,
     pub outputs: IndexMap<String, String>,
     pub steps: Vec<Step>,
     /// Docker actions: `Dockerfile` (a path in the action) or `docker://IMAGE`.
@@ -21,6 +21,19 @@ pub struct Action {
     pub entrypoint: Option<String>,
     pub args: Vec<String>,
     pub env: IndexMap<String, String>,
+    /// JavaScript actions: the files of `runs.main`, `runs.pre`, `runs.post`.
+    pub main: Option<String>,
+    pub pre: Option<String>,
+    pub post: Option<String>,
+    /// Conditions of `pre` and `post` (default `always()`).
+    pub pre_if: Option<String>,
+    pub post_if: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub default: Option<String>,
+    pub required: bool,
 }
 
 pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>> {
@@ -46,12 +59,20 @@ pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>>
             "inputs" => {
                 for (name, _, def) in c.map(v, "inputs", &[]) {
                     let allowed = ["description", "required", "default", "deprecationMessage"];
-                    let default = c
-                        .map(def, "an input", &allowed)
-                        .into_iter()
-                        .find(|(k, ..)| *k == "default")
-                        .and_then(|(_, _, d)| c.string(d, "default"));
-                    action.inputs.insert(name.to_string(), default);
+                    let mut input = Input::default();
+                    for (k, _, d) in c.map(def, "an input", &allowed) {
+                        match k {
+                            "default" => input.default = c.string(d, "default"),
+                            // `required: true` or the string "true", as the runner reads it.
+                            "required" => {
+                                input.required = c
+                                    .string(d, "required")
+                                    .is_some_and(|r| r.eq_ignore_ascii_case("true"))
+                            }
+                            _ => {}
+                        }
+                    }
+                    action.inputs.insert(name.to_string(), input);
                 }
             }
             "outputs" => {
@@ -79,12 +100,19 @@ pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>>
                     "env",
                     "pre-if",
                     "post-if",
+                    "pre-entrypoint",
+                    "post-entrypoint",
                 ];
                 for (rk, _, rv) in c.map(v, "runs", &allowed) {
                     match rk {
                         "using" => action.using = c.string(rv, rk).unwrap_or_default(),
                         "steps" => action.steps = parse_steps(&mut c, rv, "the composite action"),
                         "image" => action.image = c.string(rv, rk),
+                        "main" => action.main = c.string(rv, rk),
+                        "pre" => action.pre = c.string(rv, rk),
+                        "post" => action.post = c.string(rv, rk),
+                        "pre-if" => action.pre_if = c.string(rv, rk),
+                        "post-if" => action.post_if = c.string(rv, rk),
                         "entrypoint" => action.entrypoint = c.string(rv, rk),
                         "args" => {
                             action.args = c
@@ -112,6 +140,9 @@ pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>>
             root.pos,
             "a Docker action needs `runs.image` (a Dockerfile or docker://IMAGE)",
         );
+    }
+    if action.using.starts_with("node") && action.main.is_none() {
+        c.error(root.pos, "a JavaScript action needs `runs.main`");
     }
     for step in &action.steps {
         if step.run.is_some() && step.shell.is_none() {

@@ -1,0 +1,418 @@
+//! The runtime's cache service, as `@actions/cache` calls it (the REST API under
+//! `ACTIONS_CACHE_URL`), so the real `actions/cache` and actions built on it save and
+//! restore: entries kept on disk by key, version and scope (the branch), matched as
+//! GitHub documents ("Matching a cache key").
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// What an action is given: `ACTIONS_CACHE_URL` (with its trailing `/`) and
+/// `ACTIONS_RUNTIME_TOKEN`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    pub token: String,
+}
+
+/// Scopes a token may read, first the one it writes (its run's ref), then fallbacks (the
+/// base branch of a pull request, the default branch).
+#[derive(Debug, Clone)]
+struct Grant {
+    scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    id: u64,
+    key: String,
+    version: String,
+    scope: String,
+    size: u64,
+    created_ms: u64,
+    committed: bool,
+}
+
+struct Service {
+    store: PathBuf,
+    base: String,
+    grants: Mutex<HashMap<String, Grant>>,
+    /// Serialises reservations and commits (one service per store on a host at a time is
+    /// the usual case; files are renamed into place for the rest).
+    lock: Mutex<()>,
+}
+
+/// A service started by this process on 127.0.0.1 for its runs (`tess run`, a runner).
+pub struct Local {
+    service: Arc<Service>,
+}
+
+impl Local {
+    pub fn start(store: &Path) -> Result<Local, String> {
+        std::fs::create_dir_all(store.join("entries"))
+            .map_err(|e| format!("cache service: {}: {e}", store.display()))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("cache service: bind: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("cache service: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let service = Arc::new(Service {
+            store: store.to_path_buf(),
+            base: format!("http://{addr}/"),
+            grants: Mutex::new(HashMap::new()),
+            lock: Mutex::new(()),
+        });
+        let app = router(Arc::clone(&service));
+        std::thread::Builder::new()
+            .name("cache-service".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                        let _ = axum::serve(listener, app).await;
+                    }
+                });
+            })
+            .map_err(|e| format!("cache service: {e}"))?;
+        Ok(Local { service })
+    }
+
+    /// A token for one job: it writes to `scopes[0]` and reads all of `scopes`.
+    pub fn endpoint(&self, scopes: &[String]) -> Endpoint {
+        let token = crate::token::random_hex(16);
+        if let Ok(mut grants) = self.service.grants.lock() {
+            grants.insert(
+                token.clone(),
+                Grant {
+                    scopes: scopes.to_vec(),
+                },
+            );
+        }
+        Endpoint {
+            url: self.service.base.clone(),
+            token,
+        }
+    }
+}
+
+fn router(service: Arc<Service>) -> axum::Router {
+    axum::Router::new()
+        .route("/_apis/artifactcache/cache", get(lookup))
+        .route("/_apis/artifactcache/caches", get(list).post(reserve))
+        .route(
+            "/_apis/artifactcache/caches/{id}",
+            axum::routing::patch(upload).post(commit),
+        )
+        .route("/_apis/artifactcache/archive/{id}", get(download))
+        // Caches are up to 10 GB on GitHub; chunks are 32 MiB by default.
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
+        .with_state(service)
+}
+
+impl Service {
+    fn grant(&self, headers: &HeaderMap) -> Option<Grant> {
+        let token = headers
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        self.grant_of(token)
+    }
+
+    fn grant_of(&self, token: &str) -> Option<Grant> {
+        self.grants.lock().ok()?.get(token).cloned()
+    }
+
+    fn dir(&self, id: u64) -> PathBuf {
+        self.store.join("entries").join(id.to_string())
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        let Ok(dirs) = std::fs::read_dir(self.store.join("entries")) else {
+            return Vec::new();
+        };
+        dirs.flatten()
+            .filter_map(|d| std::fs::read(d.path().join("entry.json")).ok())
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect()
+    }
+
+    fn entry(&self, id: u64) -> Option<Entry> {
+        let bytes = std::fs::read(self.dir(id).join("entry.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn save(&self, entry: &Entry) -> std::io::Result<()> {
+        let dir = self.dir(entry.id);
+        std::fs::create_dir_all(&dir)?;
+        let partial = dir.join("entry.json.partial");
+        std::fs::write(&partial, serde_json::to_vec(entry)?)?;
+        std::fs::rename(partial, dir.join("entry.json"))
+    }
+}
+
+/// GitHub's order: in each scope, the key exactly, then the key as a prefix, then each
+/// restore key as a prefix (newest first); the fallback scopes only after the own scope.
+fn find<'e>(entries: &'e [Entry], keys: &[&str], version: &str, scopes: &[String]) -> Option<&'e Entry> {
+    let usable = |e: &&Entry| e.committed && e.version == version;
+    for scope in scopes {
+        let in_scope: Vec<&Entry> = entries
+            .iter()
+            .filter(usable)
+            .filter(|e| &e.scope == scope)
+            .collect();
+        let newest = |prefix: &str| {
+            in_scope
+                .iter()
+                .filter(|e| e.key.starts_with(prefix))
+                .max_by_key(|e| e.created_ms)
+                .copied()
+        };
+        if let Some(primary) = keys.first()
+            && let Some(e) = in_scope.iter().find(|e| e.key == *primary)
+        {
+            return Some(e);
+        }
+        for key in keys {
+            if let Some(e) = newest(key) {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+#[derive(Deserialize)]
+struct LookupQuery {
+    keys: String,
+    version: String,
+}
+
+async fn lookup(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Query(query): Query<LookupQuery>,
+) -> Response {
+    let Some(grant) = service.grant(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let keys: Vec<&str> = query.keys.split(',').filter(|k| !k.is_empty()).collect();
+    let entries = service.entries();
+    match find(&entries, &keys, &query.version, &grant.scopes) {
+        Some(e) => {
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            axum::Json(serde_json::json!({
+                "cacheKey": e.key,
+                "scope": e.scope,
+                "cacheVersion": e.version,
+                "creationTime": e.created_ms,
+                // The download has no Authorization header: the URL carries the token
+                // (and `@actions/cache` masks the URL).
+                "archiveLocation": format!("{}_apis/artifactcache/archive/{}?token={token}", service.base, e.id),
+            }))
+            .into_response()
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    key: String,
+}
+
+async fn list(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let Some(grant) = service.grant(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let caches: Vec<serde_json::Value> = service
+        .entries()
+        .into_iter()
+        .filter(|e| e.committed && e.key == query.key && grant.scopes.contains(&e.scope))
+        .map(|e| serde_json::json!({"cacheKey": e.key, "cacheVersion": e.version, "scope": e.scope, "creationTime": e.created_ms}))
+        .collect();
+    axum::Json(serde_json::json!({"totalCount": caches.len(), "artifactCaches": caches}))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReserveBody {
+    key: String,
+    version: String,
+    #[serde(default)]
+    cache_size: Option<u64>,
+}
+
+async fn reserve(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<ReserveBody>,
+) -> Response {
+    let Some(grant) = service.grant(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let scope = grant.scopes.first().cloned().unwrap_or_default();
+    let _one = service.lock.lock().unwrap_or_else(|e| e.into_inner());
+    // An entry is immutable: a second save of the same key, version and scope is refused,
+    // as GitHub refuses it ("Unable to reserve cache … another job may be creating it").
+    let taken = service
+        .entries()
+        .iter()
+        .any(|e| e.key == body.key && e.version == body.version && e.scope == scope);
+    if taken {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(serde_json::json!({"message": format!("Cache already exists. Scope: {scope}, Key: {}, Version: {}", body.key, body.version)})),
+        )
+            .into_response();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let id = now * 1000 + u64::from(rand_u16() % 1000);
+    let entry = Entry {
+        id,
+        key: body.key,
+        version: body.version,
+        scope,
+        size: body.cache_size.unwrap_or(0),
+        created_ms: now,
+        committed: false,
+    };
+    let created = service
+        .save(&entry)
+        .and_then(|()| std::fs::write(service.dir(id).join("archive"), b""));
+    match created {
+        Ok(()) => (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({"cacheId": id})),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
+    }
+}
+
+fn rand_u16() -> u16 {
+    u16::from_str_radix(&crate::token::random_hex(2), 16).unwrap_or(0)
+}
+
+async fn upload(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<u64>,
+    body: Bytes,
+) -> Response {
+    if service.grant(&headers).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Some(entry) = service.entry(id).filter(|e| !e.committed) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // `Content-Range: bytes START-END/*`
+    let start = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(start) = start else {
+        return (StatusCode::BAD_REQUEST, "Content-Range: bytes START-END/* is required")
+            .into_response();
+    };
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(service.dir(entry.id).join("archive"))
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(start))?;
+            file.write_all(&body)
+        });
+    match written {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CommitBody {
+    size: u64,
+}
+
+async fn commit(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<u64>,
+    axum::Json(body): axum::Json<CommitBody>,
+) -> Response {
+    if service.grant(&headers).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let _one = service.lock.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut entry) = service.entry(id).filter(|e| !e.committed) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let actual = std::fs::metadata(service.dir(id).join("archive")).map_or(0, |m| m.len());
+    if actual != body.size {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("the upload has {actual} bytes, the commit says {}", body.size),
+        )
+            .into_response();
+    }
+    entry.size = actual;
+    entry.committed = true;
+    match service.save(&entry) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    token: String,
+}
+
+async fn download(
+    State(service): State<Arc<Service>>,
+    UrlPath(id): UrlPath<u64>,
+    Query(query): Query<DownloadQuery>,
+) -> Response {
+    let Some(grant) = service.grant_of(&query.token) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let Some(entry) = service
+        .entry(id)
+        .filter(|e| e.committed && grant.scopes.contains(&e.scope))
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match tokio::fs::read(service.dir(entry.id).join("archive")).await {
+        Ok(bytes) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
