@@ -166,7 +166,12 @@ impl Service {
 
 /// GitHub's order: in each scope, the key exactly, then the key as a prefix, then each
 /// restore key as a prefix (newest first); the fallback scopes only after the own scope.
-fn find<'e>(entries: &'e [Entry], keys: &[&str], version: &str, scopes: &[String]) -> Option<&'e Entry> {
+fn find<'e>(
+    entries: &'e [Entry],
+    keys: &[&str],
+    version: &str,
+    scopes: &[String],
+) -> Option<&'e Entry> {
     let usable = |e: &&Entry| e.committed && e.version == version;
     for scope in scopes {
         let in_scope: Vec<&Entry> = entries
@@ -338,7 +343,10 @@ async fn upload(
         .and_then(|v| v.split('-').next())
         .and_then(|v| v.parse::<u64>().ok());
     let Some(start) = start else {
-        return (StatusCode::BAD_REQUEST, "Content-Range: bytes START-END/* is required")
+        return (
+            StatusCode::BAD_REQUEST,
+            "Content-Range: bytes START-END/* is required",
+        )
             .into_response();
     };
     let written = std::fs::OpenOptions::new()
@@ -376,7 +384,10 @@ async fn commit(
     if actual != body.size {
         return (
             StatusCode::BAD_REQUEST,
-            format!("the upload has {actual} bytes, the commit says {}", body.size),
+            format!(
+                "the upload has {actual} bytes, the commit says {}",
+                body.size
+            ),
         )
             .into_response();
     }
@@ -408,11 +419,7 @@ async fn download(
         return StatusCode::NOT_FOUND.into_response();
     };
     match tokio::fs::read(service.dir(entry.id).join("archive")).await {
-        Ok(bytes) => (
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -274,7 +274,15 @@ impl Source {
             crate::git::run_remote(
                 &git_dir,
                 &remote,
-                &["fetch", "-q", "--depth", "1", "--no-tags", &remote.url, what],
+                &[
+                    "fetch",
+                    "-q",
+                    "--depth",
+                    "1",
+                    "--no-tags",
+                    &remote.url,
+                    what,
+                ],
             )
         };
         if let Err(message) = fetch(&action.git_ref) {
@@ -308,7 +316,16 @@ impl Source {
         let tree_str = tree.display().to_string();
         crate::git::run(
             &git_dir,
-            &["--work-tree", &tree_str, "checkout", "-q", "-f", &commit, "--", "."],
+            &[
+                "--work-tree",
+                &tree_str,
+                "checkout",
+                "-q",
+                "-f",
+                &commit,
+                "--",
+                ".",
+            ],
         )
         .map_err(git_error)?;
         std::fs::write(tree.join(".tess-complete"), &commit).map_err(cache_error)?;

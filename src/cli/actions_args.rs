@@ -10,7 +10,11 @@ use std::sync::Arc;
 pub struct ActionsArgs {
     /// Where `owner/repo@ref` actions and reusable workflows are fetched from by git
     /// (`{URL}/{owner}/{repo}`): github.com, GitHub Enterprise, a Gitea-style mirror.
-    #[arg(long, env = "TESS_ACTIONS_SERVER", default_value = "https://github.com")]
+    #[arg(
+        long,
+        env = "TESS_ACTIONS_SERVER",
+        default_value = "https://github.com"
+    )]
     pub actions_server: String,
     /// A token for the actions server (sent to git as an Authorization header).
     #[arg(long, env = "TESS_ACTIONS_TOKEN", hide_env_values = true)]

@@ -218,10 +218,10 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                             || outcome == Conclusion::Cancelled
                             || matches!(detail, Outcome::Unavailable(_))
                         {
-                                format!(": {}", detail.describe())
-                            } else {
-                                String::new()
-                            };
+                            format!(": {}", detail.describe())
+                        } else {
+                            String::new()
+                        };
                         let _ = writeln!(
                             out,
                             "{} {mark} {name} ({secs:.2}s){detail_text}",

@@ -131,7 +131,11 @@ impl JobRun {
         let steps = self.spec.steps.clone();
         if let Some(message) = self.other_os() {
             if self.strict {
-                self.log(None, Stream::Stderr, &format!("##[error]{message} (--strict)"));
+                self.log(
+                    None,
+                    Stream::Stderr,
+                    &format!("##[error]{message} (--strict)"),
+                );
                 state.failed = true;
                 state.first_failure = Some(Outcome::NotRun(message));
             } else {
@@ -701,7 +705,7 @@ fn conclusion_of(outcome: &Outcome) -> Conclusion {
 }
 
 /// GitHub's default step names: `Run <first line>` / `Run <action>`.
-fn step_name(step: &Step, ctx: &RunContext) -> String {
+pub(super) fn step_name(step: &Step, ctx: &RunContext) -> String {
     if let Some(n) = &step.name {
         return interpolate_lossy(n, ctx);
     }

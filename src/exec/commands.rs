@@ -48,15 +48,29 @@ pub enum Command {
     Debug(String),
     StopCommands,
     ResumeCommands,
-    SetOutput { name: String, value: String },
-    SaveState { name: String, value: String },
-    SetEnv { name: String, value: String },
+    SetOutput {
+        name: String,
+        value: String,
+    },
+    SaveState {
+        name: String,
+        value: String,
+    },
+    SetEnv {
+        name: String,
+        value: String,
+    },
     AddPath(String),
+    /// Understood and without effect here: problem matchers (`add-matcher`,
+    /// `remove-matcher`), `echo`.
+    Ignored,
 }
 
 /// Tracks `::stop-commands::TOKEN` … `::TOKEN::`.
 pub struct CommandState {
     stopped_until: Option<String>,
+    /// `ACTIONS_STEP_DEBUG=true`: `::debug::` lines are shown (GitHub hides them otherwise).
+    pub debug: bool,
     /// `ACTIONS_ALLOW_UNSECURE_COMMANDS=true`: `::set-env::` and `::add-path::` work.
     unsecure_allowed: bool,
 }
@@ -65,6 +79,7 @@ impl CommandState {
     pub fn new(unsecure_allowed: bool) -> CommandState {
         CommandState {
             stopped_until: None,
+            debug: false,
             unsecure_allowed,
         }
     }
@@ -110,6 +125,7 @@ pub fn parse_command(line: &str) -> Option<Command> {
         "debug" => Command::Debug(message),
         "stop-commands" => Command::StopCommands,
         "add-path" => Command::AddPath(message),
+        "add-matcher" | "remove-matcher" | "echo" => Command::Ignored,
         "set-output" | "save-state" | "set-env" => {
             let name = props
                 .split(',')

@@ -176,6 +176,10 @@ pub fn run_step(
             .get("ACTIONS_ALLOW_UNSECURE_COMMANDS")
             .is_some_and(|v| v == "true"),
     );
+    state.debug = req
+        .env
+        .get("ACTIONS_STEP_DEBUG")
+        .is_some_and(|v| v == "true");
     let (outcome, group) = req
         .executor
         .run(&spawn, deadline, cancel, &mut |stream, bytes| {
@@ -240,11 +244,12 @@ fn handle_line(
             on_event(StepEvent::Annotation(&a));
             result.annotations.push(a);
         }
-        Some(Command::Debug(text)) => on_event(StepEvent::Line(
+        Some(Command::Debug(text)) if state.debug => on_event(StepEvent::Line(
             stream,
             &format!("##[debug]{}", masker.mask(&text)),
         )),
-        Some(Command::StopCommands | Command::ResumeCommands) => {}
+        Some(Command::StopCommands | Command::ResumeCommands | Command::Debug(_)) => {}
+        Some(Command::Ignored) => {}
         Some(Command::SetOutput { name, value }) => {
             on_event(StepEvent::Line(
                 Stream::Stderr,

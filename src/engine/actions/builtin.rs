@@ -47,10 +47,7 @@ pub(super) fn upload(job: &JobRun, with: &IndexMap<String, String>, index: usize
         .get("name")
         .cloned()
         .unwrap_or_else(|| "artifact".into());
-    let dest = job
-        .run_dir
-        .join("artifacts")
-        .join(file_name(&name));
+    let dest = job.run_dir.join("artifacts").join(file_name(&name));
     let mut copied = 0;
     for p in lines(with.get("path")) {
         let src = workspace_relative(&job.workspace, &p);
@@ -192,7 +189,9 @@ pub(super) fn cache(
             key_dir: exact,
             paths,
         };
-        save.run(&job.workspace, &mut |msg| job.log(Some(index), Stream::Stdout, msg));
+        save.run(&job.workspace, &mut |msg| {
+            job.log(Some(index), Stream::Stdout, msg)
+        });
         return (Outcome::Success, IndexMap::new(), Vec::new());
     }
     let save = action == "actions/cache";
@@ -240,9 +239,15 @@ pub(super) fn cache(
             paths,
         }));
     }
+    // As the real action: `true`/`false` for an exact / restore-key match, empty on a miss.
+    let cache_hit = if hit.is_some() {
+        exact_hit.to_string()
+    } else {
+        String::new()
+    };
     (
         Outcome::Success,
-        IndexMap::from([("cache-hit".to_string(), exact_hit.to_string())]),
+        IndexMap::from([("cache-hit".to_string(), cache_hit)]),
         Vec::new(),
     )
 }

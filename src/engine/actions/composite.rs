@@ -29,10 +29,7 @@ pub(super) fn run(
         );
     }
     let action = &resolved.action;
-    let values = match input_values(job, a, action, &with) {
-        Ok(values) => values,
-        Err(e) => return failed(job, a.index, e),
-    };
+    let values = input_values(job, a, action, &with);
     let inputs = object(
         values
             .into_iter()
@@ -52,7 +49,10 @@ pub(super) fn run(
         resolved.dir.display().to_string(),
     );
     if !resolved.repository.is_empty() {
-        scoped.insert("GITHUB_ACTION_REPOSITORY".into(), resolved.repository.clone());
+        scoped.insert(
+            "GITHUB_ACTION_REPOSITORY".into(),
+            resolved.repository.clone(),
+        );
         scoped.insert("GITHUB_ACTION_REF".into(), resolved.git_ref.clone());
     }
     let before: IndexMap<String, Option<String>> = scoped

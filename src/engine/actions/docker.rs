@@ -63,10 +63,7 @@ pub(super) fn action(
 ) -> StepReturn {
     let action = &resolved.action;
     let dir = &resolved.dir;
-    let values = match input_values(job, a, action, with) {
-        Ok(values) => values,
-        Err(e) => return failed(job, a.index, e),
-    };
+    let values = input_values(job, a, action, with);
     let mut env = super::input_env(&values);
     let inputs: IndexMap<String, Value> = values
         .into_iter()
@@ -184,4 +181,3 @@ fn docker_action(
         },
     )
 }
-

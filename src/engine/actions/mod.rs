@@ -113,7 +113,10 @@ fn run_resolved(
         using => unavailable(
             job,
             a.index,
-            format!("`{}` uses `runs.using: {using}`, which tess does not run", a.uses),
+            format!(
+                "`{}` uses `runs.using: {using}`, which tess does not run",
+                a.uses
+            ),
         ),
     }
 }
@@ -141,12 +144,19 @@ fn resolve_uncached(job: &JobRun, uses: &str) -> Result<Resolved, Unresolved> {
                 "`{uses}` is not an action reference (owner/repo[/path]@ref, ./path or docker://image)"
             ));
         };
-        let fetched = job.actions.source.fetch(&action).map_err(|e| e.to_string())?;
+        let fetched = job
+            .actions
+            .source
+            .fetch(&action)
+            .map_err(|e| e.to_string())?;
         if fetched.fetched {
             job.log(
                 None,
                 Stream::Stdout,
-                &format!("Download action repository '{action}' (SHA:{})", fetched.commit),
+                &format!(
+                    "Download action repository '{action}' (SHA:{})",
+                    fetched.commit
+                ),
             );
         }
         (fetched.path, action.repository(), action.git_ref)
@@ -198,35 +208,37 @@ fn failed(job: &JobRun, index: usize, message: String) -> StepReturn {
 }
 
 /// The action's inputs: `with:` values, else the defaults of `action.yml` (interpolated in
-/// the step's context); a required input with neither is an error, as `@actions/core`
-/// reports it; inputs the action does not declare are warned about, as GitHub does.
+/// the step's context); a required input with neither, and inputs the action does not
+/// declare, are warned about.
 fn input_values(
     job: &JobRun,
     a: &ActionStep,
     action: &Action,
     with: &IndexMap<String, String>,
-) -> Result<IndexMap<String, String>, String> {
+) -> IndexMap<String, String> {
     let mut values = IndexMap::new();
     for (name, input) in &action.inputs {
         let given = with
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone());
-        let value = given.or_else(|| {
-            input
-                .default
-                .as_ref()
-                .map(|d| interpolate_lossy(d, a.ctx))
-        });
+        let value = given.or_else(|| input.default.as_ref().map(|d| interpolate_lossy(d, a.ctx)));
         match value {
             Some(v) => {
                 values.insert(name.clone(), v);
             }
             None if input.required => {
-                return Err(format!(
-                    "`{}`: input required and not supplied: {name}",
-                    a.uses
-                ));
+                // GitHub does not enforce `required` itself (the action does, as
+                // `@actions/core` and most composite actions do): a warning, then the action.
+                job.log(
+                    Some(a.index),
+                    Stream::Stderr,
+                    &format!(
+                        "##[warning]`{}`: input required and not supplied: {name}",
+                        a.uses
+                    ),
+                );
+                values.insert(name.clone(), String::new());
             }
             None => {
                 values.insert(name.clone(), String::new());
@@ -250,7 +262,7 @@ fn input_values(
             ),
         );
     }
-    Ok(values)
+    values
 }
 
 /// `INPUT_<NAME>`: upper case, spaces as `_` (what `@actions/core` reads).

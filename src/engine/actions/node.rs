@@ -2,9 +2,9 @@
 //! the job's start, `main` as the step, `post` after the job's steps (last first), each
 //! `node FILE` with the inputs, `GITHUB_ACTION_*`, the cache service and `STATE_*`.
 
-use super::{ActionStep, PostStep, Resolved, StepReturn, failed, input_env, input_values};
+use super::{ActionStep, PostStep, Resolved, StepReturn, input_env, input_values};
 use crate::engine::context::RunContext;
-use crate::engine::job::{JobRun, JobState, Process};
+use crate::engine::job::{JobRun, JobState, Process, step_name};
 use crate::exec::Stream;
 use crate::spec::Step;
 use indexmap::IndexMap;
@@ -39,8 +39,8 @@ fn action_env(
     a: &ActionStep,
     resolved: &Resolved,
     with: &IndexMap<String, String>,
-) -> Result<IndexMap<String, String>, String> {
-    let values = input_values(job, a, &resolved.action, with)?;
+) -> IndexMap<String, String> {
+    let values = input_values(job, a, &resolved.action, with);
     let mut env = input_env(&values);
     env.insert(
         "GITHUB_ACTION_PATH".into(),
@@ -53,9 +53,10 @@ fn action_env(
     env.insert("GITHUB_ACTION_REF".into(), resolved.git_ref.clone());
     env.insert(
         "GITHUB_ACTION".into(),
-        a.step.id.clone().unwrap_or_else(|| {
-            format!("__{}", resolved.repository.replace(['/', '-'], "_"))
-        }),
+        a.step
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("__{}", resolved.repository.replace(['/', '-'], "_"))),
     );
     env.insert(
         "RUNNER_TOOL_CACHE".into(),
@@ -72,7 +73,7 @@ fn action_env(
             }
         }
     }
-    Ok(env)
+    env
 }
 
 /// The branch a cache is saved for, then those it may restore from: a pull request's base
@@ -177,16 +178,13 @@ pub(super) fn run(
         Ok(node) => node,
         Err(why) => return super::unavailable(job, a.index, why),
     };
-    let env = match action_env(job, a, resolved, with) {
-        Ok(env) => env,
-        Err(e) => return failed(job, a.index, e),
-    };
+    let env = action_env(job, a, resolved, with);
     let key = state_key(a.step);
     if let Some(post) = &action.post {
         // Registered once the main step starts: GitHub runs the post of every action whose
         // main ran, whatever its result (subject to `post-if`).
         state.post.push(PostStep::Node(Box::new(Post {
-            name: format!("Post {}", a.step.name.clone().unwrap_or_else(|| a.uses.to_string())),
+            name: format!("Post {}", step_name(a.step, a.ctx)),
             file: resolved.dir.join(post),
             condition: action.post_if.clone().unwrap_or_else(|| "always()".into()),
             step: a.step.clone(),
@@ -195,7 +193,9 @@ pub(super) fn run(
             state_key: key.clone(),
         })));
     }
-    let main = resolved.dir.join(action.main.as_deref().unwrap_or_default());
+    let main = resolved
+        .dir
+        .join(action.main.as_deref().unwrap_or_default());
     run_file(
         job,
         a.step,
@@ -216,7 +216,8 @@ pub(crate) fn run_pre(job: &mut JobRun, steps: &[Step], state: &mut JobState) {
         let Some(uses) = step.uses.as_deref() else {
             continue;
         };
-        if uses.starts_with("docker://") || super::builtin_name(job, uses, step, &job.ctx).is_some() {
+        if uses.starts_with("docker://") || super::builtin_name(job, uses, step, &job.ctx).is_some()
+        {
             continue;
         }
         let Ok(resolved) = super::resolve(job, uses, state) else {
@@ -229,7 +230,7 @@ pub(crate) fn run_pre(job: &mut JobRun, steps: &[Step], state: &mut JobState) {
             continue;
         };
         let condition = action.pre_if.clone().unwrap_or_else(|| "always()".into());
-        let name = format!("Pre {}", step.name.clone().unwrap_or_else(|| uses.to_string()));
+        let name = format!("Pre {}", step_name(step, &job.ctx));
         let file = resolved.dir.join(pre);
         job.run_hook(state, name, &condition, &mut |job, state, ctx, index| {
             let with: IndexMap<String, String> = step
@@ -247,10 +248,7 @@ pub(crate) fn run_pre(job: &mut JobRun, steps: &[Step], state: &mut JobState) {
                 Ok(node) => node,
                 Err(why) => return super::unavailable(job, index, why),
             };
-            let env = match action_env(job, &a, &resolved, &with) {
-                Ok(env) => env,
-                Err(e) => return failed(job, index, e),
-            };
+            let env = action_env(job, &a, &resolved, &with);
             run_file(
                 job,
                 step,
