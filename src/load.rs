@@ -14,6 +14,9 @@ pub struct Loaded {
     pub pipelines: Vec<Pipeline>,
     pub diagnostics: Vec<Diagnostic>,
     pub sources: HashMap<String, String>,
+    /// Where remote reusable workflows (`owner/repo/.github/workflows/x.yml@ref`) are
+    /// fetched from; without it they stay one opaque job that cannot run.
+    pub remote: Option<Arc<crate::fetch::Source>>,
 }
 
 impl Loaded {
@@ -80,7 +83,20 @@ pub fn load_with(
     include_dir: Option<&Path>,
     event: Option<&Event>,
 ) -> Result<Loaded, String> {
-    let mut loaded = Loaded::default();
+    load_remote(paths, include_dir, event, None)
+}
+
+/// As [`load_with`], fetching remote reusable workflows from `remote`.
+pub fn load_remote(
+    paths: &[PathBuf],
+    include_dir: Option<&Path>,
+    event: Option<&Event>,
+    remote: Option<Arc<crate::fetch::Source>>,
+) -> Result<Loaded, String> {
+    let mut loaded = Loaded {
+        remote,
+        ..Loaded::default()
+    };
     for path in discover(paths)? {
         if is_gitlab(&path) {
             if let Some(p) = load_gitlab(&path, &mut loaded, include_dir, event) {
@@ -292,20 +308,47 @@ fn resolve_calls(
         // Freshly parsed, so not shared yet.
         let job = Arc::make_mut(job);
         let Some(call) = &mut job.call else { continue };
-        if !call.uses.starts_with("./") {
-            continue; // Remote workflows are planned as a single opaque job.
-        }
-        let Some(root) = repo_root(path) else {
-            let msg = format!(
-                "cannot resolve `{}`: this file is not inside a repository checkout",
-                call.uses
-            );
-            loaded
-                .diagnostics
-                .push(Diagnostic::warning(&file, job.pos, msg));
-            continue;
+        let target = if call.uses.starts_with("./") {
+            let Some(root) = repo_root(path) else {
+                let msg = format!(
+                    "cannot resolve `{}`: this file is not inside a repository checkout",
+                    call.uses
+                );
+                loaded
+                    .diagnostics
+                    .push(Diagnostic::warning(&file, job.pos, msg));
+                continue;
+            };
+            root.join(&call.uses[2..])
+        } else {
+            // Remote: fetched when a source is given, else one opaque job (that fails when
+            // it runs, saying why).
+            let Some(source) = loaded.remote.clone() else {
+                continue;
+            };
+            let fetched = crate::fetch::ActionRef::parse(&call.uses)
+                .filter(|r| {
+                    r.path
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with(".github/workflows/"))
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "`{}` is not a reusable workflow reference ({{owner}}/{{repo}}/.github/workflows/{{file}}@{{ref}})",
+                        call.uses
+                    )
+                })
+                .and_then(|r| source.fetch(&r).map_err(|e| e.to_string()));
+            match fetched {
+                Ok(fetched) => fetched.path,
+                Err(msg) => {
+                    loaded
+                        .diagnostics
+                        .push(Diagnostic::error(&file, job.pos, msg));
+                    continue;
+                }
+            }
         };
-        let target = root.join(&call.uses[2..]);
         let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
         if stack.contains(&canonical) {
             let msg = format!(

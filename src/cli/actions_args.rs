@@ -40,8 +40,8 @@ pub struct ActionsArgs {
 }
 
 impl ActionsArgs {
-    /// `cache_store`: where the cache service keeps entries (the project's or runner's).
-    pub fn runtime(&self, cache_store: PathBuf) -> Result<ActionsRuntime, String> {
+    /// Where actions and reusable workflows come from.
+    pub fn source(&self) -> Result<Arc<Source>, String> {
         let mut source = Source::new(
             &self.actions_server,
             self.actions_token.clone(),
@@ -51,7 +51,16 @@ impl ActionsArgs {
         for spec in &self.local_actions {
             source = source.with_override(spec)?;
         }
-        let mut runtime = ActionsRuntime::new(Arc::new(source), cache_store);
+        Ok(Arc::new(source))
+    }
+
+    /// `cache_store`: where the cache service keeps entries (the project's or runner's).
+    pub fn runtime(
+        &self,
+        source: Arc<Source>,
+        cache_store: PathBuf,
+    ) -> Result<ActionsRuntime, String> {
+        let mut runtime = ActionsRuntime::new(source, cache_store);
         runtime.node = self.node.clone();
         runtime.skip_unavailable = self.skip_unavailable;
         runtime.builtins = !self.no_builtin_actions;

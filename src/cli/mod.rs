@@ -19,6 +19,7 @@ use crate::trigger::Event;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit code for invalid input (bad spec, bad arguments).
 const EXIT_INVALID: u8 = 2;
@@ -339,6 +340,16 @@ fn load_paths(
     include_dir: Option<&std::path::Path>,
     event: Option<&Event>,
 ) -> Result<Loaded, String> {
+    load_paths_remote(paths, include_dir, event, None)
+}
+
+/// As [`load_paths`], fetching remote reusable workflows from `remote`.
+fn load_paths_remote(
+    paths: Vec<PathBuf>,
+    include_dir: Option<&std::path::Path>,
+    event: Option<&Event>,
+    remote: Option<Arc<crate::fetch::Source>>,
+) -> Result<Loaded, String> {
     let paths = if paths.is_empty() {
         load::default_paths()
     } else {
@@ -350,7 +361,7 @@ fn load_paths(
                 .into(),
         );
     }
-    load::load_with(&paths, include_dir, event)
+    load::load_remote(&paths, include_dir, event, remote)
 }
 
 /// Plans every pipeline that loaded without errors.
@@ -442,7 +453,9 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 None
             };
             let event = run::event_for_run(&event)?;
-            let mut loaded = load_paths(paths, include_dir, Some(&event))?;
+            let source = actions.source()?;
+            let mut loaded =
+                load_paths_remote(paths, include_dir, Some(&event), Some(Arc::clone(&source)))?;
             if loaded.has_errors() {
                 eprint!("{}", loaded.render_diagnostics());
                 return Ok(EXIT_INVALID);
@@ -469,6 +482,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                 strict,
                 action,
                 actions,
+                source,
             };
             run::run(&mut loaded, args)
         }
@@ -589,7 +603,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             );
             let executor = executor.or(file.executor).unwrap_or_default();
             // One actions cache per host, one cache-service store per work directory.
-            let runtime = actions.runtime(workdir.join("actions-cache"))?;
+            let runtime = actions.runtime(actions.source()?, workdir.join("actions-cache"))?;
             let server_url = actions.server_url().map(String::from);
             let stop = std::sync::Arc::new(crate::exec::Cancel::default());
             signals::install(std::sync::Arc::clone(&stop));

@@ -26,6 +26,7 @@ pub struct RunArgs {
     /// GitHub Actions mode: a status per stage on the commit.
     pub statuses: Option<super::statuses::Statuses>,
     pub actions: super::actions_args::ActionsArgs,
+    pub source: Arc<crate::fetch::Source>,
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -48,10 +49,10 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
     let cancel = Arc::new(Cancel::default());
     signals::install(Arc::clone(&cancel));
     let mut code = 0;
-    let actions = Arc::new(
-        args.actions
-            .runtime(root.join(".tess").join("actions-cache"))?,
-    );
+    let actions = Arc::new(args.actions.runtime(
+        Arc::clone(&args.source),
+        root.join(".tess").join("actions-cache"),
+    )?);
     let pipelines = std::mem::take(&mut loaded.pipelines);
     for pipeline in &pipelines {
         let (mut plan, mut diagnostics) = plan_pipeline(pipeline, Some(event));

@@ -129,6 +129,22 @@ impl JobRun {
             not_run: Vec::new(),
         };
         let steps = self.spec.steps.clone();
+        if let Some(call) = &self.spec.call {
+            // Resolved calls are inlined by the planner; this one was not fetched.
+            let why = format!(
+                "the reusable workflow `{}` was not fetched, so its jobs cannot run here \
+                 (`tess run` fetches remote reusable workflows; `tess server` plans them as one job)",
+                call.uses
+            );
+            if self.actions.skip_unavailable {
+                self.log(None, Stream::Stderr, &format!("##[warning]{why}; not run"));
+                state.not_run.push(why);
+            } else {
+                self.log(None, Stream::Stderr, &format!("##[error]{why}"));
+                state.failed = true;
+                state.first_failure = Some(Outcome::Unavailable(why));
+            }
+        }
         if let Some(message) = self.other_os() {
             if self.strict {
                 self.log(

@@ -2,6 +2,7 @@
 //! (ready queue, caps, fail-fast); each job runs on its own thread and reports back by channel.
 
 mod actions;
+mod calls;
 pub use actions::runtime::ActionsRuntime;
 pub mod containers;
 mod context;
@@ -18,7 +19,7 @@ use crate::exec::{Cancel, CancelLevel, Masker};
 use crate::expr::Value;
 use crate::plan::{PipelinePlan, PlannedJob, interpolate};
 use crate::spec::Pipeline;
-use context::{RunContext, StatusView, object, strings};
+use context::{RunContext, StatusView, object};
 use indexmap::IndexMap;
 use job::{JobOutcome, JobRun};
 use std::collections::{HashMap, VecDeque};
@@ -237,8 +238,19 @@ pub fn run(
         let mut blocked = VecDeque::new();
         while let Some(i) = dag.ready.pop_front() {
             let job = &jobs[i];
-            let mut ctx = RunContext::new(Arc::clone(&shared));
-            let needs = needs_context(job, &dag.finished);
+            let calls = calls::Calls {
+                jobs,
+                finished: &dag.finished,
+                shared: &shared,
+            };
+            let mut ctx = RunContext::new(calls.shared_for(job));
+            let need_keys: Vec<String> = job
+                .needs
+                .iter()
+                .chain(&job.needs_skipped)
+                .cloned()
+                .collect();
+            let needs = calls.needs(&need_keys, job.call.as_ref());
             ctx.status = needs_status(&needs, run_cancelled);
             ctx.needs = needs;
             ctx.matrix = job
@@ -268,6 +280,7 @@ pub fn run(
             ctx.strategy = strategy_context(job, jobs, &ctx);
             let mut base_env = env.base_env.clone();
             base_env.insert("GITHUB_JOB".into(), job.id.clone());
+            let job_masker = job_masker(&masker, job, &ctx);
             let worker = JobRun {
                 key: job.key.clone(),
                 name: job.name.clone(),
@@ -279,7 +292,7 @@ pub fn run(
                 workspace: opts.workspace.clone(),
                 run_dir: opts.run_dir.clone(),
                 temp: opts.run_dir.join("tmp").join(format!("job-{i}")),
-                masker: masker.clone(),
+                masker: job_masker,
                 cancel: Arc::clone(&cancels[i]),
                 events: events.clone(),
                 strict: opts.strict,
@@ -381,31 +394,20 @@ pub fn run(
 }
 
 /// `needs.<id>.result` / `.outputs`, aggregated over matrix instances like GitHub does.
-fn needs_context(job: &PlannedJob, finished: &HashMap<String, Finished>) -> Value {
-    let mut by_id: IndexMap<String, (Vec<Conclusion>, IndexMap<String, String>)> = IndexMap::new();
-    for key in job.needs.iter().chain(&job.needs_skipped) {
-        if let Some(f) = finished.get(key) {
-            let entry = by_id.entry(f.id.clone()).or_default();
-            entry.0.push(f.result);
-            entry.1.extend(f.outputs.clone());
+/// The run's masker, plus the secrets a reusable-workflow call passes to this job (values
+/// written in the caller's YAML are secrets inside the called workflow too).
+fn job_masker(masker: &Masker, job: &PlannedJob, ctx: &RunContext) -> Masker {
+    let mut masker = masker.clone();
+    if job.call.is_some()
+        && let Some(Value::Object(secrets)) = ctx.shared.get("secrets")
+    {
+        for value in secrets.values() {
+            if let Value::String(s) = value {
+                masker.add(s);
+            }
         }
     }
-    object(by_id.into_iter().map(|(id, (results, outputs))| {
-        let result = if results.contains(&Conclusion::Failure) {
-            Conclusion::Failure
-        } else if results.contains(&Conclusion::Cancelled) {
-            Conclusion::Cancelled
-        } else if results.iter().all(|r| *r == Conclusion::Skipped) {
-            Conclusion::Skipped
-        } else {
-            Conclusion::Success
-        };
-        let value = object([
-            ("result".to_string(), Value::String(result.as_str().into())),
-            ("outputs".to_string(), strings(&outputs)),
-        ]);
-        (id, value)
-    }))
+    masker
 }
 
 /// Status functions in a job's `if`: `success()` needs every need to have succeeded.

@@ -19,6 +19,8 @@ pub enum Location {
     JobDefaults,
     Strategy,
     JobOutputs,
+    /// `on.workflow_call.outputs.<id>.value`.
+    WorkflowCallOutputs,
     StepIf,
     Step,
 }
@@ -26,6 +28,12 @@ pub enum Location {
 const ALL_CONTEXTS: [&str; 11] = [
     "github", "env", "vars", "inputs", "matrix", "strategy", "needs", "steps", "job", "runner",
     "secrets",
+];
+
+/// Every context name, for telling "not available here" from "unknown".
+const KNOWN_CONTEXTS: [&str; 12] = [
+    "github", "env", "vars", "inputs", "matrix", "strategy", "needs", "steps", "job", "runner",
+    "secrets", "jobs",
 ];
 
 const FUNCTIONS: [(&str, usize, usize); 12] = [
@@ -61,6 +69,7 @@ impl Location {
                 "github", "needs", "strategy", "matrix", "env", "vars", "inputs",
             ],
             JobOutputs | StepIf | Step => &ALL_CONTEXTS,
+            WorkflowCallOutputs => &["github", "jobs", "vars", "inputs"],
         }
     }
 
@@ -93,7 +102,7 @@ fn walk(expr: &Expr, location: Location, errors: &mut Vec<CheckError>) {
             let lower = name.to_ascii_lowercase();
             let available = location.contexts();
             if !available.contains(&lower.as_str()) {
-                if ALL_CONTEXTS.contains(&lower.as_str()) {
+                if KNOWN_CONTEXTS.contains(&lower.as_str()) {
                     errors.push((
                         *offset,
                         format!("the `{lower}` context is not available here"),

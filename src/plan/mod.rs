@@ -60,6 +60,43 @@ pub struct PlannedJob {
     /// Needed jobs that are skipped for this event (they count as `skipped` at run time).
     #[serde(skip)]
     pub needs_skipped: Vec<String>,
+    /// The reusable-workflow call this job was inlined from (innermost first).
+    #[serde(skip)]
+    pub call: Option<Arc<CallFrame>>,
+}
+
+/// A job that calls a reusable workflow, as its inlined jobs see it at run time: their
+/// `inputs` and `secrets` come from it, and its dependents see it as one job whose outputs
+/// are the called workflow's `on.workflow_call.outputs`.
+#[derive(Debug, Clone)]
+pub struct CallFrame {
+    /// The calling job's id and key (its inner jobs' keys start with `key/`).
+    pub caller_id: String,
+    pub caller_key: String,
+    pub with: IndexMap<String, Json>,
+    /// `inherit`, a map of expressions, or none.
+    pub secrets: Option<Json>,
+    /// The called workflow's inputs (types, defaults) and outputs.
+    pub inputs: IndexMap<String, crate::spec::Input>,
+    pub outputs: IndexMap<String, String>,
+    /// What the calling job needs (`needs` of its `with:` and `secrets:`), by key.
+    pub caller_needs: Vec<String>,
+    pub caller_matrix: Option<Json>,
+    pub parent: Option<Arc<CallFrame>>,
+}
+
+impl CallFrame {
+    /// Whether this frame is `other` or is inside it.
+    pub fn within(self: &Arc<Self>, other: &Arc<CallFrame>) -> bool {
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if Arc::ptr_eq(f, other) {
+                return true;
+            }
+            frame = f.parent.as_ref();
+        }
+        false
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +211,7 @@ struct Scope {
     /// Keys every root job of this workflow waits for (the caller's needs).
     outer_needs: Vec<(String, bool)>,
     outer_skipped: bool,
+    frame: Option<Arc<CallFrame>>,
 }
 
 /// A job instance before levels are computed.
@@ -300,11 +338,25 @@ impl Planner<'_> {
                         .push(Diagnostic::error(&p.file, job.pos, msg));
                     continue;
                 }
+                let frame = Arc::new(CallFrame {
+                    caller_id: job.id.clone(),
+                    caller_key: key.clone(),
+                    with: call.with.clone(),
+                    secrets: call.secrets.clone(),
+                    inputs: callee.inputs.clone(),
+                    outputs: callee.call_outputs.clone(),
+                    caller_needs: needs.iter().map(|(k, _)| k.clone()).collect(),
+                    caller_matrix: combo
+                        .as_ref()
+                        .map(|c| Json::Object(c.clone().into_iter().collect())),
+                    parent: scope.frame.clone(),
+                });
                 let inner_scope = Scope {
                     key_prefix: format!("{key}/"),
                     name_prefix: format!("{name} / "),
                     outer_needs: needs.clone(),
                     outer_skipped: ctx.needs == NeedsState::SomeSkipped,
+                    frame: Some(frame),
                 };
                 let mut inner =
                     PlanContext::for_event(None, called_inputs(callee, &call.with, &ctx));
@@ -333,6 +385,7 @@ impl Planner<'_> {
                     level: 0,
                     spec: Arc::clone(job),
                     needs_skipped: Vec::new(),
+                    call: scope.frame.clone(),
                 },
                 needs: needs.clone(),
                 skipped,

@@ -268,12 +268,15 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
                 c.string_list(v, "workflows");
             }
             "outputs" => {
-                for (_, _, out) in c.map(v, "workflow_call outputs", &[]) {
+                for (name, _, out) in c.map(v, "workflow_call outputs", &[]) {
                     for (okey, _, ov) in
                         c.map(out, "a workflow_call output", &["description", "value"])
                     {
                         if okey == "value" {
-                            c.expressions(ov, Location::JobOutputs);
+                            c.expressions(ov, Location::WorkflowCallOutputs);
+                            if let Some(value) = c.string(ov, "value") {
+                                p.call_outputs.insert(name.to_string(), value);
+                            }
                         }
                     }
                 }

@@ -22,6 +22,8 @@ pub struct Pipeline {
     pub on: Triggers,
     /// Inputs of `workflow_dispatch` / `workflow_call`, with defaults.
     pub inputs: IndexMap<String, Input>,
+    /// `on.workflow_call.outputs`: name → `value` (an expression over `jobs`).
+    pub call_outputs: IndexMap<String, String>,
     pub env: IndexMap<String, String>,
     pub defaults: RunDefaults,
     pub permissions: Option<Json>,
@@ -149,6 +151,7 @@ impl Pipeline {
             run_name: None,
             on: Triggers::default(),
             inputs: IndexMap::new(),
+            call_outputs: IndexMap::new(),
             env: IndexMap::new(),
             defaults: RunDefaults::default(),
             permissions: None,

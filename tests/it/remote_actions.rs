@@ -603,3 +603,139 @@ fn a_job_for_another_os_says_so_and_fails_with_strict() {
     assert_eq!(strict.code, Some(1));
     assert!(!strict.log("win").contains(&"ran here".to_string()));
 }
+
+#[test]
+fn a_remote_reusable_workflow_gets_inputs_and_secrets_and_gives_outputs() {
+    let Some(f) = Fixture::new(&[]) else {
+        return;
+    };
+    let workflows = tempfile::tempdir().expect("tempdir");
+    let dir = workflows.path().join(".github/workflows");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("build.yml"),
+        r#"on:
+  workflow_call:
+    inputs:
+      target: {type: string, required: true}
+      level: {type: number, default: 2}
+    secrets:
+      deploy-key: {required: true}
+    outputs:
+      artifact:
+        value: ${{ jobs.build.outputs.artifact }}
+      nested:
+        value: ${{ jobs.nested.outputs.said }}
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      artifact: ${{ steps.b.outputs.artifact }}
+    steps:
+      - id: b
+        run: |
+          echo "target=${{ inputs.target }} level=${{ inputs.level }} key=${{ secrets.deploy-key }} other=${{ secrets.OTHER }}"
+          echo "artifact=${{ inputs.target }}-$(( ${{ inputs.level }} + 1 ))" >> "$GITHUB_OUTPUT"
+  nested:
+    uses: ./.github/workflows/inner.yml
+    with:
+      who: ${{ inputs.target }}
+"#,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("inner.yml"),
+        r#"on:
+  workflow_call:
+    inputs:
+      who: {type: string}
+    outputs:
+      said:
+        value: ${{ jobs.greet.outputs.said }}
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    outputs:
+      said: ${{ steps.g.outputs.said }}
+    steps:
+      - id: g
+        run: echo "said=hello ${{ inputs.who }}" >> "$GITHUB_OUTPUT"
+"#,
+    )
+    .expect("write");
+    f.git.publish_dir("octo/workflows", workflows.path(), "v1");
+    f.write(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  prepare:
+    runs-on: ubuntu-latest
+    outputs:
+      target: ${{ steps.p.outputs.target }}
+    steps:
+      - id: p
+        run: echo "target=linux" >> "$GITHUB_OUTPUT"
+  call:
+    needs: prepare
+    uses: octo/workflows/.github/workflows/build.yml@v1
+    with:
+      target: ${{ needs.prepare.outputs.target }}
+    secrets:
+      deploy-key: ${{ secrets.DEPLOY }}
+  inherit:
+    uses: octo/workflows/.github/workflows/build.yml@v1
+    with:
+      target: mac
+      level: 5
+    secrets: inherit
+  after:
+    needs: [call, inherit]
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "call=${{ needs.call.outputs.artifact }} nested=${{ needs.call.outputs.nested }} result=${{ needs.call.result }} inherit=${{ needs.inherit.outputs.artifact }}"
+"#,
+    );
+    f.commit();
+    let ran = f.run(
+        &[
+            "--secret",
+            "DEPLOY=s3cret-deploy",
+            "--secret",
+            "deploy-key=inherited-key",
+            "--secret",
+            "OTHER=other-secret",
+        ],
+        &[],
+    );
+    assert_eq!(ran.code, Some(0), "{:#?}\n{}", ran.events, ran.stderr);
+    assert_eq!(
+        ran.log("call/build"),
+        ["target=linux level=2 key=*** other="]
+    );
+    assert_eq!(
+        ran.log("inherit/build"),
+        ["target=mac level=5 key=*** other=***"]
+    );
+    assert_eq!(ran.result("call/nested/greet"), "success");
+    assert_eq!(
+        ran.log("after"),
+        ["call=linux-3 nested=hello linux result=success inherit=mac-6"]
+    );
+    // The secrets never reach the output.
+    let all = serde_json::to_string(&ran.events).expect("json");
+    for secret in ["s3cret-deploy", "inherited-key", "other-secret"] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+    // An unknown ref is a located error before anything runs.
+    f.write(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  call:\n    uses: octo/workflows/.github/workflows/build.yml@v9\n    with:\n      target: x\n",
+    );
+    let bad = f.run(&[], &[]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("ci.yml:3:") && bad.stderr.contains("could not be fetched"),
+        "{}",
+        bad.stderr
+    );
+}
