@@ -473,3 +473,38 @@ fn docker_auth_config_gives_the_credentials_of_the_image_s_registry() {
     assert_eq!(registry_credentials("ghcr.io/o/i:1", config), None);
     assert_eq!(registry_credentials("x", "not json"), None);
 }
+
+#[test]
+fn a_docker_action_fetched_from_a_git_server_is_built_and_run() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let git = crate::git_http::GitHttp::start(&dir.path().join("git"));
+    let action = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        action.path().join("action.yml"),
+        "name: remote-docker\ninputs:\n  word: {default: remote}\nruns:\n  using: docker\n  image: Dockerfile\n  args: ['${{ inputs.word }}']\n",
+    )
+    .expect("write");
+    std::fs::write(
+        action.path().join("Dockerfile"),
+        "FROM busybox:latest\nENTRYPOINT [\"sh\", \"-c\", \"echo \\\"fetched docker action says $0 ($INPUT_WORD)\\\"\"]\n",
+    )
+    .expect("write");
+    git.publish_dir("octo/docker-action", action.path(), "v1");
+    let project_dir = dir.path().join("project");
+    let workflow = "on: push\njobs:\n  rdocker:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: octo/docker-action@v1\n        with:\n          word: fetched\n";
+    project(&project_dir, &[(".github/workflows/ci.yml", workflow)]);
+    let cache = dir.path().join("actions-cache");
+    let out = tess_with_env(
+        &project_dir,
+        &["run", "--actions-server", &git.url],
+        &[("TESS_ACTIONS_CACHE", cache.to_str().expect("utf-8"))],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("fetched docker action says fetched (fetched)"),
+        "{text}"
+    );
+    assert_eq!(leftovers(&docker, "rdocker"), Vec::<String>::new());
+}

@@ -739,3 +739,146 @@ jobs:
         bad.stderr
     );
 }
+
+#[test]
+fn remote_composite_actions_nest_see_the_caller_env_and_stop_at_ten_levels() {
+    let Some(f) = Fixture::new(&[]) else {
+        return;
+    };
+    let inner = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        inner.path().join("action.yml"),
+        r#"name: inner
+inputs:
+  name: {required: true}
+outputs:
+  shout:
+    value: ${{ steps.s.outputs.shout }}
+runs:
+  using: composite
+  steps:
+    - id: s
+      shell: bash
+      run: |
+        echo "inner sees CALLER_ENV=$CALLER_ENV path-ok=$([ -f "$GITHUB_ACTION_PATH/action.yml" ] && echo yes)"
+        echo "shout=${{ inputs.name }}!" >> "$GITHUB_OUTPUT"
+"#,
+    )
+    .expect("write");
+    f.git.publish_dir("octo/inner", inner.path(), "v1");
+    let outer = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(outer.path().join("greet")).expect("mkdir");
+    std::fs::write(
+        outer.path().join("greet/action.yml"),
+        r#"name: greet
+inputs:
+  who: {default: world}
+outputs:
+  message:
+    value: ${{ steps.inner.outputs.shout }}
+runs:
+  using: composite
+  steps:
+    - id: inner
+      uses: octo/inner@v1
+      with:
+        name: hello ${{ inputs.who }}
+    - shell: bash
+      run: echo "outer repository=$GITHUB_ACTION_REPOSITORY ref=$GITHUB_ACTION_REF"
+    - if: always()
+      continue-on-error: true
+      shell: bash
+      run: exit 5
+"#,
+    )
+    .expect("write");
+    f.git.publish_dir("octo/actions", outer.path(), "v2");
+    f.write(
+        ".github/actions/deep/action.yml",
+        "name: deep\nruns:\n  using: composite\n  steps:\n    - uses: ./.github/actions/deep\n",
+    );
+    f.write(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  nested:
+    runs-on: ubuntu-latest
+    steps:
+      - id: greet
+        uses: octo/actions/greet@v2
+        env:
+          CALLER_ENV: from-the-step
+        with:
+          who: tess
+      - run: echo "message=${{ steps.greet.outputs.message }} CALLER_ENV=${CALLER_ENV:-unset}"
+  deep:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: ./.github/actions/deep
+"#,
+    );
+    f.commit();
+    let ran = f.run(&[], &[]);
+    assert_eq!(ran.result("nested"), "success", "{:#?}", ran.events);
+    let log = ran.log("nested");
+    for line in [
+        "inner sees CALLER_ENV=from-the-step path-ok=yes",
+        "outer repository=octo/actions ref=v2",
+        "message=hello tess! CALLER_ENV=unset",
+    ] {
+        assert!(log.contains(&line.to_string()), "{line}: {log:?}");
+    }
+    assert_eq!(ran.result("deep"), "failure");
+    assert!(
+        ran.log("deep")
+            .iter()
+            .any(|l| l.contains("composite actions are nested more than 10 levels deep")),
+        "{:?}",
+        ran.log("deep")
+    );
+}
+
+#[test]
+fn legacy_commands_work_as_github_still_honours_them() {
+    let Some(f) = Fixture::new(&[]) else {
+        return;
+    };
+    f.write(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  allowed:
+    runs-on: ubuntu-latest
+    env:
+      ACTIONS_ALLOW_UNSECURE_COMMANDS: 'true'
+    steps:
+      - run: |
+          echo "::set-env name=OLD_STYLE::set by set-env"
+          echo "::add-path::/opt/legacy/bin"
+      - run: echo "OLD_STYLE=$OLD_STYLE path-first=${PATH%%:*}"
+  refused:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "::set-env name=OLD_STYLE::nope"
+      - if: always()
+        run: echo "OLD_STYLE=${OLD_STYLE:-unset}"
+"#,
+    );
+    f.commit();
+    let ran = f.run(&[], &[]);
+    assert!(
+        ran.log("allowed")
+            .contains(&"OLD_STYLE=set by set-env path-first=/opt/legacy/bin".to_string()),
+        "{:?}",
+        ran.log("allowed")
+    );
+    assert_eq!(ran.result("allowed"), "success");
+    assert_eq!(ran.result("refused"), "failure");
+    let log = ran.log("refused");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("The `set-env` and `add-path` commands are disabled")),
+        "{log:?}"
+    );
+    assert!(log.contains(&"OLD_STYLE=unset".to_string()), "{log:?}");
+}

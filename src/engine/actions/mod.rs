@@ -130,7 +130,14 @@ pub(super) fn resolve(
     if let Some(known) = state.resolved.get(uses) {
         return known.clone();
     }
+    let started = std::time::Instant::now();
     let resolved = resolve_uncached(job, uses).map(Arc::new);
+    tracing::debug!(
+        action = uses,
+        micros = started.elapsed().as_micros() as u64,
+        ok = resolved.is_ok(),
+        "action resolved"
+    );
     state.resolved.insert(uses.to_string(), resolved.clone());
     resolved
 }
