@@ -1,7 +1,8 @@
-//! The runtime's cache service, as `@actions/cache` calls it (the REST API under
-//! `ACTIONS_CACHE_URL`), so the real `actions/cache` and actions built on it save and
-//! restore: entries kept on disk by key, version and scope (the branch), matched as
-//! GitHub documents ("Matching a cache key").
+//! The runtime's cache service, as `@actions/cache` calls it — the REST API under
+//! `ACTIONS_CACHE_URL`, and the twirp API under `ACTIONS_RESULTS_URL` (with uploads to a
+//! blob URL, as to Azure) when `ACTIONS_CACHE_SERVICE_V2` is set — so the real
+//! `actions/cache` and actions built on it save and restore: entries kept on disk by key,
+//! version and scope (the branch), matched as GitHub documents ("Matching a cache key").
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -117,6 +118,11 @@ fn router(service: Arc<Service>) -> axum::Router {
             axum::routing::patch(upload).post(commit),
         )
         .route("/_apis/artifactcache/archive/{id}", get(download))
+        .route(
+            "/twirp/github.actions.results.api.v1.CacheService/{method}",
+            axum::routing::post(twirp),
+        )
+        .route("/tess/cache/{id}", axum::routing::put(blob_put))
         // Caches are up to 10 GB on GitHub; chunks are 32 MiB by default.
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(service)
@@ -230,7 +236,7 @@ async fn lookup(
                 "creationTime": e.created_ms,
                 // The download has no Authorization header: the URL carries the token
                 // (and `@actions/cache` masks the URL).
-                "archiveLocation": format!("{}_apis/artifactcache/archive/{}?token={token}", service.base, e.id),
+                "archiveLocation": service.archive_url(e.id, token),
             }))
             .into_response()
         }
@@ -278,44 +284,95 @@ async fn reserve(
     let Some(grant) = service.grant(&headers) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    let scope = grant.scopes.first().cloned().unwrap_or_default();
-    let _one = service.lock.lock().unwrap_or_else(|e| e.into_inner());
-    // An entry is immutable: a second save of the same key, version and scope is refused,
-    // as GitHub refuses it ("Unable to reserve cache … another job may be creating it").
-    let taken = service
-        .entries()
-        .iter()
-        .any(|e| e.key == body.key && e.version == body.version && e.scope == scope);
-    if taken {
-        return (
-            StatusCode::CONFLICT,
-            axum::Json(serde_json::json!({"message": format!("Cache already exists. Scope: {scope}, Key: {}, Version: {}", body.key, body.version)})),
-        )
-            .into_response();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let id = now * 1000 + u64::from(rand_u16() % 1000);
-    let entry = Entry {
-        id,
-        key: body.key,
-        version: body.version,
-        scope,
-        size: body.cache_size.unwrap_or(0),
-        created_ms: now,
-        committed: false,
-    };
-    let created = service
-        .save(&entry)
-        .and_then(|()| std::fs::write(service.dir(id).join("archive"), b""));
-    match created {
-        Ok(()) => (
+    match service.reserve(&grant, body.key, body.version, body.cache_size) {
+        Ok(id) => (
             StatusCode::CREATED,
             axum::Json(serde_json::json!({"cacheId": id})),
         )
             .into_response(),
-        Err(e) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
+        Err(Reserve::Taken(message)) => (
+            StatusCode::CONFLICT,
+            axum::Json(serde_json::json!({ "message": message })),
+        )
+            .into_response(),
+        Err(Reserve::Io(e)) => (StatusCode::INSUFFICIENT_STORAGE, e).into_response(),
+    }
+}
+
+enum Reserve {
+    Taken(String),
+    Io(String),
+}
+
+impl Service {
+    /// A new, empty, uncommitted entry in the grant's own scope.
+    fn reserve(
+        &self,
+        grant: &Grant,
+        key: String,
+        version: String,
+        size: Option<u64>,
+    ) -> Result<u64, Reserve> {
+        let scope = grant.scopes.first().cloned().unwrap_or_default();
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // An entry is immutable: a second save of the same key, version and scope is
+        // refused, as GitHub refuses it ("Unable to reserve cache … another job may be
+        // creating this cache").
+        let taken = self
+            .entries()
+            .iter()
+            .any(|e| e.key == key && e.version == version && e.scope == scope);
+        if taken {
+            return Err(Reserve::Taken(format!(
+                "Cache already exists. Scope: {scope}, Key: {key}, Version: {version}"
+            )));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let id = now * 1000 + u64::from(rand_u16() % 1000);
+        let entry = Entry {
+            id,
+            key,
+            version,
+            scope,
+            size: size.unwrap_or(0),
+            created_ms: now,
+            committed: false,
+        };
+        self.save(&entry)
+            .and_then(|()| std::fs::write(self.dir(id).join("archive"), b""))
+            .map_err(|e| Reserve::Io(e.to_string()))?;
+        Ok(id)
+    }
+
+    /// Marks an uploaded entry complete, once its archive has the size the client says.
+    fn commit(&self, id: u64, size: u64) -> Result<(), (StatusCode, String)> {
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut entry) = self.entry(id).filter(|e| !e.committed) else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no cache entry {id} to commit"),
+            ));
+        };
+        let actual = std::fs::metadata(self.dir(id).join("archive")).map_or(0, |m| m.len());
+        if actual != size {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("the upload has {actual} bytes, the commit says {size}"),
+            ));
+        }
+        entry.size = actual;
+        entry.committed = true;
+        self.save(&entry)
+            .map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, e.to_string()))
+    }
+
+    fn archive_url(&self, id: u64, token: &str) -> String {
+        format!(
+            "{}_apis/artifactcache/archive/{id}?token={token}",
+            self.base
+        )
     }
 }
 
@@ -421,5 +478,157 @@ async fn download(
     match tokio::fs::read(service.dir(entry.id).join("archive")).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// The twirp (JSON) methods of `github.actions.results.api.v1.CacheService`; requests use
+/// the proto field names, answers the JSON names.
+async fn twirp(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    UrlPath(method): UrlPath<String>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> Response {
+    let Some(token) = bearer(&headers).map(String::from) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let Some(grant) = service.grant_of(&token) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let text = |name: &str| body[name].as_str().unwrap_or_default().to_string();
+    let answer = match method.as_str() {
+        "CreateCacheEntry" => match service.reserve(&grant, text("key"), text("version"), None) {
+            Ok(id) => serde_json::json!({
+                "ok": true,
+                "signedUploadUrl": format!("{}tess/cache/{id}?sig={token}", service.base),
+            }),
+            Err(Reserve::Taken(message)) => serde_json::json!({"ok": false, "message": message}),
+            Err(Reserve::Io(e)) => return (StatusCode::INSUFFICIENT_STORAGE, e).into_response(),
+        },
+        "FinalizeCacheEntryUpload" => {
+            let scope = grant.scopes.first().cloned().unwrap_or_default();
+            let (key, version) = (text("key"), text("version"));
+            let size = body["size_bytes"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| body["size_bytes"].as_u64())
+                .unwrap_or(0);
+            let pending = service
+                .entries()
+                .into_iter()
+                .filter(|e| {
+                    !e.committed && e.key == key && e.version == version && e.scope == scope
+                })
+                .max_by_key(|e| e.created_ms);
+            match pending.map(|e| (e.id, service.commit(e.id, size))) {
+                Some((id, Ok(()))) => serde_json::json!({"ok": true, "entryId": id.to_string()}),
+                Some((_, Err((_, message)))) => {
+                    serde_json::json!({"ok": false, "message": message})
+                }
+                None => {
+                    serde_json::json!({"ok": false, "message": format!("no upload of {key} to finalize")})
+                }
+            }
+        }
+        "GetCacheEntryDownloadURL" => {
+            let mut keys = vec![text("key")];
+            if let Some(more) = body["restore_keys"].as_array() {
+                keys.extend(more.iter().filter_map(|k| k.as_str().map(String::from)));
+            }
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let entries = service.entries();
+            match find(&entries, &keys, &text("version"), &grant.scopes) {
+                Some(e) => serde_json::json!({
+                    "ok": true,
+                    "signedDownloadUrl": service.archive_url(e.id, &token),
+                    "matchedKey": e.key,
+                }),
+                None => serde_json::json!({"ok": false}),
+            }
+        }
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(
+                    serde_json::json!({"code": "bad_route", "msg": format!("no method {other}")}),
+                ),
+            )
+                .into_response();
+        }
+    };
+    axum::Json(answer).into_response()
+}
+
+#[derive(Deserialize)]
+struct BlobQuery {
+    sig: String,
+    comp: Option<String>,
+    blockid: Option<String>,
+}
+
+/// The signed upload URL, as the Azure blob client writes to it: one `PUT` of the whole
+/// archive, or blocks (`comp=block`) and then the list that orders them (`comp=blocklist`).
+async fn blob_put(
+    State(service): State<Arc<Service>>,
+    UrlPath(id): UrlPath<u64>,
+    Query(query): Query<BlobQuery>,
+    body: Bytes,
+) -> Response {
+    if service.grant_of(&query.sig).is_none() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Some(entry) = service.entry(id).filter(|e| !e.committed) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let dir = service.dir(entry.id);
+    let blocks = dir.join("blocks");
+    let written = match (query.comp.as_deref(), &query.blockid) {
+        (Some("block"), Some(block)) => std::fs::create_dir_all(&blocks).and_then(|()| {
+            std::fs::write(
+                blocks.join(crate::token::sha256_hex(block.as_bytes())),
+                &body,
+            )
+        }),
+        (Some("blocklist"), _) => {
+            // <BlockList><Latest>ID</Latest>…</BlockList>, in order.
+            let xml = String::from_utf8_lossy(&body);
+            let ids = regex::Regex::new(r"<(?:Latest|Uncommitted|Committed)>([^<]*)</")
+                .map(|re| {
+                    re.captures_iter(&xml)
+                        .map(|c| c[1].to_string())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let mut archive = Vec::new();
+            let mut missing = None;
+            for block in &ids {
+                match std::fs::read(blocks.join(crate::token::sha256_hex(block.as_bytes()))) {
+                    Ok(bytes) => archive.extend(bytes),
+                    Err(_) => missing = Some(block.clone()),
+                }
+            }
+            if let Some(block) = missing {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("block {block} was not uploaded"),
+                )
+                    .into_response();
+            }
+            let _ = std::fs::remove_dir_all(&blocks);
+            std::fs::write(dir.join("archive"), archive)
+        }
+        _ => std::fs::write(dir.join("archive"), &body),
+    };
+    match written {
+        Ok(()) => (StatusCode::CREATED, [("etag", format!("\"{id}\""))]).into_response(),
+        Err(e) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
     }
 }

@@ -310,27 +310,43 @@ jobs:
 
 #[test]
 fn the_real_cache_action_saves_through_the_cache_service_and_the_next_run_restores() {
+    cache_round_trip("");
+}
+
+#[test]
+fn the_real_cache_action_round_trips_through_the_twirp_api_too() {
+    // `@actions/cache` takes any server but github.com for GHES, where it only speaks v1;
+    // the actions server here is 127.0.0.1, so the job says it is on github.com.
+    cache_round_trip(
+        "    env:\n      ACTIONS_CACHE_SERVICE_V2: 'true'\n      GITHUB_SERVER_URL: https://github.com\n",
+    );
+}
+
+/// Save, exact restore, restore-key restore; `job_env` selects the cache API.
+fn cache_round_trip(job_env: &str) {
     let Some(f) = Fixture::new(&["actions__cache@v4"]) else {
         return;
     };
     f.write(
         ".github/workflows/ci.yml",
-        r#"on: push
+        &format!(
+            r#"on: push
 jobs:
   cached:
     runs-on: ubuntu-latest
-    steps:
+{job_env}    steps:
       - id: cache
         uses: actions/cache@v4
         with:
           path: deps
-          key: deps-${{ hashFiles('lock.txt') }}
+          key: deps-${{{{ hashFiles('lock.txt') }}}}
           restore-keys: deps-
-      - run: echo "hit=${{ steps.cache.outputs.cache-hit }}"
+      - run: echo "hit=${{{{ steps.cache.outputs.cache-hit }}}}"
       - if: steps.cache.outputs.cache-hit != 'true'
         run: mkdir -p deps && echo built > deps/lib.txt
       - run: cat deps/lib.txt
-"#,
+"#
+        ),
     );
     f.write("lock.txt", "v1");
     f.commit();
@@ -340,7 +356,8 @@ jobs:
     // A miss leaves `cache-hit` empty (the action's documented outputs).
     assert!(log.contains(&"hit=".to_string()), "{log:?}");
     assert!(
-        log.iter().any(|l| l == "Cache saved successfully"),
+        log.iter()
+            .any(|l| l.starts_with("Cache saved with key: deps-")),
         "{log:?}"
     );
     std::fs::remove_dir_all(f.project.join("deps")).expect("rm deps");
@@ -359,6 +376,11 @@ jobs:
             .any(|l| l.starts_with("Cache restored from key: deps-")),
         "{log:?}"
     );
+    // Only the twirp client says this: the API asked for is the one that answered.
+    let twirp = log
+        .iter()
+        .any(|l| l.starts_with("Cache hit for restore-key: deps-"));
+    assert_eq!(twirp, !job_env.is_empty(), "{log:?}");
 }
 
 #[test]

@@ -64,6 +64,9 @@ fn action_env(
     );
     match job.actions.cache(&cache_scopes(a.ctx)) {
         Ok(endpoint) => {
+            // Both APIs: `@actions/cache` picks the twirp one when ACTIONS_CACHE_SERVICE_V2
+            // is set (in the workflow's env), the REST one otherwise.
+            env.insert("ACTIONS_RESULTS_URL".into(), endpoint.url.clone());
             env.insert("ACTIONS_CACHE_URL".into(), endpoint.url);
             env.insert("ACTIONS_RUNTIME_TOKEN".into(), endpoint.token);
         }
