@@ -4,7 +4,6 @@
 //! `actions/cache` and actions built on it save and restore: entries kept on disk by key,
 //! version and scope (the branch), matched as GitHub documents ("Matching a cache key").
 
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -43,8 +42,12 @@ struct Entry {
 
 struct Service {
     store: PathBuf,
-    base: String,
+    /// This service's URL (`None`: taken from each request's `Host`, as a server is reached
+    /// by whatever name its runners use).
+    base: Option<String>,
     grants: Mutex<HashMap<String, Grant>>,
+    /// A server's: tokens are signed grants (`tess1.<scopes>.<hmac>`), valid across restarts.
+    key: Option<Vec<u8>>,
     /// Serialises reservations and commits (one service per store on a host at a time is
     /// the usual case; files are renamed into place for the rest).
     lock: Mutex<()>,
@@ -67,8 +70,9 @@ impl Local {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let service = Arc::new(Service {
             store: store.to_path_buf(),
-            base: format!("http://{addr}/"),
+            base: Some(format!("http://{addr}/")),
             grants: Mutex::new(HashMap::new()),
+            key: None,
             lock: Mutex::new(()),
         });
         let app = router(Arc::clone(&service));
@@ -103,10 +107,58 @@ impl Local {
             );
         }
         Endpoint {
-            url: self.service.base.clone(),
+            url: self.service.base.clone().unwrap_or_default(),
             token,
         }
     }
+}
+
+/// The cache service inside `tess server`, for its runners: entries under the server's
+/// data directory, tokens signed with a key kept there, handed out with each lease.
+pub struct Served {
+    service: Arc<Service>,
+}
+
+impl Served {
+    pub fn new(store: &Path, key: Vec<u8>) -> Result<Served, String> {
+        std::fs::create_dir_all(store.join("entries"))
+            .map_err(|e| format!("cache service: {}: {e}", store.display()))?;
+        Ok(Served {
+            service: Arc::new(Service {
+                store: store.to_path_buf(),
+                base: None,
+                grants: Mutex::new(HashMap::new()),
+                key: Some(key),
+                lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The routes, to merge into the server's.
+    pub fn router(&self) -> axum::Router {
+        router(Arc::clone(&self.service))
+    }
+
+    /// A token that writes to `scopes[0]` and reads all of `scopes`.
+    pub fn token(&self, scopes: &[String]) -> String {
+        let payload = hex(scopes.join("\n").as_bytes());
+        let mac = self.service.sign(&payload);
+        format!("tess1.{payload}.{mac}")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn router(service: Arc<Service>) -> axum::Router {
@@ -123,8 +175,6 @@ fn router(service: Arc<Service>) -> axum::Router {
             axum::routing::post(twirp),
         )
         .route("/tess/cache/{id}", axum::routing::put(blob_put))
-        // Caches are up to 10 GB on GitHub; chunks are 32 MiB by default.
-        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
         .with_state(service)
 }
 
@@ -139,7 +189,46 @@ impl Service {
     }
 
     fn grant_of(&self, token: &str) -> Option<Grant> {
-        self.grants.lock().ok()?.get(token).cloned()
+        if let Some(grant) = self.grants.lock().ok()?.get(token) {
+            return Some(grant.clone());
+        }
+        let mut parts = token.strip_prefix("tess1.")?.split('.');
+        let (payload, mac) = (parts.next()?, parts.next()?);
+        if !crate::server::hooks::constant_time_eq(self.sign(payload).as_bytes(), mac.as_bytes()) {
+            return None;
+        }
+        let scopes = String::from_utf8(unhex(payload)?).ok()?;
+        Some(Grant {
+            scopes: scopes.split('\n').map(String::from).collect(),
+        })
+    }
+
+    fn sign(&self, payload: &str) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        let Some(key) = &self.key else {
+            return String::new();
+        };
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+            return String::new();
+        };
+        mac.update(payload.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// This service's URL as the client reached it.
+    fn base(&self, headers: &HeaderMap) -> String {
+        if let Some(base) = &self.base {
+            return base.clone();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let scheme = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("http");
+        format!("{scheme}://{host}/")
     }
 
     fn dir(&self, id: u64) -> PathBuf {
@@ -236,7 +325,7 @@ async fn lookup(
                 "creationTime": e.created_ms,
                 // The download has no Authorization header: the URL carries the token
                 // (and `@actions/cache` masks the URL).
-                "archiveLocation": service.archive_url(e.id, token),
+                "archiveLocation": service.archive_url(&service.base(&headers), e.id, token),
             }))
             .into_response()
         }
@@ -368,11 +457,8 @@ impl Service {
             .map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, e.to_string()))
     }
 
-    fn archive_url(&self, id: u64, token: &str) -> String {
-        format!(
-            "{}_apis/artifactcache/archive/{id}?token={token}",
-            self.base
-        )
+    fn archive_url(&self, base: &str, id: u64, token: &str) -> String {
+        format!("{base}_apis/artifactcache/archive/{id}?token={token}")
     }
 }
 
@@ -380,11 +466,35 @@ fn rand_u16() -> u16 {
     u16::from_str_radix(&crate::token::random_hex(2), 16).unwrap_or(0)
 }
 
+/// Writes a request body to `path` at `offset` as it arrives (an archive chunk is up to
+/// 64 MiB: never held in memory whole).
+async fn stream_to(
+    body: axum::body::Body,
+    path: &Path,
+    offset: Option<u64>,
+) -> std::io::Result<()> {
+    use futures_util::StreamExt;
+    let mut file = match offset {
+        Some(start) => {
+            let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+            file.seek(SeekFrom::Start(start))?;
+            file
+        }
+        None => std::fs::File::create(path)?,
+    };
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        file.write_all(&chunk)?;
+    }
+    file.flush()
+}
+
 async fn upload(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<u64>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if service.grant(&headers).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -406,13 +516,7 @@ async fn upload(
         )
             .into_response();
     };
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .open(service.dir(entry.id).join("archive"))
-        .and_then(|mut file| {
-            file.seek(SeekFrom::Start(start))?;
-            file.write_all(&body)
-        });
+    let written = stream_to(body, &service.dir(entry.id).join("archive"), Some(start)).await;
     match written {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::INSUFFICIENT_STORAGE, e.to_string()).into_response(),
@@ -508,7 +612,7 @@ async fn twirp(
         "CreateCacheEntry" => match service.reserve(&grant, text("key"), text("version"), None) {
             Ok(id) => serde_json::json!({
                 "ok": true,
-                "signedUploadUrl": format!("{}tess/cache/{id}?sig={token}", service.base),
+                "signedUploadUrl": format!("{}tess/cache/{id}?sig={token}", service.base(&headers)),
             }),
             Err(Reserve::Taken(message)) => serde_json::json!({"ok": false, "message": message}),
             Err(Reserve::Io(e)) => return (StatusCode::INSUFFICIENT_STORAGE, e).into_response(),
@@ -548,7 +652,7 @@ async fn twirp(
             match find(&entries, &keys, &text("version"), &grant.scopes) {
                 Some(e) => serde_json::json!({
                     "ok": true,
-                    "signedDownloadUrl": service.archive_url(e.id, &token),
+                    "signedDownloadUrl": service.archive_url(&service.base(&headers), e.id, &token),
                     "matchedKey": e.key,
                 }),
                 None => serde_json::json!({"ok": false}),
@@ -580,7 +684,7 @@ async fn blob_put(
     State(service): State<Arc<Service>>,
     UrlPath(id): UrlPath<u64>,
     Query(query): Query<BlobQuery>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if service.grant_of(&query.sig).is_none() {
         return StatusCode::FORBIDDEN.into_response();
@@ -591,14 +695,18 @@ async fn blob_put(
     let dir = service.dir(entry.id);
     let blocks = dir.join("blocks");
     let written = match (query.comp.as_deref(), &query.blockid) {
-        (Some("block"), Some(block)) => std::fs::create_dir_all(&blocks).and_then(|()| {
-            std::fs::write(
-                blocks.join(crate::token::sha256_hex(block.as_bytes())),
-                &body,
-            )
-        }),
+        (Some("block"), Some(block)) => match std::fs::create_dir_all(&blocks) {
+            Ok(()) => {
+                let file = blocks.join(crate::token::sha256_hex(block.as_bytes()));
+                stream_to(body, &file, None).await
+            }
+            Err(e) => Err(e),
+        },
         (Some("blocklist"), _) => {
             // <BlockList><Latest>ID</Latest>…</BlockList>, in order.
+            let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "block list over 1 MiB").into_response();
+            };
             let xml = String::from_utf8_lossy(&body);
             let ids = regex::Regex::new(r"<(?:Latest|Uncommitted|Committed)>([^<]*)</")
                 .map(|re| {
@@ -607,25 +715,25 @@ async fn blob_put(
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default();
-            let mut archive = Vec::new();
-            let mut missing = None;
-            for block in &ids {
-                match std::fs::read(blocks.join(crate::token::sha256_hex(block.as_bytes()))) {
-                    Ok(bytes) => archive.extend(bytes),
-                    Err(_) => missing = Some(block.clone()),
-                }
-            }
-            if let Some(block) = missing {
+            let block_file = |id: &String| blocks.join(crate::token::sha256_hex(id.as_bytes()));
+            if let Some(block) = ids.iter().find(|id| !block_file(id).is_file()) {
                 return (
                     StatusCode::BAD_REQUEST,
                     format!("block {block} was not uploaded"),
                 )
                     .into_response();
             }
+            // Block files appended in order, never all in memory.
+            let joined = std::fs::File::create(dir.join("archive")).and_then(|mut archive| {
+                for id in &ids {
+                    std::io::copy(&mut std::fs::File::open(block_file(id))?, &mut archive)?;
+                }
+                archive.flush()
+            });
             let _ = std::fs::remove_dir_all(&blocks);
-            std::fs::write(dir.join("archive"), archive)
+            joined
         }
-        _ => std::fs::write(dir.join("archive"), &body),
+        _ => stream_to(body, &dir.join("archive"), None).await,
     };
     match written {
         Ok(()) => (StatusCode::CREATED, [("etag", format!("\"{id}\""))]).into_response(),

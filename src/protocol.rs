@@ -70,6 +70,9 @@ pub struct Lease {
     pub secrets: IndexMap<String, String>,
     /// The planned job as the server stored it.
     pub spec: serde_json::Value,
+    /// `ACTIONS_RUNTIME_TOKEN` for the server's cache service (at the server's URL).
+    #[serde(default)]
+    pub cache_token: Option<String>,
 }
 
 /// Identifies an attempt; every call about it is fenced by `attempt` + `lease_token`.

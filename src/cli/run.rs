@@ -102,6 +102,7 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
             prior: Vec::new(),
             executor: args.executor,
             actions: Arc::clone(&actions),
+            cache: None,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let display = live::Display {

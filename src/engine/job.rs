@@ -40,6 +40,8 @@ pub struct JobRun {
     pub services_context: Value,
     /// Where actions come from and what runs them (shared by the run's jobs).
     pub actions: Arc<actions::runtime::ActionsRuntime>,
+    /// The cache service of this run when it is given (a runner's server).
+    pub cache: Option<crate::cache_service::Endpoint>,
 }
 
 pub struct JobOutcome {

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub executor: containers::ExecutorMode,
     /// Where `uses:` actions come from and what runs them.
     pub actions: Arc<ActionsRuntime>,
+    /// The cache service given for this run (a runner's server); else the runtime's own.
+    pub cache: Option<crate::cache_service::Endpoint>,
 }
 
 /// A job that finished outside this run, as its dependents see it.
@@ -301,6 +303,7 @@ pub fn run(
                 containers: None,
                 services_context: Value::Object(IndexMap::new()),
                 actions: Arc::clone(&opts.actions),
+                cache: opts.cache.clone(),
             };
             let tx = done_tx.clone();
             tracing::debug!(job = %job.key, running, "job started");

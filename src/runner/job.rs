@@ -84,6 +84,8 @@ pub struct Shared {
     pub executor: crate::engine::containers::ExecutorMode,
     pub actions: Arc<crate::engine::ActionsRuntime>,
     actions_server_url: Option<String>,
+    /// The server's URL as this runner reaches it.
+    server_url: String,
     /// The pipeline and plan of recent runs: every job of a run plans the same commit for
     /// the same event, so it is loaded and planned once per runner.
     plans: Mutex<VecDeque<(String, Arc<Prepared>)>>,
@@ -102,6 +104,7 @@ impl Shared {
         executor: crate::engine::containers::ExecutorMode,
         actions: Arc<crate::engine::ActionsRuntime>,
         actions_server_url: Option<String>,
+        server_url: String,
     ) -> Shared {
         // The job's small scratch files (event payload, file commands, scripts) go to
         // memory when the host has a tmpfs: creating and deleting them per job is costly
@@ -121,6 +124,7 @@ impl Shared {
             executor,
             actions,
             actions_server_url,
+            server_url,
             scratch,
             plans: Mutex::new(VecDeque::new()),
         }
@@ -403,6 +407,14 @@ fn run(
         prior: lease.needs.clone(),
         executor: shared.executor,
         actions: Arc::clone(&shared.actions),
+        // The server's cache service, at the URL this runner reaches the server by.
+        cache: lease
+            .cache_token
+            .clone()
+            .map(|token| crate::cache_service::Endpoint {
+                url: format!("{}/", shared.server_url.trim_end_matches('/')),
+                token,
+            }),
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     let outcome = std::thread::scope(|s| {

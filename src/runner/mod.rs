@@ -248,6 +248,7 @@ pub fn run(mut opts: Options, stop: Arc<Cancel>) -> Result<(), String> {
         opts.executor,
         Arc::clone(&opts.actions),
         opts.actions_server_url.clone(),
+        opts.server.clone(),
     ));
     let shown: Vec<&String> = labels.iter().filter(|l| *l != UNTAGGED).collect();
     let shown: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();

@@ -678,7 +678,15 @@ impl App {
                     .collect()
             })
             .unwrap_or_default();
+        let event: crate::trigger::Event = serde_json::from_str(&c.event_json)
+            .unwrap_or_else(|_| crate::trigger::Event::new(crate::trigger::EventKind::Manual, ""));
+        // The job's cache scope is its ref; it may also read its base branch's caches.
+        let mut scopes = vec![event.git_ref.clone()];
+        if let Some(base) = event.base.as_ref().filter(|b| !b.is_empty()) {
+            scopes.push(format!("refs/heads/{base}"));
+        }
         Lease {
+            cache_token: Some(self.cache.token(&scopes)),
             run_id: c.run_id,
             job_key: c.job_key,
             job_name: c.job_name,
@@ -690,9 +698,7 @@ impl App {
             repo: c.repo,
             sha: c.sha,
             pipeline_file: c.file,
-            event: serde_json::from_str(&c.event_json).unwrap_or_else(|_| {
-                crate::trigger::Event::new(crate::trigger::EventKind::Manual, "")
-            }),
+            event,
             needs: c.needs,
             env: repo.map(|r| r.env.clone()).unwrap_or_default(),
             secrets,

@@ -57,6 +57,8 @@ pub struct App {
     pub body_budget: limits::BodyBudget,
     /// Runner ids by token hash, as looked up so far.
     pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The cache service `@actions/cache` in runners' jobs talks to (a token per lease).
+    pub cache: crate::cache_service::Served,
 }
 
 impl App {
@@ -214,7 +216,15 @@ pub fn run(mut options: Options) -> Result<(), String> {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let (planner_tx, planner_rx) = mpsc::unbounded_channel();
+        // Signs the cache tokens leases carry: kept in the data directory, so a restart
+        // does not invalidate the tokens of running jobs.
+        let (cache_key, _) = first_start::stored_token(&data_dir, "cache-key")?;
+        let cache = crate::cache_service::Served::new(
+            &data_dir.join("actions-cache"),
+            cache_key.into_bytes(),
+        )?;
         let app = Arc::new(App {
+            cache,
             public_url,
             config: std::sync::RwLock::new(Arc::new(config)),
             config_path: options.config.clone(),
@@ -268,7 +278,8 @@ pub fn run(mut options: Options) -> Result<(), String> {
         println!("tess server listening on http://{addr}");
         tracing::info!(%addr, database = %redact_url(&database_url), "server started");
         let limits = app.config().http.clone();
-        connections::serve(listener, router(app), limits, shutdown()).await;
+        let routes = router(Arc::clone(&app)).merge(app.cache.router());
+        connections::serve(listener, routes, limits, shutdown()).await;
         Ok(())
     })
 }

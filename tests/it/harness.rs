@@ -366,6 +366,7 @@ impl Server {
             .arg(&workdir)
             .args(more)
             .env("TESS_LOG", "tesseract_ci=info")
+            .env("TESS_ACTIONS_CACHE", self.dir.join("actions-cache"))
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(self.dir.join(format!("runner-{name}.log"))).expect("log"),

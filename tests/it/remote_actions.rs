@@ -904,3 +904,70 @@ jobs:
     );
     assert!(log.contains(&"OLD_STYLE=unset".to_string()), "{log:?}");
 }
+
+#[test]
+fn a_runner_fetches_actions_and_caches_through_its_server() {
+    use crate::harness::{Server, databases, setup};
+    let Some(f) = Fixture::new(&["actions__cache@v4"]) else {
+        return;
+    };
+    let root = f.project.parent().expect("dir").join("server");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let (repo, server): (_, Server) =
+        setup(&root, "github", "octo/hello", 30, &databases(&root)[0]);
+    let workflow = r#"on: push
+jobs:
+  cached:
+    runs-on: ubuntu-latest
+    steps:
+      - id: cache
+        uses: actions/cache@v4
+        with:
+          path: deps
+          key: deps-runner
+      - run: echo "hit=${{ steps.cache.outputs.cache-hit }} $(cat deps/v 2>/dev/null || echo none)"
+      - run: mkdir -p deps && echo "$GITHUB_SHA" > deps/v
+"#;
+    let first_sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
+    let _runner = server.runner_with(
+        "r",
+        "",
+        &["--actions-server", &f.git.url, "--no-builtin-actions"],
+    );
+    let first = crate::server::push_main(&server, "c-1", &first_sha);
+    let run = server.finished_run(&first, Duration::from_secs(120));
+    assert_eq!(run["status"], "success", "{run:#}");
+    let log = server.log(&first, "cached");
+    assert!(log.contains("hit= none"), "{log}");
+    assert!(log.contains("Cache saved with key: deps-runner"), "{log}");
+    // The next push restores what the first saved: through the server's cache service
+    // (the runner's workspace is fresh, `deps` is gone).
+    let second_sha = repo.commit(&[("README.md", "second\n")], "main");
+    let second = crate::server::push_main(&server, "c-2", &second_sha);
+    let run = server.finished_run(&second, Duration::from_secs(120));
+    assert_eq!(run["status"], "success", "{run:#}");
+    let log = server.log(&second, "cached");
+    assert!(log.contains(&format!("hit=true {first_sha}")), "{log}");
+    // The entry is the server's, not the runner's.
+    let served = root.join("tess-data/actions-cache");
+    assert_eq!(walk_for(&served, "entry.json"), 1, "{}", served.display());
+    assert_eq!(walk_for(&root.join("runner-r"), "entry.json"), 0);
+}
+
+/// How many files named `name` are under `dir`.
+fn walk_for(dir: &Path, name: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk_for(&path, name)
+            } else {
+                usize::from(path.file_name().is_some_and(|n| n == name))
+            }
+        })
+        .sum()
+}

@@ -62,7 +62,11 @@ fn action_env(
         "RUNNER_TOOL_CACHE".into(),
         job.actions.tool_cache.display().to_string(),
     );
-    match job.actions.cache(&cache_scopes(a.ctx)) {
+    let endpoint = match &job.cache {
+        Some(given) => Ok(given.clone()),
+        None => job.actions.cache(&cache_scopes(a.ctx)),
+    };
+    match endpoint {
         Ok(endpoint) => {
             // Both APIs: `@actions/cache` picks the twirp one when ACTIONS_CACHE_SERVICE_V2
             // is set (in the workflow's env), the REST one otherwise.

@@ -19,8 +19,6 @@ pub struct ActionsRuntime {
     pub tool_cache: PathBuf,
     /// Where the cache service keeps its entries (`.tess/actions-cache` of the project).
     pub cache_store: PathBuf,
-    /// A cache service given from outside (a runner's server); else one is started here.
-    pub cache_endpoint: Option<cache_service::Endpoint>,
     started: OnceLock<Result<cache_service::Local, String>>,
     warned: Mutex<HashSet<String>>,
 }
@@ -34,18 +32,14 @@ impl ActionsRuntime {
             builtins: true,
             tool_cache: default_tool_cache(),
             cache_store,
-            cache_endpoint: None,
             started: OnceLock::new(),
             warned: Mutex::new(HashSet::new()),
         }
     }
 
-    /// The cache service for `scopes` (the run's ref, then the branches it may read): the
-    /// given one, or one started for this process on 127.0.0.1 when an action first needs it.
+    /// The cache service for `scopes` (the run's ref, then the branches it may read): one
+    /// started for this process on 127.0.0.1 when an action first needs it.
     pub fn cache(&self, scopes: &[String]) -> Result<cache_service::Endpoint, String> {
-        if let Some(endpoint) = &self.cache_endpoint {
-            return Ok(endpoint.clone());
-        }
         let local = self
             .started
             .get_or_init(|| cache_service::Local::start(&self.cache_store));
