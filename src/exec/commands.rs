@@ -26,9 +26,14 @@ pub struct Annotation {
 
 impl Annotation {
     pub fn error(message: &str) -> Annotation {
+        Annotation::new("error", message.into())
+    }
+
+    /// An annotation at no particular place.
+    pub fn new(level: &str, message: String) -> Annotation {
         Annotation {
-            level: "error".into(),
-            message: message.into(),
+            level: level.into(),
+            message,
             title: None,
             file: None,
             line: None,
@@ -140,16 +145,7 @@ pub fn parse_command(line: &str) -> Option<Command> {
             }
         }
         "error" | "warning" | "notice" => {
-            let mut a = Annotation {
-                level: name.to_string(),
-                message,
-                title: None,
-                file: None,
-                line: None,
-                end_line: None,
-                col: None,
-                end_column: None,
-            };
+            let mut a = Annotation::new(name, message);
             for prop in props.split(',').filter(|p| !p.is_empty()) {
                 let Some((k, v)) = prop.split_once('=') else {
                     continue;
