@@ -140,6 +140,31 @@ fn percent_decode(text: &str) -> String {
         .into_owned()
 }
 
+/// The repository's default branch: what `origin/HEAD` points at, else the only branch
+/// the remote has; `None` without a remote.
+pub fn default_branch(dir: &Path) -> Option<String> {
+    if let Some(head) = git(dir, &["symbolic-ref", "-q", "refs/remotes/origin/HEAD"]) {
+        return head.strip_prefix("refs/remotes/origin/").map(String::from);
+    }
+    let branches = git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/remotes/origin/",
+        ],
+    )?;
+    let names: Vec<&str> = branches
+        .lines()
+        .filter_map(|r| r.strip_prefix("refs/remotes/origin/"))
+        .filter(|n| *n != "HEAD")
+        .collect();
+    match names[..] {
+        [only] => Some(only.to_string()),
+        _ => None,
+    }
+}
+
 /// Files changed on HEAD since it forked from `git_ref` (`git diff REF...HEAD`, the
 /// merge-base comparison GitLab's `changes:compare_to` makes).
 pub fn changed_since(root: &Path, git_ref: &str) -> Result<Vec<String>, String> {

@@ -30,7 +30,12 @@ pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
     let mut event = Event::new(kind, git_ref);
     if kind == EventKind::PullRequest {
         event.head = Some(event.ref_name().to_string());
-        event.base = Some(args.base.clone().unwrap_or_else(|| "main".into()));
+        event.base = Some(
+            args.base
+                .clone()
+                .or_else(|| crate::git::default_branch(Path::new(".")))
+                .unwrap_or_else(|| "main".into()),
+        );
         event.action = Some(args.action.clone().unwrap_or_else(|| "opened".into()));
         event.git_ref = "refs/pull/1/merge".into();
     }
@@ -61,7 +66,7 @@ fn from_payload(args: &EventArgs, name: &str, path: &Path) -> Result<Event, Stri
     }
     let github_name = match name {
         "push" | "tag" => "push",
-        "manual" => "workflow_dispatch",
+        "manual" | "workflow_dispatch" => "workflow_dispatch",
         other => other,
     };
     let mut event = match parse(crate::forge::Forge::Github, github_name, &json)

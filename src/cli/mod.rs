@@ -274,13 +274,15 @@ enum GraphFormat {
 
 #[derive(Args, Clone, Default)]
 pub struct EventArgs {
-    /// The event: push, pull_request, tag, schedule or manual.
-    #[arg(long, value_parser = ["push", "pull_request", "tag", "schedule", "manual"])]
+    /// The event: push, pull_request, tag, schedule or manual (also by GitHub's name,
+    /// workflow_dispatch).
+    #[arg(long, value_parser = ["push", "pull_request", "tag", "schedule", "manual", "workflow_dispatch"])]
     pub event: Option<String>,
     /// Branch or tag (short or full ref); default: the current branch.
     #[arg(long = "ref")]
     pub git_ref: Option<String>,
-    /// Pull requests: the base branch (default: main).
+    /// Pull requests: the base branch (default: the repository's default branch, from
+    /// `origin/HEAD` or the only remote branch, else main).
     #[arg(long)]
     pub base: Option<String>,
     /// Pull requests: the activity type (default: opened).

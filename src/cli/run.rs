@@ -54,8 +54,9 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
         root.join(".tess").join("actions-cache"),
     )?);
     let pipelines = std::mem::take(&mut loaded.pipelines);
+    let mut plans = Vec::new();
     for pipeline in &pipelines {
-        let (mut plan, mut diagnostics) = plan_pipeline(pipeline, Some(event));
+        let (plan, mut diagnostics) = plan_pipeline(pipeline, Some(event));
         loaded.diagnostics.append(&mut diagnostics);
         if loaded.has_errors() {
             eprint!("{}", loaded.render_diagnostics());
@@ -69,6 +70,12 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
             );
             continue;
         }
+        plans.push((pipeline, plan));
+    }
+    if !args.jobs.is_empty() {
+        plans = with_jobs(plans, &args.jobs)?;
+    }
+    for (pipeline, mut plan) in plans {
         if !args.jobs.is_empty() {
             select_jobs(&mut plan, &args.jobs)?;
         }
@@ -165,6 +172,43 @@ fn read_secrets(args: &RunArgs) -> Result<IndexMap<String, String>, String> {
     }
     secrets.extend(args.secrets.iter().cloned());
     Ok(secrets)
+}
+
+/// The triggered plans that hold the `--job`s asked for: a job is looked for in every
+/// triggered file, and an id found in several is refused with the files named.
+fn with_jobs<'p>(
+    plans: Vec<(&'p crate::spec::Pipeline, PipelinePlan)>,
+    wanted: &[String],
+) -> Result<Vec<(&'p crate::spec::Pipeline, PipelinePlan)>, String> {
+    let has = |plan: &PipelinePlan, w: &String| plan.jobs.iter().any(|j| *w == j.id || *w == j.key);
+    for w in wanted {
+        let files: Vec<&str> = plans
+            .iter()
+            .filter(|(_, p)| has(p, w))
+            .map(|(_, p)| p.file.as_str())
+            .collect();
+        if files.len() > 1 {
+            return Err(format!(
+                "job `{w}` is in {}: name the file (`tess run FILE --job {w}`)",
+                files.join(" and ")
+            ));
+        }
+    }
+    let (with, without): (Vec<_>, Vec<_>) = plans
+        .into_iter()
+        .partition(|(_, p)| wanted.iter().any(|w| has(p, w)));
+    if with.is_empty() {
+        let ids: Vec<String> = without
+            .iter()
+            .flat_map(|(_, p)| p.jobs.iter().map(|j| format!("{} ({})", j.id, p.file)))
+            .collect();
+        return Err(format!(
+            "no job named {} in the triggered workflows (jobs: {})",
+            wanted.join(", "),
+            ids.join(", ")
+        ));
+    }
+    Ok(with)
 }
 
 /// Keeps the named jobs (by id or key) and everything they need.

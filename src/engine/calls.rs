@@ -3,7 +3,7 @@
 //! workflow's `on.workflow_call.outputs` evaluated over its `jobs`).
 
 use super::Finished;
-use super::context::{RunContext, object, strings};
+use super::context::{RunContext, object, strings, typed_input};
 use super::events::Conclusion;
 use crate::expr::Value;
 use crate::plan::{CallFrame, PlannedJob, interpolate};
@@ -189,7 +189,7 @@ impl Calls<'_> {
                 .and_then(|v| interpolate::json(v, &ctx))
                 .or_else(|| input.default.clone());
             let value = match given {
-                Some(v) => typed(&input.kind, v),
+                Some(v) => typed_input(&input.kind, v),
                 None => Value::Null,
             };
             inputs.insert(name.clone(), value);
@@ -219,21 +219,5 @@ impl Calls<'_> {
             secrets.insert("GITHUB_TOKEN".into(), token.clone());
         }
         (Value::Object(inputs), Value::Object(secrets))
-    }
-}
-
-/// An input as its declared `type` makes it (`number`: `"3"` → 3; `boolean`: `"true"`).
-fn typed(kind: &str, value: serde_json::Value) -> Value {
-    match (kind, &value) {
-        ("number", serde_json::Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .map_or_else(|_| Value::from_json(&value), Value::Number),
-        ("boolean", serde_json::Value::String(s)) => match s.as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => Value::from_json(&value),
-        },
-        _ => Value::from_json(&value),
     }
 }

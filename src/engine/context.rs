@@ -155,3 +155,19 @@ pub fn hash_files(workspace: &std::path::Path, patterns: &[String]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// An input (`workflow_dispatch`, `workflow_call`) as its declared `type` makes it (`number`: `"3"` → 3; `boolean`: `"true"`).
+pub fn typed_input(kind: &str, value: serde_json::Value) -> Value {
+    match (kind, &value) {
+        ("number", serde_json::Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map_or_else(|_| Value::from_json(&value), Value::Number),
+        ("boolean", serde_json::Value::String(s)) => match s.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::from_json(&value),
+        },
+        _ => Value::from_json(&value),
+    }
+}

@@ -75,10 +75,16 @@ pub fn for_pipeline(
     run_id: &str,
     secrets: &IndexMap<String, String>,
 ) -> Result<Environment, String> {
+    // Given as text (`--input`, a dispatch's payload), typed as declared: a boolean input
+    // is `true`, not `"true"`.
     let mut inputs: IndexMap<String, Value> = event
         .inputs
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .map(|(k, v)| {
+            let kind = pipeline.inputs.get(k).map_or("string", |i| i.kind.as_str());
+            let value = super::context::typed_input(kind, serde_json::Value::String(v.clone()));
+            (k.clone(), value)
+        })
         .collect();
     for (name, input) in &pipeline.inputs {
         if !inputs.contains_key(name)

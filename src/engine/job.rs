@@ -87,7 +87,8 @@ impl JobRun {
             name: self.name.clone(),
             ts: now(),
         });
-        let mut env = self.workflow_env.clone();
+        // Workflow-level `env` may hold expressions too (`github`, `secrets`, `inputs`, `vars`).
+        let mut env = self.interpolate_map(&self.workflow_env.clone());
         let job_env = self.interpolate_map(&self.spec.env.clone());
         env.extend(job_env);
         if self.expand_variables {
@@ -326,6 +327,14 @@ impl JobRun {
                 let mut shared = (*ctx.shared).clone();
                 shared.insert("inputs".into(), inputs.clone());
                 ctx.shared = Arc::new(shared);
+            }
+            // The step's own `env` is part of the `env` context everywhere in the step.
+            if !step.env.is_empty() {
+                let mut env = state.env.clone();
+                for (k, v) in &step.env {
+                    env.insert(k.clone(), interpolate_lossy(v, &ctx));
+                }
+                ctx.env = strings(&env);
             }
             let name = self.masker.mask(&step_name(step, &ctx)).into_owned();
             let run_it = interpolate::condition(step.condition.as_deref(), &ctx)

@@ -36,7 +36,8 @@ const KNOWN_CONTEXTS: [&str; 12] = [
     "secrets", "jobs",
 ];
 
-const FUNCTIONS: [(&str, usize, usize); 12] = [
+const FUNCTIONS: [(&str, usize, usize); 13] = [
+    ("case", 3, usize::MAX),
     ("contains", 2, 2),
     ("startswith", 2, 2),
     ("endswith", 2, 2),
@@ -145,6 +146,25 @@ fn walk(expr: &Expr, location: Location, errors: &mut Vec<CheckError>) {
                         errors.push((
                             *offset,
                             "`hashFiles()` is only available in steps".into(),
+                            None,
+                        ));
+                    } else if *f == "case" && args.len() >= 3 && args.len() % 2 == 0 {
+                        errors.push((
+                            *offset,
+                            format!(
+                                "`case` takes an odd number of arguments (predicate, value pairs and a default), got {}",
+                                args.len()
+                            ),
+                            None,
+                        ));
+                    } else if *f == "case"
+                        && args.iter().step_by(2).take(args.len() / 2).any(|a| {
+                            matches!(a, Expr::Literal(v) if !matches!(v, crate::expr::Value::Bool(_)))
+                        })
+                    {
+                        errors.push((
+                            *offset,
+                            "`case` predicates must be booleans".into(),
                             None,
                         ));
                     } else if args.len() < *min || args.len() > *max {

@@ -157,6 +157,20 @@ fn call(name: &str, args: &[Expr], ctx: &dyn Context) -> Value {
         "cancelled" => return ctx.status(Status::Cancelled),
         _ => {}
     }
+    if name == "case" {
+        // The first predicate that is `true` picks its value; else the last argument. Only
+        // what is needed is evaluated.
+        let (pairs, default) = args.split_at(args.len().saturating_sub(1));
+        for pair in pairs.chunks(2) {
+            let [predicate, value] = pair else { break };
+            match evaluate(predicate, ctx) {
+                Value::Bool(true) => return evaluate(value, ctx),
+                Value::Unknown => return Value::Unknown,
+                _ => {}
+            }
+        }
+        return default.first().map_or(Value::Null, |d| evaluate(d, ctx));
+    }
     let values: Vec<Value> = args.iter().map(|a| evaluate(a, ctx)).collect();
     if name == "hashfiles" {
         let patterns = values.iter().map(Value::to_display).collect::<Vec<_>>();

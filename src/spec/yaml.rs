@@ -510,6 +510,21 @@ impl Loader<'_> {
         let (merges, mut own): (Vec<_>, Vec<_>) = std::mem::take(entries)
             .into_iter()
             .partition(|(k, _)| is_merge_key(k));
+        if self.flavor == Flavor::GitHub {
+            // GitHub's parser takes anchors and aliases but not merge keys.
+            for (k, _) in &merges {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        self.file,
+                        k.pos,
+                        "GitHub Actions does not support YAML merge keys (`<<`)",
+                    )
+                    .with_help(
+                        "repeat the keys, or reuse a whole value with an alias (`key: *anchor`)",
+                    ),
+                );
+            }
+        }
         for (_, source) in merges {
             let sources: Vec<Node> = match source.value {
                 Value::Map(_) => vec![source],

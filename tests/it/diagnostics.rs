@@ -110,29 +110,52 @@ fn yaml_level_errors() {
 }
 
 #[test]
-fn merge_keys_and_anchors_resolve() {
+fn anchors_resolve_and_merge_keys_are_refused_as_github_refuses_them() {
+    // GitHub: anchors and aliases work.
     let yaml = r#"
 on: push
-x-defaults: &defaults
-  runs-on: ubuntu-latest
-  timeout-minutes: 5
 jobs:
   a:
-    <<: *defaults
+    runs-on: &os ubuntu-latest
     steps: [{run: a}]
   b:
-    <<: [*defaults]
-    timeout-minutes: 9
+    runs-on: *os
     steps: [{run: b}]
 "#;
     let (p, diags) = parse_github("m.yml", yaml.as_bytes(), "m.yml");
-    // `x-defaults` is not a workflow key: reported, but the rest still loads.
-    assert_eq!(diags.len(), 1, "{diags:#?}");
-    assert!(diags[0].message.contains("unknown key `x-defaults`"));
+    assert!(diags.is_empty(), "{diags:#?}");
     let p = p.expect("pipeline");
     assert_eq!(
-        p.jobs["a"].runs_on,
+        p.jobs["b"].runs_on,
         Some(serde_json::json!("ubuntu-latest"))
     );
-    assert_eq!(p.jobs["b"].timeout_minutes, Some(serde_json::json!(9)));
+    // Merge keys do not: an error at each `<<`.
+    let yaml = r#"
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    env: &base
+      A: "1"
+    steps: [{run: a}]
+  b:
+    runs-on: ubuntu-latest
+    env:
+      <<: *base
+      B: "2"
+    steps: [{run: b}]
+"#;
+    let (_, diags) = parse_github("m.yml", yaml.as_bytes(), "m.yml");
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.render(Some(yaml)))
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]
+            .contains("m.yml:12:7: error: GitHub Actions does not support YAML merge keys (`<<`)"),
+        "{}",
+        errors[0]
+    );
 }

@@ -8,6 +8,7 @@ mod corpus;
 mod cron;
 mod diagnostics;
 mod expr;
+mod faithful;
 mod first_start;
 mod fleet;
 mod forge;

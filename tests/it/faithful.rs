@@ -1,0 +1,137 @@
+//! GitHub's syntax and run-time semantics as seen on real files (issue 17): each row a
+//! construct from GitHub's documentation or a real workflow, and what GitHub does with it.
+
+use crate::run::{Repo, log_lines};
+use crate::support::{stderr, stdout, tess};
+
+/// One job whose single step echoes `line`; the log line it prints.
+fn echoed(workflow_head: &str, step_extra: &str, line: &str, args: &[&str]) -> String {
+    let workflow = format!(
+        "{workflow_head}jobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"{line}\"\n{step_extra}"
+    );
+    let repo = Repo::new(&workflow);
+    let (code, events) = repo.events(args);
+    assert_eq!(code, Some(0), "{workflow}\n{events:#?}");
+    log_lines(&events, "j").join("\n")
+}
+
+#[test]
+fn run_time_semantics_match_github() {
+    let dispatch = "on:\n  workflow_dispatch:\n    inputs:\n      flag: {type: boolean, default: false}\n      n: {type: number, default: 1}\n      pick: {type: choice, options: [a, b], default: a}\n";
+    let table: &[(&str, &str, &str, &[&str], &str)] = &[
+        // Workflow-level env is evaluated (it was passed to bash as `${{ … }}`).
+        (
+            "on: push\nenv:\n  WHO: ${{ github.event_name }}-${{ github.ref_name }}\n",
+            "",
+            "$WHO",
+            &[],
+            "push-main",
+        ),
+        // The step's own env is in the `env` context of that step.
+        (
+            "on: push\nenv:\n  WF: wf\n",
+            "        env:\n          MINE: ${{ env.WF }}-step\n",
+            "${{ env.MINE }} ${{ env.WF }}",
+            &[],
+            "wf-step wf",
+        ),
+        // Dispatch inputs keep their declared types.
+        (
+            dispatch,
+            "",
+            "${{ inputs.flag == true }} ${{ inputs.n == 3 }} ${{ inputs.pick }}",
+            &[
+                "--event",
+                "workflow_dispatch",
+                "--input",
+                "flag=true",
+                "--input",
+                "n=3",
+                "--input",
+                "pick=b",
+            ],
+            "true true b",
+        ),
+        (
+            dispatch,
+            "",
+            "${{ inputs.flag == false }} ${{ inputs.flag }}",
+            &["--event", "manual", "--input", "flag=false"],
+            "true false",
+        ),
+        // case(): the first true predicate's value, else the default.
+        (
+            "on: push\n",
+            "",
+            "${{ case(github.event_name == 'pull_request', 'pr', github.ref_name == 'main', 'main', 'other') }} ${{ case(false, 'x', 'default') }}",
+            &[],
+            "main default",
+        ),
+    ];
+    for (head, extra, line, args, expected) in table {
+        let got = echoed(head, extra, line, args);
+        assert_eq!(got, *expected, "{head}{extra}\n{line}");
+    }
+}
+
+#[test]
+fn case_is_checked_as_github_checks_it() {
+    for (expr, message) in [
+        (
+            "case(true, 'a')",
+            "`case` takes at least 3 argument(s), got 2",
+        ),
+        (
+            "case(true, 'a', false, 'b')",
+            "`case` takes an odd number of arguments",
+        ),
+        (
+            "case('yes', 'a', 'b')",
+            "`case` predicates must be booleans",
+        ),
+    ] {
+        let workflow = format!(
+            "on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - run: echo ${{{{ {expr} }}}}\n"
+        );
+        let repo = Repo::new(&workflow);
+        let out = tess(repo.path(), &["validate"]);
+        assert_eq!(out.status.code(), Some(2), "{expr}");
+        let text = stderr(&out) + &stdout(&out);
+        assert!(text.contains(message), "{expr}: {text}");
+        assert!(text.contains("ci.yml:6:"), "located: {text}");
+    }
+}
+
+#[test]
+fn a_job_is_found_in_any_triggered_file_and_an_ambiguous_id_names_the_files() {
+    let repo = Repo::new(
+        "on: push\njobs:\n  first:\n    runs-on: x\n    steps:\n      - run: echo first\n",
+    );
+    repo.write(
+        ".github/workflows/other.yml",
+        "on: push\njobs:\n  second:\n    runs-on: x\n    steps:\n      - run: echo second\n  shared:\n    runs-on: x\n    steps:\n      - run: echo shared-b\n",
+    );
+    repo.write(
+        ".github/workflows/third.yml",
+        "on: push\njobs:\n  shared:\n    runs-on: x\n    steps:\n      - run: echo shared-c\n",
+    );
+    let (code, events) = repo.events(&["--job", "second"]);
+    assert_eq!(code, Some(0), "{events:#?}");
+    assert_eq!(log_lines(&events, "second"), ["second"]);
+    assert!(log_lines(&events, "first").is_empty());
+    let out = tess(repo.path(), &["run", "--job", "shared"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("job `shared` is in")
+            && text.contains("other.yml")
+            && text.contains("third.yml"),
+        "{text}"
+    );
+    let out = tess(repo.path(), &["run", "--job", "nope"]);
+    assert!(
+        stderr(&out).contains("no job named nope"),
+        "{}",
+        stderr(&out)
+    );
+}
