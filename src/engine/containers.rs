@@ -93,9 +93,52 @@ pub fn github_container(json: &Json, expand: Expand) -> Result<ContainerSpec, St
         ports: strings(json.get("ports"), expand),
         volumes: strings(json.get("volumes"), expand),
         options,
-        entrypoint: None,
-        command: None,
+        // Services only: the image's ENTRYPOINT (one program) and CMD (split as a shell would).
+        entrypoint: json
+            .get("entrypoint")
+            .and_then(Json::as_str)
+            .map(|e| vec![expand(e)]),
+        command: json
+            .get("command")
+            .and_then(Json::as_str)
+            .map(|c| crate::exec::container::shell_words(&expand(c)))
+            .transpose()?,
     })
+}
+
+/// GitHub's `services: ${{ … }}` (kept under the empty key) evaluated to its mapping, and
+/// each service's `credentials: ${{ … }}` to theirs.
+fn whole_expressions(
+    services: &IndexMap<String, Json>,
+    ctx: &crate::engine::context::RunContext,
+) -> Result<IndexMap<String, Json>, String> {
+    let services = match services.get("") {
+        Some(whole) => match crate::plan::interpolate::json(whole, ctx) {
+            Some(Json::Object(map)) => map.into_iter().collect(),
+            other => {
+                return Err(format!(
+                    "`services` must evaluate to a mapping, got {}",
+                    other.map_or_else(|| "nothing".into(), |o| o.to_string())
+                ));
+            }
+        },
+        None => services.clone(),
+    };
+    Ok(services
+        .into_iter()
+        .map(|(k, v)| (k, with_credentials(&v, ctx)))
+        .collect())
+}
+
+/// A container whose `credentials` is one expression, with it evaluated.
+fn with_credentials(json: &Json, ctx: &crate::engine::context::RunContext) -> Json {
+    let mut json = json.clone();
+    if let Some(text @ Json::String(_)) = json.get("credentials").cloned()
+        && let Some(evaluated) = crate::plan::interpolate::json(&text, ctx)
+    {
+        json["credentials"] = evaluated;
+    }
+    json
 }
 
 pub fn github_services(
@@ -319,14 +362,14 @@ impl JobRun {
                 if gitlab {
                     gitlab_image(c, expand)
                 } else {
-                    github_container(c, expand)
+                    github_container(&with_credentials(c, &ctx), expand)
                 }
             })
             .transpose()?;
         let services = if gitlab {
             gitlab_services(&spec.services, env, expand)?
         } else {
-            github_services(&spec.services, expand)?
+            github_services(&whole_expressions(&spec.services, &ctx)?, expand)?
         };
         let mounts = [self.workspace.clone(), self.run_dir.clone()];
         let host_path = self.base_env.get("PATH").cloned().unwrap_or_default();

@@ -331,9 +331,7 @@ impl JobRun {
             // The step's own `env` is part of the `env` context everywhere in the step.
             if !step.env.is_empty() {
                 let mut env = state.env.clone();
-                for (k, v) in &step.env {
-                    env.insert(k.clone(), interpolate_lossy(v, &ctx));
-                }
+                env.extend(evaluate_env(&step.env, &ctx));
                 ctx.env = strings(&env);
             }
             let name = self.masker.mask(&step_name(step, &ctx)).into_owned();
@@ -499,9 +497,7 @@ impl JobRun {
         let script = interpolate_lossy(script, ctx);
         let mut env = self.base_env.clone();
         env.extend(state.env.clone());
-        for (k, v) in &step.env {
-            env.insert(k.clone(), interpolate_lossy(v, ctx));
-        }
+        env.extend(evaluate_env(&step.env, ctx));
         env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
         if !state.path.is_empty() {
             let base = env.get("PATH").cloned().unwrap_or_default();
@@ -614,9 +610,7 @@ impl JobRun {
     }
 
     fn interpolate_map(&self, map: &IndexMap<String, String>) -> IndexMap<String, String> {
-        map.iter()
-            .map(|(k, v)| (k.clone(), self.interpolate(v)))
-            .collect()
+        evaluate_env(map, &self.ctx)
     }
 
     fn minutes(&self, value: Option<&serde_json::Value>) -> Option<f64> {
@@ -694,6 +688,29 @@ impl JobRun {
             ts: now(),
         });
     }
+}
+
+/// An `env` mapping evaluated: keys and values may hold expressions, and a whole-mapping
+/// expression (`env: ${{ fromJSON(…) }}`, kept under the empty key) gives its object's entries.
+pub(super) fn evaluate_env(
+    map: &IndexMap<String, String>,
+    ctx: &RunContext,
+) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    for (k, v) in map {
+        if k.is_empty() {
+            let whole = serde_json::Value::String(v.clone());
+            if let Some(serde_json::Value::Object(entries)) = interpolate::json(&whole, ctx) {
+                for (k, v) in entries {
+                    let text = v.as_str().map_or_else(|| v.to_string(), String::from);
+                    out.insert(k, text);
+                }
+            }
+            continue;
+        }
+        out.insert(interpolate_lossy(k, ctx), interpolate_lossy(v, ctx));
+    }
+    out
 }
 
 /// Interpolates `${{ }}`; anything unknown at run time becomes an empty string, as on GitHub.

@@ -135,7 +135,8 @@ impl<'a> Checker<'a> {
             return out;
         }
         for (key, k, v) in self.map(node, what, &[]) {
-            self.forbid_expression(k, &format!("{what} key"));
+            // Keys may be expressions too (`${{ vars.NAME }}: value`), evaluated at run time.
+            self.expressions(k, location);
             if let Some(value) = self.string(v, &format!("{what}.{key}")) {
                 self.expressions(v, location);
                 out.insert(key.to_string(), value);

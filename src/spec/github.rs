@@ -58,6 +58,17 @@ const STEP_KEYS: &[&str] = &[
     "timeout-minutes",
 ];
 const CONTAINER_KEYS: &[&str] = &["image", "credentials", "env", "ports", "volumes", "options"];
+/// A service container also takes `entrypoint` and `command` (an image's own override).
+const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "credentials",
+    "env",
+    "ports",
+    "volumes",
+    "options",
+    "entrypoint",
+    "command",
+];
 
 /// Every event GitHub documents as a workflow trigger.
 pub const EVENTS: &[&str] = &[
@@ -255,7 +266,21 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
     for (key, _, v) in c.map(node, &what, &accepted) {
         c.forbid_expression(v, &format!("{what}.{key}"));
         match key {
-            "types" => f.types = Some(c.string_list(v, "types").into_iter().map(|s| s.0).collect()),
+            "types" => {
+                let types = c.string_list(v, "types");
+                if let Some(known) = activity_types(name) {
+                    for (t, pos) in &types {
+                        if !known.contains(&t.as_str()) {
+                            let help = crate::diag::did_you_mean(t, known.iter().copied())
+                                .map(|s| format!("did you mean `{s}`?"))
+                                .unwrap_or_else(|| format!("`{name}` types: {}", known.join(", ")));
+                            c.error(*pos, format!("`{t}` is not an activity type of `{name}`"))
+                                .help = Some(help);
+                        }
+                    }
+                }
+                f.types = Some(types.into_iter().map(|s| s.0).collect());
+            }
             _ if !allowed.contains(&key) => {}
             "branches" => f.branches = patterns(c, v, key),
             "branches-ignore" => f.branches_ignore = patterns(c, v, key),
@@ -423,8 +448,11 @@ fn parse_inputs(c: &mut Checker, node: &Node, event: &str, out: &mut IndexMap<St
                     if types.contains(&t.as_str()) {
                         input.kind = t;
                     } else {
-                        // GitHub accepts (and treats as string) types it does not know.
-                        let help = format!("valid types: {}", types.join(", "));
+                        // GitHub runs workflows with types it does not know (etcd's
+                        // `type: int` in the corpus): a warning, and the input is a string.
+                        let help = crate::diag::did_you_mean(&t, types.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .unwrap_or_else(|| format!("valid types: {}", types.join(", ")));
                         c.warning(
                             v.pos,
                             format!("unknown input type `{t}`, treated as `string`"),
@@ -436,6 +464,36 @@ fn parse_inputs(c: &mut Checker, node: &Node, event: &str, out: &mut IndexMap<St
                     input.options = c.string_list(v, key).into_iter().map(|s| s.0).collect()
                 }
                 _ => {}
+            }
+        }
+        // A default must be of the input's type (GitHub refuses `default: "123"` for a
+        // boolean input).
+        if let Some(default) = &input.default
+            && !default.as_str().is_some_and(|d| d.contains("${{"))
+        {
+            let fits = match input.kind.as_str() {
+                "boolean" => {
+                    default.is_boolean() || matches!(default.as_str(), Some("true" | "false"))
+                }
+                "number" => {
+                    default.is_number()
+                        || default
+                            .as_str()
+                            .is_some_and(|d| d.trim().parse::<f64>().is_ok())
+                }
+                _ => true,
+            };
+            if !fits {
+                let shown = default
+                    .as_str()
+                    .map_or_else(|| default.to_string(), String::from);
+                c.error(
+                    def.pos,
+                    format!(
+                        "default `{shown}` of {} input `{name}` is not a {}",
+                        input.kind, input.kind
+                    ),
+                );
             }
         }
         if input.kind == "choice" && input.options.is_empty() {
@@ -477,15 +535,17 @@ fn parse_permissions(c: &mut Checker, node: &Node) -> Json {
     }
     for (key, _, v) in c.map(node, "permissions", PERMISSION_SCOPES) {
         let level = v.scalar().unwrap_or_default();
-        let ok = if key == "id-token" || key == "models" {
-            matches!(level, "write" | "read" | "none")
-        } else {
-            matches!(level, "read" | "write" | "none")
+        // As documented: `id-token` is write or none, `models` read or none.
+        let allowed: &[&str] = match key {
+            "id-token" => &["write", "none"],
+            "models" => &["read", "none"],
+            _ => &["read", "write", "none"],
         };
-        if !ok {
+        if !allowed.contains(&level) {
+            let names: Vec<String> = allowed.iter().map(|l| format!("`{l}`")).collect();
             c.error(
                 v.pos,
-                format!("permission `{key}` must be `read`, `write` or `none`"),
+                format!("permission `{key}` must be {}", names.join(" or ")),
             );
         }
     }
@@ -523,8 +583,18 @@ fn parse_jobs(c: &mut Checker, node: &Node, p: &mut Pipeline) {
             "`jobs` is empty: a workflow needs at least one job",
         );
     }
+    let mut seen: Vec<String> = Vec::new();
     for (id, k, v) in entries {
         c.forbid_expression(k, "job ids");
+        // Job ids are case-insensitive on GitHub: `build` and `Build` are the same job.
+        let lower = id.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            c.error(
+                k.pos,
+                format!("job id `{id}` repeats another job's id (job ids are case-insensitive)"),
+            );
+        }
+        seen.push(lower);
         if !valid_id(id) {
             c.error(k.pos, format!("invalid job id `{id}`")).help = Some(
                 "job ids start with a letter or `_` and contain only letters, digits, `-` and `_`"
@@ -553,6 +623,14 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
                 if v.as_map().is_some() {
                     c.map(v, "runs-on", &["group", "labels"]);
                 }
+                let empty = match &v.value {
+                    Value::Seq(items) => items.is_empty(),
+                    Value::Scalar(s) => s.trim().is_empty(),
+                    Value::Map(_) => false,
+                };
+                if empty {
+                    c.error(v.pos, "`runs-on` is empty: name a runner label or group");
+                }
                 job.runs_on = Some(v.to_json());
             }
             "needs" => {
@@ -568,7 +646,8 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
             "env" => job.env = c.string_map(v, "env", Location::JobEnv),
             "outputs" => job.outputs = c.string_map(v, "outputs", Location::JobOutputs),
             "timeout-minutes" => {
-                job.timeout_minutes = c.flexible(v, key, "a number", Location::Job)
+                job.timeout_minutes = c.flexible(v, key, "a number", Location::Job);
+                positive_minutes(c, v);
             }
             "continue-on-error" => {
                 job.continue_on_error = c.flexible(v, key, "a boolean", Location::Job)
@@ -576,16 +655,32 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
             "concurrency" => job.concurrency = Some(parse_concurrency(c, v, Location::Job)),
             "environment" => {
                 if v.as_map().is_some() {
-                    c.map(v, "environment", &["name", "url", "deployment"]);
+                    // `url` is evaluated after the steps: it may use `steps` and `job`.
+                    for (ek, _, ev) in c.map(v, "environment", &["name", "url", "deployment"]) {
+                        let location = if ek == "url" {
+                            Location::Step
+                        } else {
+                            Location::Job
+                        };
+                        c.expressions(ev, location);
+                    }
+                } else {
+                    c.expressions(v, Location::Job);
                 }
-                c.expressions(v, Location::Job);
                 job.environment = Some(v.to_json());
             }
             "container" => job.container = Some(parse_container(c, v, "container")),
             "services" => {
-                for (name, _, s) in c.map(v, "services", &[]) {
-                    let json = parse_container(c, s, &format!("service `{name}`"));
-                    job.services.insert(name.to_string(), json);
+                if let Some(text) = v.scalar().filter(|t| is_whole_expression(t)) {
+                    // `services: ${{ fromJSON(…) }}`: the mapping comes at run time.
+                    c.expressions(v, Location::Job);
+                    job.services
+                        .insert(String::new(), Json::String(text.to_string()));
+                } else {
+                    for (name, _, s) in c.map(v, "services", &[]) {
+                        let json = parse_container(c, s, &format!("service `{name}`"));
+                        job.services.insert(name.to_string(), json);
+                    }
                 }
             }
             "defaults" => job.defaults = parse_defaults(c, v, Location::JobDefaults),
@@ -687,16 +782,123 @@ fn check_workflow_ref(c: &mut Checker, node: &Node, uses: &str) {
 
 fn parse_container(c: &mut Checker, node: &Node, what: &str) -> Json {
     c.expressions(node, Location::Job);
+    let service = what.starts_with("service");
     if node.as_map().is_some() {
-        for (key, _, v) in c.map(node, what, CONTAINER_KEYS) {
-            if key == "credentials" {
+        let keys = if service {
+            SERVICE_KEYS
+        } else {
+            CONTAINER_KEYS
+        };
+        for (key, _, v) in c.map(node, what, keys) {
+            // `credentials: ${{ fromJSON(secrets.X) }}` is a mapping at run time.
+            if key == "credentials" && !v.scalar().is_some_and(is_whole_expression) {
                 c.map(v, "credentials", &["username", "password"]);
             }
+        }
+        // A job container may leave the image to an expression; it cannot leave it out.
+        if node.get("image").is_none() {
+            c.error(node.pos, format!("{what} needs `image`"));
         }
     } else {
         c.string(node, what);
     }
     node.to_json()
+}
+
+/// The activity types GitHub documents for an event (`None`: the event has none listed).
+fn activity_types(event: &str) -> Option<&'static [&'static str]> {
+    const PULL_REQUEST: &[&str] = &[
+        "assigned",
+        "unassigned",
+        "labeled",
+        "unlabeled",
+        "opened",
+        "edited",
+        "closed",
+        "reopened",
+        "synchronize",
+        "converted_to_draft",
+        "locked",
+        "unlocked",
+        "enqueued",
+        "dequeued",
+        "milestoned",
+        "demilestoned",
+        "ready_for_review",
+        "review_requested",
+        "review_request_removed",
+        "auto_merge_enabled",
+        "auto_merge_disabled",
+    ];
+    Some(match event {
+        "branch_protection_rule" | "label" => &["created", "edited", "deleted"],
+        "check_run" => &["created", "rerequested", "completed", "requested_action"],
+        "check_suite" => &["completed"],
+        "discussion" => &[
+            "created",
+            "edited",
+            "deleted",
+            "transferred",
+            "pinned",
+            "unpinned",
+            "labeled",
+            "unlabeled",
+            "locked",
+            "unlocked",
+            "category_changed",
+            "answered",
+            "unanswered",
+        ],
+        "discussion_comment" | "issue_comment" | "pull_request_review_comment" => {
+            &["created", "edited", "deleted"]
+        }
+        "issues" => &[
+            "opened",
+            "edited",
+            "deleted",
+            "transferred",
+            "pinned",
+            "unpinned",
+            "closed",
+            "reopened",
+            "assigned",
+            "unassigned",
+            "labeled",
+            "unlabeled",
+            "locked",
+            "unlocked",
+            "milestoned",
+            "demilestoned",
+            "typed",
+            "untyped",
+        ],
+        "merge_group" => &["checks_requested"],
+        "milestone" => &["created", "closed", "opened", "edited", "deleted"],
+        "pull_request" | "pull_request_target" => PULL_REQUEST,
+        "pull_request_review" => &["submitted", "edited", "dismissed"],
+        "registry_package" => &["published", "updated"],
+        "release" => &[
+            "published",
+            "unpublished",
+            "created",
+            "edited",
+            "deleted",
+            "prereleased",
+            "released",
+        ],
+        "watch" => &["started"],
+        "workflow_run" => &["completed", "requested", "in_progress"],
+        _ => return None,
+    })
+}
+
+/// A literal `timeout-minutes` must be above zero (GitHub refuses 0 and negatives).
+fn positive_minutes(c: &mut Checker, node: &Node) {
+    if let Some(n) = node.scalar().and_then(|s| s.trim().parse::<f64>().ok())
+        && n <= 0.0
+    {
+        c.error(node.pos, "`timeout-minutes` must be greater than 0");
+    }
 }
 
 fn parse_strategy(c: &mut Checker, node: &Node) -> Strategy {
@@ -838,7 +1040,8 @@ pub(crate) fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> 
                     step.continue_on_error = c.flexible(v, key, "a boolean", Location::Step)
                 }
                 "timeout-minutes" => {
-                    step.timeout_minutes = c.flexible(v, key, "a number", Location::Step)
+                    step.timeout_minutes = c.flexible(v, key, "a number", Location::Step);
+                    positive_minutes(c, v);
                 }
                 _ => {}
             }
@@ -853,6 +1056,9 @@ pub(crate) fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> 
                 }
                 (None, Some(_)) if item.get("shell").is_some() => {
                     c.error(item.pos, "`shell` is only valid with `run`");
+                }
+                (Some(_), None) if item.get("with").is_some() => {
+                    c.error(item.pos, "`with` is only valid with `uses`");
                 }
                 _ => {}
             }

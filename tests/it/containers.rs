@@ -508,3 +508,32 @@ fn a_docker_action_fetched_from_a_git_server_is_built_and_run() {
     );
     assert_eq!(leftovers(&docker, "rdocker"), Vec::<String>::new());
 }
+
+#[test]
+fn services_from_an_expression_with_their_own_entrypoint_and_command() {
+    let Some(docker) = docker() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflow = r#"on: push
+jobs:
+  svcexpr:
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        include:
+          - services:
+              cache:
+                image: busybox:latest
+                entrypoint: sh
+                command: -c "echo up; sleep 600"
+    container: debian:bookworm
+    services: ${{ matrix.services }}
+    steps:
+      - run: getent hosts cache >/dev/null && echo "cache resolves"
+"#;
+    project(dir.path(), &[(".github/workflows/ci.yml", workflow)]);
+    let out = run(dir.path(), &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(text.contains("cache resolves"), "{text}");
+    assert_eq!(leftovers(&docker, "svcexpr"), Vec::<String>::new());
+}

@@ -135,3 +135,111 @@ fn a_job_is_found_in_any_triggered_file_and_an_ambiguous_id_names_the_files() {
         stderr(&out)
     );
 }
+
+/// `(file, expected)`: the first error's `line:col: error: message` part, or `None` when
+/// GitHub accepts the file.
+const VALIDATION: &[(&str, Option<&str>)] = &[
+    (
+        "on: push\njobs:\n  a: {runs-on: [], steps: [{run: a}]}\n",
+        Some("3:16: error: `runs-on` is empty"),
+    ),
+    (
+        "on:\n  workflow_dispatch:\n    inputs:\n      a: {type: boolean, default: \"123\"}\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        Some("4:10: error: default `123` of boolean input `a` is not a boolean"),
+    ),
+    (
+        "on:\n  workflow_dispatch:\n    inputs:\n      a: {type: choice, options: [x, y], default: z}\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        Some("4:10: error: default `z` of input `a` is not one of its options"),
+    ),
+    (
+        "on: push\npermissions:\n  id-token: read\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        Some("3:13: error: permission `id-token` must be `write` or `none`"),
+    ),
+    (
+        "on: push\njobs:\n  build: {runs-on: x, steps: [{run: a}]}\n  Build: {runs-on: x, steps: [{run: a}]}\n",
+        Some("4:3: error: job id `Build` repeats another job's id"),
+    ),
+    (
+        "on: push\nJobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        Some("1:1: error: missing `jobs`"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, container: {options: --cpus 1}, steps: [{run: a}]}\n",
+        Some("3:30: error: container needs `image`"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, services: {db: {ports: [5432]}}, steps: [{run: a}]}\n",
+        Some("3:34: error: service `db` needs `image`"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, steps: [{run: a, with: {x: 1}}]}\n",
+        Some("3:27: error: `with` is only valid with `uses`"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, steps: [{uses: actions/checkout@v4, shell: bash}]}\n",
+        Some("3:27: error: `shell` is only valid with `run`"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, timeout-minutes: 0, steps: [{run: a}]}\n",
+        Some("3:36: error: `timeout-minutes` must be greater than 0"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, steps: [{run: a, timeout-minutes: -1}]}\n",
+        Some("3:53: error: `timeout-minutes` must be greater than 0"),
+    ),
+    (
+        "on:\n  pull_request:\n    types: [opened, synchronise]\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        Some("3:21: error: `synchronise` is not an activity type of `pull_request`"),
+    ),
+    (
+        "on: push\njobs:\n  a: {runs-on: x, steps: []}\n",
+        Some("3:26: error: job `a` has an empty `steps` list"),
+    ),
+    // Accepted by GitHub (refused here before).
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    environment: {name: prod, url: \"${{ steps.d.outputs.url }}\"}\n    steps: [{id: d, run: a}]\n",
+        None,
+    ),
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    services: ${{ fromJSON(vars.SERVICES) }}\n    steps: [{run: a}]\n",
+        None,
+    ),
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    container: {image: x, credentials: \"${{ fromJSON(secrets.REGISTRY) }}\"}\n    steps: [{run: a}]\n",
+        None,
+    ),
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    env:\n      ${{ vars.NAME }}: v\n    steps: [{run: a}]\n",
+        None,
+    ),
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    services:\n      db: {image: postgres, entrypoint: /bin/sh, command: \"-c 'sleep 1'\"}\n    steps: [{run: a}]\n",
+        None,
+    ),
+    (
+        "on:\n  workflow_call:\n    outputs:\n      v: {value: \"${{ jobs.a.outputs.v }}\"}\njobs:\n  a: {runs-on: x, outputs: {v: x}, steps: [{run: a}]}\n",
+        None,
+    ),
+];
+
+#[test]
+fn validation_is_as_strict_as_github() {
+    for (yaml, expected) in VALIDATION {
+        let (_, diags) = tesseract_ci::spec::parse_github("ci.yml", yaml.as_bytes(), "ci.yml");
+        let errors: Vec<String> = diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.render(Some(yaml)))
+            .collect();
+        match expected {
+            None => assert!(errors.is_empty(), "{yaml}\n{errors:#?}"),
+            Some(text) => {
+                let want = format!("ci.yml:{text}");
+                assert!(
+                    errors.iter().any(|e| e.contains(&want)),
+                    "{yaml}\nwanted {want}\ngot {errors:#?}"
+                );
+            }
+        }
+    }
+}
