@@ -249,6 +249,15 @@ fn select_jobs(plan: &mut PipelinePlan, wanted: &[String]) -> Result<(), String>
         i += 1;
         keep[i - 1]
     });
+    // Naming a manual job plays it.
+    for job in &mut plan.jobs {
+        if wanted.iter().any(|w| *w == job.id || *w == job.key)
+            && let Some(gl) = std::sync::Arc::make_mut(&mut job.spec).gitlab.as_mut()
+            && gl.when == "manual"
+        {
+            gl.when = "on_success".into();
+        }
+    }
     Ok(())
 }
 

@@ -100,6 +100,17 @@ impl JobRun {
                 }
                 known.insert(k.clone(), v.clone());
             }
+            // Variables of the needed jobs' `artifacts:reports:dotenv` win over the YAML's
+            // (GitLab's precedence), and lose to pipeline variables.
+            if let Value::Object(needs) = &self.ctx.needs {
+                for need in needs.values() {
+                    if let Some(Value::Object(vars)) = need.property_ref("outputs") {
+                        for (k, v) in vars {
+                            env.insert(k.clone(), v.to_display());
+                        }
+                    }
+                }
+            }
             // Pipeline variables (a schedule's, a manual run's) win over the YAML's, as in
             // GitLab; they are the run's `inputs`.
             if let Some(crate::expr::Value::Object(vars)) = self.ctx.shared.get("inputs") {
@@ -210,7 +221,7 @@ impl JobRun {
             Conclusion::Success
         };
         self.ctx.steps = Value::Object(state.steps.clone());
-        let outputs: IndexMap<String, String> = self
+        let mut outputs: IndexMap<String, String> = self
             .spec
             .outputs
             .iter()
@@ -221,6 +232,9 @@ impl JobRun {
                 )
             })
             .collect();
+        if result == Conclusion::Success {
+            outputs.extend(self.dotenv_reports());
+        }
         let exit_code_allowed = match (&self.spec.allow_exit_codes[..], &state.first_failure) {
             ([], _) => true,
             (codes, Some(Outcome::ExitCode(code))) => codes.contains(code),
@@ -249,6 +263,45 @@ impl JobRun {
             outputs,
             allowed_failure,
         }
+    }
+
+    /// GitLab's `artifacts:reports:dotenv`: `KEY=VALUE` lines (blank lines and `#`
+    /// comments skipped) of the job's report files, read from the workspace.
+    fn dotenv_reports(&mut self) -> IndexMap<String, String> {
+        let files = self
+            .spec
+            .gitlab
+            .as_ref()
+            .map(|g| g.dotenv.clone())
+            .unwrap_or_default();
+        let mut vars = IndexMap::new();
+        for file in files {
+            let path = workspace_relative(&self.workspace, &file);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                self.log(
+                    None,
+                    Stream::Stderr,
+                    &format!("##[warning]dotenv report {file} was not written by the job"),
+                );
+                continue;
+            };
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                match line.split_once('=') {
+                    Some((k, v)) if !k.trim().is_empty() => {
+                        vars.insert(k.trim().to_string(), v.to_string());
+                    }
+                    _ => self.log(
+                        None,
+                        Stream::Stderr,
+                        &format!("##[warning]dotenv report {file}: `{line}` is not KEY=VALUE"),
+                    ),
+                }
+            }
+        }
+        vars
     }
 
     fn start_containers_unless(

@@ -259,6 +259,22 @@ pub fn run(
                 .matrix
                 .as_ref()
                 .map_or(Value::Object(IndexMap::new()), Value::from_json);
+            if job.spec.gitlab.as_ref().is_some_and(|g| g.when == "manual") {
+                // GitLab's manual job: in the pipeline, started only when played (`tess run
+                // --job ID`); what needs it waits, which a run that ends here shows as skipped.
+                let _ = events.send(RunEvent::Log {
+                    job: job.key.clone(),
+                    step: None,
+                    stream: crate::exec::Stream::Stdout,
+                    text: format!(
+                        "manual job: not started (play it with `tess run --job {}`)",
+                        job.id
+                    ),
+                    ts: now(),
+                });
+                dag.finish(i, Conclusion::Skipped, IndexMap::new());
+                continue;
+            }
             let go = interpolate::condition(job.spec.condition.as_deref(), &ctx)
                 .overall
                 .unwrap_or(false);

@@ -71,6 +71,8 @@ pub fn for_event(
     let mut out = p.clone();
     let mut skipped = Vec::new();
     let mut added: IndexMap<String, Arc<Job>> = IndexMap::new();
+    // Manual jobs that do not block later stages (`allow_failure: true`, their default).
+    let mut non_blocking: Vec<String> = Vec::new();
     for (id, job) in &p.jobs {
         if job.gitlab.is_none() {
             added.insert(id.clone(), Arc::clone(job));
@@ -87,23 +89,30 @@ pub fn for_event(
             skipped.push(skip(d.reason));
             continue;
         }
-        if d.when == "manual" {
-            skipped.push(skip(format!(
-                "{}; `when: {}` jobs do not start on their own",
-                d.reason, d.when
-            )));
-            continue;
-        }
         let mut j = (**job).clone();
+        // A manual job is in the pipeline (jobs may need it) and starts only when played.
+        if d.when == "manual"
+            && let Some(gl) = j.gitlab.as_mut()
+        {
+            gl.when = "manual".into();
+        }
         j.condition = match d.when.as_str() {
             "on_failure" => Some("failure()".into()),
             "always" => Some("always()".into()),
             _ => None,
         };
         let explicit = job.continue_on_error.as_ref().and_then(Json::as_bool);
-        j.continue_on_error = Some(Json::Bool(d.allow_failure_or(explicit)));
+        let allow_failure = d.allow_failure_or(explicit);
+        j.continue_on_error = Some(Json::Bool(allow_failure));
+        if d.when == "manual" && allow_failure {
+            non_blocking.push(id.clone());
+        }
         j.env.extend(d.variables);
-        j.selected_because = Some(d.reason.clone());
+        j.selected_because = Some(if d.when == "manual" {
+            format!("{}; `when: manual`: starts when played", d.reason)
+        } else {
+            d.reason.clone()
+        });
         added.insert(id.clone(), Arc::new(j));
     }
     // Stage order among the jobs that made it; explicit `needs` lose the jobs left out.
@@ -137,7 +146,7 @@ pub fn for_event(
             let own = stages[id];
             stages
                 .iter()
-                .filter(|(_, s)| **s < own)
+                .filter(|(n, s)| **s < own && !non_blocking.contains(n))
                 .map(|(n, _)| n.clone())
                 .collect()
         };

@@ -105,6 +105,8 @@ pub struct GitLabJob {
     pub include_gates: Vec<Vec<crate::trigger::gitlab::Rule>>,
     /// `interruptible:` (job or `default:`): a newer pipeline for the ref may cancel it.
     pub interruptible: bool,
+    /// `artifacts:reports:dotenv` files: their variables reach the jobs that need this one.
+    pub dotenv: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

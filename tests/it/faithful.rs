@@ -243,3 +243,52 @@ fn validation_is_as_strict_as_github() {
         }
     }
 }
+
+/// A GitLab pipeline in a fresh repository, run with `args`; (exit code, summary output).
+fn gitlab_run(yaml: &str, args: &[&str]) -> (Option<i32>, String) {
+    let repo =
+        Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
+    repo.write(".gitlab-ci.yml", yaml);
+    let mut all = vec!["run", ".gitlab-ci.yml"];
+    all.extend_from_slice(args);
+    let out = tess(repo.path(), &all);
+    (out.status.code(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn gitlab_manual_jobs_are_in_the_pipeline_and_what_needs_them_waits() {
+    let yaml = "stages: [build, deploy, verify]\nbuild:\n  stage: build\n  script: echo build\ndeploy:\n  stage: deploy\n  when: manual\n  script: echo deployed\nverify:\n  stage: verify\n  needs: [deploy]\n  script: echo verified\nlater:\n  stage: verify\n  script: echo later-ran\n";
+    // Valid (it was refused: "needs `deploy`, which is not in the pipeline"); deploy is
+    // not started, verify waits for it, `later` is not blocked by a non-blocking manual job.
+    let (code, text) = gitlab_run(yaml, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("manual job: not started (play it with `tess run --job deploy`)"),
+        "{text}"
+    );
+    assert!(!text.contains("verified"), "{text}");
+    assert!(text.contains("later-ran"), "{text}");
+    // Played: it runs, and what needs it can run with it.
+    let (code, text) = gitlab_run(yaml, &["--job", "deploy", "--job", "verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("deployed") && text.contains("verified"),
+        "{text}"
+    );
+    // `allow_failure: false` makes a manual job block the later stages.
+    let blocking = yaml.replace(
+        "  when: manual\n",
+        "  when: manual\n  allow_failure: false\n",
+    );
+    let (_, text) = gitlab_run(&blocking, &[]);
+    assert!(!text.contains("later-ran"), "{text}");
+}
+
+#[test]
+fn gitlab_dotenv_reports_reach_the_jobs_that_need_them() {
+    let yaml = "stages: [build, test]\nbuild:\n  stage: build\n  script:\n    - echo VERSION=1.2.3 > build.env\n    - echo '# a comment' >> build.env\n    - echo NAME=from-dotenv >> build.env\n  artifacts:\n    reports:\n      dotenv: build.env\ntest:\n  stage: test\n  variables:\n    NAME: from-yaml\n  script: echo \"version=$VERSION name=$NAME\"\n";
+    let (code, text) = gitlab_run(yaml, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    // dotenv variables win over the job's YAML variables (GitLab's precedence).
+    assert!(text.contains("version=1.2.3 name=from-dotenv"), "{text}");
+}

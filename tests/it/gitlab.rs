@@ -373,7 +373,14 @@ release-branches:
         ),
         (
             push("refs/heads/release-2", &[]),
-            vec!["implicit", "never-first", "not-main", "release-branches"],
+            // `default-branch` is manual there: in the pipeline, not started on its own.
+            vec![
+                "implicit",
+                "default-branch",
+                "never-first",
+                "not-main",
+                "release-branches",
+            ],
         ),
         (
             push("refs/tags/v1.0", &[]),
@@ -396,9 +403,20 @@ release-branches:
             .map(|s| s.reason.clone())
             .unwrap_or_default()
     };
+    let manual = plan
+        .jobs
+        .iter()
+        .find(|j| j.key == "default-branch")
+        .expect("the manual job is in the pipeline");
     assert_eq!(
-        reason("default-branch"),
-        "rule 2 (`$CI_COMMIT_BRANCH =~ /^release-/`) matches; `when: manual` jobs do not start on their own"
+        manual.spec.gitlab.as_ref().map(|g| g.when.as_str()),
+        Some("manual")
+    );
+    assert_eq!(
+        manual.spec.selected_because.as_deref(),
+        Some(
+            "rule 2 (`$CI_COMMIT_BRANCH =~ /^release-/`) matches; `when: manual`: starts when played"
+        )
     );
     assert_eq!(reason("mr-only"), "no rule matches");
     assert_eq!(reason("tags-only"), "only: [tags] does not match");
@@ -900,9 +918,7 @@ fn plan_says_which_rule_added_each_job() {
         &["plan", ".gitlab-ci.yml", "--event", "push", "--ref", "dev"],
     ));
     assert!(
-        dev.contains(
-            "skipped build: rule 2 matches; `when: manual` jobs do not start on their own"
-        ),
+        dev.contains("build  -      -                          rule 2 matches; `when: manual`: starts when played"),
         "{dev}"
     );
 }

@@ -220,6 +220,19 @@ pub fn lower(
                     .or_else(|| default.and_then(|d| d.get("interruptible")))
                     .and_then(Node::as_bool)
                     .unwrap_or(false),
+                dotenv: v
+                    .get("artifacts")
+                    .or_else(|| default.and_then(|d| d.get("artifacts")))
+                    .and_then(|a| a.get("reports"))
+                    .and_then(|r| r.get("dotenv"))
+                    .map(|d| match &d.value {
+                        crate::spec::yaml::Value::Seq(items) => items
+                            .iter()
+                            .filter_map(|i| i.scalar().map(String::from))
+                            .collect(),
+                        _ => d.scalar().map(String::from).into_iter().collect(),
+                    })
+                    .unwrap_or_default(),
             });
             match parallel_instances(c, v, id) {
                 None => {
