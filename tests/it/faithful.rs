@@ -292,3 +292,54 @@ fn gitlab_dotenv_reports_reach_the_jobs_that_need_them() {
     // dotenv variables win over the job's YAML variables (GitLab's precedence).
     assert!(text.contains("version=1.2.3 name=from-dotenv"), "{text}");
 }
+
+#[test]
+fn gitlab_refuses_what_gitlab_refuses() {
+    let table: &[(&str, &str)] = &[
+        (
+            "a:\n  script: echo\n  when: never\n",
+            "3:9: error: `when: never` is only valid in `rules`",
+        ),
+        (
+            "a:\n  script: echo\n  rules:\n    - if: ${CI_COMMIT_BRANCH} == \"main\"\n",
+            "4:11: error: `${CI_COMMIT_BRANCH} == \"main\"`: write `$VARIABLE`, not `${VARIABLE}`",
+        ),
+        (
+            "b:\n  stage: build\n  script: echo\na:\n  script: echo\n  needs: []\n  dependencies: [b]\n",
+            "7:18: error: `dependencies` names `b`, which is not in this job's `needs`",
+        ),
+        (
+            "a:\n  script: echo\n  cache:\n    paths: vendor/\n",
+            "4:12: error: `cache:paths` must be a list of paths",
+        ),
+        (
+            "a:\n  script: echo\n  cache:\n    key:\n      files: [a, b, c]\n    paths: [x]\n",
+            "5:14: error: `cache:key:files` lists 3 files; GitLab allows at most 2",
+        ),
+        (
+            "a:\n  script: echo\n  rules:\n    -\n    - when: always\n",
+            "4:6: error: a blank entry in `rules`",
+        ),
+        (
+            "stages: [build]\na:\n  stage: deploy\n  script: echo\n",
+            "3:10: error: job `a`: stage `deploy` is not defined",
+        ),
+        (
+            "a:\n  script:\n    - - - - - - - - - - - echo deep\n",
+            "error: `script` nests lists more than 10 levels deep",
+        ),
+    ];
+    for (yaml, expected) in table {
+        let repo = Repo::new(
+            "on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n",
+        );
+        repo.write(".gitlab-ci.yml", yaml);
+        let out = tess(repo.path(), &["validate", ".gitlab-ci.yml"]);
+        let text = stderr(&out) + &stdout(&out);
+        assert_eq!(out.status.code(), Some(2), "{yaml}\n{text}");
+        assert!(
+            text.contains(expected),
+            "{yaml}\nwanted {expected}\ngot {text}"
+        );
+    }
+}

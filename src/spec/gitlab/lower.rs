@@ -371,11 +371,55 @@ fn raw_variable_names(node: Option<&Node>) -> Vec<String> {
 }
 
 /// A script: a string or a (nested) list of strings, as GitLab flattens them.
+/// `cache:` (one or a list): `paths` a list, `key:files` at most two files.
+fn check_cache(c: &mut Checker, node: &Node) {
+    let caches: Vec<&Node> = match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    for cache in caches {
+        if let Some(paths) = cache.get("paths")
+            && !matches!(paths.value, Value::Seq(_))
+        {
+            c.type_error(paths, "cache:paths", "a list of paths");
+        }
+        if let Some(files) = cache.get("key").and_then(|k| k.get("files"))
+            && let Value::Seq(items) = &files.value
+            && items.len() > 2
+        {
+            c.error(
+                files.pos,
+                format!(
+                    "`cache:key:files` lists {} files; GitLab allows at most 2",
+                    items.len()
+                ),
+            );
+        }
+    }
+}
+
+/// GitLab flattens nested script arrays up to this depth and refuses deeper ones.
+const MAX_SCRIPT_NESTING: usize = 10;
+
 fn script(c: &mut Checker, node: &Node, what: &str) -> Vec<String> {
+    script_at(c, node, what, 0)
+}
+
+fn script_at(c: &mut Checker, node: &Node, what: &str, depth: usize) -> Vec<String> {
     match &node.value {
         Value::Scalar(s) if !node.is_null() => vec![s.clone()],
         Value::Scalar(_) => Vec::new(),
-        Value::Seq(items) => items.iter().flat_map(|i| script(c, i, what)).collect(),
+        Value::Seq(_) if depth >= MAX_SCRIPT_NESTING => {
+            c.error(
+                node.pos,
+                format!("`{what}` nests lists more than {MAX_SCRIPT_NESTING} levels deep"),
+            );
+            Vec::new()
+        }
+        Value::Seq(items) => items
+            .iter()
+            .flat_map(|i| script_at(c, i, what, depth + 1))
+            .collect(),
         Value::Map(_) => {
             c.type_error(node, what, "a string or a list of strings");
             Vec::new()
@@ -419,7 +463,13 @@ fn lower_job(
             }
             "when" => {
                 let when = v.scalar().unwrap_or_default();
-                if !WHEN.contains(&when) {
+                if when == "never" {
+                    c.error(
+                        v.pos,
+                        "`when: never` is only valid in `rules` and `workflow:rules`",
+                    )
+                    .help = Some("use `rules: [{when: never}]`".into());
+                } else if !WHEN.contains(&when) {
                     let help = format!("valid values: {}", WHEN.join(", "));
                     c.error(v.pos, format!("unknown `when: {when}`")).help = Some(help);
                 }
@@ -463,6 +513,20 @@ fn lower_job(
             }
             _ => {}
         }
+    }
+    // With `needs`, `dependencies` may only name jobs it needs (GitLab's rule).
+    if let (Some(deps), Some(_)) = (node.get("dependencies"), node.get("needs")) {
+        for (dep, pos) in c.string_list(deps, "dependencies") {
+            if !job.needs.contains(&dep) {
+                c.error(
+                    pos,
+                    format!("`dependencies` names `{dep}`, which is not in this job's `needs`"),
+                );
+            }
+        }
+    }
+    if let Some(cache) = get("cache") {
+        check_cache(c, cache);
     }
     if let Some(t) = get("timeout") {
         job.timeout_minutes = t.scalar().and_then(parse_duration_minutes).map(Json::from);
@@ -801,6 +865,16 @@ fn selection(c: &mut Checker, job: &Node) -> Selection {
 
 fn condition(c: &mut Checker, node: &Node) -> Option<Condition> {
     let text = c.string(node, "if")?;
+    if let Some(at) = text.find("${") {
+        // GitLab reads `$VAR` (and `$VAR == "…"`) here, not the `${VAR}` of scripts.
+        let pos = c.locate(node, at);
+        c.error(
+            pos,
+            format!("`{text}`: write `$VARIABLE`, not `${{VARIABLE}}`, in `rules:if`"),
+        )
+        .help = Some("GitLab refuses the braced form in conditions".into());
+        return None;
+    }
     match Condition::parse(&text) {
         Ok(cond) => Some(cond),
         Err(e) => {
@@ -939,8 +1013,8 @@ fn rules(c: &mut Checker, node: &Node) -> Vec<Rule> {
     ];
     let mut out = Vec::new();
     for item in items {
-        // `!reference`s that resolved to nothing leave nulls behind.
         if item.is_null() {
+            c.error(item.pos, "a blank entry in `rules`: each rule is a mapping");
             continue;
         }
         let mut rule = Rule::default();
