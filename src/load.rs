@@ -65,10 +65,55 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// GitLab's dialect: by name (`.gitlab-ci.yml`, `foo.gitlab-ci.yml`), else by content — a
+/// file outside `.github/workflows` with no `on:`/`jobs:` at the top but GitLab's keys
+/// (`stages`, `include`, `default`, …, or jobs with a `script`), such as `ci/pipeline.yml`.
 fn is_gitlab(path: &Path) -> bool {
-    path.file_name()
+    let by_name = path
+        .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(".gitlab-ci.yml") || n.ends_with(".gitlab-ci.yaml"))
+        .is_some_and(|n| n.ends_with(".gitlab-ci.yml") || n.ends_with(".gitlab-ci.yaml"));
+    if by_name {
+        return true;
+    }
+    let in_workflows = path
+        .parent()
+        .is_some_and(|d| d.ends_with(".github/workflows"));
+    !in_workflows && std::fs::read_to_string(path).is_ok_and(|text| looks_like_gitlab(&text))
+}
+
+/// Top-level keys of a YAML file, read line by line (no parse: this only picks a dialect).
+fn looks_like_gitlab(text: &str) -> bool {
+    const GITLAB: [&str; 8] = [
+        "stages",
+        "include",
+        "default",
+        "workflow",
+        "before_script",
+        "after_script",
+        "image",
+        "services",
+    ];
+    let mut top = Vec::new();
+    let mut job_script = false;
+    for line in text.lines() {
+        if line.starts_with("  script:") || line.starts_with("    script:") {
+            job_script = true;
+        }
+        let Some(first) = line.chars().next() else {
+            continue;
+        };
+        if first.is_whitespace() || first == '#' || first == '-' {
+            continue;
+        }
+        if let Some((key, _)) = line.split_once(':') {
+            top.push(key.trim().trim_matches(['"', '\'']).to_string());
+        }
+    }
+    let github = top
+        .iter()
+        .any(|k| matches!(k.as_str(), "on" | "jobs" | "true"));
+    !github && (job_script || top.iter().any(|k| GITLAB.contains(&k.as_str())))
 }
 
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
