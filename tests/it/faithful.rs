@@ -349,13 +349,13 @@ fn a_gitlab_file_is_known_by_its_content_as_well_as_its_name() {
     let repo =
         Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
     let gitlab =
-        "stages: [test]\nunit:\n  stage: test\n  script: echo \"read as GitLab: $CI_JOB_NAME\"\n";
+        "stages: [test]\nunit:\n  stage: test\n  script: echo \"read as GitLab by $CI_JOB_NAME\"\n";
     repo.write("ci/pipeline.yml", gitlab);
     repo.write("ci/other.gitlab-ci.yml", gitlab);
     for file in ["ci/pipeline.yml", "ci/other.gitlab-ci.yml"] {
         let out = tess(repo.path(), &["run", file]);
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(0), "{file}: {text}{}", stderr(&out));
-        assert!(text.contains("read as GitLab: unit"), "{file}: {text}");
+        assert!(text.contains("read as GitLab by unit"), "{file}: {text}");
     }
 }
