@@ -36,6 +36,8 @@ struct JobOutput {
     log: Option<BufWriter<File>>,
     steps: HashMap<usize, String>,
     tails: HashMap<usize, Vec<String>>,
+    /// Steps started with `background: true`.
+    background: std::collections::HashSet<usize>,
 }
 
 const COLORS: [&str; 6] = [
@@ -116,6 +118,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                         log,
                         steps: HashMap::new(),
                         tails: HashMap::new(),
+                        background: Default::default(),
                     };
                     jobs.insert(j.key, o);
                 }
@@ -132,6 +135,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                 job,
                 step,
                 name,
+                background,
                 ts,
             } => {
                 if let Some(j) = jobs.get_mut(&job) {
@@ -143,6 +147,9 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                             prefix(j, width, &paint),
                             paint("\x1b[1m", &format!("▶ {name}"))
                         );
+                    }
+                    if background {
+                        j.background.insert(step);
                     }
                     j.steps.insert(step, name);
                 }
@@ -164,7 +171,13 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                         }
                     }
                     if live {
-                        let p = prefix(j, width, &paint);
+                        let mut p = prefix(j, width, &paint);
+                        // A background step's lines say whose they are.
+                        if let Some(s) = step.filter(|s| j.background.contains(s))
+                            && let Some(name) = j.steps.get(&s)
+                        {
+                            p.push_str(&format!(" [{name}]"));
+                        }
                         for line in text.split('\n') {
                             let _ = writeln!(out, "{p} {line}");
                         }

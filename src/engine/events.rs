@@ -60,6 +60,9 @@ pub enum RunEvent {
         job: String,
         step: usize,
         name: String,
+        /// A `background: true` step: its lines interleave with the job's other steps.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        background: bool,
         ts: String,
     },
     /// One or more complete lines (joined with `\n`), already masked.

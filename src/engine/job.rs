@@ -71,6 +71,8 @@ pub(super) struct JobState {
     pub last_state: IndexMap<String, String>,
     /// Steps that could not run (`--skip-unavailable`), by name.
     pub not_run: Vec<String>,
+    /// `background: true` steps not waited for yet.
+    pub background: super::background::Background,
     /// A step was skipped because the run or job was cancelled.
     pub cut_short: bool,
     /// The outcome of the first failed step.
@@ -141,6 +143,7 @@ impl JobRun {
             action_state: Default::default(),
             last_state: IndexMap::new(),
             not_run: Vec::new(),
+            background: Default::default(),
         };
         let steps = self.spec.steps.clone();
         if let Some(call) = &self.spec.call {
@@ -186,6 +189,9 @@ impl JobRun {
                 false
             }
         };
+        // Background steps still running end before the post steps (GitHub's implicit
+        // `wait-all`).
+        self.wait_all_background(&mut state);
         // Post steps, the last registered first (GitHub's order), before the containers go.
         while let Some(post) = state.post.pop() {
             match post {
@@ -388,6 +394,11 @@ impl JobRun {
                 ctx.env = strings(&env);
             }
             let name = self.masker.mask(&step_name(step, &ctx)).into_owned();
+            // `wait`, `wait-all`, `cancel` and `parallel` always run.
+            if let Some(control) = &step.control {
+                self.run_control(control, state, &ctx, index, name);
+                continue;
+            }
             let run_it = interpolate::condition(step.condition.as_deref(), &ctx)
                 .overall
                 .unwrap_or(false);
@@ -427,10 +438,22 @@ impl JobRun {
                 state.failed = true;
                 return true;
             }
+            if step.background && step.run.is_some() {
+                self.start_background(step, state, &ctx, index, name);
+                continue;
+            }
+            if step.background {
+                self.log(
+                    Some(index),
+                    Stream::Stderr,
+                    "##[warning]a `background: true` `uses:` step runs in the foreground here",
+                );
+            }
             self.emit(RunEvent::StepStarted {
                 job: self.key.clone(),
                 step: index,
                 name: name.clone(),
+                background: false,
                 ts: now(),
             });
             let started = Instant::now();
@@ -491,7 +514,7 @@ impl JobRun {
         false
     }
 
-    fn record_step(
+    pub(super) fn record_step(
         &self,
         step: &Step,
         state: &mut JobState,
@@ -541,17 +564,45 @@ impl JobRun {
         index: usize,
         process: Process,
     ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
-        let Process {
-            script,
-            argv,
+        let executor = process.executor;
+        let prepared = self.prepare(step, state, ctx, &process);
+        let containers = self.containers.clone();
+        let executor: &dyn exec::Executor = match (executor, &containers) {
+            (Some(e), _) => e,
+            (None, Some(c)) => c.as_ref(),
+            (None, None) => &exec::Host,
+        };
+        let temp = self.temp.clone();
+        let events = self.events.clone();
+        let result = prepared.run(
             executor,
-            extra_env,
-        } = process;
-        let script = interpolate_lossy(script, ctx);
+            &temp,
+            &mut self.masker,
+            &self.cancel,
+            LogBatch::new(self.key.clone(), index, events),
+        );
+        self.apply(state, index, result)
+    }
+
+    /// Everything a step's process needs, resolved now: its script or argv, shell, env
+    /// (the job's, the step's, `extra_env`, `GITHUB_PATH` additions), directory, timeout.
+    pub(super) fn prepare(
+        &self,
+        step: &Step,
+        state: &JobState,
+        ctx: &RunContext,
+        process: &Process,
+    ) -> Prepared {
+        let script = interpolate_lossy(process.script, ctx);
         let mut env = self.base_env.clone();
         env.extend(state.env.clone());
         env.extend(evaluate_env(&step.env, ctx));
-        env.extend(extra_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(
+            process
+                .extra_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         if !state.path.is_empty() {
             let base = env.get("PATH").cloned().unwrap_or_default();
             let mut parts: Vec<String> = state.path.iter().rev().cloned().collect();
@@ -580,7 +631,9 @@ impl JobRun {
             .clone()
             .or_else(|| defaults(|d| &d.working_directory))
         {
-            Some(dir) if argv.is_none() => self.workspace.join(interpolate_lossy(&dir, ctx)),
+            Some(dir) if process.argv.is_none() => {
+                self.workspace.join(interpolate_lossy(&dir, ctx))
+            }
             _ => self.workspace.clone(),
         };
         let step_timeout = self
@@ -593,44 +646,23 @@ impl JobRun {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let temp = self.temp.clone();
-        let containers = self.containers.clone();
-        let executor: &dyn exec::Executor = match (executor, &containers) {
-            (Some(e), _) => e,
-            (None, Some(c)) => c.as_ref(),
-            (None, None) => &exec::Host,
-        };
-        let request = StepRequest {
-            executor,
-            argv: argv.as_deref(),
-            script: &script,
-            shell: shell.as_deref(),
-            env: &env,
-            cwd: &cwd,
+        Prepared {
+            script,
+            argv: process.argv.clone(),
+            shell,
+            env,
+            cwd,
             timeout,
-            temp: &temp,
-        };
-        let key = self.key.clone();
-        let events = self.events.clone();
-        let mut batch = LogBatch::new(key, index, events);
-        let result =
-            exec::run_step(
-                &request,
-                &mut self.masker,
-                &self.cancel,
-                &mut |event| match event {
-                    StepEvent::Line(stream, line) => batch.push(stream, line),
-                    StepEvent::GroupStart(title) => {
-                        batch.push(Stream::Stdout, &format!("▸ {title}"))
-                    }
-                    StepEvent::GroupEnd => {}
-                    StepEvent::Flush => batch.flush(),
-                    StepEvent::Annotation(a) => {
-                        batch.push(Stream::Stderr, &format!("##[{}]{}", a.level, a.message))
-                    }
-                },
-            );
-        batch.flush();
+        }
+    }
+
+    /// What a finished process changes for the job's later steps.
+    pub(super) fn apply(
+        &mut self,
+        state: &mut JobState,
+        index: usize,
+        result: exec::StepResult,
+    ) -> (Outcome, IndexMap<String, String>, Vec<exec::Annotation>) {
         for w in &result.warnings {
             self.log(Some(index), Stream::Stderr, &format!("##[warning]{w}"));
         }
@@ -672,6 +704,51 @@ impl JobRun {
             .to_number()
             .is_finite()
             .then(|| Value::from_json(&v).to_number())
+    }
+}
+
+/// A step's process with everything resolved (owned: a background step takes it to its
+/// own thread).
+pub(super) struct Prepared {
+    script: String,
+    argv: Option<Vec<String>>,
+    shell: Option<String>,
+    env: IndexMap<String, String>,
+    cwd: PathBuf,
+    timeout: Option<Duration>,
+}
+
+impl Prepared {
+    /// Runs it on `executor`, its lines sent through `batch`.
+    pub(super) fn run(
+        &self,
+        executor: &dyn exec::Executor,
+        temp: &Path,
+        masker: &mut Masker,
+        cancel: &Cancel,
+        mut batch: LogBatch,
+    ) -> exec::StepResult {
+        let request = StepRequest {
+            executor,
+            argv: self.argv.as_deref(),
+            script: &self.script,
+            shell: self.shell.as_deref(),
+            env: &self.env,
+            cwd: &self.cwd,
+            timeout: self.timeout,
+            temp,
+        };
+        let result = exec::run_step(&request, masker, cancel, &mut |event| match event {
+            StepEvent::Line(stream, line) => batch.push(stream, line),
+            StepEvent::GroupStart(title) => batch.push(Stream::Stdout, &format!("▸ {title}")),
+            StepEvent::GroupEnd => {}
+            StepEvent::Flush => batch.flush(),
+            StepEvent::Annotation(a) => {
+                batch.push(Stream::Stderr, &format!("##[{}]{}", a.level, a.message))
+            }
+        });
+        batch.flush();
+        result
     }
 }
 
@@ -720,6 +797,7 @@ impl JobRun {
             job: self.key.clone(),
             step: index,
             name: name.clone(),
+            background: false,
             ts: now(),
         });
         let started = Instant::now();
@@ -792,7 +870,7 @@ fn job_status(s: &StatusView) -> &'static str {
     }
 }
 
-fn conclusion_of(outcome: &Outcome) -> Conclusion {
+pub(super) fn conclusion_of(outcome: &Outcome) -> Conclusion {
     match outcome {
         Outcome::Success => Conclusion::Success,
         Outcome::Cancelled => Conclusion::Cancelled,
@@ -805,6 +883,15 @@ fn conclusion_of(outcome: &Outcome) -> Conclusion {
 pub(super) fn step_name(step: &Step, ctx: &RunContext) -> String {
     if let Some(n) = &step.name {
         return interpolate_lossy(n, ctx);
+    }
+    if let Some(control) = &step.control {
+        use crate::spec::StepControl;
+        return match control {
+            StepControl::Wait(ids) => format!("Wait for {}", ids.join(", ")),
+            StepControl::WaitAll => "Wait for all background steps".into(),
+            StepControl::Cancel(id) => format!("Cancel {id}"),
+            StepControl::Parallel(group) => format!("Run {} steps in parallel", group.len()),
+        };
     }
     match (&step.run, &step.uses) {
         (Some(run), _) => format!(
@@ -833,7 +920,7 @@ pub fn file_name(key: &str) -> String {
 }
 
 /// Collects a step's lines and sends them in batches (one event per read, not per line).
-struct LogBatch {
+pub(super) struct LogBatch {
     job: String,
     step: usize,
     events: SyncSender<RunEvent>,
@@ -842,7 +929,7 @@ struct LogBatch {
 }
 
 impl LogBatch {
-    fn new(job: String, step: usize, events: SyncSender<RunEvent>) -> LogBatch {
+    pub(super) fn new(job: String, step: usize, events: SyncSender<RunEvent>) -> LogBatch {
         LogBatch {
             job,
             step,

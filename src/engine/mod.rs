@@ -2,6 +2,7 @@
 //! (ready queue, caps, fail-fast); each job runs on its own thread and reports back by channel.
 
 mod actions;
+mod background;
 mod calls;
 pub use actions::runtime::ActionsRuntime;
 pub mod containers;

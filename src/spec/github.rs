@@ -56,6 +56,11 @@ const STEP_KEYS: &[&str] = &[
     "working-directory",
     "continue-on-error",
     "timeout-minutes",
+    "background",
+    "wait",
+    "wait-all",
+    "cancel",
+    "parallel",
 ];
 const CONTAINER_KEYS: &[&str] = &["image", "credentials", "env", "ports", "volumes", "options"];
 /// A service container also takes `entrypoint` and `command` (an image's own override).
@@ -892,6 +897,61 @@ fn activity_types(event: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// GitHub's rules for parallel steps: `wait`/`wait-all`/`cancel` are steps of their own that
+/// always run (no `run`, `uses` or `if`); what they name is an earlier background step; none
+/// of it inside a composite action.
+fn check_parallel_step(c: &mut Checker, item: &Node, step: &Step, earlier: &[Step], job: &str) {
+    let uses_parallel = step.background || step.control.is_some();
+    if uses_parallel && job == "the composite action" {
+        c.error(
+            item.pos,
+            "parallel steps (`background`, `wait`, `wait-all`, `cancel`, `parallel`) are not allowed in composite actions",
+        );
+        return;
+    }
+    let Some(control) = &step.control else {
+        if step.background && step.run.is_none() && step.uses.is_none() {
+            c.error(item.pos, "`background` needs a `run` or `uses` step");
+        }
+        return;
+    };
+    let what = match control {
+        StepControl::Wait(_) => "wait",
+        StepControl::WaitAll => "wait-all",
+        StepControl::Cancel(_) => "cancel",
+        StepControl::Parallel(_) => "parallel",
+    };
+    for key in ["run", "uses", "background"] {
+        if item.get(key).is_some() {
+            c.error(
+                item.pos,
+                format!("`{what}` cannot be combined with `{key}`"),
+            );
+        }
+    }
+    if what != "parallel" && item.get("if").is_some() {
+        c.error(item.pos, format!("`{what}` always runs: it takes no `if`"));
+    }
+    let background = |id: &str| {
+        earlier
+            .iter()
+            .any(|s| s.background && s.id.as_deref() == Some(id))
+    };
+    let named: Vec<&String> = match control {
+        StepControl::Wait(ids) => ids.iter().collect(),
+        StepControl::Cancel(id) => vec![id],
+        _ => Vec::new(),
+    };
+    for id in named {
+        if !background(id) {
+            c.error(
+                item.pos,
+                format!("`{what}: {id}`: no earlier step with `background: true` has id `{id}`"),
+            );
+        }
+    }
+}
+
 /// A literal `timeout-minutes` must be above zero (GitHub refuses 0 and negatives).
 fn positive_minutes(c: &mut Checker, node: &Node) {
     if let Some(n) = node.scalar().and_then(|s| s.trim().parse::<f64>().ok())
@@ -1043,10 +1103,42 @@ pub(crate) fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> 
                     step.timeout_minutes = c.flexible(v, key, "a number", Location::Step);
                     positive_minutes(c, v);
                 }
+                "background" => match v.as_bool() {
+                    Some(b) => step.background = b,
+                    None => c.type_error(v, "background", "`true` or `false`"),
+                },
+                "wait" => {
+                    let ids = c
+                        .string_list(v, "wait")
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect();
+                    step.control = Some(StepControl::Wait(ids));
+                }
+                "wait-all" => step.control = Some(StepControl::WaitAll),
+                "cancel" => {
+                    if let Some(id) = c.string(v, "cancel") {
+                        step.control = Some(StepControl::Cancel(id));
+                    }
+                }
+                "parallel" => {
+                    let mut group = parse_steps(c, v, "a `parallel` group");
+                    for inner in &mut group {
+                        if inner.control.is_some() {
+                            c.error(
+                                inner.pos,
+                                "a `parallel` group holds `run` and `uses` steps only",
+                            );
+                        }
+                        inner.background = true;
+                    }
+                    step.control = Some(StepControl::Parallel(group));
+                }
                 _ => {}
             }
         }
-        if item.as_map().is_some() {
+        check_parallel_step(c, item, &step, &steps, job);
+        if item.as_map().is_some() && step.control.is_none() {
             match (&step.run, &step.uses) {
                 (Some(_), Some(_)) => {
                     c.error(item.pos, "a step cannot have both `run` and `uses`");

@@ -141,6 +141,23 @@ pub struct Step {
     pub working_directory: Option<String>,
     pub continue_on_error: Option<Flexible>,
     pub timeout_minutes: Option<Flexible>,
+    /// `background: true`: started, and the job moves on (see [`StepControl`]).
+    pub background: bool,
+    /// A step that is not a process: `wait`, `wait-all`, `cancel`, `parallel`.
+    pub control: Option<StepControl>,
+}
+
+/// GitHub's parallel steps: the steps that coordinate background steps.
+#[derive(Debug, Clone)]
+pub enum StepControl {
+    /// `wait: id` / `wait: [ids]`: until those background steps end.
+    Wait(Vec<String>),
+    /// `wait-all:`: until every background step started so far ends.
+    WaitAll,
+    /// `cancel: id`: stop that background step (SIGINT, SIGTERM, then SIGKILL).
+    Cancel(String),
+    /// `parallel: [steps]`: each started in the background, then waited for.
+    Parallel(Vec<Step>),
 }
 
 impl Pipeline {

@@ -359,3 +359,191 @@ fn a_gitlab_file_is_known_by_its_content_as_well_as_its_name() {
         assert!(text.contains("read as GitLab by unit"), "{file}: {text}");
     }
 }
+
+/// `(name, outcome)` of each finished step of `job`, in order of finishing.
+fn step_outcomes(events: &[serde_json::Value], job: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "step_finished" && e["job"] == job)
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or_default().to_string(),
+                e["conclusion"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn parallel_steps_run_as_github_documents() {
+    let repo = Repo::new(
+        r#"on: push
+jobs:
+  visible:
+    runs-on: x
+    steps:
+      - id: slow
+        background: true
+        run: |
+          sleep 0.2
+          echo "SLOW=set" >> "$GITHUB_ENV"
+          echo "v=done" >> "$GITHUB_OUTPUT"
+      - run: echo "before wait [${{ steps.slow.outputs.v }}] [${SLOW:-unset}]"
+      - wait: slow
+      - run: echo "after wait [${{ steps.slow.outputs.v }}] [$SLOW]"
+      - parallel:
+          - run: sleep 0.3 && echo one
+          - run: sleep 0.3 && echo two
+      - run: echo group done
+  failing:
+    runs-on: x
+    steps:
+      - id: bad
+        background: true
+        run: exit 3
+      - id: tolerated
+        background: true
+        continue-on-error: true
+        run: exit 4
+      - run: echo foreground still runs
+      - wait: [bad, tolerated]
+      - run: echo never
+  implicit:
+    runs-on: x
+    steps:
+      - background: true
+        run: sleep 0.2 && exit 5
+      - run: echo last foreground step
+  stopped:
+    runs-on: x
+    steps:
+      - id: server
+        background: true
+        run: sleep 60
+      - cancel: server
+      - run: echo "server ${{ steps.server.outcome }}"
+"#,
+    );
+    let (code, events) = repo.events(&[]);
+    assert_eq!(code, Some(1), "{events:#?}");
+    let visible = log_lines(&events, "visible");
+    for line in [
+        "before wait [] [unset]",
+        "after wait [done] [set]",
+        "one",
+        "two",
+        "group done",
+    ] {
+        assert!(visible.contains(&line.to_string()), "{line}: {visible:?}");
+    }
+    let results = crate::run::results(&events);
+    let result = |job: &str| {
+        results
+            .iter()
+            .find(|(j, _)| j == job)
+            .map(|(_, r)| r.clone())
+    };
+    assert_eq!(result("visible").as_deref(), Some("success"));
+    // The failure surfaces at the wait; the tolerated one does not; later steps are skipped.
+    let failing = step_outcomes(&events, "failing");
+    assert!(
+        failing.contains(&("Wait for bad, tolerated".into(), "failure".into())),
+        "{failing:?}"
+    );
+    assert!(
+        failing.contains(&("Run exit 4".into(), "success".into())),
+        "{failing:?}"
+    );
+    assert!(
+        failing.contains(&("Run echo never".into(), "skipped".into())),
+        "{failing:?}"
+    );
+    assert!(log_lines(&events, "failing").contains(&"foreground still runs".to_string()));
+    // Not waited for: the job waits at its end, and the step's failure is the job's.
+    assert_eq!(result("failing").as_deref(), Some("failure"));
+    assert_eq!(result("implicit").as_deref(), Some("failure"));
+    assert!(
+        step_outcomes(&events, "implicit")
+            .contains(&("Run sleep 0.2 && exit 5".into(), "failure".into()))
+    );
+    // cancel: the step is stopped (not 60 s later), its outcome `cancelled`, the job passes.
+    assert_eq!(result("stopped").as_deref(), Some("success"));
+    assert_eq!(log_lines(&events, "stopped"), ["server cancelled"]);
+}
+
+#[test]
+fn at_most_ten_background_steps_run_at_once() {
+    let steps: String = (0..12)
+        .map(|i| {
+            format!(
+                "      - background: true\n        run: |\n          touch running/{i}\n          ls running | wc -l >> counts\n          sleep 0.3\n          rm running/{i}\n"
+            )
+        })
+        .collect();
+    let repo = Repo::new(&format!(
+        "on: push\njobs:\n  many:\n    runs-on: x\n    steps:\n      - run: mkdir -p running && rm -f counts\n{steps}      - wait-all:\n      - run: echo \"ran $(wc -l < counts) max $(sort -n counts | tail -1)\"\n"
+    ));
+    let (code, events) = repo.events(&[]);
+    assert_eq!(code, Some(0), "{events:#?}");
+    let line = log_lines(&events, "many").pop().expect("a line");
+    let max: usize = line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("max");
+    assert!(line.starts_with("ran 12 max "), "{line}");
+    assert!((2..=10).contains(&max), "{line}");
+}
+
+#[test]
+fn parallel_steps_are_validated_as_github_validates_them() {
+    let table: &[(&str, &str)] = &[
+        (
+            "      - wait: nope\n",
+            "`wait: nope`: no earlier step with `background: true` has id `nope`",
+        ),
+        (
+            "      - id: a\n        run: 'true'\n      - cancel: a\n",
+            "`cancel: a`: no earlier step with `background: true`",
+        ),
+        (
+            "      - id: a\n        background: true\n        run: 'true'\n      - wait: a\n        if: always()\n",
+            "`wait` always runs: it takes no `if`",
+        ),
+        (
+            "      - wait-all:\n        run: 'true'\n",
+            "`wait-all` cannot be combined with `run`",
+        ),
+        (
+            "      - background: yes please\n        run: 'true'\n",
+            "`background` must be `true` or `false`",
+        ),
+    ];
+    for (steps, message) in table {
+        let repo = Repo::new(&format!(
+            "on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n{steps}"
+        ));
+        let out = tess(repo.path(), &["validate"]);
+        let text = stderr(&out) + &stdout(&out);
+        assert_eq!(out.status.code(), Some(2), "{steps}\n{text}");
+        assert!(
+            text.contains(message),
+            "{steps}\nwanted {message}\ngot {text}"
+        );
+    }
+    // Not in composite actions.
+    let repo =
+        Repo::new("on: push\njobs:\n  j:\n    runs-on: x\n    steps:\n      - uses: ./act\n");
+    repo.write(
+        "act/action.yml",
+        "name: a\nruns:\n  using: composite\n  steps:\n    - background: true\n      shell: bash\n      run: 'true'\n",
+    );
+    let (code, events) = repo.events(&[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        log_lines(&events, "j")
+            .iter()
+            .any(|l| l.contains("not allowed in composite actions")),
+        "{events:#?}"
+    );
+}
