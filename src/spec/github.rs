@@ -251,6 +251,7 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
             "paths-ignore",
         ],
         "workflow_run" => &["workflows", "types", "branches", "branches-ignore"],
+        "image_version" => &["names", "versions"],
         "workflow_dispatch" => &["inputs"],
         "workflow_call" => &["inputs", "outputs", "secrets"],
         _ => &["types"],
@@ -293,6 +294,8 @@ fn parse_event(c: &mut Checker, name: &str, node: &Node, p: &mut Pipeline) -> Ev
             "tags-ignore" => f.tags_ignore = patterns(c, v, key),
             "paths" => f.paths = patterns(c, v, key),
             "paths-ignore" => f.paths_ignore = patterns(c, v, key),
+            "names" => f.names = patterns(c, v, key),
+            "versions" => f.versions = patterns(c, v, key),
             "inputs" => parse_inputs(c, v, name, &mut p.inputs),
             "workflows" => {
                 c.string_list(v, "workflows");
@@ -675,6 +678,19 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
                 job.environment = Some(v.to_json());
             }
             "container" => job.container = Some(parse_container(c, v, "container")),
+            // Custom images: the image to snapshot the runner into after the job.
+            "snapshot" => {
+                c.expressions(v, Location::Job);
+                if v.as_map().is_some() {
+                    c.map(v, "snapshot", &["image-name", "version"]);
+                    if v.get("image-name").is_none() {
+                        c.error(v.pos, "`snapshot` needs `image-name`");
+                    }
+                } else {
+                    c.string(v, "snapshot");
+                }
+                job.snapshot = Some(v.to_json());
+            }
             "services" => {
                 if let Some(text) = v.scalar().filter(|t| is_whole_expression(t)) {
                     // `services: ${{ fromJSON(…) }}`: the mapping comes at run time.

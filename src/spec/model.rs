@@ -70,6 +70,8 @@ pub struct Job {
     pub concurrency: Option<Json>,
     pub environment: Option<Json>,
     pub container: Option<Json>,
+    /// `snapshot` (custom images): a name, or `{image-name, version}`.
+    pub snapshot: Option<Json>,
     pub services: IndexMap<String, Json>,
     pub defaults: RunDefaults,
     pub permissions: Option<Json>,
@@ -214,6 +216,7 @@ impl Job {
             concurrency: None,
             environment: None,
             container: None,
+            snapshot: None,
             services: IndexMap::new(),
             defaults: RunDefaults::default(),
             permissions: None,

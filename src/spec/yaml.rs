@@ -276,6 +276,49 @@ pub fn parse_str(
     flavor: Flavor,
     origin: u16,
 ) -> (Option<Node>, Vec<Diagnostic>) {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    // libyaml (PyYAML, GitHub's parser) accepts a flow collection's closing `]`/`}` at the
+    // indentation of the key that opened it (a real pytest workflow does this); the YAML
+    // parser here does not. Such a line is moved one column right and the file read again.
+    for _ in 0..MAX_CLOSER_FIXES {
+        let (root, diagnostics) = parse_text(file, &text, flavor, origin);
+        let closer_line = diagnostics
+            .iter()
+            .find(|d| d.message == "invalid YAML: invalid indentation")
+            .map(|d| d.line as usize)
+            .filter(|&line| {
+                text.lines()
+                    .nth(line.saturating_sub(1))
+                    .is_some_and(|l| matches!(l.trim_start().chars().next(), Some(']' | '}')))
+            });
+        let Some(line) = closer_line else {
+            return (root, diagnostics);
+        };
+        let shifted: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i + 1 == line {
+                    format!(" {l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        text = std::borrow::Cow::Owned(shifted.join("\n") + "\n");
+    }
+    parse_text(file, &text, flavor, origin)
+}
+
+/// How many closing-bracket lines [`parse_str`] moves before it gives up.
+const MAX_CLOSER_FIXES: usize = 32;
+
+fn parse_text(
+    file: &str,
+    text: &str,
+    flavor: Flavor,
+    origin: u16,
+) -> (Option<Node>, Vec<Diagnostic>) {
     let mut loader = Loader {
         file,
         anchors: HashMap::new(),

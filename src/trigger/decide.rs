@@ -16,6 +16,9 @@ pub struct EventFilters {
     pub paths: Option<PatternList>,
     pub paths_ignore: Option<PatternList>,
     pub types: Option<Vec<String>>,
+    /// `image_version`: the custom images (`names`) and `versions` it listens for.
+    pub names: Option<PatternList>,
+    pub versions: Option<PatternList>,
 }
 
 #[derive(Debug, Clone)]

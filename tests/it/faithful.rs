@@ -216,6 +216,21 @@ const VALIDATION: &[(&str, Option<&str>)] = &[
         "on: push\njobs:\n  a:\n    runs-on: x\n    services:\n      db: {image: postgres, entrypoint: /bin/sh, command: \"-c 'sleep 1'\"}\n    steps: [{run: a}]\n",
         None,
     ),
+    // A flow sequence closed at the key's indentation (a real pytest workflow; libyaml
+    // and GitHub accept it).
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n        python: [\n          \"3.10\",\n          \"3.11\",\n        ]\n    steps: [{run: a}]\n",
+        None,
+    ),
+    // Custom images: `snapshot` on a job, the `image_version` event and its filters.
+    (
+        "on:\n  image_version:\n    names: [my-image]\n    versions: ['1.*']\njobs:\n  a:\n    runs-on: x\n    snapshot: {image-name: my-image, version: '1.2'}\n    steps: [{run: a}]\n",
+        None,
+    ),
+    (
+        "on: push\njobs:\n  a:\n    runs-on: x\n    snapshot: {version: '1'}\n    steps: [{run: a}]\n",
+        Some("5:15: error: `snapshot` needs `image-name`"),
+    ),
     (
         "on:\n  workflow_call:\n    outputs:\n      v: {value: \"${{ jobs.a.outputs.v }}\"}\njobs:\n  a: {runs-on: x, outputs: {v: x}, steps: [{run: a}]}\n",
         None,
