@@ -301,6 +301,9 @@ pub fn plan(
     Ok(planned)
 }
 
+/// How many runs `concurrency.queue: max` keeps waiting in one group (GitHub's limit).
+const MAX_QUEUED_RUNS: usize = 100;
+
 /// The run's concurrency group, scoped to the repository: GitHub's workflow-level
 /// `concurrency` (its expressions see `github.*`, including `workflow` and `repository`),
 /// or for GitLab the ref (a newer pipeline auto-cancels interruptible older ones).
@@ -316,13 +319,18 @@ fn concurrency(
         let group = format!("{repo}:gitlab:{}", event.git_ref);
         return Some((group, Supersede::Interruptible));
     }
-    let (group, cancel) = match pipeline.concurrency.as_ref()? {
-        Json::String(group) => (group.clone(), Json::Bool(false)),
+    let (group, cancel, queue) = match pipeline.concurrency.as_ref()? {
+        Json::String(group) => (group.clone(), Json::Bool(false), 1),
         Json::Object(map) => (
             map.get("group")?.as_str()?.to_string(),
             map.get("cancel-in-progress")
                 .cloned()
                 .unwrap_or(Json::Bool(false)),
+            // GitHub: `queue: max` keeps up to 100 runs waiting, `single` (default) one.
+            match map.get("queue").and_then(Json::as_str) {
+                Some("max") => MAX_QUEUED_RUNS,
+                _ => 1,
+            },
         ),
         _ => return None,
     };
@@ -353,7 +361,7 @@ fn concurrency(
     let policy = if cancel {
         Supersede::CancelInProgress
     } else {
-        Supersede::Never
+        Supersede::Queue(queue)
     };
     Some((format!("{repo}:{group}"), policy))
 }

@@ -562,11 +562,22 @@ fn parse_permissions(c: &mut Checker, node: &Node) -> Json {
 
 fn parse_concurrency(c: &mut Checker, node: &Node, location: Location) -> Json {
     if node.as_map().is_some() {
-        for (key, _, v) in c.map(node, "concurrency", &["group", "cancel-in-progress"]) {
-            if key == "cancel-in-progress" {
-                c.flexible(v, key, "a boolean", location);
-            } else {
-                c.expressions(v, location);
+        for (key, _, v) in c.map(
+            node,
+            "concurrency",
+            &["group", "cancel-in-progress", "queue"],
+        ) {
+            match key {
+                "cancel-in-progress" => {
+                    c.flexible(v, key, "a boolean", location);
+                }
+                "queue" => {
+                    c.forbid_expression(v, "`concurrency.queue`");
+                    if !matches!(v.scalar(), Some("single" | "max")) {
+                        c.error(v.pos, "`concurrency.queue` is `single` or `max`");
+                    }
+                }
+                _ => c.expressions(v, location),
             }
         }
     } else {

@@ -222,6 +222,14 @@ const VALIDATION: &[(&str, Option<&str>)] = &[
         "on: push\njobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n        python: [\n          \"3.10\",\n          \"3.11\",\n        ]\n    steps: [{run: a}]\n",
         None,
     ),
+    (
+        "on: push\nconcurrency: {group: deploy, queue: max}\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        None,
+    ),
+    (
+        "on: push\nconcurrency: {group: deploy, queue: all}\njobs:\n  a: {runs-on: x, steps: [{run: a}]}\n",
+        Some("2:37: error: `concurrency.queue` is `single` or `max`"),
+    ),
     // Custom images: `snapshot` on a job, the `image_version` event and its filters.
     (
         "on:\n  image_version:\n    names: [my-image]\n    versions: ['1.*']\njobs:\n  a:\n    runs-on: x\n    snapshot: {image-name: my-image, version: '1.2'}\n    steps: [{run: a}]\n",

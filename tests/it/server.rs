@@ -919,6 +919,54 @@ fn a_concurrency_group_holds_one_pending_run_until_the_running_one_ends() {
 }
 
 #[test]
+fn concurrency_queue_max_keeps_every_waiting_run_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
+    let gate = root.join("gate");
+    let workflow = |n: u32| {
+        format!(
+            "on: push\nconcurrency:\n  group: deploy\n  queue: max\njobs:\n  deploy:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo deploying {n}\n          while [ ! -e {gate} ]; do sleep 0.05; done\n",
+            gate = gate.display()
+        )
+    };
+    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+    let runs: Vec<String> = (1..=3)
+        .map(|n| {
+            let sha = repo.commit(&[(".github/workflows/ci.yml", &workflow(n))], "main");
+            push_main(&server, &format!("q{n}"), &sha)
+        })
+        .collect();
+    let status = |id: &str| {
+        server.run(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_for("the first deploy to start", Duration::from_secs(30), || {
+        (status(&runs[0]) == "running").then_some(())
+    });
+    // `queue: max`: both newer runs wait (with `single`, the third replaces the second).
+    assert_eq!(status(&runs[1]), "pending");
+    assert_eq!(status(&runs[2]), "pending");
+    std::fs::write(&gate, "").expect("open the gate");
+    let finished: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|id| server.finished_run(id, Duration::from_secs(60)))
+        .collect();
+    for run in &finished {
+        assert_eq!(run["status"], "success", "{run:#}");
+    }
+    // One at a time, oldest first.
+    for pair in finished.windows(2) {
+        assert!(
+            job(&pair[1], "deploy")["started_at"].as_i64()
+                >= job(&pair[0], "deploy")["finished_at"].as_i64()
+        );
+    }
+}
+
+#[test]
 fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interruptible() {
     on_each_database(|root, database| {
         let (repo, server) = setup(root, "gitlab", "group/app", 30, database);

@@ -419,8 +419,10 @@ pub enum Supersede {
     CancelInProgress,
     /// GitLab: cancel when every started job is `interruptible`.
     Interruptible,
-    /// GitHub `concurrency` without `cancel-in-progress` (recorded; runs are not held).
-    Never,
+    /// GitHub `concurrency` without `cancel-in-progress`: a newer run waits while one is in
+    /// progress, with at most this many waiting (`queue: single` 1, the default; `queue: max`
+    /// 100), the oldest waiting one cancelled beyond it.
+    Queue(usize),
 }
 
 /// A job a runner just leased, with what the lease message needs from the store.
@@ -1751,7 +1753,9 @@ fn run_json(r: &AnyRow) -> Result<serde_json::Value> {
 async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&str>) -> Result<()> {
     let now = now_ms();
     let waits = match &run.concurrency {
-        Some((group, Supersede::Never)) if run.error.is_none() => group_busy(conn, group).await?,
+        Some((group, Supersede::Queue(_))) if run.error.is_none() => {
+            group_busy(conn, group).await?
+        }
         _ => false,
     };
     let status = match (&run.error, &run.skipped, waits) {
@@ -1921,12 +1925,14 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
     };
     let older = sqlx::query(
         "SELECT id, status FROM runs WHERE concurrency_group = $1 AND id <> $2 \
-         AND status IN ('queued', 'running', 'pending')",
+         AND status IN ('queued', 'running', 'pending') ORDER BY created_at DESC, id DESC",
     )
     .bind(group)
     .bind(&run.id)
     .fetch_all(&mut *conn)
     .await?;
+    // Waiting runs seen so far, newest first (the new run is one of the queue's places).
+    let mut waiting = 0;
     for row in older {
         let id: String = row.try_get(0)?;
         let status: String = row.try_get(1)?;
@@ -1942,8 +1948,14 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
                 .try_get::<i64, _>(0)?;
                 blocking == 0
             }
-            // One run waits per group: the newer replaces an older waiting one.
-            Supersede::Never => status == PENDING,
+            // `queue: single`: the newer replaces an older waiting one; `queue: max`: the
+            // oldest beyond the limit goes.
+            Supersede::Queue(limit) => {
+                if status == PENDING {
+                    waiting += 1;
+                }
+                status == PENDING && waiting >= *limit
+            }
         };
         if cancel {
             tracing::info!(run_id = %id, by = %run.id, %group, "superseded by a newer run");
