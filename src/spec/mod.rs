@@ -68,7 +68,21 @@ pub fn parse_gitlab(
         .event
         .map(|event| move |rules: &yaml::Node| gitlab::include_admitted(rules, event, exists));
     let admit = admit.as_ref().map(|f| f as &gitlab::IncludeRules);
-    let resolved = gitlab::resolve(file, root, repo.includes, admit, &mut diagnostics);
+    // Include paths see the predefined variables and the pipeline's (a manual run's,
+    // a schedule's), as GitLab expands them.
+    let variables = repo.event.map(|event| {
+        let mut vars = crate::trigger::gitlab::predefined(event);
+        vars.extend(event.inputs.clone());
+        vars
+    });
+    let resolved = gitlab::resolve(
+        file,
+        root,
+        repo.includes,
+        admit,
+        variables.as_ref(),
+        &mut diagnostics,
+    );
     let source = std::str::from_utf8(bytes).unwrap_or_default();
     let mut checker = check::Checker::new(file, source);
     checker.files = resolved.files;

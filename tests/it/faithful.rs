@@ -570,3 +570,38 @@ fn parallel_steps_are_validated_as_github_validates_them() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn gitlab_include_local_paths_expand_predefined_and_pipeline_variables() {
+    let repo =
+        Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
+    repo.write(
+        ".gitlab-ci.yml",
+        "include:\n  - local: ci/$CI_COMMIT_REF_NAME.yml\n  - local: ci/extra-${TARGET}.yml\n",
+    );
+    repo.write(
+        "ci/main.yml",
+        "from-branch:\n  script: echo included for the branch\n",
+    );
+    repo.write(
+        "ci/extra-arm.yml",
+        "from-input:\n  script: echo included for arm\n",
+    );
+    let out = tess(
+        repo.path(),
+        &[
+            "run",
+            ".gitlab-ci.yml",
+            "--event",
+            "manual",
+            "--ref",
+            "main",
+            "--input",
+            "TARGET=arm",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("included for the branch"), "{text}");
+    assert!(text.contains("included for arm"), "{text}");
+}

@@ -4,6 +4,7 @@
 
 use crate::diag::{Diagnostic, Pos, did_you_mean};
 use crate::spec::yaml::{Node, Style, Value};
+use indexmap::IndexMap;
 use std::collections::HashMap;
 
 /// Reads included files: `(display path, bytes)` for a path relative to the project root
@@ -67,11 +68,13 @@ pub fn resolve(
     root: Node,
     source: &mut IncludeSource,
     admit: Option<&IncludeRules>,
+    variables: Option<&IndexMap<String, String>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Resolved {
     let mut includer = Includer {
         source,
         admit,
+        variables,
         diagnostics,
         unresolved: Vec::new(),
         excluded: Vec::new(),
@@ -110,6 +113,9 @@ struct Includer<'a, 's> {
     source: &'a mut IncludeSource<'s>,
     /// Set when loading for one event: conditional includes are decided while merging.
     admit: Option<&'a IncludeRules<'s>>,
+    /// The variables GitLab expands in include paths (predefined and pipeline variables,
+    /// not the file's own `variables:`), when the event is known.
+    variables: Option<&'a IndexMap<String, String>>,
     diagnostics: &'a mut Vec<Diagnostic>,
     unresolved: Vec<String>,
     excluded: Vec<String>,
@@ -191,6 +197,10 @@ impl Includer<'_, '_> {
                 return Vec::new();
             }
         };
+        let target = match self.variables {
+            Some(vars) if target.contains('$') => crate::trigger::gitlab::expand(&target, vars),
+            _ => target,
+        };
         // For a known event, GitLab decides the include before fetching it; without one,
         // everything is merged and the rules gate the jobs the file defines.
         if let (Some(admit), Some(rules)) = (self.admit, item.get("rules"))
@@ -209,6 +219,13 @@ impl Includer<'_, '_> {
                 _ => f.scalar().map(String::from).into_iter().collect(),
             },
             _ => Vec::new(),
+        };
+        let project_files: Vec<String> = match self.variables {
+            Some(vars) => project_files
+                .iter()
+                .map(|f| crate::trigger::gitlab::expand(f, vars))
+                .collect(),
+            None => project_files,
         };
         let mut found: Option<Vec<(String, Vec<u8>)>> = None;
         if kind == "project" && !project_files.is_empty() {
