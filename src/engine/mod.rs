@@ -380,6 +380,20 @@ pub fn run(
         ctx.matrix = job.matrix.as_ref().map_or(Value::Null, Value::from_json);
         if outcome.result == Conclusion::Failure && !outcome.allowed_failure {
             failed = true;
+            // GitLab `workflow:auto_cancel:on_job_failure: all`: the rest of the pipeline
+            // is cancelled.
+            if pipeline.auto_cancel.on_job_failure == "all" {
+                for (j, slot) in dag.slots.clone().into_iter().enumerate() {
+                    match slot {
+                        _ if j == i => {}
+                        Slot::Running => cancels[j].request(CancelLevel::Graceful),
+                        Slot::Waiting | Slot::Ready => {
+                            dag.finish(j, Conclusion::Cancelled, IndexMap::new())
+                        }
+                        Slot::Done => {}
+                    }
+                }
+            }
             if job.matrix.is_some() && fail_fast(job, &ctx) {
                 // fail-fast: cancel the running siblings, never start the others.
                 for (j, other) in jobs.iter().enumerate() {

@@ -316,6 +316,10 @@ fn concurrency(
     use crate::expr::Value;
     use crate::plan::{PlanContext, interpolate};
     if pipeline.dialect == crate::spec::Dialect::GitLab {
+        // `workflow:auto_cancel:on_new_commit: none`: a newer pipeline cancels nothing.
+        if pipeline.auto_cancel.on_new_commit == "none" {
+            return None;
+        }
         let group = format!("{repo}:gitlab:{}", event.git_ref);
         return Some((group, Supersede::Interruptible));
     }

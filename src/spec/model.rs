@@ -32,8 +32,28 @@ pub struct Pipeline {
     pub jobs: IndexMap<String, Arc<Job>>,
     /// GitLab `workflow:rules` (whether a pipeline is created at all).
     pub workflow_rules: Option<Vec<crate::trigger::gitlab::Rule>>,
+    /// GitLab `workflow:auto_cancel`.
+    pub auto_cancel: AutoCancel,
     /// GitLab includes whose `rules:` left them out for the event the file was loaded for.
     pub skipped_includes: Vec<String>,
+}
+
+/// GitLab `workflow:auto_cancel`: what a newer pipeline for the ref cancels
+/// (`on_new_commit`: `conservative`, `interruptible` or `none`) and what a failed job cancels
+/// (`on_job_failure`: `none` or `all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoCancel {
+    pub on_new_commit: String,
+    pub on_job_failure: String,
+}
+
+impl Default for AutoCancel {
+    fn default() -> AutoCancel {
+        AutoCancel {
+            on_new_commit: "conservative".into(),
+            on_job_failure: "none".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -179,6 +199,7 @@ impl Pipeline {
             concurrency: None,
             jobs: IndexMap::new(),
             workflow_rules: None,
+            auto_cancel: AutoCancel::default(),
             skipped_includes: Vec::new(),
         }
     }

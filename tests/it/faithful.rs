@@ -605,3 +605,46 @@ fn gitlab_include_local_paths_expand_predefined_and_pipeline_variables() {
     assert!(text.contains("included for the branch"), "{text}");
     assert!(text.contains("included for arm"), "{text}");
 }
+
+#[test]
+fn gitlab_auto_cancel_on_job_failure_all_cancels_the_rest_of_the_pipeline() {
+    let yaml = "workflow:\n  auto_cancel:\n    on_job_failure: all\nstages: [test, deploy]\nbreaks:\n  stage: test\n  script: exit 1\nslow:\n  stage: test\n  script:\n    - sleep 30\n    - echo slow finished\ndeploy:\n  stage: deploy\n  when: always\n  script: echo deployed\n";
+    let started = std::time::Instant::now();
+    let (code, text) = gitlab_run(yaml, &["--json"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "slow was not stopped"
+    );
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let results = crate::run::results(&events);
+    let result = |job: &str| {
+        results
+            .iter()
+            .find(|(j, _)| j == job)
+            .map(|(_, r)| r.clone())
+    };
+    assert_eq!(result("breaks").as_deref(), Some("failure"));
+    assert_eq!(result("slow").as_deref(), Some("cancelled"), "{results:?}");
+    assert_eq!(
+        result("deploy").as_deref(),
+        Some("cancelled"),
+        "{results:?}"
+    );
+    // Values are checked.
+    let bad = "workflow:\n  auto_cancel:\n    on_new_commit: sometimes\nj:\n  script: echo\n";
+    let repo =
+        Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
+    repo.write(".gitlab-ci.yml", bad);
+    let out = tess(repo.path(), &["validate", ".gitlab-ci.yml"]);
+    assert!(
+        stderr(&out).contains(
+            "3:20: error: `auto_cancel:on_new_commit` is one of conservative, interruptible, none"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1025,6 +1025,54 @@ fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interrup
 }
 
 #[test]
+fn gitlab_auto_cancel_on_new_commit_none_keeps_older_pipelines_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(root, "gitlab", "group/app", 30, &databases(root)[0]);
+    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+    let gate = root.join("gate");
+    let started = root.join("started");
+    let ci = |n: u32| {
+        format!(
+            "workflow:\n  auto_cancel:\n    on_new_commit: none\ndefault:\n  interruptible: true\nslow:\n  script:\n    - echo {n} >> {started}\n    - while [ ! -e {gate} ]; do sleep 0.05; done\n",
+            started = started.display(),
+            gate = gate.display()
+        )
+    };
+    let push = |n: u32| {
+        let sha = repo.commit(&[(".gitlab-ci.yml", &ci(n))], "main");
+        let body = json!({
+            "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
+            "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
+        });
+        let delivery = format!("gl-none-{n}");
+        let (status, reply) = server.hook(
+            "gitlab",
+            "Push Hook",
+            &delivery,
+            &serde_json::to_vec(&body).expect("json"),
+            SECRET,
+        );
+        assert_eq!(status, 202, "{reply}");
+        run_of_delivery(&server, &format!("gitlab:{delivery}"))
+    };
+    let first = push(1);
+    let second = push(2);
+    // Both interruptible jobs start: the newer pipeline cancelled nothing.
+    wait_for("both jobs to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&started)
+            .ok()
+            .filter(|s| s.lines().count() >= 2)
+            .map(drop)
+    });
+    std::fs::write(&gate, "").expect("open the gate");
+    for id in [&first, &second] {
+        let run = server.finished_run(id, Duration::from_secs(30));
+        assert_eq!(run["status"], "success", "{run:#}");
+    }
+}
+
+#[test]
 fn a_reused_workspace_holds_exactly_the_commit_the_next_job_checks_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();

@@ -145,8 +145,10 @@ pub fn lower(
     }
     if let Some(w) = root.get("workflow") {
         for (key, _, v) in c.map(w, "workflow", &["rules", "name", "auto_cancel"]) {
-            if key == "rules" {
-                p.workflow_rules = Some(rules(c, v));
+            match key {
+                "rules" => p.workflow_rules = Some(rules(c, v)),
+                "auto_cancel" => p.auto_cancel = auto_cancel(c, v),
+                _ => {}
             }
         }
     }
@@ -396,6 +398,39 @@ fn check_cache(c: &mut Checker, node: &Node) {
             );
         }
     }
+}
+
+/// `workflow:auto_cancel` (`on_new_commit`, `on_job_failure`), values as GitLab documents.
+fn auto_cancel(c: &mut Checker, node: &Node) -> crate::spec::AutoCancel {
+    let mut out = crate::spec::AutoCancel::default();
+    for (key, _, v) in c.map(
+        node,
+        "workflow:auto_cancel",
+        &["on_new_commit", "on_job_failure"],
+    ) {
+        let value = v.scalar().unwrap_or_default().to_string();
+        let allowed: &[&str] = if key == "on_new_commit" {
+            &["conservative", "interruptible", "none"]
+        } else {
+            &["none", "all"]
+        };
+        if !allowed.contains(&value.as_str()) {
+            c.error(
+                v.pos,
+                format!(
+                    "`auto_cancel:{key}` is one of {}, not `{value}`",
+                    allowed.join(", ")
+                ),
+            );
+            continue;
+        }
+        if key == "on_new_commit" {
+            out.on_new_commit = value;
+        } else {
+            out.on_job_failure = value;
+        }
+    }
+    out
 }
 
 /// GitLab flattens nested script arrays up to this depth and refuses deeper ones.
