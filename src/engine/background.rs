@@ -163,22 +163,7 @@ impl JobRun {
     }
 
     fn finish_control(&mut self, state: &mut JobState, index: usize, name: String, o: Outcome) {
-        let conclusion = conclusion_of(&o);
-        if conclusion == Conclusion::Failure {
-            state.failed = true;
-            state.first_failure.get_or_insert_with(|| o.clone());
-        }
-        self.emit(RunEvent::StepFinished {
-            job: self.key.clone(),
-            step: index,
-            name,
-            outcome: conclusion,
-            conclusion,
-            detail: o,
-            annotations: Vec::new(),
-            duration_ms: 0,
-            ts: now(),
-        });
+        self.finish_own_step(state, index, name, o, Vec::new(), 0);
     }
 
     /// Waits for the background steps `covered` picks (starting queued ones as slots free),

@@ -802,6 +802,21 @@ impl JobRun {
         });
         let started = Instant::now();
         let (outcome, _, annotations) = body(self, state, &ctx, index);
+        let ms = started.elapsed().as_millis() as u64;
+        self.finish_own_step(state, index, name, outcome, annotations, ms);
+    }
+
+    /// The end of a step tess adds (`Pre`/`Post`, `wait`, …): its outcome is its conclusion,
+    /// and a failure fails the job.
+    pub(super) fn finish_own_step(
+        &mut self,
+        state: &mut JobState,
+        index: usize,
+        name: String,
+        outcome: Outcome,
+        annotations: Vec<exec::Annotation>,
+        duration_ms: u64,
+    ) {
         let conclusion = conclusion_of(&outcome);
         if conclusion == Conclusion::Failure || conclusion == Conclusion::Cancelled {
             state.failed = true;
@@ -815,7 +830,7 @@ impl JobRun {
             conclusion,
             detail: outcome,
             annotations,
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms,
             ts: now(),
         });
     }

@@ -966,6 +966,25 @@ fn concurrency_queue_max_keeps_every_waiting_run_in_order() {
     }
 }
 
+/// Pushes `ci` as `.gitlab-ci.yml` of `group/app` to `main` and sends GitLab's push hook
+/// (delivery `delivery`); the run it starts.
+fn gitlab_push(server: &Server, repo: &crate::harness::Repo, ci: &str, delivery: &str) -> String {
+    let sha = repo.commit(&[(".gitlab-ci.yml", ci)], "main");
+    let body = json!({
+        "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
+        "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
+    });
+    let (status, reply) = server.hook(
+        "gitlab",
+        "Push Hook",
+        delivery,
+        &serde_json::to_vec(&body).expect("json"),
+        SECRET,
+    );
+    assert_eq!(status, 202, "{reply}");
+    run_of_delivery(server, &format!("gitlab:{delivery}"))
+}
+
 #[test]
 fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interruptible() {
     on_each_database(|root, database| {
@@ -981,21 +1000,7 @@ fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interrup
             )
         };
         let push = |n: u32, interruptible: bool| {
-            let sha = repo.commit(&[(".gitlab-ci.yml", &ci(interruptible, n))], "main");
-            let body = json!({
-                "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
-                "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
-            });
-            let delivery = format!("gl-{n}");
-            let (status, reply) = server.hook(
-                "gitlab",
-                "Push Hook",
-                &delivery,
-                &serde_json::to_vec(&body).expect("json"),
-                SECRET,
-            );
-            assert_eq!(status, 202, "{reply}");
-            run_of_delivery(&server, &format!("gitlab:{delivery}"))
+            gitlab_push(&server, &repo, &ci(interruptible, n), &format!("gl-{n}"))
         };
         let started_count = |n: usize| {
             wait_for("a job to start", Duration::from_secs(30), || {
@@ -1039,23 +1044,7 @@ fn gitlab_auto_cancel_on_new_commit_none_keeps_older_pipelines_running() {
             gate = gate.display()
         )
     };
-    let push = |n: u32| {
-        let sha = repo.commit(&[(".gitlab-ci.yml", &ci(n))], "main");
-        let body = json!({
-            "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
-            "after": sha, "checkout_sha": sha, "project": {"path_with_namespace": "group/app"},
-        });
-        let delivery = format!("gl-none-{n}");
-        let (status, reply) = server.hook(
-            "gitlab",
-            "Push Hook",
-            &delivery,
-            &serde_json::to_vec(&body).expect("json"),
-            SECRET,
-        );
-        assert_eq!(status, 202, "{reply}");
-        run_of_delivery(&server, &format!("gitlab:{delivery}"))
-    };
+    let push = |n: u32| gitlab_push(&server, &repo, &ci(n), &format!("gl-none-{n}"));
     let first = push(1);
     let second = push(2);
     // Both interruptible jobs start: the newer pipeline cancelled nothing.
