@@ -180,12 +180,7 @@ fn router(service: Arc<Service>) -> axum::Router {
 
 impl Service {
     fn grant(&self, headers: &HeaderMap) -> Option<Grant> {
-        let token = headers
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")?;
-        self.grant_of(token)
+        self.grant_of(bearer(headers)?)
     }
 
     fn grant_of(&self, token: &str) -> Option<Grant> {
@@ -313,11 +308,7 @@ async fn lookup(
     let entries = service.entries();
     match find(&entries, &keys, &query.version, &grant.scopes) {
         Some(e) => {
-            let token = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or_default();
+            let token = bearer(&headers).unwrap_or_default();
             axum::Json(serde_json::json!({
                 "cacheKey": e.key,
                 "scope": e.scope,

@@ -95,20 +95,11 @@ impl GitHttp {
                 .body(axum::body::Body::from(output[end + sep..].to_vec()))
                 .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new()
             .route("/{*path}", axum::routing::any(cgi))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .with_state(root.to_path_buf());
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (addr, runtime) = crate::harness::serve_on_loopback(app, 2);
         GitHttp {
             url: format!("http://{addr}"),
             root: root.to_path_buf(),

@@ -258,19 +258,10 @@ impl AuthGitServer {
                 Err(_) => StatusCode::NOT_FOUND.into_response(),
             }
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new()
             .route("/{*path}", axum::routing::get(file))
             .with_state(root);
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (addr, runtime) = crate::harness::serve_on_loopback(app, 1);
         AuthGitServer {
             url: format!("http://{addr}/repo.git"),
             _runtime: runtime,

@@ -522,3 +522,22 @@ pub fn github_push(repo: &str, git_ref: &str, before: Option<&str>, sha: &str) -
     }))
     .expect("json")
 }
+
+/// Serves `app` on 127.0.0.1 from a runtime of `workers` threads: its address, and the
+/// runtime that must live as long as the server.
+pub fn serve_on_loopback(
+    app: axum::Router,
+    workers: usize,
+) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (addr, runtime)
+}

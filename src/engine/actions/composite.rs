@@ -38,12 +38,7 @@ pub(super) fn run(
     );
     // The caller step's `env` and `GITHUB_ACTION_PATH` are seen by every inner step; what
     // the inner steps write to `GITHUB_ENV` stays for the job's later steps.
-    let mut scoped: IndexMap<String, String> = a
-        .step
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), interpolate_lossy(v, a.ctx)))
-        .collect();
+    let mut scoped = crate::engine::job::evaluate_env(&a.step.env, a.ctx);
     scoped.insert(
         "GITHUB_ACTION_PATH".into(),
         resolved.dir.display().to_string(),

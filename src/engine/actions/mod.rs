@@ -49,13 +49,16 @@ pub struct Resolved {
 /// Why an action did not resolve: it cannot run here.
 pub type Unresolved = String;
 
-pub fn run(job: &mut JobRun, a: ActionStep, state: &mut JobState) -> StepReturn {
-    let with: IndexMap<String, String> = a
-        .step
-        .with
+/// A step's `with:`, evaluated in `ctx`.
+fn step_with(step: &Step, ctx: &RunContext) -> IndexMap<String, String> {
+    step.with
         .iter()
-        .map(|(k, v)| (k.clone(), interpolate_lossy(v, a.ctx)))
-        .collect();
+        .map(|(k, v)| (k.clone(), interpolate_lossy(v, ctx)))
+        .collect()
+}
+
+pub fn run(job: &mut JobRun, a: ActionStep, state: &mut JobState) -> StepReturn {
+    let with = step_with(a.step, a.ctx);
     if let Some(name) = builtin_name(job, a.uses, a.step, a.ctx) {
         return match name.as_str() {
             "actions/checkout" => builtin::checkout(job, a.index),
@@ -81,14 +84,7 @@ fn builtin_name(job: &JobRun, uses: &str, step: &Step, ctx: &RunContext) -> Opti
     }
     let name = uses.split('@').next().unwrap_or(uses).to_ascii_lowercase();
     let known = match name.as_str() {
-        "actions/checkout" => {
-            let with: IndexMap<String, String> = step
-                .with
-                .iter()
-                .map(|(k, v)| (k.clone(), interpolate_lossy(v, ctx)))
-                .collect();
-            builtin::checkout_is_the_workspace(&with, ctx)
-        }
+        "actions/checkout" => builtin::checkout_is_the_workspace(&step_with(step, ctx), ctx),
         "actions/upload-artifact"
         | "actions/download-artifact"
         | "actions/cache"

@@ -240,11 +240,7 @@ pub(crate) fn run_pre(job: &mut JobRun, steps: &[Step], state: &mut JobState) {
         let name = format!("Pre {}", step_name(step, &job.ctx));
         let file = resolved.dir.join(pre);
         job.run_hook(state, name, &condition, &mut |job, state, ctx, index| {
-            let with: IndexMap<String, String> = step
-                .with
-                .iter()
-                .map(|(k, v)| (k.clone(), crate::engine::job::interpolate_lossy(v, ctx)))
-                .collect();
+            let with = super::step_with(step, ctx);
             let a = ActionStep {
                 step,
                 uses,
