@@ -894,30 +894,11 @@ pub(super) fn conclusion_of(outcome: &Outcome) -> Conclusion {
     }
 }
 
-/// GitHub's default step names: `Run <first line>` / `Run <action>`.
+/// A step's name as the log shows it: its `name:` interpolated, or GitHub's default.
 pub(super) fn step_name(step: &Step, ctx: &RunContext) -> String {
-    if let Some(n) = &step.name {
-        return interpolate_lossy(n, ctx);
-    }
-    if let Some(control) = &step.control {
-        use crate::spec::StepControl;
-        return match control {
-            StepControl::Wait(ids) => format!("Wait for {}", ids.join(", ")),
-            StepControl::WaitAll => "Wait for all background steps".into(),
-            StepControl::Cancel(id) => format!("Cancel {id}"),
-            StepControl::Parallel(group) => format!("Run {} steps in parallel", group.len()),
-        };
-    }
-    match (&step.run, &step.uses) {
-        (Some(run), _) => format!(
-            "Run {}",
-            run.lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-        ),
-        (None, Some(uses)) => format!("Run {uses}"),
-        _ => "step".into(),
+    match &step.name {
+        Some(n) => interpolate_lossy(n, ctx),
+        None => step.default_name(),
     }
 }
 

@@ -6,9 +6,11 @@ mod dag;
 pub mod gitlab;
 pub mod interpolate;
 pub mod matrix;
+mod steps;
 
 pub use context::{NeedsState, PlanContext};
 pub use dag::{find_cycle, levels, topological_order};
+pub use steps::{PlannedStep, StepGroup};
 
 use crate::diag::Diagnostic;
 use crate::expr::Value;
@@ -54,6 +56,9 @@ pub struct PlannedJob {
     #[serde(rename = "if")]
     pub condition: Option<String>,
     pub level: usize,
+    /// Which steps run at the same time; only for jobs with parallel steps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub step_groups: Vec<StepGroup>,
     /// The job definition, for the engine.
     #[serde(skip)]
     pub spec: Arc<Job>,
@@ -383,6 +388,7 @@ impl Planner<'_> {
                     matrix: combo.map(|c| Json::Object(c.into_iter().collect())),
                     condition,
                     level: 0,
+                    step_groups: steps::groups(&job.steps),
                     spec: Arc::clone(job),
                     needs_skipped: Vec::new(),
                     call: scope.frame.clone(),

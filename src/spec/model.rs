@@ -169,6 +169,37 @@ pub struct Step {
     pub control: Option<StepControl>,
 }
 
+impl Step {
+    /// GitHub's default step names: `Run <first line>` / `Run <action>`, and ours for the
+    /// steps that coordinate background steps.
+    pub fn default_name(&self) -> String {
+        if let Some(control) = &self.control {
+            return match control {
+                StepControl::Wait(ids) => format!("Wait for {}", ids.join(", ")),
+                StepControl::WaitAll => "Wait for all background steps".into(),
+                StepControl::Cancel(id) => format!("Cancel {id}"),
+                StepControl::Parallel(group) => format!("Run {} steps in parallel", group.len()),
+            };
+        }
+        match (&self.run, &self.uses) {
+            (Some(run), _) => format!(
+                "Run {}",
+                run.lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            ),
+            (None, Some(uses)) => format!("Run {uses}"),
+            _ => "step".into(),
+        }
+    }
+
+    /// The name as written, else the default one (for plans, before any context exists).
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.default_name())
+    }
+}
+
 /// GitHub's parallel steps: the steps that coordinate background steps.
 #[derive(Debug, Clone)]
 pub enum StepControl {

@@ -495,6 +495,64 @@ jobs:
 }
 
 #[test]
+fn plan_json_shows_which_steps_run_at_the_same_time() {
+    let repo = Repo::new(
+        r#"on: push
+jobs:
+  plain:
+    runs-on: x
+    steps:
+      - run: echo one
+  groups:
+    runs-on: x
+    steps:
+      - run: make build
+      - id: db
+        name: Start the database
+        background: true
+        run: sleep 1
+      - run: make test
+      - wait: db
+      - parallel:
+          - run: lint
+          - name: docs
+            run: make docs
+      - id: tail
+        background: true
+        run: tail -f log
+"#,
+    );
+    let out = tess(repo.path(), &["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let jobs = &plan["pipelines"][0]["jobs"];
+    assert!(
+        jobs[0].get("step_groups").is_none(),
+        "steps in order need no groups: {}",
+        jobs[0]
+    );
+    assert_eq!(
+        jobs[1]["step_groups"],
+        serde_json::json!([
+            {"concurrent": false, "steps": [{"name": "Run make build"}]},
+            {"concurrent": true, "steps": [
+                {"name": "Start the database", "id": "db", "background": true, "joined_by": "Wait for db"},
+                {"name": "Run make test"},
+                {"name": "Wait for db"},
+            ]},
+            {"concurrent": true, "steps": [
+                {"name": "Run 2 steps in parallel"},
+                {"name": "Run lint", "background": true, "joined_by": "Run 2 steps in parallel"},
+                {"name": "docs", "background": true, "joined_by": "Run 2 steps in parallel"},
+            ]},
+            {"concurrent": true, "steps": [
+                {"name": "Run tail -f log", "id": "tail", "background": true, "joined_by": "end of job"},
+            ]},
+        ])
+    );
+}
+
+#[test]
 fn at_most_ten_background_steps_run_at_once() {
     let steps: String = (0..12)
         .map(|i| {
