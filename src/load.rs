@@ -84,36 +84,61 @@ fn is_gitlab(path: &Path) -> bool {
 
 /// Top-level keys of a YAML file, read line by line (no parse: this only picks a dialect).
 fn looks_like_gitlab(text: &str) -> bool {
-    const GITLAB: [&str; 8] = [
-        "stages",
-        "include",
-        "default",
-        "workflow",
-        "before_script",
-        "after_script",
-        "image",
-        "services",
-    ];
-    let mut top = Vec::new();
-    let mut job_script = false;
-    for line in text.lines() {
-        if line.starts_with("  script:") || line.starts_with("    script:") {
-            job_script = true;
-        }
-        let Some(first) = line.chars().next() else {
-            continue;
+    let shape = Shape::of(text);
+    !shape.github_keys && shape.gitlab_keys
+}
+
+/// What the top level of a file shows, read line by line.
+struct Shape {
+    /// `on:` or `jobs:` at the top.
+    github_keys: bool,
+    /// GitLab's global keywords at the top, or jobs with a `script:`.
+    gitlab_keys: bool,
+}
+
+impl Shape {
+    fn of(text: &str) -> Shape {
+        const GITLAB: [&str; 8] = [
+            "stages",
+            "include",
+            "default",
+            "workflow",
+            "before_script",
+            "after_script",
+            "image",
+            "services",
+        ];
+        let mut shape = Shape {
+            github_keys: false,
+            gitlab_keys: false,
         };
-        if first.is_whitespace() || first == '#' || first == '-' {
-            continue;
+        for line in text.lines() {
+            if line.starts_with("  script:") || line.starts_with("    script:") {
+                shape.gitlab_keys = true;
+            }
+            let Some(first) = line.chars().next() else {
+                continue;
+            };
+            if first.is_whitespace() || first == '#' || first == '-' {
+                continue;
+            }
+            if let Some((key, _)) = line.split_once(':') {
+                let key = key.trim().trim_matches(['"', '\'']);
+                shape.github_keys |= matches!(key, "on" | "jobs" | "true");
+                shape.gitlab_keys |= GITLAB.contains(&key);
+            }
         }
-        if let Some((key, _)) = line.split_once(':') {
-            top.push(key.trim().trim_matches(['"', '\'']).to_string());
-        }
+        shape
     }
-    let github = top
-        .iter()
-        .any(|k| matches!(k.as_str(), "on" | "jobs" | "true"));
-    !github && (job_script || top.iter().any(|k| GITLAB.contains(&k.as_str())))
+}
+
+/// How to read the files given: by name and content (the default), or all in one dialect
+/// (`--dialect`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// GitLab: local checkouts of other projects for `include: project:`.
+    pub include_dir: Option<&'a Path>,
+    pub dialect: Option<spec::Dialect>,
 }
 
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
@@ -128,13 +153,17 @@ pub fn load_with(
     include_dir: Option<&Path>,
     event: Option<&Event>,
 ) -> Result<Loaded, String> {
-    load_remote(paths, include_dir, event, None)
+    let options = Options {
+        include_dir,
+        dialect: None,
+    };
+    load_remote(paths, options, event, None)
 }
 
 /// As [`load_with`], fetching remote reusable workflows from `remote`.
 pub fn load_remote(
     paths: &[PathBuf],
-    include_dir: Option<&Path>,
+    options: Options<'_>,
     event: Option<&Event>,
     remote: Option<Arc<crate::fetch::Source>>,
 ) -> Result<Loaded, String> {
@@ -143,8 +172,12 @@ pub fn load_remote(
         ..Loaded::default()
     };
     for path in discover(paths)? {
-        if is_gitlab(&path) {
-            if let Some(p) = load_gitlab(&path, &mut loaded, include_dir, event) {
+        let gitlab = match options.dialect {
+            Some(dialect) => dialect == spec::Dialect::GitLab,
+            None => is_gitlab(&path),
+        };
+        if gitlab {
+            if let Some(p) = load_gitlab(&path, &mut loaded, options.include_dir, event) {
                 loaded.pipelines.push(p);
             }
             continue;
@@ -210,6 +243,16 @@ fn load_workflow(path: &Path, loaded: &mut Loaded, stack: &mut Vec<PathBuf>) -> 
         .unwrap_or_else(|| path.file_name().map(PathBuf::from).unwrap_or_default());
     let default_name = default_name.display().to_string();
     let (pipeline, mut diagnostics) = spec::parse_github(&display, &bytes, &default_name);
+    if let Some(first) = diagnostics.iter_mut().find(|d| d.is_error())
+        && Shape::of(&String::from_utf8_lossy(&bytes)).gitlab_keys
+    {
+        const HINT: &str = "this file looks like GitLab CI: read it as GitLab with \
+                            `--dialect gitlab` (or name it `.gitlab-ci.yml`)";
+        first.help = Some(match first.help.take() {
+            Some(help) => format!("{help}\n  = help: {HINT}"),
+            None => HINT.into(),
+        });
+    }
     tracing::debug!(file = %path.display(), bytes = bytes.len(), diagnostics = diagnostics.len(), "loaded");
     loaded.diagnostics.append(&mut diagnostics);
     let mut pipeline = pipeline?;

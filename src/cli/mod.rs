@@ -37,6 +37,38 @@ struct Cli {
     /// (`DIR/<group>/<project>/<file>`).
     #[arg(long, global = true, value_name = "DIR")]
     include_dir: Option<PathBuf>,
+    /// Read every file given in this dialect (default: by name and content).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    dialect: DialectArg,
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum DialectArg {
+    /// `.gitlab-ci.yml`, `*.gitlab-ci.yml` and files with GitLab's keys are GitLab CI; the
+    /// rest are GitHub workflows.
+    #[default]
+    Auto,
+    Github,
+    Gitlab,
+}
+
+/// The options every command shares.
+struct Globals {
+    include_dir: Option<PathBuf>,
+    dialect: DialectArg,
+}
+
+impl Globals {
+    fn load_options(&self) -> load::Options<'_> {
+        load::Options {
+            include_dir: self.include_dir.as_deref(),
+            dialect: match self.dialect {
+                DialectArg::Auto => None,
+                DialectArg::Github => Some(crate::spec::Dialect::GitHub),
+                DialectArg::Gitlab => Some(crate::spec::Dialect::GitLab),
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -328,7 +360,11 @@ pub fn main() -> ExitCode {
         // journals, where escape codes are noise).
         .with_ansi(false)
         .init();
-    match run(cli.command, cli.include_dir.as_deref()) {
+    let globals = Globals {
+        include_dir: cli.include_dir,
+        dialect: cli.dialect,
+    };
+    match run(cli.command, &globals) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("error: {message}");
@@ -339,16 +375,16 @@ pub fn main() -> ExitCode {
 
 fn load_paths(
     paths: Vec<PathBuf>,
-    include_dir: Option<&std::path::Path>,
+    globals: &Globals,
     event: Option<&Event>,
 ) -> Result<Loaded, String> {
-    load_paths_remote(paths, include_dir, event, None)
+    load_paths_remote(paths, globals, event, None)
 }
 
 /// As [`load_paths`], fetching remote reusable workflows from `remote`.
 fn load_paths_remote(
     paths: Vec<PathBuf>,
-    include_dir: Option<&std::path::Path>,
+    globals: &Globals,
     event: Option<&Event>,
     remote: Option<Arc<crate::fetch::Source>>,
 ) -> Result<Loaded, String> {
@@ -363,7 +399,7 @@ fn load_paths_remote(
                 .into(),
         );
     }
-    load::load_remote(&paths, include_dir, event, remote)
+    load::load_remote(&paths, globals.load_options(), event, remote)
 }
 
 /// Plans every pipeline that loaded without errors.
@@ -390,16 +426,16 @@ fn exit_code(loaded: &Loaded) -> u8 {
     if loaded.has_errors() { EXIT_INVALID } else { 0 }
 }
 
-fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, String> {
+fn run(command: Command, globals: &Globals) -> Result<u8, String> {
     match command {
         Command::Validate { paths, json } => {
-            let loaded = load_paths(paths, include_dir, None)?;
+            let loaded = load_paths(paths, globals, None)?;
             output::validate(&loaded, json);
             Ok(exit_code(&loaded))
         }
         Command::Plan { paths, event, json } => {
             let event = event::from_args(&event)?;
-            let mut loaded = load_paths(paths, include_dir, event.as_ref())?;
+            let mut loaded = load_paths(paths, globals, event.as_ref())?;
             let plans = plan_all(&mut loaded, event.as_ref());
             output::plan(&loaded, &plans, json);
             let code = exit_code(&loaded);
@@ -413,7 +449,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             event,
         } => {
             let event = event::from_args(&event)?;
-            let mut loaded = load_paths(paths, include_dir, event.as_ref())?;
+            let mut loaded = load_paths(paths, globals, event.as_ref())?;
             let plans = plan_all(&mut loaded, event.as_ref());
             eprint!("{}", loaded.render_diagnostics());
             let text = match format {
@@ -457,7 +493,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
             let event = run::event_for_run(&event)?;
             let source = actions.source()?;
             let mut loaded =
-                load_paths_remote(paths, include_dir, Some(&event), Some(Arc::clone(&source)))?;
+                load_paths_remote(paths, globals, Some(&event), Some(Arc::clone(&source)))?;
             if loaded.has_errors() {
                 eprint!("{}", loaded.render_diagnostics());
                 return Ok(EXIT_INVALID);
@@ -642,7 +678,7 @@ fn run(command: Command, include_dir: Option<&std::path::Path>) -> Result<u8, St
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let loaded = load_paths(paths, include_dir, None)?;
+            let loaded = load_paths(paths, globals, None)?;
             output::schedule(&loaded, from, count, json);
             Ok(exit_code(&loaded))
         }

@@ -381,6 +381,27 @@ fn a_gitlab_file_is_known_by_its_content_as_well_as_its_name() {
         assert_eq!(out.status.code(), Some(0), "{file}: {text}{}", stderr(&out));
         assert!(text.contains("read as GitLab by unit"), "{file}: {text}");
     }
+    // Where only GitHub workflows live, a GitLab file is read as GitHub: the error says what
+    // it looks like, and `--dialect gitlab` reads it as GitLab.
+    repo.write(".github/workflows/pipeline.yml", gitlab);
+    let file = ".github/workflows/pipeline.yml";
+    let out = tess(repo.path(), &["validate", file]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "= help: this file looks like GitLab CI: read it as GitLab with `--dialect gitlab`"
+        ),
+        "{text}"
+    );
+    let out = tess(repo.path(), &["--dialect", "gitlab", "run", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("read as GitLab by unit"));
+    let out = tess(
+        repo.path(),
+        &["validate", "--dialect", "github", "ci/pipeline.yml"],
+    );
+    assert_eq!(out.status.code(), Some(2), "--dialect github forces GitHub");
 }
 
 /// `(name, outcome)` of each finished step of `job`, in order of finishing.
