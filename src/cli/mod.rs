@@ -105,6 +105,10 @@ enum Command {
         /// Run only this job (id or key) and what it needs (repeatable).
         #[arg(long = "job")]
         jobs: Vec<String>,
+        /// GitLab: a job input of the jobs named by --job, `NAME=VALUE` (repeatable; typed
+        /// and checked as the job's `inputs:` declare).
+        #[arg(long = "job-input", value_parser = parse_key_value, requires = "jobs")]
+        job_inputs: Vec<(String, String)>,
         /// At most N jobs at once (default: number of CPUs).
         #[arg(short = 'j', long = "jobs-parallel", value_name = "N")]
         parallel: Option<usize>,
@@ -463,6 +467,7 @@ fn run(command: Command, globals: &Globals) -> Result<u8, String> {
             paths,
             event,
             jobs,
+            job_inputs,
             parallel,
             secret,
             secret_file,
@@ -509,6 +514,7 @@ fn run(command: Command, globals: &Globals) -> Result<u8, String> {
             let args = run::RunArgs {
                 event,
                 jobs,
+                job_inputs,
                 parallel,
                 statuses,
                 secrets: secret,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub struct RunArgs {
     pub event: Event,
     pub jobs: Vec<String>,
+    pub job_inputs: Vec<(String, String)>,
     pub parallel: Option<usize>,
     pub secrets: Vec<(String, String)>,
     pub secret_file: Option<PathBuf>,
@@ -77,7 +78,7 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
     }
     for (pipeline, mut plan) in plans {
         if !args.jobs.is_empty() {
-            select_jobs(&mut plan, &args.jobs)?;
+            select_jobs(&mut plan, &args.jobs, &args.job_inputs)?;
         }
         let run_id = run_id();
         let run_dir = root.join(".tess").join("runs").join(&run_id);
@@ -212,7 +213,11 @@ fn with_jobs<'p>(
 }
 
 /// Keeps the named jobs (by id or key) and everything they need.
-fn select_jobs(plan: &mut PipelinePlan, wanted: &[String]) -> Result<(), String> {
+fn select_jobs(
+    plan: &mut PipelinePlan,
+    wanted: &[String],
+    inputs: &[(String, String)],
+) -> Result<(), String> {
     let mut keep: Vec<bool> = plan
         .jobs
         .iter()
@@ -249,13 +254,33 @@ fn select_jobs(plan: &mut PipelinePlan, wanted: &[String]) -> Result<(), String>
         i += 1;
         keep[i - 1]
     });
-    // Naming a manual job plays it.
+    // Naming a manual job plays it, with the job inputs given.
     for job in &mut plan.jobs {
-        if wanted.iter().any(|w| *w == job.id || *w == job.key)
-            && let Some(gl) = std::sync::Arc::make_mut(&mut job.spec).gitlab.as_mut()
-            && gl.when == "manual"
-        {
+        if !wanted.iter().any(|w| *w == job.id || *w == job.key) {
+            continue;
+        }
+        let Some(gl) = std::sync::Arc::make_mut(&mut job.spec).gitlab.as_mut() else {
+            continue;
+        };
+        if gl.when == "manual" {
             gl.when = "on_success".into();
+        }
+        for (name, text) in inputs {
+            let Some(spec) = gl.inputs.get(name) else {
+                let names: Vec<&str> = gl.inputs.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "--job-input {name}: job `{}` has no input `{name}` (its inputs: {})",
+                    job.key,
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ));
+            };
+            let value = crate::spec::gitlab::inputs::job_input_value(spec, text)
+                .map_err(|why| format!("--job-input {name}: {why}"))?;
+            gl.input_values.insert(name.clone(), value);
         }
     }
     Ok(())

@@ -303,7 +303,7 @@ pub fn run(
             let worker = JobRun {
                 key: job.key.clone(),
                 name: job.name.clone(),
-                spec: Arc::clone(&job.spec),
+                spec: crate::spec::gitlab::inputs::with_job_inputs(&job.spec),
                 ctx,
                 workflow_env: workflow_env.clone(),
                 workflow_defaults: pipeline.defaults.clone(),

@@ -59,10 +59,18 @@ pub fn parse_gitlab(
     default_name: &str,
     repo: GitLabRepository,
 ) -> (Option<Pipeline>, Vec<Diagnostic>) {
-    let (root, mut diagnostics) = yaml::parse_with(file, bytes, yaml::Flavor::GitLab);
+    let (root, header, mut diagnostics) =
+        yaml::parse_with_header(file, bytes, yaml::Flavor::GitLab, 0);
     let Some(root) = root else {
         return (None, diagnostics);
     };
+    let root = gitlab::with_inputs(
+        file,
+        root,
+        header.as_ref(),
+        gitlab::Given::Pipeline(repo.event.map(|e| &e.inputs)),
+        &mut diagnostics,
+    );
     let exists = repo.exists;
     let admit = repo
         .event

@@ -129,6 +129,9 @@ pub struct GitLabJob {
     pub interruptible: bool,
     /// `artifacts:reports:dotenv` files: their variables reach the jobs that need this one.
     pub dotenv: Vec<String>,
+    /// Job `inputs:` as declared, and their values (defaults, or given when played).
+    pub inputs: IndexMap<String, crate::spec::gitlab::inputs::InputSpec>,
+    pub input_values: IndexMap<String, Json>,
 }
 
 #[derive(Debug, Clone)]

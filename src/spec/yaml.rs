@@ -233,8 +233,19 @@ pub fn parse_origin(
     flavor: Flavor,
     origin: u16,
 ) -> (Option<Node>, Vec<Diagnostic>) {
+    let (root, _, diagnostics) = parse_with_header(file, bytes, flavor, origin);
+    (root, diagnostics)
+}
+
+/// As [`parse_origin`], also returning GitLab's `spec:` header document when the file has one.
+pub fn parse_with_header(
+    file: &str,
+    bytes: &[u8],
+    flavor: Flavor,
+    origin: u16,
+) -> (Option<Node>, Option<Node>, Vec<Diagnostic>) {
     if bytes.len() > MAX_FILE_BYTES {
-        return (None, vec![too_large(file, bytes.len() as u64)]);
+        return (None, None, vec![too_large(file, bytes.len() as u64)]);
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
@@ -251,10 +262,10 @@ pub fn parse_origin(
                     bytes[e.valid_up_to()]
                 ),
             );
-            return (None, vec![d]);
+            return (None, None, vec![d]);
         }
     };
-    parse_str(file, text, flavor, origin)
+    parse_str_with_header(file, text, flavor, origin)
 }
 
 /// The diagnostic for a file over [`MAX_FILE_BYTES`].
@@ -276,12 +287,22 @@ pub fn parse_str(
     flavor: Flavor,
     origin: u16,
 ) -> (Option<Node>, Vec<Diagnostic>) {
+    let (root, _, diagnostics) = parse_str_with_header(file, text, flavor, origin);
+    (root, diagnostics)
+}
+
+fn parse_str_with_header(
+    file: &str,
+    text: &str,
+    flavor: Flavor,
+    origin: u16,
+) -> (Option<Node>, Option<Node>, Vec<Diagnostic>) {
     let mut text = std::borrow::Cow::Borrowed(text);
     // libyaml (PyYAML, GitHub's parser) accepts a flow collection's closing `]`/`}` at the
     // indentation of the key that opened it (a real pytest workflow does this); the YAML
     // parser here does not. Such a line is moved one column right and the file read again.
     for _ in 0..MAX_CLOSER_FIXES {
-        let (root, diagnostics) = parse_text(file, &text, flavor, origin);
+        let (root, header, diagnostics) = parse_text(file, &text, flavor, origin);
         let closer_line = diagnostics
             .iter()
             .find(|d| d.message == "invalid YAML: invalid indentation")
@@ -292,7 +313,7 @@ pub fn parse_str(
                     .is_some_and(|l| matches!(l.trim_start().chars().next(), Some(']' | '}')))
             });
         let Some(line) = closer_line else {
-            return (root, diagnostics);
+            return (root, header, diagnostics);
         };
         let shifted: Vec<String> = text
             .lines()
@@ -318,7 +339,8 @@ fn parse_text(
     text: &str,
     flavor: Flavor,
     origin: u16,
-) -> (Option<Node>, Vec<Diagnostic>) {
+) -> (Option<Node>, Option<Node>, Vec<Diagnostic>) {
+    let mut header = None;
     let mut loader = Loader {
         file,
         anchors: HashMap::new(),
@@ -341,18 +363,18 @@ fn parse_text(
                     pos,
                     format!("invalid YAML: {}", e.info()),
                 ));
-                return (None, loader.diagnostics);
+                return (None, None, loader.diagnostics);
             }
         };
         if let Event::DocumentStart(_) = event {
             documents += 1;
-            let header = loader
+            let is_header = loader
                 .root
                 .as_ref()
                 .is_some_and(|r| r.get("spec").is_some());
-            if documents == 2 && flavor == Flavor::GitLab && header {
+            if documents == 2 && flavor == Flavor::GitLab && is_header {
                 // GitLab's `spec:` header (CI/CD inputs); the configuration follows.
-                loader.root = None;
+                header = loader.root.take();
                 continue;
             }
             if documents > 1 {
@@ -362,19 +384,19 @@ fn parse_text(
                     "a pipeline file must contain a single YAML document",
                 );
                 loader.diagnostics.push(d);
-                return (None, loader.diagnostics);
+                return (None, None, loader.diagnostics);
             }
         }
         if let Err(d) = loader.on_event(event, &span) {
             loader.diagnostics.push(d);
-            return (None, loader.diagnostics);
+            return (None, None, loader.diagnostics);
         }
     }
     let root = loader
         .root
         .take()
         .unwrap_or_else(|| Node::null(Pos::new(1, 1)));
-    (Some(root), loader.diagnostics)
+    (Some(root), header, loader.diagnostics)
 }
 
 impl Loader<'_> {

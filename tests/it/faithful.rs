@@ -727,3 +727,253 @@ fn gitlab_auto_cancel_on_job_failure_all_cancels_the_rest_of_the_pipeline() {
         stderr(&out)
     );
 }
+
+/// A GitLab pipeline with extra files, run with `args`; (exit code, all output).
+fn gitlab_run_with(yaml: &str, files: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let repo =
+        Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
+    repo.write(".gitlab-ci.yml", yaml);
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    let mut all = vec!["run", ".gitlab-ci.yml"];
+    all.extend_from_slice(args);
+    let out = tess(repo.path(), &all);
+    (out.status.code(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn gitlab_spec_inputs_are_typed_checked_and_interpolated() {
+    // GitLab's documentation examples: an included template with mandatory and typed
+    // inputs, included twice; the main file's own inputs with options and rules.
+    let template = r#"spec:
+  inputs:
+    linter:
+    lint-path:
+    jobs:
+      type: number
+      default: 1
+---
+"run-$[[ inputs.linter ]]-lint":
+  parallel: $[[ inputs.jobs ]]
+  script: echo "lint --$[[ inputs.linter ]] --path=$[[ inputs.lint-path ]] short=$[[ inputs.linter | truncate(0,2) ]]"
+"#;
+    let main = r#"spec:
+  inputs:
+    flavour:
+      options: [debug, release]
+      default: debug
+    verbose:
+      type: boolean
+      default: false
+    level:
+      rules:
+        - if: inputs.flavour == 'release'
+          options: [O2, O3]
+          default: O3
+        - default: O0
+---
+include:
+  - local: lint.yml
+    inputs:
+      linter: docs
+      lint-path: "doc/"
+      jobs: 2
+  - local: lint.yml
+    inputs:
+      linter: yaml
+      lint-path: "data/"
+build:
+  script: echo "build $[[ inputs.flavour ]] at $[[ inputs.level ]] verbose=$[[ inputs.verbose ]]"
+"#;
+    let files = [("lint.yml", template)];
+    let (code, text) = gitlab_run_with(main, &files, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    for line in [
+        "lint --docs --path=doc/ short=do",
+        "lint --yaml --path=data/ short=ya",
+        "build debug at O0 verbose=false",
+        "run-docs-lint 2/2",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // A pipeline input picks the rule that gives the dependent input its default.
+    let (code, text) = gitlab_run_with(main, &files, &["--input", "flavour=release"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("build release at O3 verbose=false"), "{text}");
+    // Refused as GitLab refuses them, each located.
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--input", "flavour=fast"],
+            "input `flavour`: `fast` is not one of the options (debug, release)",
+        ),
+        (
+            &["--input", "flavour=release", "--input", "level=O1"],
+            "input `level`: `O1` is not one of the options (O2, O3)",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, text) = gitlab_run_with(main, &files, args);
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains(expected),
+            "{args:?}: wanted {expected}\n{text}"
+        );
+    }
+    let broken: &[(String, &str)] = &[
+        (
+            main.replace("      jobs: 2\n", "      jobs: two\n"),
+            ".gitlab-ci.yml:21:7: error: input `jobs`: `two` is not a number",
+        ),
+        (
+            main.replace("      jobs: 2\n", "      job: 2\n"),
+            "unknown input `job`",
+        ),
+        (
+            main.replace("      lint-path: \"data/\"\n", ""),
+            "input `lint-path` is mandatory and was not given",
+        ),
+        (
+            main.replace("inputs.level ]]", "inputs.levle ]]"),
+            "unknown input `levle` in `$[[ inputs.levle ]]`",
+        ),
+        (
+            main.replace("type: boolean", "type: bool"),
+            "input `verbose`: unknown type `bool`",
+        ),
+        (
+            main.replace(
+                "        - if: inputs.flavour == 'release'",
+                "        - if: inputs.level == 'release'",
+            ),
+            "input `level`: its rules depend on themselves",
+        ),
+    ];
+    for (yaml, expected) in broken {
+        let (code, text) = gitlab_run_with(yaml, &files, &[]);
+        assert_eq!(code, Some(2), "{expected}: {text}");
+        assert!(text.contains(expected), "wanted {expected}\n{text}");
+    }
+}
+
+#[test]
+fn gitlab_job_inputs_have_defaults_and_are_overridden_when_played() {
+    let yaml = r#"deploy_job:
+  when: manual
+  inputs:
+    target_env:
+      default: staging
+      options: [staging, production]
+    replicas:
+      type: number
+      default: 3
+  script:
+    - echo "deploy ${{ job.inputs.target_env }} x${{job.inputs.replicas}} env=[$target_env]"
+"#;
+    let (code, text) = gitlab_run(yaml, &["--job", "deploy_job"]);
+    assert_eq!(code, Some(0), "{text}");
+    // Interpolated into the job, not environment variables.
+    assert!(text.contains("deploy staging x3 env=[]"), "{text}");
+    let (code, text) = gitlab_run(
+        yaml,
+        &[
+            "--job",
+            "deploy_job",
+            "--job-input",
+            "target_env=production",
+            "--job-input",
+            "replicas=5",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("deploy production x5 env=[]"), "{text}");
+    for (input, expected) in [
+        (
+            "target_env=prod",
+            "`prod` is not one of the options (staging, production)",
+        ),
+        ("replicas=many", "`many` is not a number"),
+        ("region=eu", "job `deploy_job` has no input `region`"),
+    ] {
+        let (code, text) = gitlab_run(yaml, &["--job", "deploy_job", "--job-input", input]);
+        assert_eq!(code, Some(2), "{input}: {text}");
+        assert!(text.contains(expected), "{input}: {text}");
+    }
+    for (broken, expected) in [
+        (
+            yaml.replace("x${{job.inputs.replicas}}", "x${{ job.inputs.replica }}"),
+            "`${{ job.inputs.replica }}`: job `deploy_job` has no input `replica`",
+        ),
+        (
+            yaml.replace("      default: 3\n", ""),
+            "job input `replicas` needs a `default`",
+        ),
+        (
+            yaml.replace("      default: staging\n", "      default: dev\n"),
+            "input `target_env`: the default `dev` is not one of the options",
+        ),
+    ] {
+        let (code, text) = gitlab_run(&broken, &[]);
+        assert_eq!(code, Some(2), "{expected}: {text}");
+        assert!(text.contains(expected), "wanted {expected}\n{text}");
+    }
+}
+
+#[test]
+fn gitlab_needs_parallel_matrix_takes_this_instances_values() {
+    // GitLab's documentation example: each test instance needs the build of its own ARCH.
+    let yaml = r#"stages: [build, test]
+build:
+  stage: build
+  parallel:
+    matrix:
+      - ARCH: [amd64, arm64]
+  script: echo "built $ARCH"
+test:
+  stage: test
+  parallel:
+    matrix:
+      - ARCH: [amd64, arm64]
+  needs:
+    - job: build
+      parallel:
+        matrix:
+          - ARCH: $[[ matrix.ARCH ]]
+  script: echo "tested $ARCH"
+"#;
+    let repo =
+        Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
+    repo.write(".gitlab-ci.yml", yaml);
+    let out = tess(repo.path(), &["plan", "--json", ".gitlab-ci.yml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let needs = |key: &str| {
+        plan["pipelines"][0]["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["key"] == key))
+            .map(|j| j["needs"].clone())
+    };
+    assert_eq!(
+        needs("test: [amd64]"),
+        Some(serde_json::json!(["build: [amd64]"]))
+    );
+    assert_eq!(
+        needs("test: [arm64]"),
+        Some(serde_json::json!(["build: [arm64]"]))
+    );
+    // Outside a matrix job there is no `matrix` to take values from.
+    let broken = yaml.replace(
+        "  parallel:\n    matrix:\n      - ARCH: [amd64, arm64]\n  needs:",
+        "  needs:",
+    );
+    repo.write(".gitlab-ci.yml", &broken);
+    let out = tess(repo.path(), &["validate", ".gitlab-ci.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "`$[[ matrix.ARCH ]]` in `needs` is only valid in a job with `parallel:matrix`"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

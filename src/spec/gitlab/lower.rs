@@ -51,6 +51,7 @@ const JOB_KEYS: &[&str] = &[
     "id_tokens",
     "image",
     "inherit",
+    "inputs",
     "interruptible",
     "manual_confirmation",
     "needs",
@@ -205,7 +206,21 @@ pub fn lower(
                 .get(k.pos.origin as usize)
                 .cloned()
                 .unwrap_or_default();
+            let inputs = v
+                .get("inputs")
+                .map(|node| {
+                    let file = c.file_of(node.pos).to_string();
+                    super::inputs::parse_specs(&file, node, true, &mut c.diagnostics)
+                })
+                .unwrap_or_default();
+            let input_values: IndexMap<String, Json> = inputs
+                .iter()
+                .map(|(k, s)| (k.clone(), s.default.clone().unwrap_or(Json::Null)))
+                .collect();
+            check_job_input_references(c, &job, &input_values, v);
             job.gitlab = Some(GitLabJob {
+                inputs,
+                input_values,
                 include_gates,
                 optional_needs,
                 selection: selection(c, v),
@@ -238,6 +253,22 @@ pub fn lower(
             });
             match parallel_instances(c, v, id) {
                 None => {
+                    if let Some(need) = job
+                        .needs
+                        .iter()
+                        .find(|n| n.contains("$[[ matrix.") || n.contains("$[[matrix."))
+                    {
+                        let pos = v.get("needs").map_or(k.pos, |n| n.pos);
+                        let var = need
+                            .split("$[[")
+                            .nth(1)
+                            .and_then(|rest| rest.split("]]").next())
+                            .map_or("matrix", str::trim);
+                        c.error(
+                            pos,
+                            format!("`$[[ {var} ]]` in `needs` is only valid in a job with `parallel:matrix`"),
+                        );
+                    }
                     by_stage.push((id.to_string(), stage_index));
                     p.jobs.insert(id.to_string(), Arc::new(job));
                 }
@@ -635,6 +666,40 @@ fn lower_job(
         });
     }
     Some((job, optional_needs))
+}
+
+/// `${{ job.inputs.NAME }}` must name an input the job declares.
+fn check_job_input_references(
+    c: &mut Checker,
+    job: &Job,
+    declared: &IndexMap<String, Json>,
+    node: &Node,
+) {
+    let mut texts: Vec<String> = job.steps.iter().filter_map(|s| s.run.clone()).collect();
+    texts.extend(job.container.iter().map(Json::to_string));
+    texts.extend(job.services.values().map(Json::to_string));
+    let mut missing: Vec<&str> = texts
+        .iter()
+        .flat_map(|t| super::inputs::undeclared_job_inputs(t, declared))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    {
+        for name in missing {
+            let help = did_you_mean(name, declared.keys().map(String::as_str)).map_or_else(
+                || "declare it under the job's `inputs:`".to_string(),
+                |s| format!("did you mean `{s}`?"),
+            );
+            c.error(
+                node.get("script").map_or(node.pos, |s| s.pos),
+                format!(
+                    "`${{{{ job.inputs.{name} }}}}`: job `{}` has no input `{name}`",
+                    job.id
+                ),
+            )
+            .help = Some(help);
+        }
+    }
 }
 
 /// `retry: N` or `retry: {max: N, when: [...]}` (0 to 2). Locally every failure is a script

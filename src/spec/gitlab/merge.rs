@@ -273,7 +273,7 @@ impl Includer<'_, '_> {
             let origin = self.files.len().min(u16::MAX as usize) as u16;
             self.files.push(display.clone());
             self.gates.push(item_gate.clone());
-            let (parsed, mut diags) = crate::spec::yaml::parse_origin(
+            let (parsed, header, mut diags) = crate::spec::yaml::parse_with_header(
                 &display,
                 &bytes,
                 crate::spec::yaml::Flavor::GitLab,
@@ -281,6 +281,13 @@ impl Includer<'_, '_> {
             );
             self.diagnostics.append(&mut diags);
             let Some(parsed) = parsed else { continue };
+            let parsed = with_inputs(
+                &display,
+                parsed,
+                header.as_ref(),
+                Given::Include(file, item),
+                self.diagnostics,
+            );
             if parsed.as_map().is_none() && !parsed.is_null() {
                 self.diagnostics.push(Diagnostic::error(
                     &display,
@@ -292,6 +299,81 @@ impl Includer<'_, '_> {
             out.push((display, parsed, item_gate.clone()));
         }
         out
+    }
+}
+
+/// Where a file's input values come from.
+pub enum Given<'a> {
+    /// An `include:` entry (in `file`) and its `inputs:`.
+    Include(&'a str, &'a Node),
+    /// The pipeline's inputs (the main file); `None` when no pipeline is being created
+    /// (validation), where a mandatory input without a value is only a warning.
+    Pipeline(Option<&'a IndexMap<String, String>>),
+}
+
+/// A file's configuration with its `spec:inputs` given their values and `$[[ inputs.X ]]`
+/// interpolated, before it is merged (GitLab's order).
+pub fn with_inputs(
+    display: &str,
+    body: Node,
+    header: Option<&Node>,
+    given: Given<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Node {
+    let declared = header
+        .and_then(|h| h.get("spec"))
+        .and_then(|s| s.get("inputs"));
+    let specs = declared
+        .map(|d| super::inputs::parse_specs(display, d, false, diagnostics))
+        .unwrap_or_default();
+    let mut values_given: IndexMap<String, (serde_json::Value, Pos)> = IndexMap::new();
+    let (at_file, at) = match &given {
+        Given::Include(file, item) => {
+            if let Some(map) = item.get("inputs").and_then(Node::as_map) {
+                for (k, v) in map {
+                    let name = k.scalar().unwrap_or_default().to_string();
+                    values_given.insert(name, (v.to_json(), k.pos));
+                }
+            }
+            (*file, item.pos)
+        }
+        Given::Pipeline(pipeline) => {
+            for (name, text) in pipeline.iter().flat_map(|m| m.iter()) {
+                // Pipeline variables share the flag: only declared names are inputs.
+                if let Some(spec) = specs.get(name) {
+                    values_given.insert(
+                        name.clone(),
+                        (super::inputs::parse_given(spec, text), Pos::new(1, 1)),
+                    );
+                }
+            }
+            (display, Pos::new(1, 1))
+        }
+    };
+    if specs.is_empty() && values_given.is_empty() && !body_has_inputs(&body) {
+        return body;
+    }
+    let mut found = Vec::new();
+    let values = super::inputs::values(at_file, &specs, &values_given, at, &mut found);
+    if let Given::Pipeline(None) = given {
+        for d in &mut found {
+            if d.message.ends_with("is mandatory and was not given") {
+                d.severity = crate::diag::Severity::Warning;
+            }
+        }
+    }
+    diagnostics.append(&mut found);
+    super::inputs::interpolate(display, &body, &values, diagnostics)
+}
+
+/// Whether any scalar of the tree holds an inputs interpolation block.
+fn body_has_inputs(node: &Node) -> bool {
+    match &node.value {
+        Value::Scalar(s) => s.contains("$[[") && s.contains("inputs."),
+        Value::Seq(items) => items.iter().any(body_has_inputs),
+        Value::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| body_has_inputs(k) || body_has_inputs(v)),
     }
 }
 
