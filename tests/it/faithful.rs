@@ -269,13 +269,7 @@ fn validation_is_as_strict_as_github() {
 
 /// A GitLab pipeline in a fresh repository, run with `args`; (exit code, summary output).
 fn gitlab_run(yaml: &str, args: &[&str]) -> (Option<i32>, String) {
-    let repo =
-        Repo::new("on: push\njobs:\n  unused:\n    runs-on: x\n    steps:\n      - run: 'true'\n");
-    repo.write(".gitlab-ci.yml", yaml);
-    let mut all = vec!["run", ".gitlab-ci.yml"];
-    all.extend_from_slice(args);
-    let out = tess(repo.path(), &all);
-    (out.status.code(), stdout(&out) + &stderr(&out))
+    gitlab_run_with(yaml, &[], args)
 }
 
 #[test]
