@@ -93,6 +93,7 @@ impl JobRun {
         // Its own file-command files: foreground and background steps write at once.
         let temp = self.temp.join(format!("background-{index}"));
         let containers = self.containers.clone();
+        // Shared: an `::add-mask::` here masks the foreground's lines at once, and back.
         let mut masker = self.masker.clone();
         let cancel = Arc::clone(cancel);
         let batch = LogBatch::new(self.key.clone(), index, self.events.clone());

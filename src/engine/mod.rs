@@ -231,7 +231,7 @@ pub fn run(
     let shared = Arc::new(env.contexts.clone());
     let mut workflow_env = pipeline.env.clone();
     workflow_env.extend(opts.env.clone());
-    let mut masker = Masker::default();
+    let masker = Masker::default();
     for secret in opts.secrets.values() {
         masker.add(secret);
     }
@@ -427,11 +427,10 @@ pub fn run(
     result
 }
 
-/// `needs.<id>.result` / `.outputs`, aggregated over matrix instances like GitHub does.
 /// The run's masker, plus the secrets a reusable-workflow call passes to this job (values
 /// written in the caller's YAML are secrets inside the called workflow too).
 fn job_masker(masker: &Masker, job: &PlannedJob, ctx: &RunContext) -> Masker {
-    let mut masker = masker.clone();
+    let masker = masker.fork();
     if job.call.is_some()
         && let Some(Value::Object(secrets)) = ctx.shared.get("secrets")
     {

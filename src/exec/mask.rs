@@ -2,27 +2,42 @@
 //! replaced by `***` in every line before it leaves `exec`.
 
 use std::borrow::Cow;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
+/// Clones share one set of values (a job's background steps and its foreground see an
+/// `::add-mask::` from any of them at once); [`Masker::fork`] makes an independent copy.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     /// Longest first, so a secret containing another is masked whole.
-    values: Vec<String>,
+    values: Arc<RwLock<Vec<String>>>,
 }
 
 impl Masker {
-    pub fn add(&mut self, value: &str) {
+    /// A copy that later additions (to either) do not reach: one per job.
+    pub fn fork(&self) -> Masker {
+        Masker {
+            values: Arc::new(RwLock::new(self.values().clone())),
+        }
+    }
+
+    fn values(&self) -> RwLockReadGuard<'_, Vec<String>> {
+        self.values.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn add(&self, value: &str) {
+        let mut values = self.values.write().unwrap_or_else(PoisonError::into_inner);
         for line in value.lines().map(|l| l.trim_end_matches('\r')) {
-            if line.trim().is_empty() || self.values.iter().any(|v| v == line) {
+            if line.trim().is_empty() || values.iter().any(|v| v == line) {
                 continue;
             }
-            self.values.push(line.to_string());
+            values.push(line.to_string());
         }
-        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for v in &self.values {
+        for v in self.values().iter() {
             if out.contains(v.as_str()) {
                 out = Cow::Owned(out.replace(v.as_str(), "***"));
             }
@@ -36,7 +51,7 @@ impl Masker {
         cut = cut.min(bytes.len());
         loop {
             let before = cut;
-            for v in &self.values {
+            for v in self.values().iter() {
                 let v = v.as_bytes();
                 let from = cut.saturating_sub(v.len() - 1);
                 let to = (cut + v.len() - 1).min(bytes.len());
@@ -56,6 +71,6 @@ impl Masker {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values().is_empty()
     }
 }

@@ -510,6 +510,44 @@ jobs:
 }
 
 #[test]
+fn a_mask_added_by_a_background_step_masks_the_whole_job_at_once() {
+    // Each side waits (in its script, bounded) for the other's mask before printing.
+    let repo = Repo::new(
+        r#"on: push
+jobs:
+  masks:
+    runs-on: x
+    steps:
+      - id: bg
+        background: true
+        run: |
+          echo "::add-mask::from-background-4f2"
+          touch bg-masked
+          for i in $(seq 200); do [ -f fg-masked ] && break; sleep 0.05; done
+          echo "background prints from-foreground-9c1"
+      - run: |
+          echo "::add-mask::from-foreground-9c1"
+          touch fg-masked
+          for i in $(seq 200); do [ -f bg-masked ] && break; sleep 0.05; done
+          echo "foreground prints from-background-4f2"
+      - wait: bg
+"#,
+    );
+    let (code, events) = repo.events(&[]);
+    assert_eq!(code, Some(0), "{events:#?}");
+    let lines = log_lines(&events, "masks");
+    for line in ["background prints ***", "foreground prints ***"] {
+        assert!(lines.contains(&line.to_string()), "{line}: {lines:?}");
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("from-background-4f2") || l.contains("from-foreground-9c1")),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn plan_json_shows_which_steps_run_at_the_same_time() {
     let repo = Repo::new(
         r#"on: push
