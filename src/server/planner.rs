@@ -296,6 +296,8 @@ pub fn plan(
         let mut run = new_run(plan.name.clone(), file);
         run.jobs = jobs(&plan);
         run.concurrency = concurrency(pipeline, &event, &repo.name, &sha);
+        run.cancel_on_job_failure = pipeline.dialect == crate::spec::Dialect::GitLab
+            && pipeline.auto_cancel.on_job_failure == "all";
         planned.runs.push(run);
     }
     Ok(planned)
@@ -321,7 +323,11 @@ fn concurrency(
             return None;
         }
         let group = format!("{repo}:gitlab:{}", event.git_ref);
-        return Some((group, Supersede::Interruptible));
+        let policy = match pipeline.auto_cancel.on_new_commit.as_str() {
+            "interruptible" => Supersede::InterruptibleJobs,
+            _ => Supersede::Interruptible,
+        };
+        return Some((group, policy));
     }
     let (group, cancel, queue) = match pipeline.concurrency.as_ref()? {
         Json::String(group) => (group.clone(), Json::Bool(false), 1),
@@ -393,6 +399,7 @@ pub fn new_run(
         skipped: None,
         jobs: Vec::new(),
         concurrency: None,
+        cancel_on_job_failure: false,
     }
 }
 

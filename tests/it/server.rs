@@ -1062,6 +1062,73 @@ fn gitlab_auto_cancel_on_new_commit_none_keeps_older_pipelines_running() {
 }
 
 #[test]
+fn gitlab_auto_cancel_on_new_commit_interruptible_cancels_only_interruptible_jobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(root, "gitlab", "group/app", 30, &databases(root)[0]);
+    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+    let gate = root.join("gate");
+    let started = root.join("started");
+    let ci = |n: u32| {
+        format!(
+            "workflow:\n  auto_cancel:\n    on_new_commit: interruptible\n\
+             .wait: &wait\n  - echo {n} >> {started}\n  - while [ ! -e {gate} ]; do sleep 0.05; done\n\
+             tests:\n  interruptible: true\n  script: *wait\n\
+             release:\n  interruptible: false\n  script: *wait\n",
+            started = started.display(),
+            gate = gate.display()
+        )
+    };
+    let started_count = |n: usize| {
+        wait_for("jobs to start", Duration::from_secs(30), || {
+            std::fs::read_to_string(&started)
+                .ok()
+                .filter(|s| s.lines().count() >= n)
+                .map(drop)
+        })
+    };
+    let first = gitlab_push(&server, &repo, &ci(1), "gl-int-1");
+    started_count(2);
+    let second = gitlab_push(&server, &repo, &ci(2), "gl-int-2");
+    // The older pipeline's interruptible job stops while the gate is still shut...
+    wait_for(
+        "the interruptible job to stop",
+        Duration::from_secs(30),
+        || (job(&server.run(&first), "tests")["state"] == "cancelled").then_some(()),
+    );
+    // ...and its other job runs on (GitLab's `interruptible`, unlike `conservative`).
+    assert_eq!(job(&server.run(&first), "release")["state"], "running");
+    std::fs::write(&gate, "").expect("open the gate");
+    let run = server.finished_run(&first, Duration::from_secs(30));
+    assert_eq!(job(&run, "release")["state"], "success", "{run:#}");
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    let run = server.finished_run(&second, Duration::from_secs(30));
+    assert_eq!(run["status"], "success", "{run:#}");
+}
+
+#[test]
+fn gitlab_auto_cancel_on_job_failure_all_cancels_the_rest_of_the_run_on_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(root, "gitlab", "group/app", 30, &databases(root)[0]);
+    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+    let never = root.join("never");
+    let ci = format!(
+        "workflow:\n  auto_cancel:\n    on_job_failure: all\nstages: [test, deploy]\n\
+         breaks:\n  stage: test\n  script: exit 1\n\
+         slow:\n  stage: test\n  script:\n    - while [ ! -e {never} ]; do sleep 0.05; done\n\
+         deploy:\n  stage: deploy\n  when: always\n  script: echo deployed\n",
+        never = never.display()
+    );
+    let id = gitlab_push(&server, &repo, &ci, "gl-fail-all");
+    let run = server.finished_run(&id, Duration::from_secs(30));
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(job(&run, "breaks")["state"], "failure", "{run:#}");
+    assert_eq!(job(&run, "slow")["state"], "cancelled", "{run:#}");
+    assert_eq!(job(&run, "deploy")["state"], "cancelled", "{run:#}");
+}
+
+#[test]
 fn a_reused_workspace_holds_exactly_the_commit_the_next_job_checks_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();

@@ -360,6 +360,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     Migration::Shared(
         "CREATE TABLE IF NOT EXISTS tess_health (id BIGINT PRIMARY KEY, checked_at BIGINT NOT NULL)",
     ),
+    // GitLab `workflow:auto_cancel`: a running job asked to stop on its own
+    // (`on_new_commit: interruptible`), and a run whose failed job cancels the rest
+    // (`on_job_failure: all`).
+    Migration::Shared(
+        "ALTER TABLE jobs ADD COLUMN cancel_requested BIGINT NOT NULL DEFAULT 0;\
+         ALTER TABLE runs ADD COLUMN cancel_on_job_failure BIGINT NOT NULL DEFAULT 0",
+    ),
 ];
 
 /// A webhook delivery as received.
@@ -411,14 +418,20 @@ pub struct NewRun {
     /// The concurrency group (scoped to the repository) and what a newer run does to
     /// older ones in it.
     pub concurrency: Option<(String, Supersede)>,
+    /// GitLab `workflow:auto_cancel:on_job_failure: all`: a failed job cancels the run.
+    pub cancel_on_job_failure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Supersede {
     /// GitHub `concurrency` with `cancel-in-progress: true`.
     CancelInProgress,
-    /// GitLab: cancel when every started job is `interruptible`.
+    /// GitLab `on_new_commit: conservative`: cancel when every started job is
+    /// `interruptible`.
     Interruptible,
+    /// GitLab `on_new_commit: interruptible`: cancel the `interruptible` jobs only, the
+    /// others run on.
+    InterruptibleJobs,
     /// GitHub `concurrency` without `cancel-in-progress`: a newer run waits while one is in
     /// progress, with at most this many waiting (`queue: single` 1, the default; `queue: max`
     /// 100), the oldest waiting one cancelled beyond it.
@@ -770,7 +783,8 @@ impl Store {
     pub async fn rerun(&self, run_id: &str, failed_only: bool) -> Result<String> {
         let mut tx = self.pool.begin().await?;
         let run = sqlx::query(
-            "SELECT repo, forge, pipeline, file, event, git_ref, sha, event_json, status, concurrency_group \
+            "SELECT repo, forge, pipeline, file, event, git_ref, sha, event_json, status, concurrency_group, \
+             cancel_on_job_failure \
              FROM runs WHERE id = $1",
         )
         .bind(run_id)
@@ -820,7 +834,8 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, event_json, \
-             created_at, concurrency_group) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11)",
+             created_at, concurrency_group, cancel_on_job_failure) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
         )
         .bind(&new_id)
         .bind(run.try_get::<String, _>(0)?)
@@ -833,6 +848,7 @@ impl Store {
         .bind(run.try_get::<String, _>(7)?)
         .bind(now)
         .bind(run.try_get::<Option<String>, _>(9)?)
+        .bind(run.try_get::<i64, _>(10)?)
         .execute(&mut *tx)
         .await?;
         for (position, r) in rows.iter().enumerate() {
@@ -1120,10 +1136,14 @@ impl Store {
                 "the lease is no longer held by this attempt".into(),
             ));
         }
-        let row = sqlx::query("SELECT cancel_requested FROM runs WHERE id = $1")
-            .bind(&job.run_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT r.cancel_requested + j.cancel_requested FROM runs r JOIN jobs j \
+             ON j.run_id = r.id WHERE r.id = $1 AND j.job_key = $2",
+        )
+        .bind(&job.run_id)
+        .bind(&job.job_key)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get::<i64, _>(0)? != 0)
     }
 
@@ -1221,6 +1241,7 @@ impl Store {
                 )),
             };
         };
+        cancel_on_failure(&mut tx, c).await?;
         let queued = advance(&mut tx, &job.run_id).await?;
         let duration = took(&times)?;
         tx.commit().await?;
@@ -1253,10 +1274,12 @@ impl Store {
         // The statement saw the run as it was before this job finished; this job aside,
         // nothing waits and something still runs: no other job changes now.
         let (waiting, others_open): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
-        if !waiting && others_open {
+        let failed = c.result == Conclusion::Failure && !c.allowed_failure;
+        if !waiting && others_open && !failed {
             return Ok(Some((duration, 0)));
         }
         let mut tx = self.pool.begin().await?;
+        cancel_on_failure(&mut tx, c).await?;
         let queued = advance(&mut tx, &job.run_id).await?;
         tx.commit().await?;
         Ok(Some((duration, queued)))
@@ -1767,8 +1790,8 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     let error = run.error.as_ref().or(run.skipped.as_ref());
     sqlx::query(
         "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, error, \
-         event_json, delivery_id, created_at, finished_at, concurrency_group) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         event_json, delivery_id, created_at, finished_at, concurrency_group, cancel_on_job_failure) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&run.id)
     .bind(&run.repo)
@@ -1785,6 +1808,7 @@ async fn insert_run(conn: &mut AnyConnection, run: &NewRun, delivery: Option<&st
     .bind(now)
     .bind(error.map(|_| now))
     .bind(run.concurrency.as_ref().map(|(g, _)| g.as_str()))
+    .bind(run.cancel_on_job_failure as i64)
     .execute(&mut *conn)
     .await?;
     for (position, job) in run.jobs.iter().enumerate() {
@@ -1948,6 +1972,10 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
                 .try_get::<i64, _>(0)?;
                 blocking == 0
             }
+            Supersede::InterruptibleJobs => {
+                cancel_interruptible_jobs(conn, &id).await?;
+                false
+            }
             // `queue: single`: the newer replaces an older waiting one; `queue: max`: the
             // oldest beyond the limit goes.
             Supersede::Queue(limit) => {
@@ -1961,6 +1989,46 @@ async fn supersede(conn: &mut AnyConnection, run: &NewRun) -> Result<()> {
             tracing::info!(run_id = %id, by = %run.id, %group, "superseded by a newer run");
             cancel_in(conn, &id).await?;
         }
+    }
+    Ok(())
+}
+
+/// GitLab `on_new_commit: interruptible`: the run's unfinished `interruptible` jobs stop
+/// (those not started at once, running ones at their next heartbeat); the rest run on.
+async fn cancel_interruptible_jobs(conn: &mut AnyConnection, run_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE run_id = $2 \
+         AND interruptible = 1 AND state IN ('waiting', 'queued')",
+    )
+    .bind(now_ms())
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET cancel_requested = 1 WHERE run_id = $1 AND interruptible = 1 \
+         AND state = 'running'",
+    )
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    advance(conn, run_id).await?;
+    Ok(())
+}
+
+/// GitLab `on_job_failure: all`: a job that failed (not allowed to) cancels its run when
+/// the run asks for it.
+async fn cancel_on_failure(conn: &mut AnyConnection, c: &crate::protocol::Complete) -> Result<()> {
+    if c.result != Conclusion::Failure || c.allowed_failure {
+        return Ok(());
+    }
+    let asks = sqlx::query("SELECT cancel_on_job_failure FROM runs WHERE id = $1")
+        .bind(&c.job.run_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get::<i64, _>(0)?;
+    if asks != 0 {
+        tracing::info!(run_id = %c.job.run_id, job = %c.job.job_key, "a failed job cancels the run");
+        cancel_in(conn, &c.job.run_id).await?;
     }
     Ok(())
 }
@@ -2004,11 +2072,12 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
         ));
     }
     let run =
-        sqlx::query("SELECT cancel_requested, status, concurrency_group FROM runs WHERE id = $1")
+        sqlx::query("SELECT cancel_requested, status, concurrency_group, cancel_on_job_failure FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_one(&mut *conn)
             .await?;
     let cancel_requested = run.try_get::<i64, _>(0)? != 0;
+    let cancels_on_failure = run.try_get::<i64, _>(3)? != 0;
     let group: Option<String> = run.try_get(2)?;
     // A run waiting for its concurrency group starts when the group's running one ends.
     if run.try_get::<String, _>(1)? == PENDING && !cancel_requested {
@@ -2056,10 +2125,14 @@ async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<usize> {
         let failed = jobs
             .iter()
             .any(|(_, _, s, _, allowed)| s == "failure" && !allowed);
-        let status = if cancel_requested {
+        let cancelled = jobs.iter().any(|(_, _, s, _, _)| s == "cancelled");
+        // GitLab: a pipeline a failed job cancelled (`on_job_failure: all`) is `failed`.
+        let status = if cancel_requested && !(failed && cancels_on_failure) {
             "cancelled"
         } else if failed {
             "failed"
+        } else if cancelled {
+            "cancelled"
         } else {
             "success"
         };
