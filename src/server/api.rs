@@ -31,14 +31,18 @@ pub(super) fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiE
     ApiError(status, message.to_string())
 }
 
-pub(super) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
-        gap @ StoreError::LogGap { .. } => error(StatusCode::CONFLICT, gap.to_string()),
-        StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
-        StoreError::Db(m) => {
-            tracing::error!(error = %m, "storage error");
-            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+/// So handlers use `?` on the store: a conflict is 409, a missing row 404, and a failing
+/// database 503 (its message logged, not sent).
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
+            gap @ StoreError::LogGap { .. } => error(StatusCode::CONFLICT, gap.to_string()),
+            StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+            StoreError::Db(m) => {
+                tracing::error!(error = %m, "storage error");
+                error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+            }
         }
     }
 }
@@ -94,7 +98,7 @@ async fn runner_auth(app: &App, headers: &HeaderMap) -> Result<String, ApiError>
             StatusCode::UNAUTHORIZED,
             "a runner token is required",
         )),
-        Err(e) => Err(store_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -110,8 +114,7 @@ pub async fn register(State(app): State<Arc<App>>, Json(req): Json<RegisterReque
     let (runner_id, token) = app
         .store
         .register_runner(&req.name, &req.labels, &req.version)
-        .await
-        .map_err(store_error)?;
+        .await?;
     tracing::info!(runner = %runner_id, name = %req.name, "runner registered");
     Ok(Json(RegisterResponse { runner_id, token }).into_response())
 }
@@ -137,8 +140,7 @@ pub async fn poll(
                 &req.load,
                 &req.version,
             )
-            .await
-            .map_err(store_error)?;
+            .await?;
         app.presence.set_draining(&runner, draining);
     }
     if app.presence.draining(&runner) || req.free_slots == 0 {
@@ -182,12 +184,7 @@ async fn take_job(
     labels: &[String],
     ttl_ms: i64,
 ) -> Result<Option<Lease>, ApiError> {
-    let Some(claimed) = app
-        .store
-        .claim(runner, labels, ttl_ms)
-        .await
-        .map_err(store_error)?
-    else {
+    let Some(claimed) = app.store.claim(runner, labels, ttl_ms).await? else {
         return Ok(None);
     };
     app.metrics
@@ -203,11 +200,7 @@ pub async fn heartbeat(
 ) -> Reply {
     let runner = runner_auth(&app, &headers).await?;
     let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
-    let cancel = app
-        .store
-        .heartbeat(&job, ttl_ms)
-        .await
-        .map_err(store_error)?;
+    let cancel = app.store.heartbeat(&job, ttl_ms).await?;
     let drain = app.presence.draining(&runner);
     Ok(Json(HeartbeatResponse { cancel, drain }).into_response())
 }
@@ -226,7 +219,7 @@ pub async fn logs(
             Json(json!({"error": gap.to_string(), "length": stored})),
         )
             .into_response()),
-        Err(e) => Err(store_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -236,7 +229,7 @@ pub async fn complete(
     Json(done): Json<Complete>,
 ) -> Reply {
     let runner = runner_auth(&app, &headers).await?;
-    let (duration, queued) = app.store.complete(&done).await.map_err(store_error)?;
+    let (duration, queued) = app.store.complete(&done).await?;
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
     if let Some(ms) = duration {
         app.metrics.job_duration(ms.max(0) as f64 / 1000.0);
@@ -333,8 +326,7 @@ pub async fn list_runs(
             f.git_ref.as_deref(),
             &page,
         )
-        .await
-        .map_err(store_error)?;
+        .await?;
     let next = next_cursor(&runs, &page, "created_at");
     Ok(Json(json!({"runs": runs, "next": next})).into_response())
 }
@@ -348,11 +340,10 @@ pub async fn show_run(
     let mut run = app
         .store
         .run(&id)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run `{id}`")))?;
     // Say at once when no registered runner can ever take a queued job.
-    let runners = app.store.runners(&Page::ALL).await.map_err(store_error)?;
+    let runners = app.store.runners(&Page::ALL).await?;
     if let Some(jobs) = run["jobs"].as_array_mut() {
         for job in jobs.iter_mut().filter(|j| j["state"] == "queued") {
             let labels: Vec<String> =
@@ -436,8 +427,7 @@ pub async fn job_log(
     let (text, attempt, finished) = app
         .store
         .log(&id, &key, q.offset.unwrap_or(0))
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| {
             error(
                 StatusCode::NOT_FOUND,
@@ -460,7 +450,7 @@ pub async fn cancel_run(
     Path(id): Path<String>,
 ) -> Reply {
     api_auth(&app, &headers)?;
-    let cancelled = app.store.cancel_run(&id).await.map_err(store_error)?;
+    let cancelled = app.store.cancel_run(&id).await?;
     if !cancelled {
         return Err(error(
             StatusCode::CONFLICT,
@@ -482,11 +472,7 @@ pub async fn rerun(
     Query(q): Query<RerunQuery>,
 ) -> Reply {
     api_auth(&app, &headers)?;
-    let new_id = app
-        .store
-        .rerun(&id, q.failed == Some(1))
-        .await
-        .map_err(store_error)?;
+    let new_id = app.store.rerun(&id, q.failed == Some(1)).await?;
     app.queued.notify_waiters();
     Ok((
         StatusCode::CREATED,
@@ -547,7 +533,7 @@ pub async fn create_run(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
         .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     for run in &planned.runs {
-        app.store.create_run(run).await.map_err(store_error)?;
+        app.store.create_run(run).await?;
     }
     app.queued.notify_waiters();
     let ids: Vec<&str> = planned.runs.iter().map(|r| r.id.as_str()).collect();
@@ -565,7 +551,7 @@ pub async fn list_runners(
 ) -> Reply {
     api_auth(&app, &headers)?;
     let page = q.page()?;
-    let runners = app.store.runners(&page).await.map_err(store_error)?;
+    let runners = app.store.runners(&page).await?;
     let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let runners: Vec<serde_json::Value> = runners
         .iter()
@@ -587,7 +573,7 @@ pub async fn drain_runner(
     Path(id): Path<String>,
 ) -> Reply {
     api_auth(&app, &headers)?;
-    if !app.store.set_draining(&id).await.map_err(store_error)? {
+    if !app.store.set_draining(&id).await? {
         return Err(error(StatusCode::NOT_FOUND, format!("no runner `{id}`")));
     }
     app.presence.set_draining(&id, true);
@@ -601,7 +587,7 @@ pub async fn deliveries(
 ) -> Reply {
     api_auth(&app, &headers)?;
     let page = q.page()?;
-    let list = app.store.deliveries(&page).await.map_err(store_error)?;
+    let list = app.store.deliveries(&page).await?;
     let next = next_cursor(&list, &page, "received_at");
     Ok(Json(json!({"deliveries": list, "next": next})).into_response())
 }
@@ -629,16 +615,14 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
     let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
-    let (reports_pending, reports_given_up) =
-        app.store.report_counts().await.map_err(store_error)?;
+    let (reports_pending, reports_given_up) = app.store.report_counts().await?;
     let gauges = super::metrics::Gauges {
-        queue_depth: app.store.queued_labels().await.map_err(store_error)?,
-        runs: app.store.run_counts().await.map_err(store_error)?,
+        queue_depth: app.store.queued_labels().await?,
+        runs: app.store.run_counts().await?,
         runners_online: app
             .store
             .runners(&Page::ALL)
-            .await
-            .map_err(store_error)?
+            .await?
             .iter()
             .filter(|r| r.last_seen >= online_after)
             .count(),
@@ -656,11 +640,7 @@ pub async fn reports(
 ) -> Reply {
     api_auth(&app, &headers)?;
     let page = q.page()?;
-    let reports = app
-        .store
-        .undelivered_reports(&page)
-        .await
-        .map_err(store_error)?;
+    let reports = app.store.undelivered_reports(&page).await?;
     let next = next_cursor(&reports, &page, "id");
     Ok(Json(json!({ "reports": reports, "next": next })).into_response())
 }

@@ -3,7 +3,7 @@
 //! and each repository's schedules.
 
 use super::App;
-use super::api::{PageQuery, Reply, api_auth, error, store_error};
+use super::api::{PageQuery, Reply, api_auth, error};
 use super::config::Repo;
 use super::store::Page;
 use super::versions::{self, Outcome, SERVER_SCOPE};
@@ -54,8 +54,7 @@ async fn current_of(app: &App, scope: &str) -> Reply {
     let current = app
         .store
         .current_version(scope)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "no version has been applied yet"))?;
     let last = app
         .store
@@ -66,8 +65,7 @@ async fn current_of(app: &App, scope: &str) -> Reply {
                 before: None,
             },
         )
-        .await
-        .map_err(store_error)?
+        .await?
         .into_iter()
         .find(|h| h.status == "applied" && h.version_id == current.version_id);
     let body = json!({
@@ -100,11 +98,7 @@ pub async fn server_history(
 
 async fn history_of(app: &App, scope: &str, q: &PageQuery) -> Reply {
     let page = q.page()?;
-    let history = app
-        .store
-        .version_history(scope, &page)
-        .await
-        .map_err(store_error)?;
+    let history = app.store.version_history(scope, &page).await?;
     let next = match history.last() {
         Some(last) if history.len() as i64 >= page.limit => json!(format!("{}.", last.id)),
         _ => serde_json::Value::Null,
@@ -241,6 +235,6 @@ pub async fn schedules(
             })
         })
         .collect();
-    let slots = app.store.slots(&scope, 50).await.map_err(store_error)?;
+    let slots = app.store.slots(&scope, 50).await?;
     Ok(Json(json!({ "schedules": list, "slots": slots })).into_response())
 }

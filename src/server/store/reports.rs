@@ -1,0 +1,261 @@
+//! The forge-report outbox in the store: states due for the forge (one per status, the
+//! newest), claimed by one reporter, and what each delivery attempt gave.
+
+use super::{Page, Result, Store, now_ms};
+use sqlx::Row;
+
+/// An outbox row to report, with what the forge is told about it.
+#[derive(Debug, Clone)]
+pub struct DueReport {
+    pub id: i64,
+    pub run_id: String,
+    /// `None` for the run's own status.
+    pub job_key: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub repo: String,
+    pub forge: String,
+    pub pipeline: String,
+    pub sha: String,
+    pub git_ref: String,
+    pub job_name: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub allowed_failure: bool,
+    /// The run's error (or, for a skipped run, why it was skipped).
+    pub run_error: Option<String>,
+    pub annotations: Vec<crate::exec::Annotation>,
+    /// The GitHub check run already made for this run or job.
+    pub check_run_id: Option<i64>,
+    /// GitLab merge requests: the pipeline the statuses join.
+    pub forge_pipeline: Option<i64>,
+}
+
+/// `($first, $first+1), ($first+2, $first+3), …`: `n` pairs of parameters.
+fn pairs(n: usize, first: usize) -> String {
+    (0..n)
+        .map(|i| format!("(${}, ${})", first + 2 * i, first + 2 * i + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Outbox rows due to be reported, each the newest of its status (older ones are
+    /// superseded by it), taken for `claim_ms` so another replica does not send them too.
+    pub async fn due_reports(
+        &self,
+        limit: i64,
+        claim_ms: i64,
+        reporting: &[(String, String)],
+    ) -> Result<Vec<DueReport>> {
+        if reporting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        // "Newest of its status" is asked twice so each probe is an index range (a run's
+        // status has no job key).
+        let sql = format!(
+            "SELECT o.id, o.run_id, o.job_key, o.state, o.attempts, r.repo, r.forge, r.pipeline, \
+             r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
+             j.allowed_failure, r.error, j.annotations, \
+             (SELECT c.check_run_id FROM check_runs c WHERE c.run_id = o.run_id \
+             AND c.job_key = COALESCE(o.job_key, '')), \
+             CASE WHEN r.forge = 'gitlab' AND r.event = 'pull_request' THEN r.event_json END \
+             FROM outbox o JOIN runs r ON r.id = o.run_id \
+             LEFT JOIN jobs j ON j.run_id = o.run_id AND j.job_key = o.job_key \
+             WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
+             AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+             AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.run_id = o.run_id \
+             AND n.job_key = o.job_key AND n.id > o.id) \
+             AND (o.job_key IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox n \
+             WHERE n.run_id = o.run_id AND n.job_key IS NULL AND n.id > o.id)) \
+             AND (r.forge, r.repo) IN ({}) ORDER BY o.id LIMIT $2",
+            pairs(reporting.len(), 3)
+        );
+        let mut query = sqlx::query(&sql).bind(now).bind(limit);
+        for (forge, repo) in reporting {
+            query = query.bind(forge).bind(repo);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // All taken at once; what another replica took in between is left to it.
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0).map(|id| id.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        let taken = sqlx::query(&format!(
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN ({}) AND delivered_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until < $2) RETURNING id",
+            ids.join(", ")
+        ))
+        .bind(now + claim_ms)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let taken: std::collections::HashSet<i64> = taken
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut due = Vec::new();
+        for r in rows {
+            let id: i64 = r.try_get(0)?;
+            if !taken.contains(&id) {
+                continue;
+            }
+            due.push(DueReport {
+                id,
+                run_id: r.try_get(1)?,
+                job_key: r.try_get(2)?,
+                state: r.try_get(3)?,
+                attempts: r.try_get(4)?,
+                repo: r.try_get(5)?,
+                forge: r.try_get(6)?,
+                pipeline: r.try_get(7)?,
+                sha: r.try_get(8)?,
+                git_ref: r.try_get(9)?,
+                started_at: r
+                    .try_get::<Option<i64>, _>(13)?
+                    .or(Some(r.try_get::<i64, _>(10)?)),
+                finished_at: r
+                    .try_get::<Option<i64>, _>(14)?
+                    .or(r.try_get::<Option<i64>, _>(11)?),
+                job_name: r.try_get(12)?,
+                allowed_failure: r.try_get::<Option<i64>, _>(15)?.unwrap_or(0) != 0,
+                run_error: r.try_get(16)?,
+                annotations: r
+                    .try_get::<Option<String>, _>(17)?
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default(),
+                check_run_id: r.try_get(18)?,
+                forge_pipeline: r
+                    .try_get::<Option<String>, _>(19)?
+                    .and_then(|e| serde_json::from_str::<crate::trigger::Event>(&e).ok())
+                    .and_then(|e| e.forge_pipeline),
+            });
+        }
+        Ok(due)
+    }
+
+    /// Marks what is undelivered of repositories that do not report to a forge (all but
+    /// `reporting`) as not reported, in one statement.
+    pub async fn mark_unreported(&self, reporting: &[(String, String)]) -> Result<()> {
+        let others = if reporting.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "AND run_id IN (SELECT id FROM runs WHERE (forge, repo) NOT IN ({}))",
+                pairs(reporting.len(), 2)
+            )
+        };
+        let sql = format!(
+            "UPDATE outbox SET delivered_at = $1, result = 'unreported' \
+             WHERE delivered_at IS NULL {others}"
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms());
+        for (forge, repo) in reporting {
+            query = query.bind(forge).bind(repo);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records how reporting an outbox row went. `retry_at` keeps it to be sent again;
+    /// otherwise it is done with `result`, and older rows of its status are superseded.
+    pub async fn reported(
+        &self,
+        report: &DueReport,
+        result: &str,
+        retry_at: Option<i64>,
+        error: Option<&str>,
+        count_attempt: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, next_attempt_at = $1, result = $2, \
+             last_error = $3, attempts = attempts + $4, delivered_at = $5 WHERE id = $6",
+        )
+        .bind(retry_at)
+        .bind(result)
+        .bind(error)
+        .bind(count_attempt as i64)
+        .bind(retry_at.is_none().then_some(now))
+        .bind(report.id)
+        .execute(&mut *tx)
+        .await?;
+        if retry_at.is_none() {
+            let same_status = match report.job_key {
+                Some(_) => "job_key = $3",
+                None => "job_key IS NULL AND $3 IS NULL",
+            };
+            sqlx::query(&format!(
+                "UPDATE outbox SET delivered_at = $1, result = 'superseded' WHERE run_id = $2 \
+                 AND {same_status} AND id < $4 AND delivered_at IS NULL"
+            ))
+            .bind(now)
+            .bind(&report.run_id)
+            .bind(report.job_key.as_deref())
+            .bind(report.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reports not delivered: still to be sent, or given up (`refused`, `failed`), newest
+    /// first.
+    pub async fn undelivered_reports(&self, page: &Page) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, job_key, state, attempts, result, last_error, next_attempt_at, \
+             created_at FROM outbox WHERE (delivered_at IS NULL OR result IN ('refused', 'failed')) \
+             AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
+        )
+        .bind(page.limit)
+        .bind(page.before.as_ref().map(|c| c.0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(serde_json::json!({
+                    "id": r.try_get::<i64, _>(0)?,
+                    "run_id": r.try_get::<String, _>(1)?,
+                    "job_key": r.try_get::<Option<String>, _>(2)?,
+                    "state": r.try_get::<String, _>(3)?,
+                    "attempts": r.try_get::<i64, _>(4)?,
+                    "result": r.try_get::<Option<String>, _>(5)?,
+                    "error": r.try_get::<Option<String>, _>(6)?,
+                    "next_attempt_at": r.try_get::<Option<i64>, _>(7)?,
+                    "created_at": r.try_get::<i64, _>(8)?,
+                }))
+            })
+            .collect()
+    }
+
+    /// Remembers the check run made for a run (`job_key` `None`) or job.
+    pub async fn set_check_run(&self, run_id: &str, job_key: Option<&str>, id: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO check_runs (run_id, job_key, check_run_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, job_key) DO UPDATE SET check_run_id = $3",
+        )
+        .bind(run_id)
+        .bind(job_key.unwrap_or(""))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many reports are still to be sent, and how many were given up.
+    pub async fn report_counts(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL), \
+             (SELECT COUNT(*) FROM outbox WHERE result IN ('refused', 'failed'))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}
