@@ -74,7 +74,7 @@ pub fn on_each_database(test: impl Fn(&Path, &str)) {
     }
 }
 
-fn fresh_postgres_database(url: &str) -> String {
+pub fn fresh_postgres_database(url: &str) -> String {
     let name = format!("tess_test_{}", tesseract_ci::token::random_hex(6));
     let out = Command::new("psql")
         .arg(url)

@@ -25,4 +25,5 @@ mod schedules;
 mod server;
 mod support;
 mod triggers;
+mod upgrade;
 mod versions;
