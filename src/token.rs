@@ -1,16 +1,14 @@
 //! Random tokens and ids, the hashes tokens are stored as, and [`Secret`]: a credential
 //! that no `Debug`/`Display` (so no log line) can show.
 
-/// Hex of `n` random bytes from the kernel.
+/// Hex of `n` random bytes from the operating system's CSPRNG (`ring::rand`, which uses
+/// `getrandom(2)`). Without one no token could be trusted, so its failure is fatal.
 pub fn random_hex(n: usize) -> String {
-    use std::io::Read;
+    use ring::rand::SecureRandom;
     let mut buf = vec![0u8; n];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    if read.is_err() {
-        // Never reached on Linux; still unpredictable enough to stay unique.
-        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-        buf = sha2_bytes(seed.as_bytes())[..n.min(32)].to_vec();
-    }
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the operating system's random number generator failed");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
