@@ -5,7 +5,7 @@ prints a table.
   cargo build --release && benches/action.py [--tess target/release/tess] [--runs 5]
 
 For the fanout (16 jobs x 10 steps) and chain (16 jobs in a row) workloads of
-../shared/bench/gen.py, GitHub syntax:
+benches/workloads.py, GitHub syntax:
   act                act -P ubuntu-latest=-self-hosted push (the peer: the jobs run by act)
   tess none          tess run --github-actions --report none
   tess statuses      tess run --github-actions --report statuses, to a fake GitHub API
@@ -114,7 +114,7 @@ def main():
     tess = os.path.abspath(args.tess)
     act = shutil.which("act")
     work = tempfile.mkdtemp(prefix="tess-action-bench-")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "shared", "bench", "gen.py"), work],
+    subprocess.run([sys.executable, os.path.join(HERE, "workloads.py"), work],
                    check=True, stdout=subprocess.DEVNULL)
     fake = FakeGitHub()
     threading.Thread(target=fake.serve_forever, daemon=True).start()

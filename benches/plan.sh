@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Planning benchmark: `tess plan --json` vs `act -l` (and `gitlab-ci-local --list-json`)
-# on the 1000-job `plan1000` workload from ../shared/bench/gen.py, timed with hyperfine.
-#   benches/plan.sh [RUNS]          (peers: ../shared/tools/install-peers.sh)
+# on the 1000-job `plan1000` workload from benches/workloads.py, timed with hyperfine.
+#   benches/plan.sh [RUNS]          (peers: scripts/install-peers.sh)
 # Prints one row per tool: median and mean wall time, peak RSS, and speed-up vs tess.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 tess="${CARGO_TARGET_DIR:-$here/target}/release/tess"
-python3 "$here/../shared/bench/gen.py" "$work" >/dev/null
+python3 "$here/benches/workloads.py" "$work"
 cd "$work/plan1000"
 declare -a names cmds
 names+=(tess); cmds+=("$tess plan --json .github/workflows/bench.yml")

@@ -5,7 +5,7 @@
 
   sync unchanged   POST /api/v1/repos/{repo}/sync when the default branch shows nothing new:
                    fetch, read, validate, normalize and hash the plan1000 workload
-                   (1,000 jobs, ../shared/bench/gen.py)
+                   (1,000 jobs, benches/workloads.py)
   sync changed     the same after a commit that changes one job: + diff and apply (CAS)
   diff             GET .../versions/{a}/diff/{b} between two plan1000 versions
   schedule lag     a `* * * * *` schedule, with the server's clock a file this script moves
@@ -98,7 +98,7 @@ def main():
     args = p.parse_args()
     tess = os.path.abspath(args.tess)
     root = tempfile.mkdtemp(prefix="tess-versions-bench-")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "shared", "bench", "gen.py"),
+    subprocess.run([sys.executable, os.path.join(HERE, "workloads.py"),
                     root], check=True, stdout=subprocess.DEVNULL)
     big = os.path.join(root, "plan1000")
     git(big, "branch", "-M", "main")

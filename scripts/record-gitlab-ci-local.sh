@@ -3,10 +3,12 @@
 # reference for the agreement test (tests/it/gitlab.rs). Each project is laid out with its
 # local includes, committed on `main`, with an `origin` remote of gitlab.com/acme/proj (what
 # gitlab-ci-local needs to start). Files it cannot list are left out and named on stderr.
-#   scripts/record-gitlab-ci-local.sh      (gitlab-ci-local: ../shared/tools/install-peers.sh)
+#   scripts/record-gitlab-ci-local.sh      (gitlab-ci-local: scripts/install-peers.sh;
+#                                           the corpus: $TESS_CORPUS or ../shared/corpus)
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus=$here/../shared/corpus/gitlab
+corpus=${TESS_CORPUS:-$here/../shared/corpus}/gitlab
+[ -d "$corpus" ] || { echo "no corpus at $corpus (set TESS_CORPUS)" >&2; exit 1; }
 out=$here/tests/fixtures/gitlab-ci-local
 mkdir -p "$out"
 echo "gitlab-ci-local $(gitlab-ci-local --version)" > "$out/VERSION"
