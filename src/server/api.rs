@@ -629,7 +629,15 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
         reports_pending,
         reports_given_up,
     };
-    Ok(app.metrics.render(&gauges).into_response())
+    let text = app.metrics.render(&gauges);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            super::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// Forge statuses not delivered: still to be sent, or given up (with the forge's answer).

@@ -140,7 +140,21 @@ fn the_fleet_assets_parse_and_use_metrics_the_server_serves() {
 
     // Every metric used is one the server serves.
     on_each_database(|root, database| {
-        let (_repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        // One job waits for a runner (none is registered), so the queue's series exist
+        // (OpenMetrics leaves out a family with no series).
+        let sha = repo.commit(
+            &[(
+                ".github/workflows/ci.yml",
+                "on: push\njobs:\n  a:\n    runs-on: self-hosted\n    steps: [{run: 'true'}]\n",
+            )],
+            "main",
+        );
+        let body = crate::harness::github_push("octo/hello", "refs/heads/main", None, &sha);
+        let (status, reply) =
+            server.hook("github", "push", "queued-1", &body, crate::harness::SECRET);
+        assert_eq!(status, 202, "{reply}");
+        crate::server::run_of_delivery(&server, "github:queued-1");
         let mut response = agent()
             .get(&format!("{}/metrics", server.url))
             .call()
@@ -153,7 +167,8 @@ fn the_fleet_assets_parse_and_use_metrics_the_server_serves() {
             .collect();
         for expr in &expressions {
             for name in metric_names(expr) {
-                let base = ["_bucket", "_sum", "_count"]
+                // OpenMetrics names a counter's family without its `_total` sample suffix.
+                let base = ["_bucket", "_sum", "_count", "_total"]
                     .iter()
                     .find_map(|s| name.strip_suffix(s))
                     .unwrap_or(&name);
@@ -217,4 +232,36 @@ fn an_upgraded_runner_comes_back_from_a_drain() {
         assert_eq!(now["version"], current);
         assert_eq!(now["outdated"], false);
     });
+}
+
+#[test]
+fn metrics_are_openmetrics_with_help_type_and_escaped_labels() {
+    use tesseract_ci::server::metrics::{Gauges, Metrics};
+    let metrics = Metrics::default();
+    metrics.delivery("received");
+    metrics.delivery("received");
+    metrics.queue_wait(0.02);
+    let gauges = Gauges {
+        queue_depth: vec![(vec!["self-hosted".into(), "gpu \"a100\"\\x".into()], 3)],
+        ..Gauges::default()
+    };
+    let text = metrics.render(&gauges);
+    for line in [
+        "# HELP tess_queue_depth Queued jobs by the label set they need.",
+        "# TYPE tess_queue_depth gauge",
+        r#"tess_queue_depth{labels="self-hosted,gpu \"a100\"\\x"} 3"#,
+        "# TYPE tess_webhook_deliveries counter",
+        r#"tess_webhook_deliveries_total{result="received"} 2"#,
+        "# TYPE tess_queue_wait_seconds histogram",
+        "# UNIT tess_queue_wait_seconds seconds",
+        r#"tess_queue_wait_seconds_bucket{le="0.025"} 1"#,
+        r#"tess_queue_wait_seconds_bucket{le="0.01"} 0"#,
+        "tess_queue_wait_seconds_count 1",
+        "# EOF",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
 }
