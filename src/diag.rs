@@ -80,14 +80,25 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
-    /// Renders `path:line:col: error: message`, the source line with a caret, and `help:`.
+    /// Renders `path:line:col: error: message`, the source line with a caret, and `help:`,
+    /// as plain text (stored, sent to forges and APIs).
     pub fn render(&self, source: Option<&str>) -> String {
-        let kind = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+        anstream::adapter::strip_str(&self.render_styled(source)).to_string()
+    }
+
+    /// [`Diagnostic::render`] styled like rustc's (ANSI; an `anstream` stream drops the
+    /// styles where colour is off: `--color`, `NO_COLOR`, not a terminal).
+    pub fn render_styled(&self, source: Option<&str>) -> String {
+        use anstyle::{AnsiColor, Style};
+        let (kind, colour) = match self.severity {
+            Severity::Error => ("error", AnsiColor::Red),
+            Severity::Warning => ("warning", AnsiColor::Yellow),
         };
+        let mark = Style::new().bold().fg_color(Some(colour.into()));
+        let bold = Style::new().bold();
+        let gutter_style = Style::new().bold().fg_color(Some(AnsiColor::Blue.into()));
         let mut out = format!(
-            "{}:{}:{}: {kind}: {}\n",
+            "{bold}{}:{}:{}:{bold:#} {mark}{kind}{mark:#}{bold}: {}{bold:#}\n",
             self.file, self.line, self.col, self.message
         );
         let line_text = source.and_then(|s| s.lines().nth(self.line.saturating_sub(1) as usize));
@@ -100,12 +111,19 @@ impl Diagnostic {
                 .take(self.col.saturating_sub(1) as usize)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            let _ = writeln!(out, "{pad} |");
-            let _ = writeln!(out, "{gutter} | {text}");
-            let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(self.width as usize));
+            let carets = "^".repeat(self.width as usize);
+            let _ = writeln!(out, "{gutter_style}{pad} |{gutter_style:#}");
+            let _ = writeln!(out, "{gutter_style}{gutter} |{gutter_style:#} {text}");
+            let _ = writeln!(
+                out,
+                "{gutter_style}{pad} |{gutter_style:#} {indent}{mark}{carets}{mark:#}"
+            );
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(
+                out,
+                "  {gutter_style}={gutter_style:#} {bold}help{bold:#}: {help}"
+            );
         }
         out
     }

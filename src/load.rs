@@ -30,6 +30,14 @@ impl Loaded {
             .map(|d| d.render(self.sources.get(&d.file).map(String::as_str)))
             .collect()
     }
+
+    /// [`Loaded::render_diagnostics`] with rustc's styles, for a terminal (`anstream`).
+    pub fn render_diagnostics_styled(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render_styled(self.sources.get(&d.file).map(String::as_str)))
+            .collect()
+    }
 }
 
 /// The default places to look, relative to the current directory.

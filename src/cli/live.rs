@@ -3,9 +3,10 @@
 
 use crate::engine::{Conclusion, RunEvent, file_name};
 use crate::exec::{Outcome, Stream};
+use anstyle::{AnsiColor, Style};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 
@@ -32,7 +33,7 @@ pub struct Failure {
 
 struct JobOutput {
     name: String,
-    color: &'static str,
+    color: Style,
     log: Option<BufWriter<File>>,
     steps: HashMap<usize, String>,
     tails: HashMap<usize, Vec<String>>,
@@ -40,9 +41,19 @@ struct JobOutput {
     background: std::collections::HashSet<usize>,
 }
 
-const COLORS: [&str; 6] = [
-    "\x1b[36m", "\x1b[35m", "\x1b[33m", "\x1b[34m", "\x1b[32m", "\x1b[96m",
+/// Each job's prefix colour, in turn.
+const COLORS: [AnsiColor; 6] = [
+    AnsiColor::Cyan,
+    AnsiColor::Magenta,
+    AnsiColor::Yellow,
+    AnsiColor::Blue,
+    AnsiColor::Green,
+    AnsiColor::BrightCyan,
 ];
+
+fn fg(colour: AnsiColor) -> Style {
+    Style::new().fg_color(Some(colour.into()))
+}
 
 /// Sees each event before it is shown.
 pub type Observer = Box<dyn FnMut(&RunEvent) + Send>;
@@ -63,7 +74,10 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
     // Lines printed as they come (not in grouped or JSON mode).
     let live = !json && !display.grouped;
     let stdout = std::io::stdout();
-    let color = live && stdout.is_terminal();
+    // `--color`, `NO_COLOR`, `CLICOLOR_FORCE` and whether stdout is a terminal decide. The
+    // jobs' own output is written as it came (their colours included), so stdout is not
+    // wrapped in an `anstream` stream, which would strip them.
+    let color = live && anstream::AutoStream::choice(&stdout) != anstream::ColorChoice::Never;
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut jobs: HashMap<String, JobOutput> = HashMap::new();
     let mut width = 0;
@@ -74,9 +88,9 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
         duration_ms: 0,
         skipped_steps: Default::default(),
     };
-    let paint = |code: &str, text: &str| {
+    let paint = |style: Style, text: &str| {
         if color {
-            format!("{code}{text}\x1b[0m")
+            format!("{style}{text}{style:#}")
         } else {
             text.to_string()
         }
@@ -114,7 +128,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                         .map(|f| BufWriter::with_capacity(64 * 1024, f));
                     let o = JobOutput {
                         name: j.name,
-                        color: COLORS[i % COLORS.len()],
+                        color: fg(COLORS[i % COLORS.len()]),
                         log,
                         steps: HashMap::new(),
                         tails: HashMap::new(),
@@ -145,7 +159,7 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                             out,
                             "{} {}",
                             prefix(j, width, &paint),
-                            paint("\x1b[1m", &format!("▶ {name}"))
+                            paint(Style::new().bold(), &format!("▶ {name}"))
                         );
                     }
                     if background {
@@ -218,14 +232,14 @@ pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Displa
                     if live {
                         let mark = match (outcome, conclusion) {
                             _ if matches!(detail, Outcome::Unavailable(_)) => {
-                                paint("\x1b[33m", "⚠")
+                                paint(fg(AnsiColor::Yellow), "⚠")
                             }
-                            (Conclusion::Success, _) => paint("\x1b[32m", "✓"),
-                            (Conclusion::Skipped, _) => paint("\x1b[90m", "○"),
+                            (Conclusion::Success, _) => paint(fg(AnsiColor::Green), "✓"),
+                            (Conclusion::Skipped, _) => paint(fg(AnsiColor::BrightBlack), "○"),
                             (Conclusion::Failure, Conclusion::Success) => {
-                                paint("\x1b[33m", "✗ (continue-on-error)")
+                                paint(fg(AnsiColor::Yellow), "✗ (continue-on-error)")
                             }
-                            _ => paint("\x1b[31m", "✗"),
+                            _ => paint(fg(AnsiColor::Red), "✗"),
                         };
                         let detail_text = if outcome == Conclusion::Failure
                             || outcome == Conclusion::Cancelled
@@ -333,7 +347,7 @@ fn print_group(out: &mut impl Write, title: &str, log: &std::path::Path) {
     let _ = writeln!(out, "::endgroup::");
 }
 
-fn prefix(j: &JobOutput, width: usize, paint: &dyn Fn(&str, &str) -> String) -> String {
+fn prefix(j: &JobOutput, width: usize, paint: &dyn Fn(Style, &str) -> String) -> String {
     let name: String = j.name.chars().take(width).collect();
     paint(j.color, &format!("{name:<width$} |"))
 }

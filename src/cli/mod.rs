@@ -21,8 +21,41 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Exit code for invalid input (bad spec, bad arguments).
+/// Exit code for invalid input (bad spec, bad arguments, a bad config file).
 const EXIT_INVALID: u8 = 2;
+/// Exit code for a failure of the environment (a database down, a port taken, a server
+/// unreachable): the same command may work later.
+const EXIT_RUNTIME: u8 = 3;
+
+/// What a command could not do, and whose fault that is (the exit code says which).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> CliError {
+        CliError::Invalid(message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> CliError {
+        CliError::Invalid(message.to_string())
+    }
+}
+
+impl From<crate::server::StartError> for CliError {
+    fn from(e: crate::server::StartError) -> CliError {
+        match e {
+            crate::server::StartError::Invalid(m) => CliError::Invalid(m),
+            crate::server::StartError::Runtime(m) => CliError::Runtime(m),
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +73,18 @@ struct Cli {
     /// Read every file given in this dialect (default: by name and content).
     #[arg(long, global = true, value_enum, default_value_t)]
     dialect: DialectArg,
+    /// Colours on the terminal: `auto` uses them on a terminal unless `NO_COLOR` is set
+    /// (`CLICOLOR_FORCE` forces them); `always` and `never` override both.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    color: ColorArg,
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum ColorArg {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -351,6 +396,11 @@ pub fn main() -> ExitCode {
         crate::exec::reaper::watch();
     }
     let cli = Cli::parse();
+    anstream::ColorChoice::write_global(match cli.color {
+        ColorArg::Auto => anstream::ColorChoice::Auto,
+        ColorArg::Always => anstream::ColorChoice::Always,
+        ColorArg::Never => anstream::ColorChoice::Never,
+    });
     // The server and the runner say what they do at info level unless TESS_LOG says else.
     let default_level = match cli.command {
         Command::Server { .. } | Command::Runner { .. } => "info",
@@ -370,9 +420,12 @@ pub fn main() -> ExitCode {
     };
     match run(cli.command, &globals) {
         Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(EXIT_INVALID)
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                CliError::Invalid(_) => EXIT_INVALID,
+                CliError::Runtime(_) => EXIT_RUNTIME,
+            })
         }
     }
 }
@@ -430,7 +483,7 @@ fn exit_code(loaded: &Loaded) -> u8 {
     if loaded.has_errors() { EXIT_INVALID } else { 0 }
 }
 
-fn run(command: Command, globals: &Globals) -> Result<u8, String> {
+fn run(command: Command, globals: &Globals) -> Result<u8, CliError> {
     match command {
         Command::Validate { paths, json } => {
             let loaded = load_paths(paths, globals, None)?;
@@ -455,7 +508,7 @@ fn run(command: Command, globals: &Globals) -> Result<u8, String> {
             let event = event::from_args(&event)?;
             let mut loaded = load_paths(paths, globals, event.as_ref())?;
             let plans = plan_all(&mut loaded, event.as_ref());
-            eprint!("{}", loaded.render_diagnostics());
+            anstream::eprint!("{}", loaded.render_diagnostics_styled());
             let text = match format {
                 GraphFormat::Dot => graph::dot(&plans),
                 GraphFormat::Mermaid => graph::mermaid(&plans),
@@ -500,7 +553,7 @@ fn run(command: Command, globals: &Globals) -> Result<u8, String> {
             let mut loaded =
                 load_paths_remote(paths, globals, Some(&event), Some(Arc::clone(&source)))?;
             if loaded.has_errors() {
-                eprint!("{}", loaded.render_diagnostics());
+                anstream::eprint!("{}", loaded.render_diagnostics_styled());
                 return Ok(EXIT_INVALID);
             }
             // A bad token fails here, before anything runs.
@@ -528,7 +581,7 @@ fn run(command: Command, globals: &Globals) -> Result<u8, String> {
                 actions,
                 source,
             };
-            run::run(&mut loaded, args)
+            Ok(run::run(&mut loaded, args)?)
         }
         Command::Runs {
             server,

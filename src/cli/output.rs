@@ -43,7 +43,7 @@ pub fn validate(loaded: &Loaded, as_json: bool) {
         });
         print_json(&out);
     } else {
-        eprint!("{}", loaded.render_diagnostics());
+        anstream::eprint!("{}", loaded.render_diagnostics_styled());
         if loaded.has_errors() {
             eprintln!("{}", summary(loaded));
         } else {
@@ -75,7 +75,7 @@ pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
         });
         return;
     }
-    eprint!("{}", loaded.render_diagnostics());
+    anstream::eprint!("{}", loaded.render_diagnostics_styled());
     let mut out = String::new();
     for p in plans {
         let dialect = match p.dialect {
@@ -184,7 +184,7 @@ pub fn schedule(loaded: &Loaded, from: DateTime<Utc>, count: usize, as_json: boo
         print_json(&out);
         return;
     }
-    eprint!("{}", loaded.render_diagnostics());
+    anstream::eprint!("{}", loaded.render_diagnostics_styled());
     for e in &entries {
         println!(
             "{}  `{}` ({})",

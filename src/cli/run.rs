@@ -60,7 +60,7 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
         let (plan, mut diagnostics) = plan_pipeline(pipeline, Some(event));
         loaded.diagnostics.append(&mut diagnostics);
         if loaded.has_errors() {
-            eprint!("{}", loaded.render_diagnostics());
+            anstream::eprint!("{}", loaded.render_diagnostics_styled());
             return Ok(2);
         }
         if plan.triggered != Some(true) {

@@ -45,7 +45,7 @@ pub(super) fn call(
     method: &str,
     url: &str,
     token: &str,
-) -> Result<ureq::http::Response<ureq::Body>, String> {
+) -> Result<ureq::http::Response<ureq::Body>, super::CliError> {
     let auth = format!("Bearer {token}");
     let response = match method {
         "POST" => agent()
@@ -54,7 +54,8 @@ pub(super) fn call(
             .send_empty(),
         _ => agent().get(url).header("authorization", &auth).call(),
     }
-    .map_err(|e| format!("{url}: {e}"))?;
+    // Not reached (refused, timed out): the server or the network, not the input.
+    .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
     if response.status().is_success() {
         return Ok(response);
     }
@@ -65,22 +66,31 @@ pub(super) fn call(
         .ok()
         .and_then(|v| v["error"].as_str().map(String::from))
         .unwrap_or(body);
-    Err(format!("{url}: {status}: {message}"))
+    let message = format!("{url}: {status}: {message}");
+    Err(if status.is_server_error() {
+        super::CliError::Runtime(message)
+    } else {
+        super::CliError::Invalid(message)
+    })
 }
 
-pub(super) fn json(method: &str, url: &str, token: &str) -> Result<serde_json::Value, String> {
+pub(super) fn json(
+    method: &str,
+    url: &str,
+    token: &str,
+) -> Result<serde_json::Value, super::CliError> {
     let mut response = call(method, url, token)?;
     let text = response
         .body_mut()
         .read_to_string()
         .map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| format!("{url}: not JSON: {e}"))
+    Ok(serde_json::from_str(&text).map_err(|e| format!("{url}: not JSON: {e}"))?)
 }
 
 /// The run id that means "the newest run".
 const LATEST: &str = "latest";
 
-fn newest_run(base: &str, token: &str) -> Result<Option<String>, String> {
+fn newest_run(base: &str, token: &str) -> Result<Option<String>, super::CliError> {
     let runs = json("GET", &format!("{base}/runs?limit=1"), token)?;
     Ok(runs["runs"][0]["id"].as_str().map(String::from))
 }
@@ -92,7 +102,7 @@ fn wait(
     id: &str,
     timeout: std::time::Duration,
     out: &mut impl Write,
-) -> Result<u8, String> {
+) -> Result<u8, super::CliError> {
     let deadline = std::time::Instant::now() + timeout;
     let w = |e: std::io::Error| e.to_string();
     let mut announced = std::collections::HashSet::new();
@@ -197,15 +207,15 @@ impl LogRenderer {
     }
 }
 
-pub fn run(server: &str, token: &str, action: Action) -> Result<u8, String> {
+pub fn run(server: &str, token: &str, action: Action) -> Result<u8, super::CliError> {
     let base = format!("{}/api/v1", server.trim_end_matches('/'));
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| e.to_string();
-    let resolve = |id: String| -> Result<String, String> {
+    let resolve = |id: String| -> Result<String, super::CliError> {
         if id != LATEST {
             return Ok(id);
         }
-        newest_run(&base, token)?.ok_or_else(|| "the server has no runs yet".to_string())
+        Ok(newest_run(&base, token)?.ok_or("the server has no runs yet")?)
     };
     match action {
         Action::List => {

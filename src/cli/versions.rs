@@ -18,7 +18,7 @@ pub enum Action {
 }
 
 /// `owner/name` (nested GitLab groups: the last part is the name) as two path segments.
-fn repo_path(repo: &str) -> Result<String, String> {
+fn repo_path(repo: &str) -> Result<String, super::CliError> {
     let (owner, name) = repo
         .rsplit_once('/')
         .ok_or_else(|| format!("`{repo}`: expected OWNER/NAME"))?;
@@ -58,21 +58,23 @@ fn change_log(value: &Value) -> String {
 }
 
 /// POSTs and reads the outcome, which is JSON for 200, 412 and 422 alike.
-fn post(url: &str, token: &str, if_match: Option<&str>) -> Result<(u16, Value), String> {
+fn post(url: &str, token: &str, if_match: Option<&str>) -> Result<(u16, Value), super::CliError> {
     let mut request = agent()
         .post(url)
         .header("authorization", &format!("Bearer {token}"));
     if let Some(v) = if_match {
         request = request.header("if-match", &format!("\"{v}\""));
     }
-    let mut response = request.send_empty().map_err(|e| format!("{url}: {e}"))?;
+    let mut response = request
+        .send_empty()
+        .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, body))
 }
 
-fn outcome(status: u16, body: &Value) -> Result<(String, u8), String> {
+fn outcome(status: u16, body: &Value) -> Result<(String, u8), super::CliError> {
     let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
     match body["outcome"].as_str() {
         Some("applied") => Ok((
@@ -95,14 +97,14 @@ fn outcome(status: u16, body: &Value) -> Result<(String, u8), String> {
             ),
             1,
         )),
-        _ => Err(format!(
+        _ => Err(super::CliError::Invalid(format!(
             "{status}: {}",
             body["error"].as_str().unwrap_or(&body.to_string())
-        )),
+        ))),
     }
 }
 
-pub fn run(server: &str, token: &str, repo: &str, action: Action) -> Result<u8, String> {
+pub fn run(server: &str, token: &str, repo: &str, action: Action) -> Result<u8, super::CliError> {
     let base = format!(
         "{}/api/v1/repos/{}",
         server.trim_end_matches('/'),

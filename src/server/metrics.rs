@@ -61,7 +61,10 @@ impl Default for Metrics {
         // Every result a job can have is a series from the start (at 0), so an error-rate
         // alert has both its numerator and denominator before the first failure.
         for outcome in ["success", "failure", "cancelled", "skipped"] {
-            metrics.jobs_finished.get_or_create(&result(outcome)).inc_by(0);
+            metrics
+                .jobs_finished
+                .get_or_create(&result(outcome))
+                .inc_by(0);
         }
         metrics
     }

@@ -140,7 +140,31 @@ fn resolve_all(secrets: &[config::Secret], base: &Path) -> Result<Vec<String>, S
 }
 
 /// Runs the server until SIGINT/SIGTERM.
-pub fn run(mut options: Options) -> Result<(), String> {
+/// Why the server could not start: the operator's input, or the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration (or a file it names) is wrong: fix it and start again.
+    #[error("{0}")]
+    Invalid(String),
+    /// The environment failed (the database is down, the port is taken, a disk is full):
+    /// the same start may work later.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError::Invalid(message)
+    }
+}
+
+impl From<store::StoreError> for StartError {
+    fn from(e: store::StoreError) -> StartError {
+        StartError::Runtime(format!("database: {e}"))
+    }
+}
+
+pub fn run(mut options: Options) -> Result<(), StartError> {
     // Without a config the server writes a starter one in `tess-data/` and keeps its
     // database and tokens beside it; repositories added to it later are hot-reloaded.
     let has_config = options.config.is_some();
@@ -198,19 +222,21 @@ pub fn run(mut options: Options) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
     runtime.block_on(async move {
         let store = Store::connect(&database_url).await.map_err(|e| {
-            format!(
+            StartError::Runtime(format!(
                 "database {} (host {}): {e}",
                 redact_url(&database_url),
                 first_start::database_host(&database_url)
-            )
+            ))
         })?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|e| StartError::Runtime(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Runtime(e.to_string()))?;
         let public_url = config
             .public_url
             .clone()
@@ -247,15 +273,10 @@ pub fn run(mut options: Options) -> Result<(), String> {
         match app.store.grant_lease_grace(ttl_ms).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "running jobs get a full lease to heartbeat"),
-            Err(e) => return Err(format!("database: {e}")),
+            Err(e) => return Err(e.into()),
         }
         // Deliveries a crash left unplanned are planned first.
-        for id in app
-            .store
-            .unplanned_deliveries(i64::MAX)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        for id in app.store.unplanned_deliveries(i64::MAX).await? {
             let _ = app.planner.send(id);
         }
         tokio::spawn(plan_deliveries(Arc::clone(&app), planner_rx));

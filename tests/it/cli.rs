@@ -311,3 +311,91 @@ fn hostile_input_gets_a_clear_error_and_no_panic() {
         assert!(!err.contains("panicked"), "{file}: {err}");
     }
 }
+
+#[test]
+fn invalid_input_exits_2_and_a_failing_environment_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "tess.toml", b"listen = 3\n");
+    // A config file that does not parse is the operator's input: 2, located.
+    let out = tess(dir.path(), &["server", "--config", "tess.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tess.toml:1:10:"), "{}", stderr(&out));
+    // Nothing listens on port 1: the environment failed, not the input.
+    let out = tess(
+        dir.path(),
+        &[
+            "runs",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+            "list",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    write(
+        dir.path(),
+        "ok.toml",
+        b"api_tokens = [\"t\"]\nregistration_token = \"r\"\n",
+    );
+    let out = tess(
+        dir.path(),
+        &[
+            "server",
+            "--config",
+            "ok.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://tess:tess@127.0.0.1:1/tess",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tess:***@127.0.0.1:1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn validate_is_coloured_like_rustc_when_asked_and_plain_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "bad.yml",
+        b"on: push\njobs:\n  a:\n    runs-on: x\n    stepz: []\n",
+    );
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = crate::support::tess_with_env(dir.path(), args, env);
+        assert_eq!(out.status.code(), Some(2));
+        stderr(&out)
+    };
+    let red_error = "\x1b[1m\x1b[31merror\x1b[0m";
+    let coloured = run(
+        &["--color", "always", "validate", "bad.yml"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(coloured.contains(red_error), "{coloured:?}");
+    // The same text once the styles are gone.
+    let plain = run(&["validate", "bad.yml"], &[]);
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert_eq!(
+        anstream::adapter::strip_str(&coloured).to_string(),
+        plain,
+        "styles only"
+    );
+    assert!(plain.contains("bad.yml:5:5: error: unknown key `stepz` in job `a`"));
+    // `auto`: CLICOLOR_FORCE forces colours on a pipe, NO_COLOR wins over it.
+    assert!(run(&["validate", "bad.yml"], &[("CLICOLOR_FORCE", "1")]).contains(red_error));
+    let no_color = run(
+        &["validate", "bad.yml"],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    );
+    assert!(!no_color.contains('\x1b'), "{no_color:?}");
+    let never = run(
+        &["--color", "never", "validate", "bad.yml"],
+        &[("CLICOLOR_FORCE", "1")],
+    );
+    assert!(!never.contains('\x1b'), "{never:?}");
+}
