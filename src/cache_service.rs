@@ -54,12 +54,12 @@ struct Service {
 }
 
 /// A service started by this process on 127.0.0.1 for its runs (`tess run`, a runner).
-pub struct Local {
+pub(crate) struct Local {
     service: Arc<Service>,
 }
 
 impl Local {
-    pub fn start(store: &Path) -> Result<Local, String> {
+    pub(crate) fn start(store: &Path) -> Result<Local, String> {
         std::fs::create_dir_all(store.join("entries"))
             .map_err(|e| format!("cache service: {}: {e}", store.display()))?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -96,7 +96,7 @@ impl Local {
     }
 
     /// A token for one job: it writes to `scopes[0]` and reads all of `scopes`.
-    pub fn endpoint(&self, scopes: &[String]) -> Endpoint {
+    pub(crate) fn endpoint(&self, scopes: &[String]) -> Endpoint {
         let token = crate::token::random_hex(16);
         if let Ok(mut grants) = self.service.grants.lock() {
             grants.insert(
@@ -394,7 +394,10 @@ impl Service {
         size: Option<u64>,
     ) -> Result<u64, Reserve> {
         let scope = grant.scopes.first().cloned().unwrap_or_default();
-        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // An entry is immutable: a second save of the same key, version and scope is
         // refused, as GitHub refuses it ("Unable to reserve cache … another job may be
         // creating this cache").
@@ -428,7 +431,10 @@ impl Service {
 
     /// Marks an uploaded entry complete, once its archive has the size the client says.
     fn commit(&self, id: u64, size: u64) -> Result<(), (StatusCode, String)> {
-        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(mut entry) = self.entry(id).filter(|e| !e.committed) else {
             return Err((
                 StatusCode::NOT_FOUND,
@@ -528,7 +534,10 @@ async fn commit(
     if service.grant(&headers).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let _one = service.lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = service
+        .lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(mut entry) = service.entry(id).filter(|e| !e.committed) else {
         return StatusCode::NOT_FOUND.into_response();
     };

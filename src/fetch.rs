@@ -217,7 +217,10 @@ impl Source {
                 cache: self.cache.display().to_string(),
             });
         }
-        let _one_at_a_time = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self
+            .fetching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(commit) = self.cached_commit(action, &repo_dir) {
             return inside(&repo_dir.join(&commit), commit, false);
         }
@@ -349,7 +352,7 @@ impl Source {
 }
 
 /// `$XDG_CACHE_HOME/tess`, else `~/.cache/tess` (the tool cache and the actions cache).
-pub fn user_cache_dir() -> PathBuf {
+pub(crate) fn user_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("tess");
     }

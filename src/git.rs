@@ -11,12 +11,12 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 
 /// Runs `git -C dir ARGS` (no stdin): its trimmed output, or an error naming the command
 /// with git's own message.
-pub fn run(dir: &Path, args: &[&str]) -> Result<String, String> {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Result<String, String> {
     run_with(dir, args, None)
 }
 
 /// [`run`] against `remote`, whose credentials git gets from its environment.
-pub fn run_remote(dir: &Path, remote: &Remote, args: &[&str]) -> Result<String, String> {
+pub(crate) fn run_remote(dir: &Path, remote: &Remote, args: &[&str]) -> Result<String, String> {
     run_with(dir, args, Some(remote))
 }
 
@@ -42,21 +42,21 @@ fn run_with(dir: &Path, args: &[&str], remote: Option<&Remote>) -> Result<String
 }
 
 /// What `git clone --mirror` fetches: every ref, forced.
-pub const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
+pub(crate) const MIRROR_REFSPEC: &str = "+refs/*:refs/*";
 
 /// A repository URL whose `user:token@` (the usual way to give a CI server a private
 /// repository) is a secret: git is given the URL without it and the credentials as an
 /// `Authorization` header in its environment (`GIT_CONFIG_*`, not world-readable like a
 /// command line), and messages show [`Remote::display`].
 #[derive(Clone)]
-pub struct Remote {
+pub(crate) struct Remote {
     /// The URL without userinfo: what git is given and what messages may show.
     pub url: String,
     header: Option<String>,
 }
 
 impl Remote {
-    pub fn parse(url: &str) -> Remote {
+    pub(crate) fn parse(url: &str) -> Remote {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Remote {
                 url: url.to_string(),
@@ -96,7 +96,7 @@ impl Remote {
     }
 
     /// The URL as messages show it: any userinfo replaced by `***`.
-    pub fn display(url: &str) -> String {
+    pub(crate) fn display(url: &str) -> String {
         match url.split_once("://") {
             Some((scheme, rest)) => {
                 let authority_end = rest.find('/').unwrap_or(rest.len());
@@ -109,20 +109,8 @@ impl Remote {
         }
     }
 
-    /// The secret part of the URL (for log masking), if any.
-    pub fn secret(url: &str) -> Option<String> {
-        let (_, rest) = url.split_once("://")?;
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let at = rest[..authority_end].rfind('@')?;
-        let userinfo = percent_decode(&rest[..at]);
-        let secret = userinfo
-            .split_once(':')
-            .map_or(userinfo.as_str(), |(_, p)| p);
-        (!secret.is_empty()).then(|| secret.to_string())
-    }
-
     /// Gives `command` (a git process) the credentials, if any.
-    pub fn authorize(&self, command: &mut Command) {
+    pub(crate) fn authorize(&self, command: &mut Command) {
         if let Some(header) = &self.header {
             command
                 .env("GIT_CONFIG_COUNT", "1")
@@ -142,7 +130,7 @@ fn percent_decode(text: &str) -> String {
 
 /// The repository's default branch: what `origin/HEAD` points at, else the only branch
 /// the remote has; `None` without a remote.
-pub fn default_branch(dir: &Path) -> Option<String> {
+pub(crate) fn default_branch(dir: &Path) -> Option<String> {
     if let Some(head) = git(dir, &["symbolic-ref", "-q", "refs/remotes/origin/HEAD"]) {
         return head.strip_prefix("refs/remotes/origin/").map(String::from);
     }
@@ -167,7 +155,7 @@ pub fn default_branch(dir: &Path) -> Option<String> {
 
 /// Files changed on HEAD since it forked from `git_ref` (`git diff REF...HEAD`, the
 /// merge-base comparison GitLab's `changes:compare_to` makes).
-pub fn changed_since(root: &Path, git_ref: &str) -> Result<Vec<String>, String> {
+pub(crate) fn changed_since(root: &Path, git_ref: &str) -> Result<Vec<String>, String> {
     if git_ref.starts_with('-') {
         return Err(format!("`{git_ref}` is not a ref"));
     }
@@ -187,7 +175,7 @@ pub fn changed_since(root: &Path, git_ref: &str) -> Result<Vec<String>, String> 
 }
 
 /// The top of the work tree containing `dir`, if it is in one.
-pub fn toplevel(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn toplevel(dir: &Path) -> Option<PathBuf> {
     let abs = dir.canonicalize().ok()?;
     abs.ancestors()
         .find(|a| a.join(".git").exists())
@@ -268,11 +256,11 @@ fn remote_project(git_dir: &Path) -> Option<String> {
 
 /// The project path (`group/project`) of the repository containing `dir`, from its
 /// `origin` remote.
-pub fn project_path(dir: &Path) -> Option<String> {
+pub(crate) fn project_path(dir: &Path) -> Option<String> {
     remote_project(&git_dir(&toplevel(dir)?)?)
 }
 
-pub fn repo_info(root: &Path) -> RepoInfo {
+pub(crate) fn repo_info(root: &Path) -> RepoInfo {
     let dir = git_dir(root);
     let sha = dir
         .as_deref()
@@ -300,7 +288,7 @@ pub fn repo_info(root: &Path) -> RepoInfo {
 }
 
 /// Tracked and untracked-but-not-ignored files (what `--isolate` copies).
-pub fn work_tree_files(dir: &Path) -> Option<Vec<PathBuf>> {
+pub(crate) fn work_tree_files(dir: &Path) -> Option<Vec<PathBuf>> {
     let out = git(
         dir,
         &[

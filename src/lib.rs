@@ -2,21 +2,21 @@
 //! plans (DAGs of jobs for an event) → `engine` → `exec`. `load` does the pre-plan I/O;
 //! `server` and `runner` reuse the planner and the engine through `protocol`.
 
-pub mod cache_service;
+mod cache_service;
 pub mod cli;
 pub mod diag;
 pub mod engine;
 pub mod exec;
 pub mod expr;
-pub mod fetch;
+mod fetch;
 pub mod forge;
-pub mod git;
+mod git;
 pub mod load;
 pub mod plan;
-pub mod protocol;
+mod protocol;
 pub mod runner;
 pub mod server;
 pub mod spec;
 pub mod token;
 pub mod trigger;
-pub mod versions;
+mod versions;

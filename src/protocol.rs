@@ -162,7 +162,7 @@ pub struct StepRecord {
 
 /// The answer to `complete`: the slot's next job, when it asked and one was queued.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CompleteReply {
+pub(crate) struct CompleteReply {
     #[serde(default)]
     pub next: Option<Lease>,
 }

@@ -9,14 +9,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 /// The files GitHub Actions gives a step for its summary and outputs.
-pub struct Files {
+pub(super) struct Files {
     summary: PathBuf,
     output: PathBuf,
 }
 
 impl Files {
     /// From `GITHUB_STEP_SUMMARY` and `GITHUB_OUTPUT`; checked before anything runs.
-    pub fn from_env() -> Result<Files, String> {
+    pub(super) fn from_env() -> Result<Files, String> {
         let file = |name: &str| {
             std::env::var_os(name).map(PathBuf::from).ok_or_else(|| {
                 format!("--github-actions runs inside a GitHub Actions job: `{name}` is not set")
@@ -32,7 +32,7 @@ impl Files {
 /// The event of the GitHub Actions job (`GITHUB_EVENT_NAME`, `GITHUB_EVENT_PATH`,
 /// `GITHUB_REF`), unless `--event` names one: the pipeline is planned with the same
 /// trigger rules as for a webhook.
-pub fn event_from_env(args: &mut EventArgs) -> Result<(), String> {
+pub(super) fn event_from_env(args: &mut EventArgs) -> Result<(), String> {
     if args.event.is_some() {
         return Ok(());
     }
@@ -86,7 +86,7 @@ fn word(result: Conclusion, allowed_failure: bool) -> &'static str {
     }
 }
 
-pub fn report(
+pub(super) fn report(
     files: &Files,
     plan: &PipelinePlan,
     summary: &Summary,

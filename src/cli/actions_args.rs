@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct ActionsArgs {
+pub(super) struct ActionsArgs {
     /// Where `owner/repo@ref` actions and reusable workflows are fetched from by git
     /// (`{URL}/{owner}/{repo}`): github.com, GitHub Enterprise, a Gitea-style mirror.
     #[arg(
@@ -41,7 +41,7 @@ pub struct ActionsArgs {
 
 impl ActionsArgs {
     /// Where actions and reusable workflows come from.
-    pub fn source(&self) -> Result<Arc<Source>, String> {
+    pub(super) fn source(&self) -> Result<Arc<Source>, String> {
         let mut source = Source::new(
             &self.actions_server,
             self.actions_token.clone(),
@@ -55,7 +55,7 @@ impl ActionsArgs {
     }
 
     /// `cache_store`: where the cache service keeps entries (the project's or runner's).
-    pub fn runtime(
+    pub(super) fn runtime(
         &self,
         source: Arc<Source>,
         cache_store: PathBuf,
@@ -69,7 +69,7 @@ impl ActionsArgs {
 
     /// The actions server when it is not github.com: jobs see it as `GITHUB_SERVER_URL`
     /// (actions/checkout clones from there, as on GitHub Enterprise).
-    pub fn server_url(&self) -> Option<&str> {
+    pub(super) fn server_url(&self) -> Option<&str> {
         let url = self.actions_server.trim_end_matches('/');
         (url != "https://github.com").then_some(url)
     }

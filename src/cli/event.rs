@@ -5,7 +5,7 @@ use super::EventArgs;
 use crate::trigger::{Event, EventKind};
 use std::path::Path;
 
-pub fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
+pub(super) fn from_args(args: &EventArgs) -> Result<Option<Event>, String> {
     let Some(name) = args.event.as_deref() else {
         return Ok(None);
     };
@@ -93,7 +93,7 @@ fn from_payload(args: &EventArgs, name: &str, path: &Path) -> Result<Event, Stri
 }
 
 /// The checked-out branch of the repository containing `dir`, as a full ref.
-pub fn current_ref(dir: &Path) -> Option<String> {
+pub(super) fn current_ref(dir: &Path) -> Option<String> {
     let abs = dir.canonicalize().ok()?;
     let git = abs
         .ancestors()

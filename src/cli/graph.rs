@@ -2,7 +2,7 @@
 
 use crate::plan::PipelinePlan;
 
-pub fn node_id(pipeline: usize, job: usize) -> String {
+pub(super) fn node_id(pipeline: usize, job: usize) -> String {
     format!("p{pipeline}_j{job}")
 }
 
@@ -10,7 +10,7 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-pub fn dot(plans: &[PipelinePlan]) -> String {
+pub(super) fn dot(plans: &[PipelinePlan]) -> String {
     let mut out =
         String::from("digraph tess {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
     for (pi, p) in plans.iter().enumerate() {
@@ -38,7 +38,7 @@ pub fn dot(plans: &[PipelinePlan]) -> String {
     out
 }
 
-pub fn mermaid(plans: &[PipelinePlan]) -> String {
+pub(super) fn mermaid(plans: &[PipelinePlan]) -> String {
     let mut out = String::from("flowchart LR\n");
     for (pi, p) in plans.iter().enumerate() {
         out.push_str(&format!(

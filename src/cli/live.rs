@@ -13,7 +13,7 @@ use std::sync::mpsc::Receiver;
 /// Lines kept per step for the failure excerpt.
 const EXCERPT_LINES: usize = 12;
 
-pub struct Summary {
+pub(super) struct Summary {
     /// One per job (its last attempt): key, display name, result, allowed failure, duration ms.
     pub jobs: Vec<(String, String, Conclusion, bool, u64)>,
     pub failures: Vec<Failure>,
@@ -23,7 +23,7 @@ pub struct Summary {
     pub skipped_steps: std::collections::HashSet<String>,
 }
 
-pub struct Failure {
+pub(super) struct Failure {
     pub key: String,
     pub job: String,
     pub step: String,
@@ -56,10 +56,10 @@ fn fg(colour: AnsiColor) -> Style {
 }
 
 /// Sees each event before it is shown.
-pub type Observer = Box<dyn FnMut(&RunEvent) + Send>;
+pub(super) type Observer = Box<dyn FnMut(&RunEvent) + Send>;
 
 /// How the run is shown.
-pub struct Display {
+pub(super) struct Display {
     /// One JSON event per line instead of text.
     pub json: bool,
     /// GitHub Actions: each job's output in a `::group::` of its own, printed when the job
@@ -69,7 +69,11 @@ pub struct Display {
     pub observer: Option<Observer>,
 }
 
-pub fn consume(events: Receiver<RunEvent>, run_dir: PathBuf, mut display: Display) -> Summary {
+pub(super) fn consume(
+    events: Receiver<RunEvent>,
+    run_dir: PathBuf,
+    mut display: Display,
+) -> Summary {
     let json = display.json;
     // Lines printed as they come (not in grouped or JSON mode).
     let live = !json && !display.grouped;
@@ -390,7 +394,7 @@ fn write_json(out: &mut impl Write, event: &RunEvent) {
     let _ = writeln!(out, "{value}");
 }
 
-pub fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path) {
+pub(super) fn print_summary(summary: &Summary, run_id: &str, run_dir: &std::path::Path) {
     let mut out = String::new();
     let width = summary
         .jobs

@@ -33,7 +33,7 @@ fn summary(loaded: &Loaded) -> String {
     }
 }
 
-pub fn validate(loaded: &Loaded, as_json: bool) {
+pub(super) fn validate(loaded: &Loaded, as_json: bool) {
     if as_json {
         let files: Vec<&str> = loaded.pipelines.iter().map(|p| p.file.as_str()).collect();
         let out = json!({
@@ -67,7 +67,7 @@ fn print_json(value: &impl serde::Serialize) {
     let _ = writeln!(out);
 }
 
-pub fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
+pub(super) fn plan(loaded: &Loaded, plans: &[PipelinePlan], as_json: bool) {
     if as_json {
         print_json(&PlanOutput {
             pipelines: plans,
@@ -161,7 +161,7 @@ fn table(p: &PipelinePlan) -> String {
     out
 }
 
-pub fn schedule(loaded: &Loaded, from: DateTime<Utc>, count: usize, as_json: bool) {
+pub(super) fn schedule(loaded: &Loaded, from: DateTime<Utc>, count: usize, as_json: bool) {
     let mut entries = Vec::new();
     for p in &loaded.pipelines {
         for s in &p.on.schedules {

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub struct RunArgs {
+pub(super) struct RunArgs {
     pub event: Event,
     pub jobs: Vec<String>,
     pub job_inputs: Vec<(String, String)>,
@@ -34,7 +34,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// The event a local run is for: `--event`, or a push of the current branch.
-pub fn event_for_run(args: &EventArgs) -> Result<Event, String> {
+pub(super) fn event_for_run(args: &EventArgs) -> Result<Event, String> {
     let mut args = args.clone();
     if args.event.is_none() {
         args.event = Some("push".into());
@@ -42,7 +42,7 @@ pub fn event_for_run(args: &EventArgs) -> Result<Event, String> {
     event::from_args(&args)?.ok_or_else(|| "no event".into())
 }
 
-pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
+pub(super) fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
     let event = &args.event;
     let secrets = read_secrets(&args)?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -101,7 +101,9 @@ pub fn run(loaded: &mut Loaded, mut args: RunArgs) -> Result<u8, String> {
             run_dir: run_dir.clone(),
             max_jobs: args
                 .parallel
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+                })
                 .max(1),
             secrets: secrets.clone(),
             env: args.env.iter().cloned().collect(),

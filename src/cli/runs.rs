@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 
-pub enum Action {
+pub(super) enum Action {
     List,
     Show(String),
     Wait {
@@ -141,14 +141,14 @@ fn wait(
 
 /// The stored log as a reader wants it: each step a section (`▸ name`, its lines indented),
 /// `##[error]`-style markers as words; whole lines only (a chunk may end mid-line).
-pub struct LogRenderer {
+pub(super) struct LogRenderer {
     raw: bool,
     partial: String,
     in_section: bool,
 }
 
 impl LogRenderer {
-    pub fn new(raw: bool) -> LogRenderer {
+    pub(super) fn new(raw: bool) -> LogRenderer {
         LogRenderer {
             raw,
             partial: String::new(),
@@ -156,7 +156,7 @@ impl LogRenderer {
         }
     }
 
-    pub fn push(&mut self, chunk: &str) -> String {
+    pub(super) fn push(&mut self, chunk: &str) -> String {
         if self.raw {
             return chunk.to_string();
         }
@@ -173,7 +173,7 @@ impl LogRenderer {
     }
 
     /// What is left after the last newline.
-    pub fn finish(&mut self) -> String {
+    pub(super) fn finish(&mut self) -> String {
         let rest = std::mem::take(&mut self.partial);
         let mut out = String::new();
         if !rest.is_empty() {
@@ -207,7 +207,7 @@ impl LogRenderer {
     }
 }
 
-pub fn run(server: &str, token: &str, action: Action) -> Result<u8, super::CliError> {
+pub(super) fn run(server: &str, token: &str, action: Action) -> Result<u8, super::CliError> {
     let base = format!("{}/api/v1", server.trim_end_matches('/'));
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| e.to_string();

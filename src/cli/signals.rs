@@ -20,7 +20,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 /// Routes SIGINT (and SIGTERM) to `cancel` for the rest of the process.
-pub fn install(cancel: Arc<Cancel>) {
+pub(super) fn install(cancel: Arc<Cancel>) {
     let _ = TARGET.set(cancel);
     // SAFETY: installs a handler that only performs atomic operations.
     unsafe {
@@ -33,6 +33,6 @@ pub fn install(cancel: Arc<Cancel>) {
     }
 }
 
-pub fn interrupted() -> bool {
+pub(super) fn interrupted() -> bool {
     COUNT.load(Ordering::SeqCst) > 0
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 /// What the action reports on the commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportKind {
+pub(super) enum ReportKind {
     /// Commit statuses (`POST /repos/{owner}/{repo}/statuses/{sha}`).
     Statuses,
     /// Check runs (the token must be an app's, as `GITHUB_TOKEN` is).
@@ -23,7 +23,7 @@ pub enum ReportKind {
 }
 
 /// Where statuses go, read from the GitHub Actions environment.
-pub struct Target {
+pub(super) struct Target {
     pub api_url: String,
     pub repo: String,
     pub sha: String,
@@ -35,7 +35,7 @@ pub struct Target {
 
 /// The token: `TESS_GITHUB_TOKEN` (what the action passes from its `token` input), else
 /// `GITHUB_TOKEN`.
-pub fn token_from_env() -> Option<String> {
+pub(super) fn token_from_env() -> Option<String> {
     ["TESS_GITHUB_TOKEN", "GITHUB_TOKEN"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())
@@ -43,7 +43,7 @@ pub fn token_from_env() -> Option<String> {
 }
 
 impl Target {
-    pub fn from_env(kind: ReportKind, sha: Option<&str>) -> Result<Target, String> {
+    pub(super) fn from_env(kind: ReportKind, sha: Option<&str>) -> Result<Target, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let token = token_from_env().ok_or(
             "reporting needs a token: set the action's `token` input (default \
@@ -85,7 +85,7 @@ struct Update {
 
 /// What became of the statuses.
 #[derive(Default)]
-pub struct Tally {
+pub(super) struct Tally {
     pub delivered: usize,
     /// Contexts given up, with why.
     pub given_up: Vec<(String, String)>,
@@ -96,7 +96,7 @@ const MAX_ATTEMPTS: u32 = 6;
 /// After the run, how long the statuses still waiting may take.
 const DRAIN: Duration = Duration::from_secs(60);
 
-pub struct Statuses {
+pub(super) struct Statuses {
     tx: UnboundedSender<Update>,
     thread: std::thread::JoinHandle<Tally>,
     sha: String,
@@ -106,7 +106,7 @@ pub struct Statuses {
 impl Statuses {
     /// Checks the token against the repository (before anything runs), then starts the
     /// sending thread.
-    pub fn start(target: Target) -> Result<Statuses, String> {
+    pub(super) fn start(target: Target) -> Result<Statuses, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -134,7 +134,7 @@ impl Statuses {
     }
 
     /// Turns one pipeline's run events into status updates (for the output thread).
-    pub fn observer(&self, pipeline: &str) -> super::live::Observer {
+    pub(super) fn observer(&self, pipeline: &str) -> super::live::Observer {
         let tx = self.tx.clone();
         let pipeline = pipeline.to_string();
         let sha = self.sha.clone();
@@ -207,7 +207,7 @@ impl Statuses {
     }
 
     /// Waits until every status is sent or given up (at most [`DRAIN`] after the run).
-    pub fn finish(self) -> Tally {
+    pub(super) fn finish(self) -> Tally {
         drop(self.tx);
         self.thread.join().unwrap_or_default()
     }

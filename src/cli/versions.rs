@@ -5,7 +5,7 @@ use super::runs::{agent, json, segment};
 use serde_json::Value;
 use std::fmt::Write as _;
 
-pub enum Action {
+pub(super) enum Action {
     List,
     Show(Option<String>),
     Diff(String, String),
@@ -26,7 +26,7 @@ fn repo_path(repo: &str) -> Result<String, super::CliError> {
 }
 
 /// One change as a line: `+` added, `-` removed, `~` changed (with the fields).
-pub fn change_line(change: &Value) -> String {
+pub(super) fn change_line(change: &Value) -> String {
     let text = |k: &str| change[k].as_str().unwrap_or_default().to_string();
     let mark = match change["change"].as_str() {
         Some("added") => "+",
@@ -104,7 +104,12 @@ fn outcome(status: u16, body: &Value) -> Result<(String, u8), super::CliError> {
     }
 }
 
-pub fn run(server: &str, token: &str, repo: &str, action: Action) -> Result<u8, super::CliError> {
+pub(super) fn run(
+    server: &str,
+    token: &str,
+    repo: &str,
+    action: Action,
+) -> Result<u8, super::CliError> {
     let base = format!(
         "{}/api/v1/repos/{}",
         server.trim_end_matches('/'),

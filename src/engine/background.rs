@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// GitHub runs at most this many background steps of a job at once.
-pub const MAX_RUNNING: usize = 10;
+pub(super) const MAX_RUNNING: usize = 10;
 
 /// The job's background steps that have not been waited for.
 #[derive(Default)]

@@ -65,7 +65,7 @@ impl Calls<'_> {
 
     /// `needs` of a job inside `inside` (or at the top level): a needed job inlined from a
     /// call the job is not part of is seen as that calling job.
-    pub fn needs(&self, keys: &[String], inside: Option<&Arc<CallFrame>>) -> Value {
+    pub(super) fn needs(&self, keys: &[String], inside: Option<&Arc<CallFrame>>) -> Value {
         let mut grouped = Grouped::default();
         let mut callers_done: Vec<*const CallFrame> = Vec::new();
         for key in keys {
@@ -151,7 +151,7 @@ impl Calls<'_> {
 
     /// The contexts a job runs with: for a job inlined from a call, its `inputs` and
     /// `secrets` replaced by the call's.
-    pub fn shared_for(&self, job: &PlannedJob) -> Shared {
+    pub(super) fn shared_for(&self, job: &PlannedJob) -> Shared {
         let Some(frame) = &job.call else {
             return Arc::clone(self.shared);
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// Status functions' inputs: how the job (or, for a job's `if`, its needs) went so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusView {
+pub(super) struct StatusView {
     pub success: bool,
     pub failure: bool,
     pub cancelled: bool,
@@ -15,7 +15,7 @@ pub struct StatusView {
 
 impl StatusView {
     /// For steps: the job so far.
-    pub fn of_job(failed: bool, cancelled: bool) -> StatusView {
+    pub(super) fn of_job(failed: bool, cancelled: bool) -> StatusView {
         StatusView {
             success: !failed && !cancelled,
             failure: failed,
@@ -25,7 +25,7 @@ impl StatusView {
 }
 
 #[derive(Clone)]
-pub struct RunContext {
+pub(super) struct RunContext {
     /// `github`, `inputs`, `vars`, `secrets`, `runner`: the same for every job of the run.
     pub shared: Arc<IndexMap<String, Value>>,
     pub env: Value,
@@ -38,7 +38,7 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    pub fn new(shared: Arc<IndexMap<String, Value>>) -> RunContext {
+    pub(super) fn new(shared: Arc<IndexMap<String, Value>>) -> RunContext {
         let empty = Value::Object(IndexMap::new());
         RunContext {
             shared,
@@ -89,11 +89,11 @@ impl Context for RunContext {
     }
 }
 
-pub fn object(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
+pub(super) fn object(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
     Value::Object(pairs.into_iter().collect())
 }
 
-pub fn strings(map: &IndexMap<String, String>) -> Value {
+pub(super) fn strings(map: &IndexMap<String, String>) -> Value {
     object(
         map.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
@@ -157,7 +157,7 @@ pub fn hash_files(workspace: &std::path::Path, patterns: &[String]) -> String {
 }
 
 /// An input (`workflow_dispatch`, `workflow_call`) as its declared `type` makes it (`number`: `"3"` → 3; `boolean`: `"true"`).
-pub fn typed_input(kind: &str, value: serde_json::Value) -> Value {
+pub(super) fn typed_input(kind: &str, value: serde_json::Value) -> Value {
     match (kind, &value) {
         ("number", serde_json::Value::String(s)) => s
             .trim()

@@ -15,7 +15,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 /// Everything one job needs, prepared by the scheduler.
-pub struct JobRun {
+pub(super) struct JobRun {
     pub key: String,
     pub name: String,
     pub spec: Arc<Job>,
@@ -44,7 +44,7 @@ pub struct JobRun {
     pub cache: Option<crate::cache_service::Endpoint>,
 }
 
-pub struct JobOutcome {
+pub(super) struct JobOutcome {
     pub result: Conclusion,
     pub outputs: IndexMap<String, String>,
     /// Failed, but `continue-on-error` / `allow_failure` lets the run pass.
@@ -82,7 +82,7 @@ pub(super) struct JobState {
 const DEFAULT_JOB_TIMEOUT_MINUTES: f64 = 360.0;
 
 impl JobRun {
-    pub fn run(mut self) -> JobOutcome {
+    pub(super) fn run(mut self) -> JobOutcome {
         let started = Instant::now();
         self.emit(RunEvent::JobStarted {
             job: self.key.clone(),
@@ -96,7 +96,7 @@ impl JobRun {
         if self.expand_variables {
             // In order, so a variable sees the predefined ones and those defined before it.
             let mut known = self.base_env.clone();
-            for (k, v) in env.iter_mut() {
+            for (k, v) in &mut env {
                 if !self.spec.raw_variables.contains(k) {
                     *v = crate::trigger::gitlab::expand(v, &known);
                 }
@@ -197,7 +197,7 @@ impl JobRun {
             match post {
                 actions::PostStep::CacheSave(save) if !state.failed => {
                     save.run(&self.workspace, &mut |msg| {
-                        self.log(None, Stream::Stdout, msg)
+                        self.log(None, Stream::Stdout, msg);
                     });
                 }
                 actions::PostStep::CacheSave(_) => {}
@@ -744,7 +744,7 @@ impl Prepared {
             StepEvent::GroupEnd => {}
             StepEvent::Flush => batch.flush(),
             StepEvent::Annotation(a) => {
-                batch.push(Stream::Stderr, &format!("##[{}]{}", a.level, a.message))
+                batch.push(Stream::Stderr, &format!("##[{}]{}", a.level, a.message));
             }
         });
         batch.flush();
@@ -860,7 +860,7 @@ pub(super) fn evaluate_env(
 }
 
 /// Interpolates `${{ }}`; anything unknown at run time becomes an empty string, as on GitHub.
-pub fn interpolate_lossy(text: &str, ctx: &RunContext) -> String {
+pub(super) fn interpolate_lossy(text: &str, ctx: &RunContext) -> String {
     interpolate::string(text, ctx).unwrap_or_else(|| {
         let parts = crate::expr::parse_template(text).unwrap_or_default();
         parts
@@ -960,7 +960,7 @@ impl LogBatch {
     }
 }
 
-pub fn workspace_relative(workspace: &Path, p: &str) -> PathBuf {
+pub(super) fn workspace_relative(workspace: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
     if path.is_absolute() {
         path.to_path_buf()

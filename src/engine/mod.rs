@@ -388,7 +388,7 @@ pub fn run(
                         _ if j == i => {}
                         Slot::Running => cancels[j].request(CancelLevel::Graceful),
                         Slot::Waiting | Slot::Ready => {
-                            dag.finish(j, Conclusion::Cancelled, IndexMap::new())
+                            dag.finish(j, Conclusion::Cancelled, IndexMap::new());
                         }
                         Slot::Done => {}
                     }
@@ -403,7 +403,7 @@ pub fn run(
                     match dag.slots[j] {
                         Slot::Running => cancels[j].request(CancelLevel::Graceful),
                         Slot::Waiting | Slot::Ready => {
-                            dag.finish(j, Conclusion::Cancelled, IndexMap::new())
+                            dag.finish(j, Conclusion::Cancelled, IndexMap::new());
                         }
                         Slot::Done => {}
                     }

@@ -72,7 +72,7 @@ pub enum Command {
 }
 
 /// Tracks `::stop-commands::TOKEN` … `::TOKEN::`.
-pub struct CommandState {
+pub(super) struct CommandState {
     stopped_until: Option<String>,
     /// `ACTIONS_STEP_DEBUG=true`: `::debug::` lines are shown (GitHub hides them otherwise).
     pub debug: bool,
@@ -81,7 +81,7 @@ pub struct CommandState {
 }
 
 impl CommandState {
-    pub fn new(unsecure_allowed: bool) -> CommandState {
+    pub(super) fn new(unsecure_allowed: bool) -> CommandState {
         CommandState {
             stopped_until: None,
             debug: false,
@@ -89,12 +89,12 @@ impl CommandState {
         }
     }
 
-    pub fn unsecure_allowed(&self) -> bool {
+    pub(super) fn unsecure_allowed(&self) -> bool {
         self.unsecure_allowed
     }
 
     /// The command on this line, if commands are enabled and the line is one.
-    pub fn interpret(&mut self, line: &str) -> Option<Command> {
+    pub(super) fn interpret(&mut self, line: &str) -> Option<Command> {
         if let Some(token) = &self.stopped_until {
             if line.trim() == format!("::{token}::") {
                 self.stopped_until = None;

@@ -102,7 +102,7 @@ impl Options {
                 "--health-retries" => {
                     retries = value
                         .parse()
-                        .map_err(|_| format!("`{flag} {value}`: not a number"))?
+                        .map_err(|_| format!("`{flag} {value}`: not a number"))?;
                 }
                 "-e" | "--env" => {
                     let (k, v) = value.split_once('=').unwrap_or((&value, ""));
@@ -870,7 +870,7 @@ impl Executor for ActionContainer {
                     tokio::select! {
                         item = output.next() => match item {
                             Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                                on_output(Stream::Stderr, &message)
+                                on_output(Stream::Stderr, &message);
                             }
                             Some(Ok(other)) => on_output(Stream::Stdout, &other.into_bytes()),
                             Some(Err(_)) | None => break,
@@ -966,12 +966,12 @@ impl Executor for JobContainers {
                 let tick = tokio::time::sleep(Duration::from_millis(100));
                 tokio::select! {
                     item = output.next() => match item {
-                        Some(Ok(bollard::container::LogOutput::StdOut { message }))
-                        | Some(Ok(bollard::container::LogOutput::Console { message })) => {
-                            on_output(Stream::Stdout, &message)
+                        Some(Ok(bollard::container::LogOutput::StdOut { message } |
+bollard::container::LogOutput::Console { message })) => {
+                            on_output(Stream::Stdout, &message);
                         }
                         Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
-                            on_output(Stream::Stderr, &message)
+                            on_output(Stream::Stderr, &message);
                         }
                         Some(Ok(_)) => {}
                         Some(Err(_)) | None => break,

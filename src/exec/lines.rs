@@ -6,7 +6,7 @@ use super::Masker;
 const MAX_LINE: usize = 1 << 20;
 
 #[derive(Default)]
-pub struct LineBuffer {
+pub(super) struct LineBuffer {
     partial: Vec<u8>,
 }
 
@@ -15,7 +15,7 @@ impl LineBuffer {
     /// the masker (which `emit` may extend). A line over [`MAX_LINE`] is emitted in pieces,
     /// cut where no secret the masker knows straddles the cut (so each piece masks whole)
     /// and not inside a UTF-8 character.
-    pub fn push(
+    pub(super) fn push(
         &mut self,
         mut bytes: &[u8],
         masker: &mut Masker,
@@ -46,7 +46,7 @@ impl LineBuffer {
     }
 
     /// Emits a final line that had no trailing newline.
-    pub fn finish(&mut self, masker: &mut Masker, mut emit: impl FnMut(&mut Masker, &str)) {
+    pub(super) fn finish(&mut self, masker: &mut Masker, mut emit: impl FnMut(&mut Masker, &str)) {
         if !self.partial.is_empty() {
             emit_line(&self.partial, masker, &mut emit);
             self.partial.clear();

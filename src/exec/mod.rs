@@ -132,18 +132,21 @@ pub fn run_step(
         _ if req.executor.is_host() => shell::direct_argv(req.shell, req.script, req.env),
         _ => None,
     };
-    let prepared = files.as_ref().map_err(|e| e.to_string()).and_then(|files| {
-        let (program, args) = match &direct {
-            Some(argv) => (argv[0].clone(), argv[1..].to_vec()),
-            None => {
-                let (program, args, _) =
-                    shell_command(req.shell, req.script, req.temp, req.executor)
-                        .map_err(|e| e.to_string())?;
-                (program, args)
-            }
-        };
-        Ok((files, program, args))
-    });
+    let prepared = files
+        .as_ref()
+        .map_err(std::string::ToString::to_string)
+        .and_then(|files| {
+            let (program, args) = match &direct {
+                Some(argv) => (argv[0].clone(), argv[1..].to_vec()),
+                None => {
+                    let (program, args, _) =
+                        shell_command(req.shell, req.script, req.temp, req.executor)
+                            .map_err(|e| e.to_string())?;
+                    (program, args)
+                }
+            };
+            Ok((files, program, args))
+        });
     let (files, program, args) = match prepared {
         Ok(p) => p,
         Err(message) => {
@@ -188,7 +191,7 @@ pub fn run_step(
                 Stream::Stderr => &mut err,
             };
             buffer.push(bytes, masker, |masker, line| {
-                handle_line(&mut state, stream, line, masker, &mut result, on_event)
+                handle_line(&mut state, stream, line, masker, &mut result, on_event);
             });
             on_event(StepEvent::Flush);
         });
@@ -200,7 +203,7 @@ pub fn run_step(
             masker,
             &mut result,
             on_event,
-        )
+        );
     });
     err.finish(masker, |masker, line| {
         handle_line(
@@ -210,7 +213,7 @@ pub fn run_step(
             masker,
             &mut result,
             on_event,
-        )
+        );
     });
     on_event(StepEvent::Flush);
     // bash reports a child killed by signal N as exit status 128+N; so does the fast path.

@@ -42,7 +42,7 @@ pub fn start() -> Result<(), String> {
 
 fn send(line: String) {
     if let Some(w) = WATCHER.get() {
-        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = w.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = w.write_all(line.as_bytes());
     }
 }

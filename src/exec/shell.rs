@@ -22,7 +22,9 @@ fn which(program: &str) -> Option<PathBuf> {
     use std::sync::{Mutex, OnceLock};
     static CACHE: OnceLock<Mutex<HashMap<String, Option<PathBuf>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     cache
         .entry(program.to_string())
         .or_insert_with(|| {
@@ -115,15 +117,12 @@ const BUILTINS: &[&str] = &[
 /// redirection, globbing or builtins) runs as `argv` directly. bash would fork and exec the
 /// very same argv with the same environment, so the output and exit status are identical;
 /// only the shell's ~3 ms start-up is saved. `None` when the shell is needed.
-pub fn direct_argv(
+pub(super) fn direct_argv(
     shell: Option<&str>,
     script: &str,
     env: &indexmap::IndexMap<String, String>,
 ) -> Option<Vec<String>> {
-    if !matches!(
-        shell.map(str::trim),
-        None | Some("") | Some("bash") | Some("sh")
-    ) {
+    if !matches!(shell.map(str::trim), None | Some("" | "bash" | "sh")) {
         return None;
     }
     // Start-up files would run before the command.

@@ -87,7 +87,7 @@ impl Location {
 }
 
 /// An error found by [`check`]: byte offset inside the expression, message, optional help.
-pub type CheckError = (usize, String, Option<String>);
+pub(super) type CheckError = (usize, String, Option<String>);
 
 /// Reports unknown or unavailable contexts, unknown functions and wrong argument counts.
 pub fn check(expr: &Expr, location: Location) -> Vec<CheckError> {

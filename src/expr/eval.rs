@@ -235,7 +235,7 @@ fn call(name: &str, args: &[Expr], ctx: &dyn Context) -> Value {
 }
 
 /// `format('{0} {1}', a, b)` with `{{`/`}}` escapes; `None` on a malformed format string.
-pub fn format(template: &str, args: &[Value]) -> Option<String> {
+pub(super) fn format(template: &str, args: &[Value]) -> Option<String> {
     let mut out = String::new();
     let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {

@@ -174,7 +174,7 @@ fn parse_number(s: &str) -> f64 {
     }
 }
 
-pub fn format_number(n: f64) -> String {
+pub(super) fn format_number(n: f64) -> String {
     if n.is_nan() {
         "NaN".into()
     } else if n.is_infinite() {

@@ -121,7 +121,7 @@ pub fn for_event(
         .map(|(id, j)| (id.clone(), j.gitlab.as_ref().map_or(0, |g| g.stage)))
         .collect();
     let mut diagnostics = Vec::new();
-    for (id, job) in added.iter_mut() {
+    for (id, job) in &mut added {
         let Some(gl) = &job.gitlab else { continue };
         let needs: Vec<String> = if gl.explicit_needs {
             for missing in job.needs.iter().filter(|n| !stages.contains_key(*n)) {

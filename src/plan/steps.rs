@@ -29,7 +29,7 @@ pub struct PlannedStep {
 
 /// The groups of a job's steps; empty when the job uses no parallel steps (the plan then
 /// has nothing to say beyond "in order").
-pub fn groups(steps: &[Step]) -> Vec<StepGroup> {
+pub(super) fn groups(steps: &[Step]) -> Vec<StepGroup> {
     if !steps
         .iter()
         .any(|s| s.background || matches!(s.control, Some(StepControl::Parallel(_))))

@@ -28,7 +28,11 @@ pub struct Workspace<'a> {
 
 impl Drop for Workspace<'_> {
     fn drop(&mut self) {
-        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         idle.0
             .entry(std::mem::take(&mut self.repo_key))
             .or_default()
@@ -58,7 +62,10 @@ impl Checkouts {
     }
 
     fn lock(&self, name: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(locks.entry(name.to_string()).or_default())
     }
 
@@ -72,7 +79,10 @@ impl Checkouts {
         let repo_key = url_key(clone_url);
         let (tree, mirror) = self.tree(clone_url, &repo_key, sha)?;
         let reused = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             idle.0.get_mut(&repo_key).and_then(Vec::pop)
         };
         let restore = |path: &Path, last: &Stamps| -> std::io::Result<Stamps> {
@@ -96,12 +106,15 @@ impl Checkouts {
                 // Something the last job left cannot be undone in place (say, a directory
                 // without write permission): start that slot over elsewhere.
                 Err(e) => {
-                    tracing::warn!(workspace = %path.display(), error = %e, "workspace not reusable")
+                    tracing::warn!(workspace = %path.display(), error = %e, "workspace not reusable");
                 }
             }
         }
         let path = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             idle.1 += 1;
             self.dir
                 .join("workspaces")
@@ -132,7 +145,9 @@ impl Checkouts {
     ) -> Result<(PathBuf, PathBuf), String> {
         let tree = self.dir.join("trees").join(format!("{url_key}-{sha}"));
         let lock = self.lock(&format!("tree-{url_key}-{sha}"));
-        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mirror = self.dir.join("mirrors").join(format!("{url_key}.git"));
         if tree.with_extension("git").exists() {
             touch(&tree);
@@ -173,7 +188,9 @@ impl Checkouts {
     fn mirror(&self, clone_url: &str, key: &str, sha: &str) -> Result<PathBuf, String> {
         let mirror = self.dir.join("mirrors").join(format!("{key}.git"));
         let lock = self.lock(&format!("mirror-{key}"));
-        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Credentials in the URL reach git through its environment, never its arguments.
         let remote = crate::git::Remote::parse(clone_url);
         if !mirror.join("HEAD").exists() {

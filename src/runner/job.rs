@@ -132,7 +132,10 @@ impl Shared {
 
     fn prepared(&self, lease: &Lease, workspace: &Path) -> Result<Arc<Prepared>, String> {
         let key = format!("{}@{}", lease.run_id, lease.sha);
-        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        let mut plans = self
+            .plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, p)) = plans.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(p));
         }
@@ -435,7 +438,7 @@ fn run(
             match event {
                 RunEvent::StepStarted { name, .. } => {
                     section_open = true;
-                    log(&format!("##[group]{name}\n"))
+                    log(&format!("##[group]{name}\n"));
                 }
                 RunEvent::StepFinished {
                     name,

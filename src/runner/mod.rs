@@ -77,7 +77,7 @@ pub fn hosted_aliases() -> Vec<String> {
         "windows" => &["windows-latest", "windows-2025", "windows-2022"],
         _ => &[],
     };
-    names.iter().map(|s| s.to_string()).collect()
+    names.iter().map(std::string::ToString::to_string).collect()
 }
 
 /// Every label the runner reports: the implied ones, the hosted aliases, the extra ones.
@@ -184,7 +184,9 @@ fn hostname() -> String {
 fn host_load(running: u32) -> Load {
     static LAST: std::sync::Mutex<Option<(std::time::Instant, f64, f64)>> =
         std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (cpu, memory) = match *last {
         Some((at, cpu, memory)) if at.elapsed() < Duration::from_secs(1) => (cpu, memory),
         _ => {
@@ -202,7 +204,7 @@ fn host_load(running: u32) -> Load {
 
 /// Load average per CPU and the fraction of memory in use.
 fn read_host_load() -> (f64, f64) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
     let load1 = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
@@ -362,16 +364,16 @@ fn poll_loop(
                 if failures > 0 {
                     tracing::info!(worker, "server reachable again");
                 }
-                failures = 0
+                failures = 0;
             }
             Err(e) => {
                 let wait = client::backoff(failures.min(6));
                 match &e {
                     CallError::Refused(code, m) => {
-                        tracing::error!(worker, code, message = %m, "poll refused; retrying in {:.1} s", wait.as_secs_f64())
+                        tracing::error!(worker, code, message = %m, "poll refused; retrying in {:.1} s", wait.as_secs_f64());
                     }
                     CallError::Unavailable(m) => {
-                        tracing::warn!(worker, error = %m, "server unreachable; retrying in {:.1} s", wait.as_secs_f64())
+                        tracing::warn!(worker, error = %m, "server unreachable; retrying in {:.1} s", wait.as_secs_f64());
                     }
                 }
                 client::sleep_unless(wait, &|| stop.level() != CancelLevel::None);

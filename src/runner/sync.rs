@@ -30,7 +30,7 @@ impl Stamp {
 
 /// The files a directory held after its last pass, each with its source's stamp.
 #[derive(Debug, Default)]
-pub struct Stamps {
+pub(super) struct Stamps {
     files: HashMap<PathBuf, (Stamp, Stamp)>,
     /// When the pass ended: a file whose change time is not older may have changed within
     /// the same clock tick, so it is compared.
@@ -38,13 +38,13 @@ pub struct Stamps {
 }
 
 /// One pass of syncs; `finish` turns it into the stamps for the next one.
-pub struct Pass<'a> {
+pub(super) struct Pass<'a> {
     last: &'a Stamps,
     next: HashMap<PathBuf, (Stamp, Stamp)>,
 }
 
 impl Stamps {
-    pub fn pass(&self) -> Pass<'_> {
+    pub(super) fn pass(&self) -> Pass<'_> {
         Pass {
             last: self,
             next: HashMap::new(),
@@ -56,7 +56,7 @@ impl Pass<'_> {
     /// Makes directory `to` hold exactly what `from` holds — files with their contents
     /// and permissions, directories, symlinks — leaving the top-level names in `keep`
     /// alone. Symlinks in `to` are never followed.
-    pub fn tree(&mut self, from: &Path, to: &Path, keep: &[&str]) -> std::io::Result<()> {
+    pub(super) fn tree(&mut self, from: &Path, to: &Path, keep: &[&str]) -> std::io::Result<()> {
         match std::fs::symlink_metadata(to) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -100,7 +100,7 @@ impl Pass<'_> {
     }
 
     /// Makes file `to` a copy of file `from`, keeping its inode when it is already a file.
-    pub fn file(&mut self, from: &Path, to: &Path) -> std::io::Result<()> {
+    pub(super) fn file(&mut self, from: &Path, to: &Path) -> std::io::Result<()> {
         let source = std::fs::metadata(from)?;
         let source_stamp = Stamp::of(&source);
         let same_shape = |m: &std::fs::Metadata| {
@@ -129,7 +129,7 @@ impl Pass<'_> {
     }
 
     /// Ends the pass.
-    pub fn finish(self) -> Stamps {
+    pub(super) fn finish(self) -> Stamps {
         Stamps {
             files: self.next,
             finished_at: Some(file_clock_now()),
@@ -150,7 +150,7 @@ fn file_clock_now() -> (i64, i64) {
 }
 
 /// Removes a file, symlink or directory tree (without following symlinks); absent is fine.
-pub fn remove_any(path: &Path) -> std::io::Result<()> {
+pub(super) fn remove_any(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
         Ok(_) => std::fs::remove_file(path),

@@ -83,14 +83,17 @@ async fn runner_auth(app: &App, headers: &HeaderMap) -> Result<String, ApiError>
     if let Some(id) = app
         .runner_ids
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(&hash)
     {
         return Ok(id.clone());
     }
     match app.store.runner_by_token(token).await {
         Ok(Some(id)) => {
-            let mut known = app.runner_ids.lock().unwrap_or_else(|e| e.into_inner());
+            let mut known = app
+                .runner_ids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             known.insert(hash, id.clone());
             Ok(id)
         }

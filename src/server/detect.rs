@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The server's version first, then each repository's; then polling.
-pub async fn run(app: Arc<App>) {
+pub(super) async fn run(app: Arc<App>) {
     log("server", "startup", sync_server(&app, "startup").await);
     let config = app.config();
     // A polled repository is read by its first poll (which knows the head it saw).
@@ -28,7 +28,7 @@ pub async fn run(app: Arc<App>) {
 
 /// Logs a sync that could not read the definitions (a rejection is logged where it is
 /// recorded).
-pub fn log(what: &str, source: &str, outcome: Result<Outcome, String>) {
+pub(super) fn log(what: &str, source: &str, outcome: Result<Outcome, String>) {
     if let Err(e) = outcome {
         tracing::warn!(what, source, error = %e, "cannot read pipeline definitions");
     }
@@ -41,7 +41,7 @@ async fn poll(app: Arc<App>) {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let config = app.config();
-        for repo in config.repos.iter() {
+        for repo in &config.repos {
             let Some(every) = repo.poll_seconds else {
                 continue;
             };
@@ -143,11 +143,11 @@ async fn push_found(app: &App, repo: &super::config::Repo, before: &str, sha: &s
 }
 
 /// Deliveries made by polling have ids starting with this.
-pub const POLLED: &str = "poll:";
+pub(super) const POLLED: &str = "poll:";
 
 /// Watches the config file and the pipeline directory; a change (after 200 ms of quiet,
 /// as editors write in several steps) becomes a new server version.
-pub fn watch(app: Arc<App>) -> Result<(), String> {
+pub(super) fn watch(app: Arc<App>) -> Result<(), String> {
     use notify::{RecursiveMode, Watcher};
     let Some(config_path) = app.config_path.clone() else {
         return Ok(());

@@ -59,7 +59,7 @@ impl BodyError {
 async fn discard(mut body: Body, limit: usize) {
     let mut seen = 0;
     while let Some(Ok(frame)) = body.frame().await {
-        seen += frame.data_ref().map_or(0, |d| d.len());
+        seen += frame.data_ref().map_or(0, axum::body::Bytes::len);
         if seen > limit {
             return;
         }

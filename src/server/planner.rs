@@ -29,7 +29,7 @@ fn mirror_lock(dir: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
     let mut locks = LOCKS
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     Arc::clone(locks.entry(key).or_default())
 }
@@ -38,7 +38,9 @@ fn mirror_lock(dir: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
 /// config names now (a rotated token is used at once).
 fn fetch(mirror: &Path, remote: &Remote) -> Result<(), String> {
     let lock = mirror_lock(mirror);
-    let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _held = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     crate::git::run_remote(
         mirror,
         remote,
@@ -266,7 +268,10 @@ pub fn plan(
         }
         let file = relative(&pipeline.file);
         let (plan, diagnostics) = plan_pipeline(pipeline, Some(&event));
-        if diagnostics.iter().any(|d| d.is_error()) {
+        if diagnostics
+            .iter()
+            .any(super::super::diag::Diagnostic::is_error)
+        {
             let text: String = diagnostics
                 .iter()
                 .map(|d| d.render(loaded.sources.get(&d.file).map(String::as_str)))

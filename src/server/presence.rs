@@ -24,7 +24,10 @@ pub struct Presence {
 
 impl Presence {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Seen>) -> T) -> T {
-        f(&mut self.runners.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self
+            .runners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Records a poll; `true` when the store should be updated now (every few seconds, and

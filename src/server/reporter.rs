@@ -82,7 +82,7 @@ const UNREPORTED_SWEEP: Duration = Duration::from_secs(5);
 /// Sends in flight at once.
 const PARALLEL: usize = 8;
 
-pub async fn run(app: Arc<App>) {
+pub(super) async fn run(app: Arc<App>) {
     let mut clients: HashMap<String, Option<(Arc<Client>, String)>> = HashMap::new();
     // Per API root: nothing is sent before this (a rate limit said so).
     let mut paused: HashMap<String, tokio::time::Instant> = HashMap::new();

@@ -18,18 +18,18 @@ use std::time::Duration;
 /// Where "now" comes from: the system clock, or (tests) a file holding an RFC 3339 time,
 /// so a test moves time instead of waiting for it.
 #[derive(Debug, Clone)]
-pub enum Clock {
+pub(super) enum Clock {
     System,
     File(PathBuf),
 }
 
 impl Clock {
     /// `TESS_TEST_CLOCK_FILE` names the file; otherwise the system clock.
-    pub fn from_env() -> Clock {
+    pub(super) fn from_env() -> Clock {
         std::env::var_os("TESS_TEST_CLOCK_FILE").map_or(Clock::System, |p| Clock::File(p.into()))
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         match self {
             Clock::System => Utc::now(),
             Clock::File(path) => std::fs::read_to_string(path)
@@ -42,7 +42,7 @@ impl Clock {
 
 /// One schedule of a repository.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub(super) struct Schedule {
     /// Stable name: `<file>|<cron>|<zone>` for a pipeline's, `config|<cron>|<zone>|<ref>`
     /// for the config's.
     pub key: String,
@@ -54,7 +54,7 @@ pub struct Schedule {
 }
 
 /// The schedules of a repository: its current version's and its config's.
-pub fn schedules(repo: &Repo, definitions: &Definitions) -> Vec<Schedule> {
+pub(super) fn schedules(repo: &Repo, definitions: &Definitions) -> Vec<Schedule> {
     let default_ref = format!("refs/heads/{}", repo.default_branch());
     let mut out = Vec::new();
     for (file, pipeline) in &definitions.pipelines {
@@ -100,7 +100,7 @@ struct Known {
 }
 
 /// The loop: each schedule whose next slot has come is looked at in the store.
-pub async fn run(app: Arc<App>, clock: Clock) {
+pub(super) async fn run(app: Arc<App>, clock: Clock) {
     // Per scope: the version whose schedules are known, its definitions, and them.
     let mut known: HashMap<String, Known> = HashMap::new();
     // Per scope and schedule: nothing is due before this.

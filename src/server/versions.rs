@@ -112,7 +112,11 @@ pub async fn sync_repo(
     if_match: Option<&str>,
 ) -> Result<Outcome, String> {
     let scope = scope(repo);
-    let heads = || app.synced_heads.lock().unwrap_or_else(|e| e.into_inner());
+    let heads = || {
+        app.synced_heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     if let Some(sha) = &sha
         && heads().get(&scope) == Some(sha)
     {

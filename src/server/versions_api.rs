@@ -82,12 +82,12 @@ async fn current_of(app: &App, scope: &str) -> Reply {
     Ok(([(header::ETAG, etag)], Json(body)).into_response())
 }
 
-pub async fn server_current(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+pub(super) async fn server_current(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
     api_auth(&app, &headers)?;
     current_of(&app, SERVER_SCOPE).await
 }
 
-pub async fn server_history(
+pub(super) async fn server_history(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
@@ -106,7 +106,7 @@ async fn history_of(app: &App, scope: &str, q: &PageQuery) -> Reply {
     Ok(Json(json!({ "versions": history, "next": next })).into_response())
 }
 
-pub async fn current(
+pub(super) async fn current(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
@@ -115,7 +115,7 @@ pub async fn current(
     current_of(&app, &scope).await
 }
 
-pub async fn history(
+pub(super) async fn history(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
@@ -125,7 +125,7 @@ pub async fn history(
     history_of(&app, &scope, &q).await
 }
 
-pub async fn diff(
+pub(super) async fn diff(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name, a, b)): Path<(String, String, String, String)>,
@@ -154,7 +154,7 @@ fn answer(outcome: Result<Outcome, String>) -> Reply {
     Ok((status, Json(outcome)).into_response())
 }
 
-pub async fn sync(
+pub(super) async fn sync(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
@@ -164,7 +164,7 @@ pub async fn sync(
     answer(versions::sync_repo(&app, &repo, None, "api", expected.as_deref()).await)
 }
 
-pub async fn rollback(
+pub(super) async fn rollback(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name, id)): Path<(String, String, String)>,
@@ -174,7 +174,7 @@ pub async fn rollback(
     answer(versions::rollback(&app, &scope, Some(&id), expected.as_deref()).await)
 }
 
-pub async fn unpin(
+pub(super) async fn unpin(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
@@ -185,7 +185,7 @@ pub async fn unpin(
 }
 
 #[derive(serde::Deserialize)]
-pub struct Upcoming {
+pub(super) struct Upcoming {
     /// Start time (RFC 3339); default now.
     from: Option<String>,
     #[serde(default = "five")]
@@ -198,7 +198,7 @@ fn five() -> usize {
 
 /// The repository's schedules (its current version's and its config's) with their next
 /// fire times — the same as `tess schedule` computes — and the slots recorded lately.
-pub async fn schedules(
+pub(super) async fn schedules(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,

@@ -67,7 +67,7 @@ pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>>
                             "required" => {
                                 input.required = c
                                     .string(d, "required")
-                                    .is_some_and(|r| r.eq_ignore_ascii_case("true"))
+                                    .is_some_and(|r| r.eq_ignore_ascii_case("true"));
                             }
                             _ => {}
                         }
@@ -119,7 +119,7 @@ pub fn parse_action(file: &str, bytes: &[u8]) -> Result<Action, Vec<Diagnostic>>
                                 .string_list(rv, "runs.args")
                                 .into_iter()
                                 .map(|(s, _)| s)
-                                .collect()
+                                .collect();
                         }
                         "env" => {
                             for (k, _, v) in c.map(rv, "runs.env", &[]) {

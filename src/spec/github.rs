@@ -164,7 +164,7 @@ pub fn lower(c: &mut Checker, root: &Node, default_name: &str) -> Pipeline {
             "defaults" => p.defaults = parse_defaults(c, v, Location::WorkflowEnv),
             "permissions" => p.permissions = Some(parse_permissions(c, v)),
             "concurrency" => {
-                p.concurrency = Some(parse_concurrency(c, v, Location::WorkflowConcurrency))
+                p.concurrency = Some(parse_concurrency(c, v, Location::WorkflowConcurrency));
             }
             "jobs" => {
                 saw_jobs = true;
@@ -469,7 +469,7 @@ fn parse_inputs(c: &mut Checker, node: &Node, event: &str, out: &mut IndexMap<St
                     }
                 }
                 "options" => {
-                    input.options = c.string_list(v, key).into_iter().map(|s| s.0).collect()
+                    input.options = c.string_list(v, key).into_iter().map(|s| s.0).collect();
                 }
                 _ => {}
             }
@@ -669,7 +669,7 @@ fn parse_job(c: &mut Checker, id: &str, pos: Pos, node: &Node) -> Job {
                 positive_minutes(c, v);
             }
             "continue-on-error" => {
-                job.continue_on_error = c.flexible(v, key, "a boolean", Location::Job)
+                job.continue_on_error = c.flexible(v, key, "a boolean", Location::Job);
             }
             "concurrency" => job.concurrency = Some(parse_concurrency(c, v, Location::Job)),
             "environment" => {
@@ -1124,7 +1124,7 @@ pub(crate) fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> 
                     step.working_directory = c.string(v, key);
                 }
                 "continue-on-error" => {
-                    step.continue_on_error = c.flexible(v, key, "a boolean", Location::Step)
+                    step.continue_on_error = c.flexible(v, key, "a boolean", Location::Step);
                 }
                 "timeout-minutes" => {
                     step.timeout_minutes = c.flexible(v, key, "a number", Location::Step);

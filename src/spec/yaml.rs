@@ -628,5 +628,5 @@ fn is_merge_key(k: &Node) -> bool {
 
 fn custom_tag(tag: Option<&saphyr_parser::Tag>) -> Option<String> {
     tag.filter(|t| !t.is_yaml_core_schema())
-        .map(|t| t.to_string())
+        .map(std::string::ToString::to_string)
 }

@@ -144,10 +144,12 @@ fn decide_pull_request(name: &str, f: &EventFilters, event: &Event) -> Decision 
         None => DEFAULT_PR_TYPES.contains(&action),
     };
     if !types_ok {
-        let types = f
-            .types
-            .clone()
-            .unwrap_or_else(|| DEFAULT_PR_TYPES.iter().map(|s| s.to_string()).collect());
+        let types = f.types.clone().unwrap_or_else(|| {
+            DEFAULT_PR_TYPES
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect()
+        });
         return no(format!(
             "{what}: activity type `{action}` is not in types [{}]",
             types.join(", ")

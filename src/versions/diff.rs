@@ -79,7 +79,7 @@ fn added_removed(old: Option<impl Sized>, new: Option<impl Sized>) -> &'static s
 }
 
 /// What `new` changes relative to `old`.
-pub fn diff(old: &Definitions, new: &Definitions) -> Vec<Change> {
+pub(crate) fn diff(old: &Definitions, new: &Definitions) -> Vec<Change> {
     let mut changes = Vec::new();
     compare(
         old.pipelines.iter().map(|(k, v)| (k.as_str(), v)),

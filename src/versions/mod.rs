@@ -4,7 +4,7 @@
 
 mod diff;
 
-pub use diff::{Change, diff};
+pub(crate) use diff::{Change, diff};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -174,7 +174,7 @@ impl Definitions {
 }
 
 /// Objects with their keys sorted, recursively.
-pub fn canonical(value: &Json) -> Json {
+pub(crate) fn canonical(value: &Json) -> Json {
     match value {
         Json::Object(map) => {
             let sorted: BTreeMap<&String, Json> =
@@ -187,7 +187,7 @@ pub fn canonical(value: &Json) -> Json {
 }
 
 /// The first 16 bytes of SHA-256, in hex.
-pub fn hash(text: &str) -> String {
+pub(crate) fn hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

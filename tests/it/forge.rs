@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// One request the fake forge received.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub at: Instant,
     pub method: String,
     pub path: String,
@@ -23,7 +23,7 @@ pub struct Call {
 
 /// An answer to give instead of `201 Created`.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: &'static str,
@@ -42,13 +42,13 @@ struct Recorded {
     token: Option<String>,
 }
 
-pub struct FakeForge {
+pub(crate) struct FakeForge {
     pub url: String,
     state: Arc<Mutex<Recorded>>,
 }
 
 impl FakeForge {
-    pub fn start() -> FakeForge {
+    pub(crate) fn start() -> FakeForge {
         let state = Arc::new(Mutex::new(Recorded::default()));
         let shared = Arc::clone(&state);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -76,28 +76,31 @@ impl FakeForge {
         }
     }
 
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.state.lock().expect("lock").calls.clone()
     }
 
-    pub fn script(&self, answers: Vec<Answer>) {
+    pub(crate) fn script(&self, answers: Vec<Answer>) {
         self.state.lock().expect("lock").script.extend(answers);
     }
 
-    pub fn set_app_key(&self, der: Vec<u8>) {
+    pub(crate) fn set_app_key(&self, der: Vec<u8>) {
         self.state.lock().expect("lock").app_key = Some(der);
     }
 
-    pub fn require_token(&self, token: &str) {
+    pub(crate) fn require_token(&self, token: &str) {
         self.state.lock().expect("lock").token = Some(format!("Bearer {token}"));
     }
 
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.state.lock().expect("lock").down = down;
     }
 
     /// The accepted statuses by context, in the order they arrived.
-    pub fn accepted(&self, context_field: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    pub(crate) fn accepted(
+        &self,
+        context_field: &str,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
         let mut by_context = std::collections::BTreeMap::<String, Vec<String>>::new();
         for c in self.calls().iter().filter(|c| c.status < 300) {
             by_context

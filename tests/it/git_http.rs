@@ -6,14 +6,14 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub struct GitHttp {
+pub(crate) struct GitHttp {
     pub url: String,
     pub root: PathBuf,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl GitHttp {
-    pub fn start(root: &Path) -> GitHttp {
+    pub(crate) fn start(root: &Path) -> GitHttp {
         use axum::body::Bytes;
         use axum::extract::{Path as UrlPath, RawQuery, State};
         use axum::http::{HeaderMap, Method, StatusCode};
@@ -109,7 +109,7 @@ impl GitHttp {
 
     /// Publishes `files` (a directory) as `owner/repo` with `tag` on its only commit, and
     /// returns the commit.
-    pub fn publish_dir(&self, repository: &str, dir: &Path, tag: &str) -> String {
+    pub(crate) fn publish_dir(&self, repository: &str, dir: &Path, tag: &str) -> String {
         let bare = self.root.join(repository);
         if !bare.exists() {
             crate::harness::git(
@@ -151,7 +151,7 @@ impl GitHttp {
 
     /// Publishes one of `../shared/actions`' archives (`owner__repo@tag.tar.gz`) as
     /// `owner/repo` at `tag`; `None` (said, or failed under CI) without the archives.
-    pub fn publish_shared(&self, archive: &str) -> Option<String> {
+    pub(crate) fn publish_shared(&self, archive: &str) -> Option<String> {
         let dir = shared_actions()?;
         let (name, tag) = archive.split_once('@').expect("owner__repo@tag");
         let repository = name.replace("__", "/");
@@ -176,7 +176,7 @@ impl GitHttp {
 }
 
 /// `../shared/actions` (or `$TESS_SHARED/actions`).
-pub fn shared_actions() -> Option<PathBuf> {
+pub(crate) fn shared_actions() -> Option<PathBuf> {
     let root = std::env::var_os("TESS_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));

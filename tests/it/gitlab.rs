@@ -356,7 +356,12 @@ release-branches:
     let p = &loaded.pipelines[0];
     let push = |r: &str, changed: &[&str]| {
         let mut e = Event::new(EventKind::Push, r);
-        e.changed = Some(changed.iter().map(|s| s.to_string()).collect());
+        e.changed = Some(
+            changed
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
+        );
         e
     };
     let mut mr = Event::new(EventKind::PullRequest, "refs/pull/1/merge");

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const API_TOKEN: &str = "test-api-token";
-pub const REGISTRATION: &str = "test-registration";
-pub const SECRET: &str = "It's a Secret to Everybody";
+pub(crate) const API_TOKEN: &str = "test-api-token";
+pub(crate) const REGISTRATION: &str = "test-registration";
+pub(crate) const SECRET: &str = "It's a Secret to Everybody";
 
 /// The databases every storage test runs against: a SQLite file, and PostgreSQL when
 /// `TESS_TEST_POSTGRES_URL` names a server (a fresh database per test is created there).
-pub fn databases(dir: &Path) -> Vec<String> {
+pub(crate) fn databases(dir: &Path) -> Vec<String> {
     let mut out = vec![format!(
         "sqlite://{}?mode=rwc",
         dir.join("tess.db").display()
@@ -43,7 +43,7 @@ fn sqlite_only_notice() {
 
 /// Runs one SQL statement on a test database (`sqlite3` or `psql`): to put a row in the
 /// state a crash or another replica would leave it in. Returns the output.
-pub fn sql(database: &str, statement: &str) -> String {
+pub(crate) fn sql(database: &str, statement: &str) -> String {
     let out = match database.strip_prefix("sqlite://") {
         // The server writes to the same file: wait for its lock as it waits for ours.
         Some(rest) => Command::new("sqlite3")
@@ -65,7 +65,7 @@ pub fn sql(database: &str, statement: &str) -> String {
 }
 
 /// Runs `test` once per database (see [`databases`]), each in a directory of its own.
-pub fn on_each_database(test: impl Fn(&Path, &str)) {
+pub(crate) fn on_each_database(test: impl Fn(&Path, &str)) {
     let dir = tempfile::tempdir().expect("tempdir");
     for (n, database) in databases(dir.path()).iter().enumerate() {
         let root = dir.path().join(format!("db{n}"));
@@ -74,7 +74,7 @@ pub fn on_each_database(test: impl Fn(&Path, &str)) {
     }
 }
 
-pub fn fresh_postgres_database(url: &str) -> String {
+pub(crate) fn fresh_postgres_database(url: &str) -> String {
     let name = format!("tess_test_{}", tesseract_ci::token::random_hex(6));
     let out = Command::new("psql")
         .arg(url)
@@ -91,12 +91,12 @@ pub fn fresh_postgres_database(url: &str) -> String {
 }
 
 /// Waits for `check` to return `Some`, polling; panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
     wait_for_showing(|| what.to_string(), timeout, check)
 }
 
 /// [`wait_for`], saying what was seen when it times out.
-pub fn wait_for_showing<T>(
+pub(crate) fn wait_for_showing<T>(
     what: impl Fn() -> String,
     timeout: Duration,
     mut check: impl FnMut() -> Option<T>,
@@ -116,7 +116,7 @@ pub fn wait_for_showing<T>(
 }
 
 /// A child process killed (SIGKILL) when dropped.
-pub struct Process {
+pub(crate) struct Process {
     pub child: Child,
 }
 
@@ -128,13 +128,13 @@ impl Drop for Process {
 }
 
 impl Process {
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Sends SIGTERM (the first one: a runner drains).
-    pub fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         // SAFETY: signalling our own child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -142,7 +142,7 @@ impl Process {
     }
 
     /// The exit status, waiting at most `timeout`.
-    pub fn exit_status(&mut self, timeout: Duration) -> std::process::ExitStatus {
+    pub(crate) fn exit_status(&mut self, timeout: Duration) -> std::process::ExitStatus {
         wait_for("the process to exit", timeout, || {
             self.child.try_wait().ok().flatten()
         })
@@ -150,13 +150,13 @@ impl Process {
 }
 
 /// A bare repository (the "forge") and a clone to commit in.
-pub struct Repo {
+pub(crate) struct Repo {
     pub bare: PathBuf,
     pub work: PathBuf,
 }
 
 impl Repo {
-    pub fn new(dir: &Path) -> Repo {
+    pub(crate) fn new(dir: &Path) -> Repo {
         let bare = dir.join("origin.git");
         let work = dir.join("work");
         git(
@@ -182,7 +182,7 @@ impl Repo {
     }
 
     /// Writes files, commits and pushes to `branch`; returns the commit.
-    pub fn commit(&self, files: &[(&str, &str)], branch: &str) -> String {
+    pub(crate) fn commit(&self, files: &[(&str, &str)], branch: &str) -> String {
         for (path, text) in files {
             let p = self.work.join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
@@ -202,7 +202,7 @@ impl Repo {
         git_out(&self.work, &["rev-parse", "HEAD"])
     }
 
-    pub fn tag(&self, name: &str) -> String {
+    pub(crate) fn tag(&self, name: &str) -> String {
         git(&self.work, &["tag", "-f", name]);
         git(
             &self.work,
@@ -213,7 +213,7 @@ impl Repo {
 }
 
 /// Commits everything in the work tree of `dir` (an empty commit when nothing changed).
-pub fn commit_all(dir: &Path) {
+pub(crate) fn commit_all(dir: &Path) {
     git(dir, &["add", "-A"]);
     let who = ["-c", "user.email=t@t", "-c", "user.name=t"];
     git(
@@ -222,7 +222,7 @@ pub fn commit_all(dir: &Path) {
     );
 }
 
-pub fn git(dir: &Path, args: &[&str]) {
+pub(crate) fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -235,7 +235,7 @@ pub fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-pub fn git_out(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git_out(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -245,14 +245,14 @@ pub fn git_out(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A running `tess server` with one configured repository.
-pub struct Server {
+pub(crate) struct Server {
     pub url: String,
     pub dir: PathBuf,
     pub process: Process,
 }
 
 /// The config for one repository of `forge` named `name` at `clone_url`.
-pub fn config(forge: &str, name: &str, clone_url: &Path, lease_ttl: u64) -> String {
+pub(crate) fn config(forge: &str, name: &str, clone_url: &Path, lease_ttl: u64) -> String {
     format!(
         "api_tokens = [\"{API_TOKEN}\"]\nregistration_token = \"{REGISTRATION}\"\n\
          [lease]\nttl_seconds = {lease_ttl}\nheartbeat_seconds = 1\nmax_attempts = 3\n\
@@ -263,7 +263,7 @@ pub fn config(forge: &str, name: &str, clone_url: &Path, lease_ttl: u64) -> Stri
 }
 
 /// A bare repository and a server configured for it (`forge`, `name`, lease TTL) in `root`.
-pub fn setup(
+pub(crate) fn setup(
     root: &Path,
     forge: &str,
     name: &str,
@@ -274,7 +274,7 @@ pub fn setup(
 }
 
 /// [`setup`], with `more` appended to the config (the repository's `[repo.report]`, …).
-pub fn setup_with(
+pub(crate) fn setup_with(
     root: &Path,
     forge: &str,
     name: &str,
@@ -294,12 +294,12 @@ pub fn setup_with(
 
 impl Server {
     /// Starts a server in `dir` (config already written as `dir/tess.toml`).
-    pub fn start(dir: &Path, database_url: &str, listen: &str) -> Server {
+    pub(crate) fn start(dir: &Path, database_url: &str, listen: &str) -> Server {
         Server::start_with_env(dir, database_url, listen, &[])
     }
 
     /// [`Server::start`] with extra environment (`TESS_TEST_CLOCK_FILE`, …).
-    pub fn start_with_env(
+    pub(crate) fn start_with_env(
         dir: &Path,
         database_url: &str,
         listen: &str,
@@ -346,12 +346,12 @@ impl Server {
         }
     }
 
-    pub fn runner(&self, name: &str, labels: &str) -> Process {
+    pub(crate) fn runner(&self, name: &str, labels: &str) -> Process {
         self.runner_with(name, labels, &[])
     }
 
     /// [`Server::runner`] with more flags (`--hosted-labels none`, …).
-    pub fn runner_with(&self, name: &str, labels: &str, more: &[&str]) -> Process {
+    pub(crate) fn runner_with(&self, name: &str, labels: &str, more: &[&str]) -> Process {
         let workdir = self.dir.join(format!("runner-{name}"));
         let child = Command::new(env!("CARGO_BIN_EXE_tess"))
             .args([
@@ -376,7 +376,7 @@ impl Server {
         Process { child }
     }
 
-    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let mut r = agent()
             .get(&format!("{}{path}", self.url))
             .header("authorization", &format!("Bearer {API_TOKEN}"))
@@ -390,7 +390,7 @@ impl Server {
         )
     }
 
-    pub fn post(
+    pub(crate) fn post(
         &self,
         path: &str,
         token: Option<&str>,
@@ -410,7 +410,11 @@ impl Server {
     }
 
     /// POSTs an empty body with the API token and `headers` (`If-Match`, …).
-    pub fn post_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    pub(crate) fn post_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
         let mut req = agent()
             .post(&format!("{}{path}", self.url))
             .header("authorization", &format!("Bearer {API_TOKEN}"));
@@ -427,7 +431,7 @@ impl Server {
     }
 
     /// POSTs a webhook as the forge would: GitHub signs the body, GitLab sends the token.
-    pub fn hook(
+    pub(crate) fn hook(
         &self,
         forge: &str,
         event: &str,
@@ -459,20 +463,20 @@ impl Server {
     }
 
     /// The runs recorded, newest first.
-    pub fn runs(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn runs(&self) -> Vec<serde_json::Value> {
         let (status, body) = self.get("/api/v1/runs");
         assert_eq!(status, 200, "{body}");
         body["runs"].as_array().cloned().unwrap_or_default()
     }
 
-    pub fn run(&self, id: &str) -> serde_json::Value {
+    pub(crate) fn run(&self, id: &str) -> serde_json::Value {
         let (status, body) = self.get(&format!("/api/v1/runs/{id}"));
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// Waits until run `id` has finished; returns it.
-    pub fn finished_run(&self, id: &str, timeout: Duration) -> serde_json::Value {
+    pub(crate) fn finished_run(&self, id: &str, timeout: Duration) -> serde_json::Value {
         wait_for(&format!("run {id} to finish"), timeout, || {
             let run = self.run(id);
             let done = ["success", "failed", "cancelled"]
@@ -481,7 +485,7 @@ impl Server {
         })
     }
 
-    pub fn log(&self, run: &str, job: &str) -> String {
+    pub(crate) fn log(&self, run: &str, job: &str) -> String {
         let mut r = agent()
             .get(&format!("{}/api/v1/runs/{run}/jobs/{job}/log", self.url))
             .header("authorization", &format!("Bearer {API_TOKEN}"))
@@ -491,7 +495,7 @@ impl Server {
     }
 }
 
-pub fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -499,7 +503,7 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-pub fn github_signature(secret: &str, body: &[u8]) -> String {
+pub(crate) fn github_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(body);
@@ -511,7 +515,7 @@ pub fn github_signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// A GitHub push payload for `sha` on `git_ref`.
-pub fn github_push(repo: &str, git_ref: &str, before: Option<&str>, sha: &str) -> Vec<u8> {
+pub(crate) fn github_push(repo: &str, git_ref: &str, before: Option<&str>, sha: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "ref": git_ref,
         "before": before.unwrap_or("0000000000000000000000000000000000000000"),
@@ -525,7 +529,7 @@ pub fn github_push(repo: &str, git_ref: &str, before: Option<&str>, sha: &str) -
 
 /// Serves `app` on 127.0.0.1 from a runtime of `workers` threads: its address, and the
 /// runtime that must live as long as the server.
-pub fn serve_on_loopback(
+pub(crate) fn serve_on_loopback(
     app: axum::Router,
     workers: usize,
 ) -> (std::net::SocketAddr, tokio::runtime::Runtime) {

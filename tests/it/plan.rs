@@ -49,7 +49,11 @@ fn levels_are_longest_paths_and_matrix_needs_wait_for_all_instances() {
         Some(&Event::new(EventKind::Push, "refs/heads/main")),
     );
     assert_eq!(p.triggered, Some(true));
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let s = |v: &[&str]| {
+        v.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         keys(&p),
         vec![

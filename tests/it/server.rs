@@ -1008,7 +1008,7 @@ fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interrup
                     .ok()
                     .filter(|s| s.lines().count() >= n)
                     .map(drop)
-            })
+            });
         };
         // An interruptible job is cancelled by the next pipeline of its branch...
         let first = push(1, true);
@@ -1085,7 +1085,7 @@ fn gitlab_auto_cancel_on_new_commit_interruptible_cancels_only_interruptible_job
                 .ok()
                 .filter(|s| s.lines().count() >= n)
                 .map(drop)
-        })
+        });
     };
     let first = gitlab_push(&server, &repo, &ci(1), "gl-int-1");
     started_count(2);

@@ -8,7 +8,7 @@ use tesseract_ci::trigger::Event;
 
 /// `../shared/corpus/KIND` next to the checkout (or under `$TESS_CORPUS`); `None`, said
 /// loudly, when it is not there (a failure under CI, where nothing may be skipped).
-pub fn corpus_dir(kind: &str) -> Option<PathBuf> {
+pub(crate) fn corpus_dir(kind: &str) -> Option<PathBuf> {
     let root = std::env::var_os("TESS_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
@@ -23,26 +23,26 @@ pub fn corpus_dir(kind: &str) -> Option<PathBuf> {
 }
 
 /// Parses a workflow that must be valid.
-pub fn pipeline(yaml: &str) -> Pipeline {
+pub(crate) fn pipeline(yaml: &str) -> Pipeline {
     let (p, diags) = parse_github("test.yml", yaml.as_bytes(), "test.yml");
     let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
     assert!(errors.is_empty(), "unexpected errors: {errors:#?}");
     p.expect("pipeline")
 }
 
-pub fn plan(yaml: &str, event: Option<&Event>) -> PipelinePlan {
+pub(crate) fn plan(yaml: &str, event: Option<&Event>) -> PipelinePlan {
     let (plan, diags) = plan_pipeline(&pipeline(yaml), event);
     assert!(diags.is_empty(), "unexpected plan diagnostics: {diags:#?}");
     plan
 }
 
 /// Runs the `tess` binary in `dir` with a hard timeout (output is drained as it comes).
-pub fn tess(dir: &std::path::Path, args: &[&str]) -> Output {
+pub(crate) fn tess(dir: &std::path::Path, args: &[&str]) -> Output {
     tess_with_env(dir, args, &[])
 }
 
 /// As [`tess`], with extra environment variables.
-pub fn tess_with_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn tess_with_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_tess"))
         .args(args)
         .envs(env.iter().copied())
@@ -55,7 +55,10 @@ pub fn tess_with_env(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)])
 }
 
 /// The child's output, its output drained as it comes; killed and failed after `timeout`.
-pub fn wait_with_timeout(child: std::process::Child, timeout: std::time::Duration) -> Output {
+pub(crate) fn wait_with_timeout(
+    child: std::process::Child,
+    timeout: std::time::Duration,
+) -> Output {
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -73,17 +76,17 @@ pub fn wait_with_timeout(child: std::process::Child, timeout: std::time::Duratio
     }
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A test that cannot run here: fails under CI (`TESS_CI=1`, set by `.ci/run`, where
 /// nothing may be skipped), else says so on the real stderr (libtest captures `eprintln!`).
-pub fn skip_or_fail(why: &str) {
+pub(crate) fn skip_or_fail(why: &str) {
     assert!(
         std::env::var("TESS_CI").as_deref() != Ok("1"),
         "TESS_CI=1 and a test cannot run: {why}"

@@ -5,7 +5,7 @@ use tesseract_ci::trigger::{Event, EventKind, decide};
 
 fn push(r: &str, changed: Option<&[&str]>) -> Event {
     let mut e = Event::new(EventKind::Push, r);
-    e.changed = changed.map(|c| c.iter().map(|s| s.to_string()).collect());
+    e.changed = changed.map(|c| c.iter().map(std::string::ToString::to_string).collect());
     e
 }
 
@@ -13,7 +13,7 @@ fn pr(base: &str, action: &str, changed: Option<&[&str]>) -> Event {
     let mut e = Event::new(EventKind::PullRequest, "refs/pull/1/merge");
     e.base = Some(base.into());
     e.action = Some(action.into());
-    e.changed = changed.map(|c| c.iter().map(|s| s.to_string()).collect());
+    e.changed = changed.map(|c| c.iter().map(std::string::ToString::to_string).collect());
     e
 }
 

@@ -9,13 +9,13 @@ use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
 /// Work done after the job's steps (saving a cache).
-pub struct CacheSave {
+pub(crate) struct CacheSave {
     key_dir: PathBuf,
     paths: Vec<PathBuf>,
 }
 
 impl CacheSave {
-    pub fn run(&self, workspace: &Path, log: &mut dyn FnMut(&str)) {
+    pub(crate) fn run(&self, workspace: &Path, log: &mut dyn FnMut(&str)) {
         let _ = std::fs::remove_dir_all(&self.key_dir);
         for (i, p) in self.paths.iter().enumerate() {
             if p.exists() {
@@ -190,7 +190,7 @@ pub(super) fn cache(
             paths,
         };
         save.run(&job.workspace, &mut |msg| {
-            job.log(Some(index), Stream::Stdout, msg)
+            job.log(Some(index), Stream::Stdout, msg);
         });
         return (Outcome::Success, IndexMap::new(), Vec::new());
     }

@@ -9,7 +9,7 @@ use crate::expr::Value;
 use indexmap::IndexMap;
 
 /// GitHub's limit on composite actions inside composite actions.
-pub const MAX_DEPTH: usize = 10;
+pub(super) const MAX_DEPTH: usize = 10;
 
 pub(super) fn run(
     job: &mut JobRun,

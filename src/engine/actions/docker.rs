@@ -80,7 +80,7 @@ pub(super) fn action(
     let image = match image.strip_prefix("docker://") {
         Some(pulled) => DockerImage::Pull(pulled.to_string()),
         None => DockerImage::Build {
-            context: dir.to_path_buf(),
+            context: dir.clone(),
             dockerfile: image,
         },
     };
@@ -136,7 +136,7 @@ fn docker_action(
             dockerfile,
         } => {
             crate::exec::container::ActionContainer::build(&docker, context, dockerfile, &mut |l| {
-                messages.push(l.to_string())
+                messages.push(l.to_string());
             })
         }
     };

@@ -7,7 +7,7 @@ mod builtin;
 mod composite;
 mod docker;
 mod node;
-pub mod runtime;
+pub(super) mod runtime;
 
 pub(crate) use node::run_pre;
 
@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub struct ActionStep<'a> {
+pub(super) struct ActionStep<'a> {
     pub step: &'a Step,
     pub uses: &'a str,
     pub ctx: &'a RunContext,
@@ -30,7 +30,7 @@ pub struct ActionStep<'a> {
 type StepReturn = (Outcome, IndexMap<String, String>, Vec<Annotation>);
 
 /// Work done after the job's steps, last registered first (GitHub's order).
-pub enum PostStep {
+pub(super) enum PostStep {
     /// The built-in `actions/cache` saving its paths (when the job succeeded).
     CacheSave(builtin::CacheSave),
     /// A JavaScript action's `post`.
@@ -38,7 +38,7 @@ pub enum PostStep {
 }
 
 /// An action's metadata and where its files are.
-pub struct Resolved {
+pub(super) struct Resolved {
     pub dir: PathBuf,
     /// `GITHUB_ACTION_REPOSITORY` / `GITHUB_ACTION_REF` (empty for a local action).
     pub repository: String,
@@ -47,7 +47,7 @@ pub struct Resolved {
 }
 
 /// Why an action did not resolve: it cannot run here.
-pub type Unresolved = String;
+pub(super) type Unresolved = String;
 
 /// A step's `with:`, evaluated in `ctx`.
 fn step_with(step: &Step, ctx: &RunContext) -> IndexMap<String, String> {
@@ -57,7 +57,7 @@ fn step_with(step: &Step, ctx: &RunContext) -> IndexMap<String, String> {
         .collect()
 }
 
-pub fn run(job: &mut JobRun, a: ActionStep, state: &mut JobState) -> StepReturn {
+pub(super) fn run(job: &mut JobRun, a: ActionStep, state: &mut JobState) -> StepReturn {
     let with = step_with(a.step, a.ctx);
     if let Some(name) = builtin_name(job, a.uses, a.step, a.ctx) {
         return match name.as_str() {

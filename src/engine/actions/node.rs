@@ -11,12 +11,12 @@ use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub fn is_node(using: &str) -> bool {
+pub(super) fn is_node(using: &str) -> bool {
     matches!(using, "node12" | "node16" | "node20" | "node24")
 }
 
 /// A `post` to run after the job's steps.
-pub struct Post {
+pub(crate) struct Post {
     name: String,
     file: PathBuf,
     /// `post-if`, default `always()`.

@@ -66,7 +66,9 @@ impl ActionsRuntime {
             .as_ref()
             .map_or_else(|| "node".to_string(), |p| p.display().to_string());
         let versions = VERSIONS.get_or_init(Default::default);
-        let mut versions = versions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut versions = versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let major = *versions.entry(program.clone()).or_insert_with(|| {
             let out = std::process::Command::new(&program)
                 .arg("--version")
@@ -86,7 +88,7 @@ impl ActionsRuntime {
 }
 
 /// `$RUNNER_TOOL_CACHE` as a self-hosted GitHub runner honours it, else the user's cache.
-pub fn default_tool_cache() -> PathBuf {
+pub(crate) fn default_tool_cache() -> PathBuf {
     match std::env::var_os("RUNNER_TOOL_CACHE").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => fetch::user_cache_dir().join("toolcache"),

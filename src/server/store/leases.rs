@@ -174,7 +174,10 @@ impl Store {
     /// The run's part of a lease; the first lease of a run also marks it running.
     async fn run_of_lease(&self, tx: &mut AnyConnection, run_id: &str) -> Result<Arc<RunOfLease>> {
         let cached = {
-            let runs = self.leased_runs.lock().unwrap_or_else(|e| e.into_inner());
+            let runs = self
+                .leased_runs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             runs.get(run_id).cloned()
         };
         if let Some(run) = cached {
@@ -199,7 +202,10 @@ impl Store {
             sha: row.try_get(3)?,
             event_json: row.try_get(4)?,
         });
-        let mut runs = self.leased_runs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut runs = self
+            .leased_runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if runs.len() >= LEASED_RUNS_KEPT {
             runs.clear();
         }

@@ -34,7 +34,7 @@ const MAX_INCLUDE_DEPTH: usize = 150;
 const MAX_EXTENDS_DEPTH: usize = 11;
 
 /// Deep merge: mappings merge key by key (`over` wins); anything else is replaced.
-pub fn deep_merge(base: &Node, over: &Node) -> Node {
+pub(super) fn deep_merge(base: &Node, over: &Node) -> Node {
     match (&base.value, &over.value) {
         (Value::Map(b), Value::Map(o)) if over.tag.is_none() => {
             let mut entries = b.clone();
@@ -427,7 +427,7 @@ impl References<'_> {
                     let resolved = self.resolve(item, diagnostics, depth);
                     match (&resolved.value, item.tag.as_deref()) {
                         (Value::Seq(inner), Some("!reference")) => {
-                            out.extend(inner.iter().cloned())
+                            out.extend(inner.iter().cloned());
                         }
                         _ if item.tag.as_deref() == Some("!reference") && resolved.is_null() => {}
                         _ => out.push(resolved),
