@@ -14,6 +14,7 @@ mod git;
 pub mod load;
 pub mod plan;
 mod protocol;
+pub mod rest;
 pub mod runner;
 pub mod server;
 pub mod spec;

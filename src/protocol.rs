@@ -5,9 +5,10 @@ use crate::engine::{Conclusion, PriorResult};
 use crate::trigger::Event;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /api/v1/runner/register`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub registration_token: String,
     pub name: String,
@@ -15,7 +16,7 @@ pub struct RegisterRequest {
     pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     pub runner_id: String,
     /// Shown once; the server keeps only its hash.
@@ -23,7 +24,7 @@ pub struct RegisterResponse {
 }
 
 /// What a runner can take and how busy its host is.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Load {
     /// One-minute load average divided by the number of CPUs.
     pub cpu: f64,
@@ -34,7 +35,7 @@ pub struct Load {
 
 /// `POST /api/v1/runner/poll`: answered with a [`Lease`], or 204 when nothing came within
 /// `wait_seconds` (at most 30).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PollRequest {
     pub labels: Vec<String>,
     pub free_slots: u32,
@@ -45,7 +46,7 @@ pub struct PollRequest {
 }
 
 /// One job handed to one runner for one attempt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Lease {
     pub run_id: String,
     pub job_key: String,
@@ -62,13 +63,16 @@ pub struct Lease {
     pub sha: String,
     /// The pipeline file in the repository, re-planned by the runner from the checkout.
     pub pipeline_file: String,
+    #[schema(value_type = Object)]
     pub event: Event,
     /// Results and outputs of the jobs this one needs.
+    #[schema(value_type = Vec<Object>)]
     pub needs: Vec<PriorResult>,
     pub env: IndexMap<String, String>,
     /// Masked wherever they would appear in a log.
     pub secrets: IndexMap<String, String>,
     /// The planned job as the server stored it.
+    #[schema(value_type = Object)]
     pub spec: serde_json::Value,
     /// `ACTIONS_RUNTIME_TOKEN` for the server's cache service (at the server's URL).
     #[serde(default)]
@@ -76,7 +80,7 @@ pub struct Lease {
 }
 
 /// Identifies an attempt; every call about it is fenced by `attempt` + `lease_token`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobRef {
     pub run_id: String,
     pub job_key: String,
@@ -96,7 +100,7 @@ impl JobRef {
 }
 
 /// `POST /api/v1/runner/heartbeat` (body: [`JobRef`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatResponse {
     /// The run was cancelled: stop the job and complete it as cancelled.
     pub cancel: bool,
@@ -106,7 +110,7 @@ pub struct HeartbeatResponse {
 }
 
 /// `POST /api/v1/runner/logs`: bytes `offset..offset+data.len()` of the attempt's log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogChunk {
     #[serde(flatten)]
     pub job: JobRef,
@@ -115,16 +119,18 @@ pub struct LogChunk {
 }
 
 /// The log length the server has; the runner resumes from it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogAck {
     pub length: u64,
 }
 
 /// `POST /api/v1/runner/complete`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Complete {
     #[serde(flatten)]
     pub job: JobRef,
+    /// `success`, `failure`, `cancelled` or `skipped`.
+    #[schema(value_type = String)]
     pub result: Conclusion,
     #[serde(default)]
     pub allowed_failure: bool,
@@ -138,6 +144,7 @@ pub struct Complete {
     pub log: Option<LogTail>,
     /// `::error file=…,line=…::` and the like, for the forge's check run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pub annotations: Vec<crate::exec::Annotation>,
     /// The slot's next poll, answered in the same call when a job is queued for it (one
     /// request per job instead of two; no waiting: otherwise the runner polls as usual).
@@ -150,10 +157,12 @@ pub struct Complete {
 
 /// One step's end: its result before and after `continue-on-error`, and how the process
 /// ended (exit code, signal, timeout, cancelled, failed to start, not run and why).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct StepRecord {
     pub name: String,
+    #[schema(value_type = String)]
     pub outcome: Conclusion,
+    #[schema(value_type = String)]
     pub conclusion: Conclusion,
     /// `exit code 3`, `killed by signal 9`, `timed out`, `skipped: if: … is false`, …
     pub detail: String,
@@ -161,13 +170,13 @@ pub struct StepRecord {
 }
 
 /// The answer to `complete`: the slot's next job, when it asked and one was queued.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub(crate) struct CompleteReply {
     #[serde(default)]
     pub next: Option<Lease>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogTail {
     pub offset: u64,
     pub data: String,

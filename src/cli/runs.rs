@@ -1,5 +1,7 @@
 //! `tess runs`: a client for a `tess server`'s API (list, show, wait, logs, cancel, rerun).
 
+use crate::engine::Conclusion;
+use crate::rest::{RunDetail, RunList};
 use std::io::{BufRead, BufReader, Write};
 
 pub(super) enum Action {
@@ -74,25 +76,26 @@ pub(super) fn call(
     })
 }
 
-pub(super) fn json(
+/// The answer of `method url`, read as the API's type `T` (see `rest`).
+pub(super) fn json<T: serde::de::DeserializeOwned>(
     method: &str,
     url: &str,
     token: &str,
-) -> Result<serde_json::Value, super::CliError> {
+) -> Result<T, super::CliError> {
     let mut response = call(method, url, token)?;
     let text = response
         .body_mut()
         .read_to_string()
         .map_err(|e| e.to_string())?;
-    Ok(serde_json::from_str(&text).map_err(|e| format!("{url}: not JSON: {e}"))?)
+    Ok(serde_json::from_str(&text).map_err(|e| format!("{url}: not the expected answer: {e}"))?)
 }
 
 /// The run id that means "the newest run".
 const LATEST: &str = "latest";
 
 fn newest_run(base: &str, token: &str) -> Result<Option<String>, super::CliError> {
-    let runs = json("GET", &format!("{base}/runs?limit=1"), token)?;
-    Ok(runs["runs"][0]["id"].as_str().map(String::from))
+    let runs: RunList = json("GET", &format!("{base}/runs?limit=1"), token)?;
+    Ok(runs.runs.into_iter().next().map(|r| r.id))
 }
 
 /// `tess runs wait`: polls the run once a second (a terminal's pace) until it ends.
@@ -112,15 +115,15 @@ fn wait(
             id = newest_run(base, token)?;
         }
         if let Some(id) = &id {
-            let run = json("GET", &format!("{base}/runs/{}", segment(id)), token)?;
-            let status = run["status"].as_str().unwrap_or_default();
-            for j in run["jobs"].as_array().into_iter().flatten() {
-                let state = j["state"].as_str().unwrap_or_default();
-                let key = j["key"].as_str().unwrap_or_default();
+            let run: RunDetail = json("GET", &format!("{base}/runs/{}", segment(id)), token)?;
+            let status = run.run.status.as_str();
+            for j in &run.jobs {
+                let (state, key) = (j.state.as_str(), &j.key);
                 let done = ["success", "failed", "cancelled", "skipped"].contains(&state);
-                if done && announced.insert(key.to_string()) {
-                    let why = j["error"]
-                        .as_str()
+                if done && announced.insert(key.clone()) {
+                    let why = j
+                        .error
+                        .as_ref()
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default();
                     writeln!(out, "  {key}: {state}{why}").map_err(w)?;
@@ -219,22 +222,17 @@ pub(super) fn run(server: &str, token: &str, action: Action) -> Result<u8, super
     };
     match action {
         Action::List => {
-            let runs = json("GET", &format!("{base}/runs"), token)?;
+            let runs: RunList = json("GET", &format!("{base}/runs"), token)?;
             let header = format!(
                 "{:<28} {:<10} {:<20} {:<24} PIPELINE",
                 "ID", "STATUS", "REPO", "REF"
             );
             writeln!(out, "{header}").map_err(w)?;
-            for r in runs["runs"].as_array().into_iter().flatten() {
-                let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            for r in &runs.runs {
                 writeln!(
                     out,
                     "{:<28} {:<10} {:<20} {:<24} {}",
-                    s("id"),
-                    s("status"),
-                    s("repo"),
-                    s("ref"),
-                    s("pipeline")
+                    r.id, r.status, r.repo, r.git_ref, r.pipeline
                 )
                 .map_err(w)?;
             }
@@ -242,40 +240,35 @@ pub(super) fn run(server: &str, token: &str, action: Action) -> Result<u8, super
         Action::Wait { run, timeout } => return wait(&base, token, &run, timeout, &mut out),
         Action::Show(id) => {
             let id = resolve(id)?;
-            let run = json("GET", &format!("{base}/runs/{}", segment(&id)), token)?;
-            let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+            let detail: RunDetail = json("GET", &format!("{base}/runs/{}", segment(&id)), token)?;
+            let run = &detail.run;
             writeln!(
                 out,
                 "run {}: {} ({} {} at {})",
-                s(&run, "id"),
-                s(&run, "status"),
-                s(&run, "event"),
-                s(&run, "ref"),
-                s(&run, "sha")
+                run.id, run.status, run.event, run.git_ref, run.sha
             )
             .map_err(w)?;
-            if let Some(error) = run["error"].as_str() {
+            if let Some(error) = &run.error {
                 writeln!(out, "{error}").map_err(w)?;
             }
-            for j in run["jobs"].as_array().into_iter().flatten() {
-                let note = j["waiting_reason"]
-                    .as_str()
-                    .or_else(|| j["error"].as_str())
+            for j in &detail.jobs {
+                let note = j
+                    .waiting_reason
+                    .as_deref()
+                    .or(j.error.as_deref())
                     .unwrap_or("");
                 writeln!(
                     out,
                     "  {:<30} {:<10} attempt {} {}",
-                    s(j, "key"),
-                    s(j, "state"),
-                    j["attempt"],
-                    note
+                    j.key, j.state, j.attempt, note
                 )
                 .map_err(w)?;
                 // How the failed steps ended, as `tess run` shows them.
-                for step in j["steps"].as_array().into_iter().flatten() {
-                    if step["outcome"] == "failure" || step["outcome"] == "cancelled" {
-                        writeln!(out, "    step {}: {}", s(step, "name"), s(step, "detail"))
-                            .map_err(w)?;
+                let steps: Vec<crate::protocol::StepRecord> =
+                    serde_json::from_value(j.steps.clone()).unwrap_or_default();
+                for step in steps {
+                    if matches!(step.outcome, Conclusion::Failure | Conclusion::Cancelled) {
+                        writeln!(out, "    step {}: {}", step.name, step.detail).map_err(w)?;
                     }
                 }
             }
@@ -325,7 +318,7 @@ pub(super) fn run(server: &str, token: &str, action: Action) -> Result<u8, super
             }
         }
         Action::Cancel(id) => {
-            json(
+            let _: crate::rest::CancelRequested = json(
                 "POST",
                 &format!("{base}/runs/{}/cancel", segment(&id)),
                 token,
@@ -334,12 +327,12 @@ pub(super) fn run(server: &str, token: &str, action: Action) -> Result<u8, super
         }
         Action::Rerun { run, failed } => {
             let query = if failed { "?failed=1" } else { "" };
-            let reply = json(
+            let reply: crate::rest::Rerun = json(
                 "POST",
                 &format!("{base}/runs/{}/rerun{query}", segment(&run)),
                 token,
             )?;
-            writeln!(out, "{}", reply["id"].as_str().unwrap_or("")).map_err(w)?;
+            writeln!(out, "{}", reply.id).map_err(w)?;
         }
     }
     Ok(0)

@@ -2,6 +2,7 @@
 //! current one, diffs, sync, rollback and unpin.
 
 use super::runs::{agent, json, segment};
+use crate::rest::{CurrentVersion, VersionDiff, VersionHistory};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -119,76 +120,74 @@ pub(super) fn run(
     let mut code = 0;
     match action {
         Action::List => {
-            let body = json("GET", &format!("{base}/versions"), token)?;
+            let body: VersionHistory = json("GET", &format!("{base}/versions"), token)?;
             let _ = writeln!(
                 out,
                 "{:<34} {:<9} {:<10} {:<12} {:<20} CHANGES",
                 "VERSION", "STATUS", "SOURCE", "COMMIT", "AT"
             );
-            for v in body["versions"].as_array().cloned().unwrap_or_default() {
-                let at = chrono::DateTime::from_timestamp_millis(v["at"].as_i64().unwrap_or(0))
+            for v in &body.versions {
+                let at = chrono::DateTime::from_timestamp_millis(v.at)
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
-                let commit: String = v["commit"]
-                    .as_str()
+                let commit: String = v
+                    .commit
+                    .as_deref()
                     .unwrap_or("-")
                     .chars()
                     .take(12)
                     .collect();
-                let changes = match v["error"].as_str() {
+                let changes = match &v.error {
                     Some(e) => e.lines().next().unwrap_or_default().to_string(),
-                    None => v["change_log"].as_array().map_or(0, Vec::len).to_string(),
+                    None => v.change_log.as_array().map_or(0, Vec::len).to_string(),
                 };
                 let _ = writeln!(
                     out,
                     "{:<34} {:<9} {:<10} {:<12} {:<20} {changes}",
-                    v["version_id"].as_str().unwrap_or_default(),
-                    v["status"].as_str().unwrap_or_default(),
-                    v["source"].as_str().unwrap_or_default(),
-                    commit,
-                    at
+                    v.version_id, v.status, v.source, commit, at
                 );
             }
         }
         Action::Show(None) => {
-            let v = json("GET", &format!("{base}/versions/current"), token)?;
+            let v: CurrentVersion = json("GET", &format!("{base}/versions/current"), token)?;
             let _ = writeln!(
                 out,
                 "current {}{} (source {}, commit {})",
-                v["version_id"].as_str().unwrap_or_default(),
-                if v["pinned"] == true {
+                v.version_id,
+                if v.pinned {
                     ", pinned by a rollback"
                 } else {
                     ""
                 },
-                v["source"].as_str().unwrap_or("-"),
-                v["commit"].as_str().unwrap_or("-")
+                v.source.as_deref().unwrap_or("-"),
+                v.commit.as_deref().unwrap_or("-")
             );
-            out.push_str(&change_log(&v["change_log"]));
+            out.push_str(&change_log(&v.change_log));
         }
         Action::Show(Some(id)) => {
-            let body = json("GET", &format!("{base}/versions"), token)?;
-            let v = body["versions"]
-                .as_array()
-                .and_then(|l| l.iter().find(|v| v["version_id"] == id.as_str()).cloned())
+            let body: VersionHistory = json("GET", &format!("{base}/versions"), token)?;
+            let v = body
+                .versions
+                .into_iter()
+                .find(|v| v.version_id == id)
                 .ok_or_else(|| format!("no version `{id}` in {repo}'s history"))?;
             let _ = writeln!(
                 out,
                 "{} {} (source {}, commit {})",
-                v["status"].as_str().unwrap_or_default(),
+                v.status,
                 id,
-                v["source"].as_str().unwrap_or("-"),
-                v["commit"].as_str().unwrap_or("-")
+                v.source,
+                v.commit.as_deref().unwrap_or("-")
             );
-            match v["error"].as_str() {
+            match &v.error {
                 Some(e) => out.push_str(e),
-                None => out.push_str(&change_log(&v["change_log"])),
+                None => out.push_str(&change_log(&v.change_log)),
             }
         }
         Action::Diff(a, b) => {
-            let body = json("GET", &format!("{base}/versions/{a}/diff/{b}"), token)?;
+            let body: VersionDiff = json("GET", &format!("{base}/versions/{a}/diff/{b}"), token)?;
             let _ = writeln!(out, "{a} → {b}");
-            out.push_str(&change_log(&body["change_log"]));
+            out.push_str(&change_log(&body.change_log));
         }
         Action::Sync => {
             let (status, body) = post(&format!("{base}/sync"), token, None)?;

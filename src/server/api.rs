@@ -107,6 +107,7 @@ async fn runner_auth(app: &App, headers: &HeaderMap) -> Result<String, ApiError>
 
 // ---- runner protocol ----
 
+#[utoipa::path(post, path = "/api/v1/runner/register", summary = "register a runner (with the registration token)", request_body = crate::protocol::RegisterRequest, responses((status = 200, description = "its id and token", body = crate::protocol::RegisterResponse), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)))]
 pub async fn register(State(app): State<Arc<App>>, Json(req): Json<RegisterRequest>) -> Reply {
     let ok = app.registration_token.as_deref().is_some_and(|t| {
         super::hooks::constant_time_eq(t.as_bytes(), req.registration_token.as_bytes())
@@ -123,6 +124,7 @@ pub async fn register(State(app): State<Arc<App>>, Json(req): Json<RegisterReque
 }
 
 /// Long-poll: a lease as soon as a matching job is queued, 204 after `wait_seconds`.
+#[utoipa::path(post, path = "/api/v1/runner/poll", summary = "long-poll for a job", request_body = crate::protocol::PollRequest, responses((status = 200, description = "a lease", body = crate::protocol::Lease), (status = 204, description = "nothing queued for this runner within the wait"), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("runner" = [])))]
 pub async fn poll(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -196,6 +198,7 @@ async fn take_job(
     Ok(Some(app.lease(claimed)))
 }
 
+#[utoipa::path(post, path = "/api/v1/runner/heartbeat", summary = "extend a lease; says whether to cancel or drain", request_body = crate::protocol::JobRef, responses((status = 200, description = "extended", body = crate::protocol::HeartbeatResponse), (status = 409, description = "the lease is no longer this attempt's", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("runner" = [])))]
 pub async fn heartbeat(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -208,6 +211,7 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatResponse { cancel, drain }).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/runner/logs", summary = "append log bytes at an offset (idempotent; gaps refused)", request_body = crate::protocol::LogChunk, responses((status = 200, description = "the stored length", body = crate::protocol::LogAck), (status = 409, description = "a stale attempt or a gap", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("runner" = [])))]
 pub async fn logs(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -226,6 +230,7 @@ pub async fn logs(
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/runner/complete", summary = "report an attempt's result (idempotent, fenced)", request_body = crate::protocol::Complete, responses((status = 200, description = "stored; the slot's next lease when it asked and one is queued", body = crate::protocol::CompleteReply), (status = 409, description = "a stale attempt", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("runner" = [])))]
 pub async fn complete(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -255,7 +260,8 @@ pub async fn complete(
 
 // ---- REST API ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunFilter {
     repo: Option<String>,
     status: Option<String>,
@@ -269,7 +275,8 @@ pub struct RunFilter {
 
 /// `?limit=N&before=CURSOR` on every list; the answer's `next` is the cursor of the next
 /// page (`null` on the last one).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     limit: Option<i64>,
     before: Option<String>,
@@ -298,18 +305,18 @@ impl PageQuery {
     }
 }
 
-/// The cursor after the last of `rows` (sorted by `key`, then `id`) when the page is full.
-fn next_cursor(rows: &[serde_json::Value], page: &Page, key: &str) -> serde_json::Value {
+/// The cursor after the last of `rows` (sorted by `key`, then id) when the page is full.
+fn next_cursor<T>(rows: &[T], page: &Page, key: impl Fn(&T) -> (i64, &str)) -> Option<String> {
     match rows.last() {
-        Some(last) if rows.len() as i64 >= page.limit => json!(format!(
-            "{}.{}",
-            last[key].as_i64().unwrap_or(0),
-            last["id"].as_str().unwrap_or_default()
-        )),
-        _ => serde_json::Value::Null,
+        Some(last) if rows.len() as i64 >= page.limit => {
+            let (sort, id) = key(last);
+            Some(format!("{sort}.{id}"))
+        }
+        _ => None,
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/runs", summary = "list runs, newest first", params(RunFilter), responses((status = 200, description = "a page of runs", body = crate::rest::RunList), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn list_runs(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -330,10 +337,11 @@ pub async fn list_runs(
             &page,
         )
         .await?;
-    let next = next_cursor(&runs, &page, "created_at");
-    Ok(Json(json!({"runs": runs, "next": next})).into_response())
+    let next = next_cursor(&runs, &page, |r| (r.created_at, r.id.as_str()));
+    Ok(Json(crate::rest::RunList { runs, next }).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/runs/{id}", summary = "a run with its jobs", params(("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "the run", body = crate::rest::RunDetail), (status = 404, description = "no such run", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn show_run(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -347,13 +355,12 @@ pub async fn show_run(
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no run `{id}`")))?;
     // Say at once when no registered runner can ever take a queued job.
     let runners = app.store.runners(&Page::ALL).await?;
-    if let Some(jobs) = run["jobs"].as_array_mut() {
-        for job in jobs.iter_mut().filter(|j| j["state"] == "queued") {
-            let labels: Vec<String> =
-                serde_json::from_value(job["labels"].clone()).unwrap_or_default();
+    {
+        for job in run.jobs.iter_mut().filter(|j| j.state == "queued") {
+            let labels = &job.labels;
             if !runners
                 .iter()
-                .any(|r| super::store::labels_match(&labels, &r.labels))
+                .any(|r| super::store::labels_match(labels, &r.labels))
             {
                 let reason = if labels.iter().any(|l| l == crate::runner::CONTAINER) {
                     format!(
@@ -363,7 +370,7 @@ pub async fn show_run(
                         labels.join(", "),
                         crate::runner::CONTAINER
                     )
-                } else if labels == [crate::runner::UNTAGGED] {
+                } else if *labels == [crate::runner::UNTAGGED] {
                     "no registered runner takes jobs without tags (tess runner --run-untagged true)"
                         .to_string()
                 } else {
@@ -373,14 +380,15 @@ pub async fn show_run(
                         labels.join(", ")
                     )
                 };
-                job["waiting_reason"] = json!(reason);
+                job.waiting_reason = Some(reason);
             }
         }
     }
     Ok(Json(run).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     offset: Option<u64>,
     follow: Option<u8>,
@@ -420,6 +428,7 @@ fn follow_log(app: Arc<App>, run: String, job: String, offset: u64) -> Response 
         .into_response()
 }
 
+#[utoipa::path(get, path = "/api/v1/runs/{id}/jobs/{key}/log", summary = "a job's log (follow=1: Server-Sent Events until the job ends)", params(("id" = String, Path, description = "the run (or runner, or version) id"), ("key" = String, Path, description = "the job's key"), LogQuery), responses((status = 200, description = "the log from `offset` (text), or an event stream"), (status = 404, description = "no such job", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn job_log(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -447,6 +456,7 @@ pub async fn job_log(
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", summary = "cancel a run", params(("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "cancel requested", body = crate::rest::CancelRequested), (status = 409, description = "the run is not running", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn cancel_run(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -460,14 +470,20 @@ pub async fn cancel_run(
             format!("run `{id}` is not running"),
         ));
     }
-    Ok(Json(json!({"id": id, "cancel_requested": true})).into_response())
+    Ok(Json(crate::rest::CancelRequested {
+        id,
+        cancel_requested: true,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RerunQuery {
     failed: Option<u8>,
 }
 
+#[utoipa::path(post, path = "/api/v1/runs/{id}/rerun", summary = "run again (failed=1: only failed jobs and their dependents)", params(("id" = String, Path, description = "the run (or runner, or version) id"), RerunQuery), responses((status = 201, description = "the new run", body = crate::rest::Rerun), (status = 404, description = "no such run", body = crate::rest::ErrorBody), (status = 409, description = "nothing to run again", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn rerun(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -479,25 +495,20 @@ pub async fn rerun(
     app.queued.notify_waiters();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": new_id, "rerun_of": id})),
+        Json(crate::rest::Rerun {
+            id: new_id,
+            rerun_of: id,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
-pub struct ManualRun {
-    repo: String,
-    #[serde(rename = "ref")]
-    git_ref: String,
-    #[serde(default)]
-    inputs: indexmap::IndexMap<String, String>,
-}
-
 /// A manual run (`workflow_dispatch` / GitLab `web`), planned before the answer.
+#[utoipa::path(post, path = "/api/v1/runs", summary = "start a manual run", request_body = crate::rest::ManualRun, responses((status = 201, description = "the runs it started", body = crate::rest::ManualRunStarted), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 422, description = "the pipeline does not plan", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn create_run(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Json(req): Json<ManualRun>,
+    Json(req): Json<crate::rest::ManualRun>,
 ) -> Reply {
     api_auth(&app, &headers)?;
     let repo = app
@@ -539,14 +550,17 @@ pub async fn create_run(
         app.store.create_run(run).await?;
     }
     app.queued.notify_waiters();
-    let ids: Vec<&str> = planned.runs.iter().map(|r| r.id.as_str()).collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"runs": ids, "not_started": planned.reasons})),
+        Json(crate::rest::ManualRunStarted {
+            runs: planned.runs.iter().map(|r| r.id.clone()).collect(),
+            not_started: planned.reasons,
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/runners", summary = "registered runners (online, outdated)", params(PageQuery), responses((status = 200, description = "a page of runners", body = crate::rest::RunnerList), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn list_runners(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -556,20 +570,27 @@ pub async fn list_runners(
     let page = q.page()?;
     let runners = app.store.runners(&page).await?;
     let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
-    let runners: Vec<serde_json::Value> = runners
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["online"] = json!(r.last_seen >= online_after);
-            v["outdated"] = json!(r.version != env!("CARGO_PKG_VERSION"));
-            v
+    let runners: Vec<crate::rest::Runner> = runners
+        .into_iter()
+        .map(|r| crate::rest::Runner {
+            online: r.last_seen >= online_after,
+            outdated: r.version != env!("CARGO_PKG_VERSION"),
+            id: r.id,
+            name: r.name,
+            labels: r.labels,
+            version: r.version,
+            last_seen: r.last_seen,
+            free_slots: r.free_slots,
+            load: r.load,
+            draining: r.draining,
         })
         .collect();
     // Runners are listed by id alone: the cursor's sort key is 0.
-    let next = next_cursor(&runners, &page, "");
-    Ok(Json(json!({"runners": runners, "next": next})).into_response())
+    let next = next_cursor(&runners, &page, |r| (0, r.id.as_str()));
+    Ok(Json(crate::rest::RunnerList { runners, next }).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/runners/{id}/drain", summary = "ask a runner to drain", params(("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "draining", body = crate::rest::Draining), (status = 404, description = "no such runner", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn drain_runner(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -580,9 +601,10 @@ pub async fn drain_runner(
         return Err(error(StatusCode::NOT_FOUND, format!("no runner `{id}`")));
     }
     app.presence.set_draining(&id, true);
-    Ok(Json(json!({"id": id, "draining": true})).into_response())
+    Ok(Json(crate::rest::Draining { id, draining: true }).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/deliveries", summary = "webhook deliveries with status and reason", params(PageQuery), responses((status = 200, description = "a page of deliveries", body = crate::rest::DeliveryList), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn deliveries(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -591,23 +613,30 @@ pub async fn deliveries(
     api_auth(&app, &headers)?;
     let page = q.page()?;
     let list = app.store.deliveries(&page).await?;
-    let next = next_cursor(&list, &page, "received_at");
-    Ok(Json(json!({"deliveries": list, "next": next})).into_response())
+    let next = next_cursor(&list, &page, |d| (d.received_at, d.id.as_str()));
+    Ok(Json(crate::rest::DeliveryList {
+        deliveries: list,
+        next,
+    })
+    .into_response())
 }
 
 /// The API described for tools (OpenAPI 3.1).
+#[utoipa::path(get, path = "/api/v1/openapi.json", summary = "this document (OpenAPI 3.1, generated from the handlers and their types)", responses((status = 200, description = "the document")))]
 pub async fn openapi() -> Response {
     (
         [("content-type", "application/json")],
-        include_str!("openapi.json"),
+        super::openapi::document(),
     )
         .into_response()
 }
 
+#[utoipa::path(get, path = "/healthz", summary = "liveness", responses((status = 200, description = "the process answers")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(get, path = "/readyz", summary = "readiness: a write to the database commits", responses((status = 200, description = "ready"), (status = 503, description = "the database does not take a write", body = crate::rest::ErrorBody)))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
     app.store
         .ping()
@@ -616,6 +645,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
     Ok("ready".into_response())
 }
 
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics (OpenMetrics text)", responses((status = 200, description = "the exposition")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
     let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let (reports_pending, reports_given_up) = app.store.report_counts().await?;
@@ -644,6 +674,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
 }
 
 /// Forge statuses not delivered: still to be sent, or given up (with the forge's answer).
+#[utoipa::path(get, path = "/api/v1/reports", summary = "forge statuses not delivered: still to be sent (attempts, next try) or given up with the forge's answer", params(PageQuery), responses((status = 200, description = "a page of reports"), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn reports(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -652,7 +683,7 @@ pub async fn reports(
     api_auth(&app, &headers)?;
     let page = q.page()?;
     let reports = app.store.undelivered_reports(&page).await?;
-    let next = next_cursor(&reports, &page, "id");
+    let next = next_cursor(&reports, &page, |r| (r["id"].as_i64().unwrap_or(0), ""));
     Ok(Json(json!({ "reports": reports, "next": next })).into_response())
 }
 

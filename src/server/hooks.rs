@@ -93,10 +93,12 @@ fn incoming(forge: Forge, headers: &HeaderMap) -> Incoming {
     }
 }
 
+#[utoipa::path(post, path = "/hooks/github", summary = "GitHub webhook (X-Hub-Signature-256, X-GitHub-Event, X-GitHub-Delivery)", responses((status = 202, description = "accepted: stored and planned"), (status = 200, description = "a redelivery or an event that starts nothing"), (status = 400, description = "not a valid delivery", body = crate::rest::ErrorBody), (status = 401, description = "a bad signature", body = crate::rest::ErrorBody), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 413, description = "too large", body = crate::rest::ErrorBody)))]
 pub async fn github(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     receive(app, incoming(Forge::Github, &headers), body).await
 }
 
+#[utoipa::path(post, path = "/hooks/gitlab", summary = "GitLab webhook (X-Gitlab-Token, X-Gitlab-Event, Idempotency-Key / X-Gitlab-Event-UUID)", responses((status = 202, description = "accepted: stored and planned"), (status = 200, description = "a redelivery or an event that starts nothing"), (status = 400, description = "not a valid delivery", body = crate::rest::ErrorBody), (status = 401, description = "a bad token", body = crate::rest::ErrorBody), (status = 404, description = "the project is not configured", body = crate::rest::ErrorBody), (status = 413, description = "too large", body = crate::rest::ErrorBody)))]
 pub async fn gitlab(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     receive(app, incoming(Forge::Gitlab, &headers), body).await
 }

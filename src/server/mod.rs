@@ -9,6 +9,7 @@ pub mod first_start;
 pub mod hooks;
 pub mod limits;
 pub mod metrics;
+mod openapi;
 pub mod planner;
 pub mod presence;
 mod reporter;
@@ -19,13 +20,15 @@ mod versions_api;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use config::Config;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use store::Store;
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// GitHub caps webhook payloads at 25 MB.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -88,59 +91,44 @@ pub struct Options {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/hooks/github", post(hooks::github))
-        .route("/hooks/gitlab", post(hooks::gitlab))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
-        .route("/api/v1/runner/register", post(api::register))
-        .route("/api/v1/runner/poll", post(api::poll))
-        .route("/api/v1/runner/heartbeat", post(api::heartbeat))
-        .route("/api/v1/runner/logs", post(api::logs))
-        .route("/api/v1/runner/complete", post(api::complete))
-        .route("/api/v1/runs", get(api::list_runs).post(api::create_run))
-        .route("/api/v1/runs/{id}", get(api::show_run))
-        .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
-        .route("/api/v1/runs/{id}/rerun", post(api::rerun))
-        .route("/api/v1/runs/{id}/jobs/{key}/log", get(api::job_log))
-        .route("/api/v1/runners", get(api::list_runners))
-        .route("/api/v1/runners/{id}/drain", post(api::drain_runner))
-        .route("/api/v1/deliveries", get(api::deliveries))
-        .route("/api/v1/reports", get(api::reports))
-        .route("/api/v1/version/current", get(versions_api::server_current))
-        .route("/api/v1/version/history", get(versions_api::server_history))
-        .route(
-            "/api/v1/repos/{owner}/{name}/versions",
-            get(versions_api::history),
-        )
-        .route(
-            "/api/v1/repos/{owner}/{name}/versions/current",
-            get(versions_api::current),
-        )
-        .route(
-            "/api/v1/repos/{owner}/{name}/versions/unpin",
-            post(versions_api::unpin),
-        )
-        .route(
-            "/api/v1/repos/{owner}/{name}/versions/{a}/diff/{b}",
-            get(versions_api::diff),
-        )
-        .route(
-            "/api/v1/repos/{owner}/{name}/versions/{id}/rollback",
-            post(versions_api::rollback),
-        )
-        .route(
-            "/api/v1/repos/{owner}/{name}/sync",
-            post(versions_api::sync),
-        )
-        .route(
-            "/api/v1/repos/{owner}/{name}/schedules",
-            get(versions_api::schedules),
-        )
-        .route("/api/v1/openapi.json", get(api::openapi))
+    let (routes, _) = api_router().split_for_parts();
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
+}
+
+/// Every route with its OpenAPI operation (`openapi::document` is made from the same).
+fn api_router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(hooks::github))
+        .routes(routes!(hooks::gitlab))
+        .routes(routes!(api::healthz))
+        .routes(routes!(api::readyz))
+        .routes(routes!(api::metrics))
+        .routes(routes!(api::openapi))
+        .routes(routes!(api::register))
+        .routes(routes!(api::poll))
+        .routes(routes!(api::heartbeat))
+        .routes(routes!(api::logs))
+        .routes(routes!(api::complete))
+        .routes(routes!(api::list_runs, api::create_run))
+        .routes(routes!(api::show_run))
+        .routes(routes!(api::cancel_run))
+        .routes(routes!(api::rerun))
+        .routes(routes!(api::job_log))
+        .routes(routes!(api::list_runners))
+        .routes(routes!(api::drain_runner))
+        .routes(routes!(api::deliveries))
+        .routes(routes!(api::reports))
+        .routes(routes!(versions_api::server_current))
+        .routes(routes!(versions_api::server_history))
+        .routes(routes!(versions_api::history))
+        .routes(routes!(versions_api::current))
+        .routes(routes!(versions_api::unpin))
+        .routes(routes!(versions_api::diff))
+        .routes(routes!(versions_api::rollback))
+        .routes(routes!(versions_api::sync))
+        .routes(routes!(versions_api::schedules))
 }
 
 fn resolve_all(secrets: &[config::Secret], base: &Path) -> Result<Vec<String>, String> {

@@ -68,25 +68,27 @@ async fn current_of(app: &App, scope: &str) -> Reply {
         .await?
         .into_iter()
         .find(|h| h.status == "applied" && h.version_id == current.version_id);
-    let body = json!({
-        "scope": scope,
-        "version_id": current.version_id,
-        "applied_at": current.applied_at,
-        "pinned": current.pinned,
-        "detected": current.detected,
-        "source": last.as_ref().map(|h| h.source.clone()),
-        "commit": last.as_ref().and_then(|h| h.commit.clone()),
-        "change_log": last.map_or(json!([]), |h| h.change_log),
-    });
     let etag = format!("\"{}\"", current.version_id);
+    let body = crate::rest::CurrentVersion {
+        scope: scope.to_string(),
+        version_id: current.version_id,
+        applied_at: current.applied_at,
+        pinned: current.pinned,
+        detected: current.detected,
+        source: last.as_ref().map(|h| h.source.clone()),
+        commit: last.as_ref().and_then(|h| h.commit.clone()),
+        change_log: last.map_or(json!([]), |h| h.change_log),
+    };
     Ok(([(header::ETAG, etag)], Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/version/current", summary = "the server's own version (config + pipeline directory): version_id (also the ETag), applied_at, source, change_log", responses((status = 200, description = "the current version", body = crate::rest::CurrentVersion), (status = 404, description = "none yet", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn server_current(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
     api_auth(&app, &headers)?;
     current_of(&app, SERVER_SCOPE).await
 }
 
+#[utoipa::path(get, path = "/api/v1/version/history", summary = "the server's own version history, newest first", params(PageQuery), responses((status = 200, description = "a page of versions", body = crate::rest::VersionHistory), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn server_history(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -100,12 +102,17 @@ async fn history_of(app: &App, scope: &str, q: &PageQuery) -> Reply {
     let page = q.page()?;
     let history = app.store.version_history(scope, &page).await?;
     let next = match history.last() {
-        Some(last) if history.len() as i64 >= page.limit => json!(format!("{}.", last.id)),
-        _ => serde_json::Value::Null,
+        Some(last) if history.len() as i64 >= page.limit => Some(format!("{}.", last.id)),
+        _ => None,
     };
-    Ok(Json(json!({ "versions": history, "next": next })).into_response())
+    Ok(Json(crate::rest::VersionHistory {
+        versions: history,
+        next,
+    })
+    .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/versions/current", summary = "the repository's current pipeline version (ETag: its id), whether a rollback pins it, and its change log", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the current version", body = crate::rest::CurrentVersion), (status = 404, description = "none yet", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn current(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -115,6 +122,7 @@ pub(super) async fn current(
     current_of(&app, &scope).await
 }
 
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/versions", summary = "the repository's version history, newest first: applied and rejected (with file:line:col errors) versions", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name"), PageQuery), responses((status = 200, description = "a page of versions", body = crate::rest::VersionHistory), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn history(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -125,6 +133,7 @@ pub(super) async fn history(
     history_of(&app, &scope, &q).await
 }
 
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/versions/{a}/diff/{b}", summary = "what version b changes relative to version a", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name"), ("a" = String, Path, description = "a version id"), ("b" = String, Path, description = "a version id")), responses((status = 200, description = "the change log", body = crate::rest::VersionDiff), (status = 404, description = "no such version", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn diff(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -140,7 +149,12 @@ pub(super) async fn diff(
         both.push(definitions);
     }
     let changes = crate::versions::diff(&both[0], &both[1]);
-    Ok(Json(json!({ "from": a, "to": b, "change_log": changes })).into_response())
+    Ok(Json(crate::rest::VersionDiff {
+        from: a,
+        to: b,
+        change_log: serde_json::to_value(changes).unwrap_or_default(),
+    })
+    .into_response())
 }
 
 /// An outcome as an answer: 412 for a lost compare-and-set, 422 for a rejected version.
@@ -154,6 +168,7 @@ fn answer(outcome: Result<Outcome, String>) -> Reply {
     Ok((status, Json(outcome)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/sync", summary = "reads the default branch's pipeline definitions now; applies them when new and valid", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the outcome"), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 422, description = "the definitions do not validate", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn sync(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -164,6 +179,7 @@ pub(super) async fn sync(
     answer(versions::sync_repo(&app, &repo, None, "api", expected.as_deref()).await)
 }
 
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/versions/{id}/rollback", summary = "makes a stored version current and pins scheduled and manual runs to it until the source shows a new version (or an unpin)", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name"), ("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "the outcome"), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 422, description = "the version does not validate", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn rollback(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -174,6 +190,7 @@ pub(super) async fn rollback(
     answer(versions::rollback(&app, &scope, Some(&id), expected.as_deref()).await)
 }
 
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/versions/unpin", summary = "ends a rollback: the version the source last showed becomes current again", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the outcome"), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn unpin(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -198,6 +215,7 @@ fn five() -> usize {
 
 /// The repository's schedules (its current version's and its config's) with their next
 /// fire times — the same as `tess schedule` computes — and the slots recorded lately.
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/schedules", summary = "the repository's schedules with their next fire times from `from` (RFC 3339, default now; `count`, default 5), and the slots recorded lately", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the schedules and slots"), (status = 400, description = "a bad `from`", body = crate::rest::ErrorBody), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn schedules(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

@@ -820,9 +820,9 @@ fn the_runs_client_lists_shows_and_follows_logs() {
 }
 
 #[test]
-fn the_openapi_document_matches_the_routes() {
+fn the_openapi_document_is_generated_from_the_routes_and_their_types() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_repo, server) = setup(
+    let (repo, server) = setup(
         dir.path(),
         "github",
         "octo/hello",
@@ -831,29 +831,39 @@ fn the_openapi_document_matches_the_routes() {
     );
     let (status, doc) = server.get("/api/v1/openapi.json");
     assert_eq!(status, 200);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{doc:#}"
+    );
     let paths = doc["paths"].as_object().expect("paths");
-    // Every route the server defines is documented...
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/mod.rs"),
-    )
-    .expect("source");
-    let routes: Vec<&str> = source
-        .split(".route(\"")
-        .skip(1)
-        .filter_map(|s| s.split('"').next())
-        .collect();
-    assert!(routes.len() >= 18, "{routes:?}");
-    for route in &routes {
-        assert!(paths.contains_key(*route), "{route} is not documented");
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    // Every `$ref` in the document names a schema it defines.
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().expect("name");
+        assert!(
+            schemas.contains_key(name),
+            "{name} is referenced, not defined"
+        );
     }
-    // ...and every documented operation is served (an unknown route is an empty 404).
+    let mut operations = 0;
+    // Every documented operation is served (an unknown route is an empty 404) and says
+    // what it answers.
     for (path, ops) in paths {
         let url = format!(
             "{}{}",
             server.url,
             path.replace("{id}", "x").replace("{key}", "y")
         );
-        for method in ops.as_object().expect("operations").keys() {
+        for (method, op) in ops.as_object().expect("operations") {
+            operations += 1;
+            assert!(op["summary"].is_string(), "{method} {path}: no summary");
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path}: no responses"
+            );
             let agent = crate::harness::agent();
             let mut r = match method.as_str() {
                 "get" => agent.get(&url).call(),
@@ -869,6 +879,40 @@ fn the_openapi_document_matches_the_routes() {
             );
         }
     }
+    assert!(operations >= 30, "{operations} operations");
+    // A served answer has exactly the fields its schema documents.
+    let _runner = server.runner("r1", "");
+    let sha = repo.commit(&[(".github/workflows/ci.yml", WORKFLOW)], "main");
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    let (status, reply) = server.hook("github", "push", "openapi-1", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let id = run_of_delivery(&server, "github:openapi-1");
+    server.finished_run(&id, Duration::from_secs(60));
+    let fields = |schema: &str| -> std::collections::BTreeSet<String> {
+        schemas[schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema}: {:#}", schemas[schema]))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let (_, list) = server.get("/api/v1/runs");
+    let run = &list["runs"][0];
+    let keys: std::collections::BTreeSet<String> =
+        run.as_object().expect("run").keys().cloned().collect();
+    assert_eq!(keys, fields("RunSummary"));
+    let detail = server.run(&id);
+    let job_keys: std::collections::BTreeSet<String> = detail["jobs"][0]
+        .as_object()
+        .expect("job")
+        .keys()
+        .cloned()
+        .collect();
+    assert!(job_keys.is_subset(&fields("Job")), "{job_keys:?}");
+    // Typed: the answers deserialize into the API's own types.
+    let _: tesseract_ci::rest::RunList = serde_json::from_value(list).expect("RunList");
+    let detail: tesseract_ci::rest::RunDetail = serde_json::from_value(detail).expect("RunDetail");
+    assert_eq!(detail.run.id, id);
 }
 
 #[test]

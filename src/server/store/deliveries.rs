@@ -139,7 +139,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn deliveries(&self, page: &Page) -> Result<Vec<serde_json::Value>> {
+    pub async fn deliveries(&self, page: &Page) -> Result<Vec<crate::rest::Delivery>> {
         let rows = sqlx::query(
             "SELECT id, forge, event, repo, received_at, status, reason, runs FROM deliveries \
              WHERE ($2 IS NULL OR received_at < $2 OR (received_at = $2 AND id < $3)) \
@@ -152,17 +152,17 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let runs: Option<String> = r.try_get(7)?;
-                Ok(serde_json::json!({
-                    "id": r.try_get::<String, _>(0)?,
-                    "forge": r.try_get::<String, _>(1)?,
-                    "event": r.try_get::<String, _>(2)?,
-                    "repo": r.try_get::<Option<String>, _>(3)?,
-                    "received_at": r.try_get::<i64, _>(4)?,
-                    "status": r.try_get::<String, _>(5)?,
-                    "reason": r.try_get::<Option<String>, _>(6)?,
-                    "runs": runs.map(|s| json_list(&s)).unwrap_or_default(),
-                }))
+                let runs: Option<String> = r.try_get("runs")?;
+                Ok(crate::rest::Delivery {
+                    id: r.try_get("id")?,
+                    forge: r.try_get("forge")?,
+                    event: r.try_get("event")?,
+                    repo: r.try_get("repo")?,
+                    received_at: r.try_get("received_at")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    runs: runs.map(|s| json_list(&s)).unwrap_or_default(),
+                })
             })
             .collect()
     }

@@ -2,8 +2,8 @@
 //! metrics show.
 
 use super::{Page, Result, Store, is_terminal, json_list};
+use crate::rest::{Job, RunDetail, RunSummary};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 impl Store {
     pub async fn runs(
@@ -12,14 +12,13 @@ impl Store {
         status: Option<&str>,
         git_ref: Option<&str>,
         page: &Page,
-    ) -> Result<Vec<serde_json::Value>> {
-        let rows = sqlx::query(
-            "SELECT id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at \
-             FROM runs WHERE ($1 IS NULL OR repo = $1) AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR git_ref = $3) \
+    ) -> Result<Vec<RunSummary>> {
+        Ok(sqlx::query_as::<_, RunSummary>(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ($1 IS NULL OR repo = $1) \
+             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR git_ref = $3) \
              AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
              ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
+        ))
         .bind(repo)
         .bind(status)
         .bind(git_ref)
@@ -27,54 +26,29 @@ impl Store {
         .bind(page.before.as_ref().map(|c| c.0))
         .bind(page.before.as_ref().map(|c| c.1.clone()))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(run_json).collect()
+        .await?)
     }
 
-    pub async fn run(&self, id: &str) -> Result<Option<serde_json::Value>> {
-        let row = sqlx::query(
-            "SELECT id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at \
-             FROM runs WHERE id = $1",
-        )
+    pub async fn run(&self, id: &str) -> Result<Option<RunDetail>> {
+        let run = sqlx::query_as::<_, RunSummary>(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut run = run_json(&row)?;
-        let jobs = sqlx::query(
+        let Some(run) = run else { return Ok(None) };
+        let jobs = sqlx::query_as::<_, JobRow>(
             "SELECT job_key, job_id, name, needs, labels, state, attempt, runner_id, error, \
-             queued_at, started_at, finished_at, allowed_failure, outputs, steps FROM jobs WHERE run_id = $1 ORDER BY position",
+             queued_at, started_at, finished_at, allowed_failure, outputs, steps FROM jobs \
+             WHERE run_id = $1 ORDER BY position",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let jobs: Vec<serde_json::Value> = jobs
-            .iter()
-            .map(|r| {
-                Ok(serde_json::json!({
-                    "key": r.try_get::<String, _>(0)?,
-                    "id": r.try_get::<String, _>(1)?,
-                    "name": r.try_get::<String, _>(2)?,
-                    "needs": json_list(&r.try_get::<String, _>(3)?),
-                    "labels": json_list(&r.try_get::<String, _>(4)?),
-                    "state": r.try_get::<String, _>(5)?,
-                    "attempt": r.try_get::<i64, _>(6)?,
-                    "runner": r.try_get::<Option<String>, _>(7)?,
-                    "error": r.try_get::<Option<String>, _>(8)?,
-                    "queued_at": r.try_get::<Option<i64>, _>(9)?,
-                    "started_at": r.try_get::<Option<i64>, _>(10)?,
-                    "finished_at": r.try_get::<Option<i64>, _>(11)?,
-                    "allowed_failure": r.try_get::<i64, _>(12)? != 0,
-                    "outputs": r.try_get::<Option<String>, _>(13)?
-                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()),
-                    "steps": r.try_get::<Option<String>, _>(14)?
-                        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                        .unwrap_or_else(|| serde_json::json!([])),
-                }))
-            })
-            .collect::<Result<_>>()?;
-        run["jobs"] = serde_json::Value::Array(jobs);
-        Ok(Some(run))
+        Ok(Some(RunDetail {
+            run,
+            jobs: jobs.into_iter().map(Job::from).collect(),
+        }))
     }
 
     /// The log of a job's latest attempt from byte `offset`: `(text, attempt, finished)`.
@@ -144,19 +118,51 @@ impl Store {
     }
 }
 
-fn run_json(r: &AnyRow) -> Result<serde_json::Value> {
-    Ok(serde_json::json!({
-        "id": r.try_get::<String, _>(0)?,
-        "repo": r.try_get::<String, _>(1)?,
-        "forge": r.try_get::<String, _>(2)?,
-        "pipeline": r.try_get::<String, _>(3)?,
-        "file": r.try_get::<String, _>(4)?,
-        "event": r.try_get::<String, _>(5)?,
-        "ref": r.try_get::<String, _>(6)?,
-        "sha": r.try_get::<String, _>(7)?,
-        "status": r.try_get::<String, _>(8)?,
-        "error": r.try_get::<Option<String>, _>(9)?,
-        "created_at": r.try_get::<i64, _>(10)?,
-        "finished_at": r.try_get::<Option<i64>, _>(11)?,
-    }))
+const RUN_COLUMNS: &str =
+    "id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at";
+
+/// A `jobs` row as stored (JSON lists and maps as text, flags as integers).
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    job_key: String,
+    job_id: String,
+    name: String,
+    needs: String,
+    labels: String,
+    state: String,
+    attempt: i64,
+    runner_id: Option<String>,
+    error: Option<String>,
+    queued_at: Option<i64>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    allowed_failure: i64,
+    outputs: Option<String>,
+    steps: Option<String>,
+}
+
+impl From<JobRow> for Job {
+    fn from(r: JobRow) -> Job {
+        let json = |text: Option<String>| {
+            text.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        };
+        Job {
+            key: r.job_key,
+            id: r.job_id,
+            name: r.name,
+            needs: json_list(&r.needs),
+            labels: json_list(&r.labels),
+            state: r.state,
+            attempt: r.attempt,
+            runner: r.runner_id,
+            error: r.error,
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            allowed_failure: r.allowed_failure != 0,
+            outputs: json(r.outputs),
+            steps: json(r.steps).unwrap_or_else(|| serde_json::json!([])),
+            waiting_reason: None,
+        }
+    }
 }

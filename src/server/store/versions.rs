@@ -16,22 +16,8 @@ pub struct CurrentVersion {
     pub generation: i64,
 }
 
-/// One entry of a scope's history.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryEntry {
-    /// The entry's place in the history (the cursor of `?before=`).
-    pub id: i64,
-    pub version_id: String,
-    /// `applied` or `rejected`.
-    pub status: String,
-    /// `webhook`, `api`, `poll`, `file-watch`, `startup` or `rollback`.
-    pub source: String,
-    pub commit: Option<String>,
-    pub previous: Option<String>,
-    pub at: i64,
-    pub change_log: serde_json::Value,
-    pub error: Option<String>,
-}
+/// One entry of a scope's history (the API's type).
+pub use crate::rest::VersionEntry as HistoryEntry;
 
 /// A version to make current.
 pub struct NewVersion<'a> {
