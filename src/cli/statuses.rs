@@ -111,11 +111,7 @@ impl Statuses {
             .enable_all()
             .build()
             .map_err(|e| format!("runtime: {e}"))?;
-        // octocrab's client is made inside the runtime it runs on.
-        let github = {
-            let _inside = runtime.enter();
-            GitHub::with_token(&target.api_url, target.token.expose(), &target.repo)?
-        };
+        let github = GitHub::with_token(&target.api_url, target.token.expose(), &target.repo)?;
         runtime
             .block_on(check_access(&github))
             .map_err(|e| format!("cannot report to {}: {e}", target.repo))?;

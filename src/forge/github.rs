@@ -1,6 +1,7 @@
 //! GitHub: commit statuses (`POST /repos/{owner}/{repo}/statuses/{sha}`) with a token, or
 //! check runs (`POST`/`PATCH /repos/{owner}/{repo}/check-runs`) as a GitHub App, through
-//! octocrab's raw calls (the reporter needs status codes and rate-limit headers).
+//! reqwest (the reporter needs status codes and rate-limit headers, which a typed client
+//! hides).
 
 use super::github_app::AppAuth;
 use super::{Report, Sent, State, classify};
@@ -10,7 +11,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 pub struct GitHub {
-    client: octocrab::Octocrab,
+    client: reqwest::Client,
+    /// `https://api.github.com` or a GitHub Enterprise / test server's API root.
+    api_url: String,
     /// `owner/name`.
     repo: String,
     auth: Auth,
@@ -92,16 +95,18 @@ impl GitHub {
     }
 
     fn new(api_url: &str, repo: &str, auth: Auth) -> Result<GitHub, String> {
-        let client = octocrab::Octocrab::builder()
-            .base_uri(api_url.trim_end_matches('/'))
-            .map_err(|e| format!("GitHub API URL `{api_url}`: {e}"))?
-            .set_connect_timeout(Some(Duration::from_secs(5)))
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .set_write_timeout(Some(Duration::from_secs(10)))
+        let api_url = api_url.trim_end_matches('/').to_string();
+        reqwest::Url::parse(&api_url).map_err(|e| format!("GitHub API URL `{api_url}`: {e}"))?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            // GitHub refuses requests without a User-Agent.
+            .user_agent(concat!("tesseract-ci/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("GitHub client: {e}"))?;
         Ok(GitHub {
             client,
+            api_url,
             repo: repo.to_string(),
             auth,
         })
@@ -118,27 +123,22 @@ impl GitHub {
         authorization: &str,
         body: Option<&Value>,
     ) -> Result<Answer, Sent> {
-        let builder = http::Request::builder()
-            .method(method)
-            .uri(path)
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.api_url))
             .header(http::header::AUTHORIZATION, authorization)
-            .header(http::header::ACCEPT, "application/vnd.github+json");
-        let request = self
-            .client
-            .build_request(builder, body)
-            .map_err(|e| Sent::Failed(format!("GitHub request: {e}")))?;
-        let response = self
-            .client
-            .execute(request)
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
             .await
             .map_err(|e| Sent::Failed(format!("GitHub: {e}")))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = self
-            .client
-            .body_to_string(response)
-            .await
-            .unwrap_or_default();
+        let text = response.text().await.unwrap_or_default();
         Ok(Answer {
             status,
             headers,

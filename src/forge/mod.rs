@@ -1,5 +1,5 @@
 //! The forges: their webhook payloads (`payload.rs`), and results shown on them — GitHub
-//! commit statuses and check runs (octocrab), GitLab commit statuses (reqwest).
+//! commit statuses and check runs, GitLab commit statuses (both through reqwest).
 
 pub mod github;
 pub mod github_app;
