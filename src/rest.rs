@@ -221,3 +221,27 @@ pub struct VersionDiff {
     #[schema(value_type = Vec<Object>)]
     pub change_log: serde_json::Value,
 }
+
+/// A forge status not delivered: still to be sent, or given up.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Report {
+    pub id: i64,
+    pub run_id: String,
+    /// `None` for the run's own status.
+    pub job_key: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    /// `refused` or `failed` once given up; `None` while still to be sent.
+    pub result: Option<String>,
+    /// The forge's last answer.
+    pub error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// `GET /api/v1/reports`: newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReportList {
+    pub reports: Vec<Report>,
+    pub next: Option<String>,
+}

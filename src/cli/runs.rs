@@ -24,11 +24,12 @@ pub(super) enum Action {
     },
 }
 
-pub(super) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
+pub(super) fn agent() -> reqwest::blocking::Client {
+    // No overall timeout: `logs --follow` streams until the job ends.
+    reqwest::blocking::Client::builder()
+        .timeout(None)
         .build()
-        .into()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
 }
 
 /// Job keys can hold spaces, slashes and parentheses: escape them for one path segment.
@@ -47,23 +48,21 @@ pub(super) fn call(
     method: &str,
     url: &str,
     token: &str,
-) -> Result<ureq::http::Response<ureq::Body>, super::CliError> {
-    let auth = format!("Bearer {token}");
-    let response = match method {
-        "POST" => agent()
-            .post(url)
-            .header("authorization", &auth)
-            .send_empty(),
-        _ => agent().get(url).header("authorization", &auth).call(),
-    }
-    // Not reached (refused, timed out): the server or the network, not the input.
-    .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
+) -> Result<reqwest::blocking::Response, super::CliError> {
+    let request = match method {
+        "POST" => agent().post(url),
+        _ => agent().get(url),
+    };
+    let response = request
+        .bearer_auth(token)
+        .send()
+        // Not reached (refused, timed out): the server or the network, not the input.
+        .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
     if response.status().is_success() {
         return Ok(response);
     }
     let status = response.status();
-    let mut response = response;
-    let body = response.body_mut().read_to_string().unwrap_or_default();
+    let body = response.text().unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["error"].as_str().map(String::from))
@@ -82,11 +81,9 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(
     url: &str,
     token: &str,
 ) -> Result<T, super::CliError> {
-    let mut response = call(method, url, token)?;
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
+    let text = call(method, url, token)?
+        .text()
+        .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
     Ok(serde_json::from_str(&text).map_err(|e| format!("{url}: not the expected answer: {e}"))?)
 }
 
@@ -283,17 +280,15 @@ pub(super) fn run(server: &str, token: &str, action: Action) -> Result<u8, super
             let url = format!("{base}/runs/{}/jobs/{}/log", segment(&run), segment(&job));
             let mut render = LogRenderer::new(raw);
             if !follow {
-                let mut response = call("GET", &url, token)?;
-                let text = response
-                    .body_mut()
-                    .read_to_string()
-                    .map_err(|e| e.to_string())?;
+                let text = call("GET", &url, token)?
+                    .text()
+                    .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
                 out.write_all(render.push(&text).as_bytes()).map_err(w)?;
                 out.write_all(render.finish().as_bytes()).map_err(w)?;
                 return Ok(0);
             }
             let response = call("GET", &format!("{url}?follow=1"), token)?;
-            let reader = BufReader::new(response.into_body().into_reader());
+            let reader = BufReader::new(response);
             // An event's `data:` lines joined with newlines are one chunk of the log.
             let (mut event, mut data) = (String::new(), Vec::<String>::new());
             for line in reader.lines() {

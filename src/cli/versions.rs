@@ -60,17 +60,15 @@ fn change_log(value: &Value) -> String {
 
 /// POSTs and reads the outcome, which is JSON for 200, 412 and 422 alike.
 fn post(url: &str, token: &str, if_match: Option<&str>) -> Result<(u16, Value), super::CliError> {
-    let mut request = agent()
-        .post(url)
-        .header("authorization", &format!("Bearer {token}"));
+    let mut request = agent().post(url).bearer_auth(token);
     if let Some(v) = if_match {
-        request = request.header("if-match", &format!("\"{v}\""));
+        request = request.header("if-match", format!("\"{v}\""));
     }
-    let mut response = request
-        .send_empty()
+    let response = request
+        .send()
         .map_err(|e| super::CliError::Runtime(format!("{url}: {e}")))?;
     let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let text = response.text().unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, body))
 }

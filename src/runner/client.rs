@@ -31,7 +31,7 @@ impl std::fmt::Display for CallError {
 pub struct Client {
     base: String,
     token: String,
-    agent: ureq::Agent,
+    http: reqwest::blocking::Client,
 }
 
 /// Backoff before retry `n` (0-based): 200 ms doubling to 10 s, ±50% jitter.
@@ -55,15 +55,15 @@ pub fn sleep_unless(wait: Duration, stopped: &dyn Fn() -> bool) {
 
 impl Client {
     pub fn new(base: &str, token: &str) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(45)))
-            .http_status_as_error(false)
+        // A long poll waits up to 30 s for a job: 45 s covers it and a slow answer.
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(45))
             .build()
-            .into();
+            .unwrap_or_else(|_| reqwest::blocking::Client::new());
         Client {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
-            agent,
+            http,
         }
     }
 
@@ -74,19 +74,19 @@ impl Client {
         body: &B,
     ) -> Result<Option<R>, CallError> {
         let url = format!("{}/api/v1/runner/{path}", self.base);
-        let mut response = self
-            .agent
+        let response = self
+            .http
             .post(&url)
-            .header("authorization", &format!("Bearer {}", self.token))
-            .send_json(body)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
             .map_err(|e| CallError::Unavailable(e.to_string()))?;
         let status = response.status().as_u16();
         if status == 204 {
             return Ok(None);
         }
         let text = response
-            .body_mut()
-            .read_to_string()
+            .text()
             .map_err(|e| CallError::Unavailable(e.to_string()))?;
         match status {
             200..=299 if text.is_empty() => Ok(None),

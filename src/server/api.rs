@@ -674,7 +674,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
 }
 
 /// Forge statuses not delivered: still to be sent, or given up (with the forge's answer).
-#[utoipa::path(get, path = "/api/v1/reports", summary = "forge statuses not delivered: still to be sent (attempts, next try) or given up with the forge's answer", params(PageQuery), responses((status = 200, description = "a page of reports"), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+#[utoipa::path(get, path = "/api/v1/reports", summary = "forge statuses not delivered: still to be sent (attempts, next try) or given up with the forge's answer", params(PageQuery), responses((status = 200, description = "a page of reports", body = crate::rest::ReportList), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn reports(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -683,8 +683,8 @@ pub async fn reports(
     api_auth(&app, &headers)?;
     let page = q.page()?;
     let reports = app.store.undelivered_reports(&page).await?;
-    let next = next_cursor(&reports, &page, |r| (r["id"].as_i64().unwrap_or(0), ""));
-    Ok(Json(json!({ "reports": reports, "next": next })).into_response())
+    let next = next_cursor(&reports, &page, |r| (r.id, ""));
+    Ok(Json(crate::rest::ReportList { reports, next }).into_response())
 }
 
 impl App {

@@ -31,6 +31,62 @@ pub struct DueReport {
     pub forge_pipeline: Option<i64>,
 }
 
+/// A `due_reports` row as the query returns it (JSON as text, flags as integers).
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    id: i64,
+    run_id: String,
+    job_key: Option<String>,
+    state: String,
+    attempts: i64,
+    repo: String,
+    forge: String,
+    pipeline: String,
+    sha: String,
+    git_ref: String,
+    run_created_at: i64,
+    run_finished_at: Option<i64>,
+    job_name: Option<String>,
+    job_started_at: Option<i64>,
+    job_finished_at: Option<i64>,
+    allowed_failure: Option<i64>,
+    run_error: Option<String>,
+    annotations: Option<String>,
+    check_run_id: Option<i64>,
+    merge_request_event: Option<String>,
+}
+
+impl From<DueRow> for DueReport {
+    fn from(r: DueRow) -> DueReport {
+        DueReport {
+            id: r.id,
+            run_id: r.run_id,
+            job_key: r.job_key,
+            state: r.state,
+            attempts: r.attempts,
+            repo: r.repo,
+            forge: r.forge,
+            pipeline: r.pipeline,
+            sha: r.sha,
+            git_ref: r.git_ref,
+            started_at: r.job_started_at.or(Some(r.run_created_at)),
+            finished_at: r.job_finished_at.or(r.run_finished_at),
+            job_name: r.job_name,
+            allowed_failure: r.allowed_failure.unwrap_or(0) != 0,
+            run_error: r.run_error,
+            annotations: r
+                .annotations
+                .and_then(|a| serde_json::from_str(&a).ok())
+                .unwrap_or_default(),
+            check_run_id: r.check_run_id,
+            forge_pipeline: r
+                .merge_request_event
+                .and_then(|e| serde_json::from_str::<crate::trigger::Event>(&e).ok())
+                .and_then(|e| e.forge_pipeline),
+        }
+    }
+}
+
 /// `($first, $first+1), ($first+2, $first+3), …`: `n` pairs of parameters.
 fn pairs(n: usize, first: usize) -> String {
     (0..n)
@@ -56,11 +112,13 @@ impl Store {
         // status has no job key).
         let sql = format!(
             "SELECT o.id, o.run_id, o.job_key, o.state, o.attempts, r.repo, r.forge, r.pipeline, \
-             r.sha, r.git_ref, r.created_at, r.finished_at, j.name, j.started_at, j.finished_at, \
-             j.allowed_failure, r.error, j.annotations, \
-             (SELECT c.check_run_id FROM check_runs c WHERE c.run_id = o.run_id \
-             AND c.job_key = COALESCE(o.job_key, '')), \
+             r.sha, r.git_ref, r.created_at AS run_created_at, r.finished_at AS run_finished_at, \
+             j.name AS job_name, j.started_at AS job_started_at, \
+             j.finished_at AS job_finished_at, j.allowed_failure, r.error AS run_error, \
+             j.annotations, (SELECT c.check_run_id FROM check_runs c WHERE c.run_id = o.run_id \
+             AND c.job_key = COALESCE(o.job_key, '')) AS check_run_id, \
              CASE WHEN r.forge = 'gitlab' AND r.event = 'pull_request' THEN r.event_json END \
+             AS merge_request_event \
              FROM outbox o JOIN runs r ON r.id = o.run_id \
              LEFT JOIN jobs j ON j.run_id = o.run_id AND j.job_key = o.job_key \
              WHERE o.delivered_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1) \
@@ -72,7 +130,7 @@ impl Store {
              AND (r.forge, r.repo) IN ({}) ORDER BY o.id LIMIT $2",
             pairs(reporting.len(), 3)
         );
-        let mut query = sqlx::query(&sql).bind(now).bind(limit);
+        let mut query = sqlx::query_as::<_, DueRow>(&sql).bind(now).bind(limit);
         for (forge, repo) in reporting {
             query = query.bind(forge).bind(repo);
         }
@@ -81,10 +139,7 @@ impl Store {
             return Ok(Vec::new());
         }
         // All taken at once; what another replica took in between is left to it.
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<i64, _>(0).map(|id| id.to_string()))
-            .collect::<std::result::Result<_, _>>()?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
         let taken = sqlx::query(&format!(
             "UPDATE outbox SET claimed_until = $1 WHERE id IN ({}) AND delivered_at IS NULL \
              AND (claimed_until IS NULL OR claimed_until < $2) RETURNING id",
@@ -98,43 +153,11 @@ impl Store {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<std::result::Result<_, _>>()?;
-        let mut due = Vec::new();
-        for r in rows {
-            let id: i64 = r.try_get(0)?;
-            if !taken.contains(&id) {
-                continue;
-            }
-            due.push(DueReport {
-                id,
-                run_id: r.try_get(1)?,
-                job_key: r.try_get(2)?,
-                state: r.try_get(3)?,
-                attempts: r.try_get(4)?,
-                repo: r.try_get(5)?,
-                forge: r.try_get(6)?,
-                pipeline: r.try_get(7)?,
-                sha: r.try_get(8)?,
-                git_ref: r.try_get(9)?,
-                started_at: r
-                    .try_get::<Option<i64>, _>(13)?
-                    .or(Some(r.try_get::<i64, _>(10)?)),
-                finished_at: r
-                    .try_get::<Option<i64>, _>(14)?
-                    .or(r.try_get::<Option<i64>, _>(11)?),
-                job_name: r.try_get(12)?,
-                allowed_failure: r.try_get::<Option<i64>, _>(15)?.unwrap_or(0) != 0,
-                run_error: r.try_get(16)?,
-                annotations: r
-                    .try_get::<Option<String>, _>(17)?
-                    .and_then(|a| serde_json::from_str(&a).ok())
-                    .unwrap_or_default(),
-                check_run_id: r.try_get(18)?,
-                forge_pipeline: r
-                    .try_get::<Option<String>, _>(19)?
-                    .and_then(|e| serde_json::from_str::<crate::trigger::Event>(&e).ok())
-                    .and_then(|e| e.forge_pipeline),
-            });
-        }
+        let due: Vec<DueReport> = rows
+            .into_iter()
+            .filter(|r| taken.contains(&r.id))
+            .map(DueReport::from)
+            .collect();
         Ok(due)
     }
 
@@ -207,31 +230,16 @@ impl Store {
 
     /// Reports not delivered: still to be sent, or given up (`refused`, `failed`), newest
     /// first.
-    pub async fn undelivered_reports(&self, page: &Page) -> Result<Vec<serde_json::Value>> {
-        let rows = sqlx::query(
-            "SELECT id, run_id, job_key, state, attempts, result, last_error, next_attempt_at, \
-             created_at FROM outbox WHERE (delivered_at IS NULL OR result IN ('refused', 'failed')) \
+    pub async fn undelivered_reports(&self, page: &Page) -> Result<Vec<crate::rest::Report>> {
+        Ok(sqlx::query_as::<_, crate::rest::Report>(
+            "SELECT id, run_id, job_key, state, attempts, result, last_error AS error, \
+             next_attempt_at, created_at FROM outbox WHERE (delivered_at IS NULL OR result IN ('refused', 'failed')) \
              AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $1",
         )
         .bind(page.limit)
         .bind(page.before.as_ref().map(|c| c.0))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(serde_json::json!({
-                    "id": r.try_get::<i64, _>(0)?,
-                    "run_id": r.try_get::<String, _>(1)?,
-                    "job_key": r.try_get::<Option<String>, _>(2)?,
-                    "state": r.try_get::<String, _>(3)?,
-                    "attempts": r.try_get::<i64, _>(4)?,
-                    "result": r.try_get::<Option<String>, _>(5)?,
-                    "error": r.try_get::<Option<String>, _>(6)?,
-                    "next_attempt_at": r.try_get::<Option<i64>, _>(7)?,
-                    "created_at": r.try_get::<i64, _>(8)?,
-                }))
-            })
-            .collect()
+        .await?)
     }
 
     /// Remembers the check run made for a run (`job_key` `None`) or job.
