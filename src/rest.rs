@@ -114,9 +114,9 @@ pub struct Rerun {
     pub rerun_of: String,
 }
 
-/// A registered runner.
+/// A registered runner as stored: what it last said of itself.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Runner {
+pub struct RegisteredRunner {
     pub id: String,
     pub name: String,
     pub labels: Vec<String>,
@@ -126,6 +126,13 @@ pub struct Runner {
     #[schema(value_type = Option<Object>)]
     pub load: Option<crate::protocol::Load>,
     pub draining: bool,
+}
+
+/// A registered runner, with what the server makes of it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Runner {
+    #[serde(flatten)]
+    pub registered: RegisteredRunner,
     /// Seen within three lease TTLs.
     pub online: bool,
     /// Its version is not the server's.
@@ -144,6 +151,21 @@ pub struct RunnerList {
 pub struct Draining {
     pub id: String,
     pub draining: bool,
+}
+
+/// A webhook's answer: the delivery recorded (202), or already recorded before (200).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryReceived {
+    /// `<forge>:<the forge's delivery id>`.
+    pub delivery: String,
+    /// A redelivery of a recorded id: nothing new was stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// `received` (to plan), `ignored` or `rejected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A webhook delivery as received.
@@ -244,4 +266,37 @@ pub struct Report {
 pub struct ReportList {
     pub reports: Vec<Report>,
     pub next: Option<String>,
+}
+
+/// A schedule slot as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleSlot {
+    pub schedule: String,
+    /// The slot's time (ms since the epoch).
+    pub slot: i64,
+    /// `fired`, `missed` (left out by the catch-up policy) or `origin` (first seen).
+    pub status: String,
+    pub runs: Vec<String>,
+    pub at: i64,
+}
+
+/// One schedule of a repository and its next fire times.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Schedule {
+    /// The pipeline file, or `tess.toml` for a pipeline schedule of the config.
+    pub file: String,
+    pub cron: String,
+    pub timezone: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// RFC 3339, UTC.
+    pub next: Vec<String>,
+}
+
+/// `GET …/schedules`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Schedules {
+    pub schedules: Vec<Schedule>,
+    /// The slots recorded lately, newest first.
+    pub slots: Vec<ScheduleSlot>,
 }

@@ -575,18 +575,11 @@ pub async fn list_runners(
         .map(|r| crate::rest::Runner {
             online: r.last_seen >= online_after,
             outdated: r.version != env!("CARGO_PKG_VERSION"),
-            id: r.id,
-            name: r.name,
-            labels: r.labels,
-            version: r.version,
-            last_seen: r.last_seen,
-            free_slots: r.free_slots,
-            load: r.load,
-            draining: r.draining,
+            registered: r,
         })
         .collect();
     // Runners are listed by id alone: the cursor's sort key is 0.
-    let next = next_cursor(&runners, &page, |r| (0, r.id.as_str()));
+    let next = next_cursor(&runners, &page, |r| (0, r.registered.id.as_str()));
     Ok(Json(crate::rest::RunnerList { runners, next }).into_response())
 }
 

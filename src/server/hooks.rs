@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::json;
 use std::sync::Arc;
 
 /// `X-Hub-Signature-256: sha256=<hex>` over the raw body, compared in constant time.
@@ -47,8 +46,18 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+fn reply(status: StatusCode, body: impl serde::Serialize) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// An error answer (`{"error": …}`).
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    reply(
+        status,
+        crate::rest::ErrorBody {
+            error: message.into(),
+        },
+    )
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -93,12 +102,12 @@ fn incoming(forge: Forge, headers: &HeaderMap) -> Incoming {
     }
 }
 
-#[utoipa::path(post, path = "/hooks/github", summary = "GitHub webhook (X-Hub-Signature-256, X-GitHub-Event, X-GitHub-Delivery)", responses((status = 202, description = "accepted: stored and planned"), (status = 200, description = "a redelivery or an event that starts nothing"), (status = 400, description = "not a valid delivery", body = crate::rest::ErrorBody), (status = 401, description = "a bad signature", body = crate::rest::ErrorBody), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 413, description = "too large", body = crate::rest::ErrorBody)))]
+#[utoipa::path(post, path = "/hooks/github", summary = "GitHub webhook (X-Hub-Signature-256, X-GitHub-Event, X-GitHub-Delivery)", responses((status = 202, description = "accepted: stored and planned", body = crate::rest::DeliveryReceived), (status = 200, description = "a redelivery: nothing new stored", body = crate::rest::DeliveryReceived), (status = 400, description = "not a valid delivery", body = crate::rest::ErrorBody), (status = 401, description = "a bad signature", body = crate::rest::ErrorBody), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 413, description = "too large", body = crate::rest::ErrorBody)))]
 pub async fn github(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     receive(app, incoming(Forge::Github, &headers), body).await
 }
 
-#[utoipa::path(post, path = "/hooks/gitlab", summary = "GitLab webhook (X-Gitlab-Token, X-Gitlab-Event, Idempotency-Key / X-Gitlab-Event-UUID)", responses((status = 202, description = "accepted: stored and planned"), (status = 200, description = "a redelivery or an event that starts nothing"), (status = 400, description = "not a valid delivery", body = crate::rest::ErrorBody), (status = 401, description = "a bad token", body = crate::rest::ErrorBody), (status = 404, description = "the project is not configured", body = crate::rest::ErrorBody), (status = 413, description = "too large", body = crate::rest::ErrorBody)))]
+#[utoipa::path(post, path = "/hooks/gitlab", summary = "GitLab webhook (X-Gitlab-Token, X-Gitlab-Event, Idempotency-Key / X-Gitlab-Event-UUID)", responses((status = 202, description = "accepted: stored and planned", body = crate::rest::DeliveryReceived), (status = 200, description = "a redelivery: nothing new stored", body = crate::rest::DeliveryReceived), (status = 400, description = "not a valid delivery", body = crate::rest::ErrorBody), (status = 401, description = "a bad token", body = crate::rest::ErrorBody), (status = 404, description = "the project is not configured", body = crate::rest::ErrorBody), (status = 413, description = "too large", body = crate::rest::ErrorBody)))]
 pub async fn gitlab(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     receive(app, incoming(Forge::Gitlab, &headers), body).await
 }
@@ -113,7 +122,7 @@ fn authentic(forge: Forge, credential: &str, secret: &str, body: &[u8]) -> bool 
 
 fn unauthorized(app: &App, message: &str) -> Response {
     app.metrics.delivery("unauthorized");
-    reply(StatusCode::UNAUTHORIZED, json!({ "error": message }))
+    refuse(StatusCode::UNAUTHORIZED, message)
 }
 
 /// Authenticate, then parse, then record: nothing of a request that fails authentication
@@ -132,7 +141,7 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
         Ok(held) => held,
         Err(e) => {
             app.metrics.delivery("bad_request");
-            return reply(e.status(), json!({"error": e.message()}));
+            return refuse(e.status(), e.message());
         }
     };
     let raw = &body.bytes[..];
@@ -158,10 +167,7 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
     };
     let Some(event) = req.event.filter(|e| e.len() <= MAX_NAME) else {
         app.metrics.delivery("bad_request");
-        return reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "no event header (or one too long)"}),
-        );
+        return refuse(StatusCode::BAD_REQUEST, "no event header (or one too long)");
     };
     // GitHub offers `application/x-www-form-urlencoded` hooks: the JSON is the `payload`
     // field, and the signature covers the raw form body (checked above).
@@ -170,9 +176,9 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
             Some((_, v)) => v.into_owned().into_bytes(),
             None => {
                 app.metrics.delivery("bad_request");
-                return reply(
+                return refuse(
                     StatusCode::BAD_REQUEST,
-                    json!({"error": "a form-encoded delivery without a `payload` field"}),
+                    "a form-encoded delivery without a `payload` field",
                 );
             }
         }
@@ -184,14 +190,14 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
         Err(e) => {
             app.metrics.delivery("bad_request");
             let reason = format!("the body is not JSON: {e}");
-            return reply(StatusCode::BAD_REQUEST, json!({"error": reason}));
+            return refuse(StatusCode::BAD_REQUEST, reason);
         }
     };
     let parsed = match payload::parse(forge, &event, &parsed_json) {
         Ok(p) => p,
         Err(reason) => {
             app.metrics.delivery("bad_request");
-            return reply(StatusCode::BAD_REQUEST, json!({"error": reason}));
+            return refuse(StatusCode::BAD_REQUEST, reason);
         }
     };
     let repo_name = match &parsed {
@@ -202,9 +208,9 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
         || req.delivery.as_ref().is_some_and(|d| d.len() > MAX_NAME)
     {
         app.metrics.delivery("bad_request");
-        return reply(
+        return refuse(
             StatusCode::BAD_REQUEST,
-            json!({"error": format!("a repository name or delivery id over {MAX_NAME} bytes")}),
+            format!("a repository name or delivery id over {MAX_NAME} bytes"),
         );
     }
     let delivery_id = format!(
@@ -233,7 +239,7 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
             return storage_unavailable(&app, &e);
         }
         app.metrics.delivery("unknown_repo");
-        return reply(StatusCode::NOT_FOUND, json!({"error": reason}));
+        return refuse(StatusCode::NOT_FOUND, reason);
     };
     let own_secret = repo
         .webhook_secret
@@ -263,7 +269,12 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
             app.metrics.delivery("duplicate");
             reply(
                 StatusCode::OK,
-                json!({"delivery": delivery_id, "duplicate": true}),
+                crate::rest::DeliveryReceived {
+                    delivery: delivery_id,
+                    duplicate: true,
+                    status: None,
+                    reason: None,
+                },
             )
         }
         Ok(true) => {
@@ -273,7 +284,12 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
             }
             reply(
                 StatusCode::ACCEPTED,
-                json!({"delivery": delivery_id, "status": status, "reason": reason}),
+                crate::rest::DeliveryReceived {
+                    delivery: delivery_id,
+                    duplicate: false,
+                    status: Some(status.to_string()),
+                    reason,
+                },
             )
         }
         Err(e) => storage_unavailable(&app, &e),
@@ -284,8 +300,8 @@ async fn receive(app: Arc<App>, req: Incoming, body: Body) -> Response {
 fn storage_unavailable(app: &App, e: &super::store::StoreError) -> Response {
     tracing::error!(error = %e, "cannot record a delivery");
     app.metrics.delivery("storage_error");
-    reply(
+    refuse(
         StatusCode::SERVICE_UNAVAILABLE,
-        json!({"error": "storage unavailable; deliver again later"}),
+        "storage unavailable; deliver again later",
     )
 }

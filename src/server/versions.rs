@@ -32,11 +32,12 @@ pub fn may_change_definitions(forge: super::config::Forge, changed: &[String]) -
 }
 
 /// What a sync, rollback or unpin came to.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Outcome {
     Applied {
         version_id: String,
+        #[schema(value_type = Vec<Object>)]
         change_log: Vec<Change>,
     },
     /// The source shows the version already detected.

@@ -168,7 +168,7 @@ fn answer(outcome: Result<Outcome, String>) -> Reply {
     Ok((status, Json(outcome)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/sync", summary = "reads the default branch's pipeline definitions now; applies them when new and valid", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the outcome"), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 422, description = "the definitions do not validate", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/sync", summary = "reads the default branch's pipeline definitions now; applies them when new and valid", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the outcome", body = crate::server::versions::Outcome), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 422, description = "the definitions do not validate", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn sync(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -179,7 +179,7 @@ pub(super) async fn sync(
     answer(versions::sync_repo(&app, &repo, None, "api", expected.as_deref()).await)
 }
 
-#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/versions/{id}/rollback", summary = "makes a stored version current and pins scheduled and manual runs to it until the source shows a new version (or an unpin)", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name"), ("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "the outcome"), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 422, description = "the version does not validate", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/versions/{id}/rollback", summary = "makes a stored version current and pins scheduled and manual runs to it until the source shows a new version (or an unpin)", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name"), ("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "the outcome", body = crate::server::versions::Outcome), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 422, description = "the version does not validate", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn rollback(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -190,7 +190,7 @@ pub(super) async fn rollback(
     answer(versions::rollback(&app, &scope, Some(&id), expected.as_deref()).await)
 }
 
-#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/versions/unpin", summary = "ends a rollback: the version the source last showed becomes current again", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the outcome"), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/versions/unpin", summary = "ends a rollback: the version the source last showed becomes current again", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the outcome", body = crate::server::versions::Outcome), (status = 412, description = "If-Match is not the current version", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn unpin(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -215,7 +215,7 @@ fn five() -> usize {
 
 /// The repository's schedules (its current version's and its config's) with their next
 /// fire times — the same as `tess schedule` computes — and the slots recorded lately.
-#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/schedules", summary = "the repository's schedules with their next fire times from `from` (RFC 3339, default now; `count`, default 5), and the slots recorded lately", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the schedules and slots"), (status = 400, description = "a bad `from`", body = crate::rest::ErrorBody), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/schedules", summary = "the repository's schedules with their next fire times from `from` (RFC 3339, default now; `count`, default 5), and the slots recorded lately", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), responses((status = 200, description = "the schedules and slots", body = crate::rest::Schedules), (status = 400, description = "a bad `from`", body = crate::rest::ErrorBody), (status = 404, description = "the repository is not configured", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub(super) async fn schedules(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -234,7 +234,7 @@ pub(super) async fn schedules(
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
         .map(|(_, d)| d)
         .unwrap_or_default();
-    let list: Vec<serde_json::Value> = super::scheduler::schedules(&repo, &definitions)
+    let list: Vec<crate::rest::Schedule> = super::scheduler::schedules(&repo, &definitions)
         .iter()
         .map(|s| {
             let next: Vec<String> = s
@@ -244,15 +244,19 @@ pub(super) async fn schedules(
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .collect();
             let file = s.key.split('|').next().unwrap_or_default();
-            json!({
-                "file": if file == "config" { "tess.toml" } else { file },
-                "cron": s.cron.source,
-                "timezone": s.timezone.name(),
-                "ref": s.git_ref,
-                "next": next,
-            })
+            crate::rest::Schedule {
+                file: if file == "config" { "tess.toml" } else { file }.to_string(),
+                cron: s.cron.source.clone(),
+                timezone: s.timezone.name().to_string(),
+                git_ref: s.git_ref.clone(),
+                next,
+            }
         })
         .collect();
     let slots = app.store.slots(&scope, 50).await?;
-    Ok(Json(json!({ "schedules": list, "slots": slots })).into_response())
+    Ok(Json(crate::rest::Schedules {
+        schedules: list,
+        slots,
+    })
+    .into_response())
 }

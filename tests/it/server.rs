@@ -1029,45 +1029,85 @@ fn gitlab_push(server: &Server, repo: &crate::harness::Repo, ci: &str, delivery:
     run_of_delivery(server, &format!("gitlab:{delivery}"))
 }
 
+/// A GitLab repository and server in `root` with two runners, and the files the gated
+/// jobs of the auto-cancel tests use: each appends its pipeline's number to `started`,
+/// then waits for `gate` to exist.
+struct Gated {
+    repo: crate::harness::Repo,
+    server: Server,
+    _runners: [crate::harness::Process; 2],
+    gate: std::path::PathBuf,
+    started: std::path::PathBuf,
+}
+
+impl Gated {
+    fn new(root: &std::path::Path, database: &str) -> Gated {
+        let (repo, server) = setup(root, "gitlab", "group/app", 30, database);
+        let _runners = [server.runner("r1", ""), server.runner("r2", "")];
+        Gated {
+            repo,
+            server,
+            _runners,
+            gate: root.join("gate"),
+            started: root.join("started"),
+        }
+    }
+
+    /// The script lines of a gated job of pipeline `n`.
+    fn script(&self, n: u32) -> String {
+        format!(
+            "    - echo {n} >> {}\n    - while [ ! -e {} ]; do sleep 0.05; done\n",
+            self.started.display(),
+            self.gate.display()
+        )
+    }
+
+    fn wait_started(&self, count: usize) {
+        wait_for("jobs to start", Duration::from_secs(30), || {
+            std::fs::read_to_string(&self.started)
+                .ok()
+                .filter(|s| s.lines().count() >= count)
+                .map(drop)
+        });
+    }
+
+    fn open(&self) {
+        std::fs::write(&self.gate, "").expect("open the gate");
+    }
+}
+
 #[test]
 fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interruptible() {
     on_each_database(|root, database| {
-        let (repo, server) = setup(root, "gitlab", "group/app", 30, database);
-        let _runners = [server.runner("r1", ""), server.runner("r2", "")];
-        let gate = root.join("gate");
-        let started = root.join("started");
+        let g = Gated::new(root, database);
         let ci = |interruptible: bool, n: u32| {
             format!(
-                "default:\n  interruptible: {interruptible}\nslow:\n  script:\n    - echo {n} >> {started}\n    - while [ ! -e {gate} ]; do sleep 0.05; done\n",
-                started = started.display(),
-                gate = gate.display()
+                "default:\n  interruptible: {interruptible}\nslow:\n  script:\n{}",
+                g.script(n)
             )
         };
         let push = |n: u32, interruptible: bool| {
-            gitlab_push(&server, &repo, &ci(interruptible, n), &format!("gl-{n}"))
-        };
-        let started_count = |n: usize| {
-            wait_for("a job to start", Duration::from_secs(30), || {
-                std::fs::read_to_string(&started)
-                    .ok()
-                    .filter(|s| s.lines().count() >= n)
-                    .map(drop)
-            });
+            gitlab_push(
+                &g.server,
+                &g.repo,
+                &ci(interruptible, n),
+                &format!("gl-{n}"),
+            )
         };
         // An interruptible job is cancelled by the next pipeline of its branch...
         let first = push(1, true);
-        started_count(1);
+        g.wait_started(1);
         let second = push(2, false);
-        let run = server.finished_run(&first, Duration::from_secs(30));
+        let run = g.server.finished_run(&first, Duration::from_secs(30));
         assert_eq!(run["status"], "cancelled", "{run:#}");
         // ...a job that is not interruptible keeps running (and so does its pipeline).
-        started_count(2);
+        g.wait_started(2);
         let third = push(3, false);
-        started_count(3);
-        assert_eq!(server.run(&second)["status"], "running");
-        std::fs::write(&gate, "").expect("open the gate");
+        g.wait_started(3);
+        assert_eq!(g.server.run(&second)["status"], "running");
+        g.open();
         for id in [&second, &third] {
-            let run = server.finished_run(id, Duration::from_secs(30));
+            let run = g.server.finished_run(id, Duration::from_secs(30));
             assert_eq!(run["status"], "success", "{run:#}");
         }
     });
@@ -1076,31 +1116,21 @@ fn gitlab_auto_cancels_older_pipelines_only_when_their_started_jobs_are_interrup
 #[test]
 fn gitlab_auto_cancel_on_new_commit_none_keeps_older_pipelines_running() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let (repo, server) = setup(root, "gitlab", "group/app", 30, &databases(root)[0]);
-    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
-    let gate = root.join("gate");
-    let started = root.join("started");
+    let g = Gated::new(dir.path(), &databases(dir.path())[0]);
     let ci = |n: u32| {
         format!(
-            "workflow:\n  auto_cancel:\n    on_new_commit: none\ndefault:\n  interruptible: true\nslow:\n  script:\n    - echo {n} >> {started}\n    - while [ ! -e {gate} ]; do sleep 0.05; done\n",
-            started = started.display(),
-            gate = gate.display()
+            "workflow:\n  auto_cancel:\n    on_new_commit: none\ndefault:\n  interruptible: true\nslow:\n  script:\n{}",
+            g.script(n)
         )
     };
-    let push = |n: u32| gitlab_push(&server, &repo, &ci(n), &format!("gl-none-{n}"));
+    let push = |n: u32| gitlab_push(&g.server, &g.repo, &ci(n), &format!("gl-none-{n}"));
     let first = push(1);
     let second = push(2);
     // Both interruptible jobs start: the newer pipeline cancelled nothing.
-    wait_for("both jobs to start", Duration::from_secs(30), || {
-        std::fs::read_to_string(&started)
-            .ok()
-            .filter(|s| s.lines().count() >= 2)
-            .map(drop)
-    });
-    std::fs::write(&gate, "").expect("open the gate");
+    g.wait_started(2);
+    g.open();
     for id in [&first, &second] {
-        let run = server.finished_run(id, Duration::from_secs(30));
+        let run = g.server.finished_run(id, Duration::from_secs(30));
         assert_eq!(run["status"], "success", "{run:#}");
     }
 }
@@ -1108,45 +1138,31 @@ fn gitlab_auto_cancel_on_new_commit_none_keeps_older_pipelines_running() {
 #[test]
 fn gitlab_auto_cancel_on_new_commit_interruptible_cancels_only_interruptible_jobs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let (repo, server) = setup(root, "gitlab", "group/app", 30, &databases(root)[0]);
-    let _runners = [server.runner("r1", ""), server.runner("r2", "")];
-    let gate = root.join("gate");
-    let started = root.join("started");
+    let g = Gated::new(dir.path(), &databases(dir.path())[0]);
     let ci = |n: u32| {
         format!(
             "workflow:\n  auto_cancel:\n    on_new_commit: interruptible\n\
-             .wait: &wait\n  - echo {n} >> {started}\n  - while [ ! -e {gate} ]; do sleep 0.05; done\n\
-             tests:\n  interruptible: true\n  script: *wait\n\
-             release:\n  interruptible: false\n  script: *wait\n",
-            started = started.display(),
-            gate = gate.display()
+             tests:\n  interruptible: true\n  script:\n{script}\
+             release:\n  interruptible: false\n  script:\n{script}",
+            script = g.script(n)
         )
     };
-    let started_count = |n: usize| {
-        wait_for("jobs to start", Duration::from_secs(30), || {
-            std::fs::read_to_string(&started)
-                .ok()
-                .filter(|s| s.lines().count() >= n)
-                .map(drop)
-        });
-    };
-    let first = gitlab_push(&server, &repo, &ci(1), "gl-int-1");
-    started_count(2);
-    let second = gitlab_push(&server, &repo, &ci(2), "gl-int-2");
+    let first = gitlab_push(&g.server, &g.repo, &ci(1), "gl-int-1");
+    g.wait_started(2);
+    let second = gitlab_push(&g.server, &g.repo, &ci(2), "gl-int-2");
     // The older pipeline's interruptible job stops while the gate is still shut...
     wait_for(
         "the interruptible job to stop",
         Duration::from_secs(30),
-        || (job(&server.run(&first), "tests")["state"] == "cancelled").then_some(()),
+        || (job(&g.server.run(&first), "tests")["state"] == "cancelled").then_some(()),
     );
     // ...and its other job runs on (GitLab's `interruptible`, unlike `conservative`).
-    assert_eq!(job(&server.run(&first), "release")["state"], "running");
-    std::fs::write(&gate, "").expect("open the gate");
-    let run = server.finished_run(&first, Duration::from_secs(30));
+    assert_eq!(job(&g.server.run(&first), "release")["state"], "running");
+    g.open();
+    let run = g.server.finished_run(&first, Duration::from_secs(30));
     assert_eq!(job(&run, "release")["state"], "success", "{run:#}");
     assert_eq!(run["status"], "cancelled", "{run:#}");
-    let run = server.finished_run(&second, Duration::from_secs(30));
+    let run = g.server.finished_run(&second, Duration::from_secs(30));
     assert_eq!(run["status"], "success", "{run:#}");
 }
 

@@ -75,8 +75,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// `(id, name, labels, version, last_seen, free_slots, load, draining)` of every runner.
-    /// Runners in id order; `page.before` holds the last id of the previous page.
+    /// Every runner, in id order; `page.before` holds the last id of the previous page.
     pub async fn runners(&self, page: &Page) -> Result<Vec<RunnerRow>> {
         let rows = sqlx::query(
             "SELECT id, name, labels, version, last_seen, free_slots, load, draining FROM runners \
@@ -89,33 +88,24 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(RunnerRow {
-                    id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    labels: json_list(&r.try_get::<String, _>(2)?),
-                    version: r.try_get(3)?,
-                    last_seen: r.try_get(4)?,
-                    free_slots: r.try_get(5)?,
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    labels: json_list(&r.try_get::<String, _>("labels")?),
+                    version: r.try_get("version")?,
+                    last_seen: r.try_get("last_seen")?,
+                    free_slots: r.try_get("free_slots")?,
                     load: r
-                        .try_get::<Option<String>, _>(6)?
+                        .try_get::<Option<String>, _>("load")?
                         .and_then(|s| serde_json::from_str::<crate::protocol::Load>(&s).ok()),
-                    draining: r.try_get::<i64, _>(7)? != 0,
+                    draining: r.try_get::<i64, _>("draining")? != 0,
                 })
             })
             .collect()
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunnerRow {
-    pub id: String,
-    pub name: String,
-    pub labels: Vec<String>,
-    pub version: String,
-    pub last_seen: i64,
-    pub free_slots: i64,
-    pub load: Option<crate::protocol::Load>,
-    pub draining: bool,
-}
+/// A registered runner as stored (the API's type).
+pub use crate::rest::RegisteredRunner as RunnerRow;
 
 /// A job's labels are all among the runner's (GitHub `runs-on`, GitLab `tags`).
 pub fn labels_match(job: &[String], runner: &[String]) -> bool {

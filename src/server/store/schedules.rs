@@ -4,17 +4,8 @@
 use super::{Result, Store, now_ms};
 use sqlx::Row;
 
-/// A slot as recorded.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SlotClaim {
-    pub schedule: String,
-    /// The slot's time (ms since the epoch).
-    pub slot: i64,
-    /// `fired`, `missed` (left out by the catch-up policy) or `origin` (first seen).
-    pub status: String,
-    pub runs: Vec<String>,
-    pub at: i64,
-}
+/// A slot as recorded (the API's type).
+pub use crate::rest::ScheduleSlot as SlotClaim;
 
 impl Store {
     /// Claims a slot; `false` when another replica (or an earlier run) already did.
