@@ -15,6 +15,7 @@ pub mod presence;
 mod reporter;
 mod scheduler;
 pub mod store;
+mod ui;
 pub mod versions;
 mod versions_api;
 
@@ -62,6 +63,9 @@ pub struct App {
     pub runner_ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// The cache service `@actions/cache` in runners' jobs talks to (a token per lease).
     pub cache: crate::cache_service::Served,
+    /// Signs the web UI's session cookies (kept in the data directory: sessions survive a
+    /// restart).
+    pub session_key: String,
 }
 
 impl App {
@@ -93,6 +97,7 @@ pub struct Options {
 pub fn router(app: Arc<App>) -> Router {
     let (routes, _) = api_router().split_for_parts();
     routes
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -241,12 +246,14 @@ pub fn run(mut options: Options) -> Result<(), StartError> {
         // Signs the cache tokens leases carry: kept in the data directory, so a restart
         // does not invalidate the tokens of running jobs.
         let (cache_key, _) = first_start::stored_token(&data_dir, "cache-key")?;
+        let (session_key, _) = first_start::stored_token(&data_dir, "session-key")?;
         let cache = crate::cache_service::Served::new(
             &data_dir.join("actions-cache"),
             cache_key.into_bytes(),
         )?;
         let app = Arc::new(App {
             cache,
+            session_key,
             public_url,
             config: std::sync::RwLock::new(Arc::new(config)),
             config_path: options.config.clone(),
