@@ -27,3 +27,4 @@ mod support;
 mod triggers;
 mod upgrade;
 mod versions;
+mod web_ui;

@@ -1,0 +1,316 @@
+//! The web UI in a real browser: Debian's Chromium driven through ChromeDriver (WebDriver
+//! over HTTP), against a real `tess server` and runner. Screenshots of each page go to
+//! `target/ui-screenshots/`.
+
+use crate::harness::{API_TOKEN, SECRET, agent, github_push, setup, wait_for_showing};
+use crate::server::run_of_delivery;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// WebDriver's key for an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A ChromeDriver process and one headless Chromium session in it.
+struct Browser {
+    driver: Child,
+    url: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = agent()
+            .delete(&format!("{}/session/{}", self.url, self.session))
+            .call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn find_driver() -> Option<PathBuf> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl Browser {
+    /// `None` (said loudly; a failure under CI) when ChromeDriver is not installed.
+    fn start() -> Option<Browser> {
+        let Some(driver) = find_driver() else {
+            crate::support::skip_or_fail(
+                "chromium-driver is not installed (scripts/chromium.sh installs it)",
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = || {
+            let mut r = agent().get(&format!("{url}/status")).call().ok()?;
+            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+            v["value"]["ready"].as_bool().filter(|r| *r)
+        };
+        wait_for_showing(
+            || "chromedriver to start".into(),
+            Duration::from_secs(20),
+            ready,
+        );
+        let profile = tempfile::tempdir().expect("profile");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display())],
+            }
+        }}});
+        let created = call("POST", &format!("{url}/session"), Some(&caps));
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_string();
+        Some(Browser {
+            driver: child,
+            url,
+            session,
+            _profile: profile,
+        })
+    }
+
+    fn command(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        call(
+            method,
+            &format!("{}/session/{}{path}", self.url, self.session),
+            body,
+        )["value"]
+            .clone()
+    }
+
+    fn open(&self, url: &str) {
+        self.command("POST", "/url", Some(&json!({ "url": url })));
+    }
+
+    fn current_url(&self) -> String {
+        self.command("GET", "/url", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The first element `css` selects, waiting for it to appear.
+    fn element(&self, css: &str) -> String {
+        wait_for_showing(
+            || format!("`{css}` on {}", self.current_url()),
+            Duration::from_secs(20),
+            || {
+                let found = self.command(
+                    "POST",
+                    "/element",
+                    Some(&json!({"using": "css selector", "value": css})),
+                );
+                found[ELEMENT].as_str().map(String::from)
+            },
+        )
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.command("POST", &format!("/element/{id}/click"), Some(&json!({})));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.command(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(&json!({ "text": text })),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.element(css);
+        self.command("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the text of `css` contains `needle` (the page is not reloaded).
+    fn wait_for_text(&self, css: &str, needle: &str) {
+        wait_for_showing(
+            || format!("`{needle}` in `{css}`: {:?}", self.text(css)),
+            Duration::from_secs(30),
+            || self.text(css).contains(needle).then_some(()),
+        );
+    }
+
+    fn session_cookie(&self) -> String {
+        let cookie = self.command("GET", "/cookie/tess_session", None);
+        assert_eq!(cookie["httpOnly"], true, "{cookie}");
+        assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+        format!("tess_session={}", cookie["value"].as_str().expect("value"))
+    }
+
+    fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let png = self.command("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64"))
+            .expect("png");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), bytes).expect("screenshot");
+    }
+}
+
+fn call(method: &str, url: &str, body: Option<&Value>) -> Value {
+    let mut response = match (method, body) {
+        ("POST", Some(b)) => agent().post(url).send_json(b),
+        ("POST", None) => agent().post(url).send_empty(),
+        _ => agent().get(url).call(),
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A workflow whose job prints, waits for `gate`, prints again and fails: its log grows
+/// while the page is open, and it can be re-run.
+fn gated_workflow(gate: &Path) -> String {
+    format!(
+        "name: ui\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: |\n          echo before-gate\n          echo '::warning::look here'\n          while [ ! -e {} ]; do sleep 0.05; done\n          echo after-gate\n          exit 1\n",
+        gate.display()
+    )
+}
+
+#[test]
+fn the_web_ui_logs_in_shows_runs_and_logs_live_and_its_buttons_work() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(
+        root,
+        "github",
+        "octo/hello",
+        30,
+        &crate::harness::databases(root)[0],
+    );
+    let _runner = server.runner("r1", "");
+    let gate = root.join("gate");
+
+    // Without a session every page leads to the login.
+    browser.open(&format!("{}/", server.url));
+    browser.element("#token");
+    assert!(
+        browser.current_url().ends_with("/login"),
+        "{}",
+        browser.current_url()
+    );
+    browser.screenshot("login");
+    browser.type_into("#token", "not-a-token");
+    browser.click("form.login button");
+    browser.wait_for_text("p.error", "not an API token");
+    browser.type_into("#token", API_TOKEN);
+    browser.click("form.login button");
+    browser.wait_for_text("#runs-body", "No runs yet");
+
+    // A push appears on the open page without a reload.
+    let sha = repo.commit(
+        &[(".github/workflows/ui.yml", &gated_workflow(&gate))],
+        "main",
+    );
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    let (status, reply) = server.hook("github", "push", "ui-1", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let run_id = run_of_delivery(&server, "github:ui-1");
+    browser.wait_for_text("#runs-body", "ui");
+    browser.wait_for_text("#runs-body", "running");
+    browser.screenshot("runs");
+
+    // The run's page: its DAG and jobs; the job's log streams while the job runs.
+    browser.click("#runs-body a");
+    browser.element("svg.dag");
+    assert!(browser.current_url().ends_with(&format!("/runs/{run_id}")));
+    browser.screenshot("run");
+    browser.click("table.jobs a");
+    browser.wait_for_text("#log", "before-gate");
+    std::fs::write(&gate, "").expect("open the gate");
+    browser.wait_for_text("#log", "after-gate");
+    assert!(browser.text("ul.annotations").contains("look here"));
+    browser.screenshot("log");
+
+    // The raw log downloads with the session (a real HTTP request with the browser's
+    // HttpOnly, SameSite=Strict cookie).
+    let cookie = browser.session_cookie();
+    let raw_url = format!("{}/runs/{run_id}/jobs/build/raw", server.url);
+    let mut raw = agent()
+        .get(&raw_url)
+        .header("cookie", &cookie)
+        .call()
+        .expect("raw log");
+    assert!(
+        raw.headers()["content-disposition"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("attachment"),
+    );
+    let text = raw.body_mut().read_to_string().expect("text");
+    assert!(
+        text.contains("before-gate") && text.contains("after-gate"),
+        "{text}"
+    );
+
+    // Re-run failed, then cancel the new run: the states change on the open page.
+    server.finished_run(&run_id, Duration::from_secs(30));
+    std::fs::remove_file(&gate).expect("close the gate");
+    browser.open(&format!("{}/runs/{run_id}", server.url));
+    browser.wait_for_text("table.jobs", "failure");
+    browser.click("form[action$='/rerun'] input[name=failed] ~ button");
+    wait_for_showing(
+        || browser.current_url(),
+        Duration::from_secs(20),
+        || {
+            let url = browser.current_url();
+            (!url.ends_with(&format!("/runs/{run_id}"))).then_some(())
+        },
+    );
+    browser.wait_for_text("table.jobs", "running");
+    browser.click("form[action$='/cancel'] button");
+    browser.wait_for_text("table.jobs", "cancelled");
+    browser.screenshot("cancelled");
+
+    // A state-changing request without the CSRF token is refused; without a session, a
+    // page redirects to the login.
+    let refused = agent()
+        .post(&format!("{}/runs/{run_id}/rerun", server.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send("csrf=forged");
+    assert_eq!(refused.map(|r| r.status().as_u16()).unwrap_or(0), 403);
+    let no_session = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+        .get(&format!("{}/runs/{run_id}", server.url))
+        .call()
+        .expect("page");
+    assert_eq!(no_session.status().as_u16(), 303);
+    assert_eq!(no_session.headers()["location"], "/login");
+}
