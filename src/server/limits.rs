@@ -13,6 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const BUDGET_KIB: usize = 96 * 1024;
 /// A body must arrive within this long.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(20);
+/// What is left of a body refused as too slow is read and dropped for at most this long,
+/// so the sender gets the answer instead of a reset connection.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct BodyBudget(Arc<Semaphore>);
 
@@ -85,14 +88,21 @@ impl BodyBudget {
             let _ = tokio::time::timeout(BODY_DEADLINE, discard(body, 2 * max)).await;
             return Err(BodyError::TooLarge);
         }
-        tokio::time::timeout(BODY_DEADLINE, self.read_within(body, declared, max))
-            .await
-            .unwrap_or(Err(BodyError::TooSlow))
+        let mut body = body;
+        match tokio::time::timeout(BODY_DEADLINE, self.read_within(&mut body, declared, max)).await
+        {
+            Ok(read) => read,
+            Err(_) => {
+                // Nothing of it is held any more: the rest is read and dropped (bounded).
+                let _ = tokio::time::timeout(DRAIN_DEADLINE, discard(body, 2 * max)).await;
+                Err(BodyError::TooSlow)
+            }
+        }
     }
 
     async fn read_within(
         &self,
-        mut body: Body,
+        body: &mut Body,
         declared: Option<usize>,
         max: usize,
     ) -> Result<Held, BodyError> {
