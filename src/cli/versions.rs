@@ -26,25 +26,7 @@ fn repo_path(repo: &str) -> Result<String, super::CliError> {
     Ok(format!("{}/{}", segment(owner), segment(name)))
 }
 
-/// One change as a line: `+` added, `-` removed, `~` changed (with the fields).
-pub(super) fn change_line(change: &Value) -> String {
-    let text = |k: &str| change[k].as_str().unwrap_or_default().to_string();
-    let mark = match change["change"].as_str() {
-        Some("added") => "+",
-        Some("removed") => "-",
-        _ => "~",
-    };
-    let mut line = format!("{mark} {}", text("kind"));
-    if let Some(name) = change["name"].as_str() {
-        let _ = write!(line, " {name}");
-    }
-    let _ = write!(line, " ({})", text("pipeline"));
-    if let Some(fields) = change["fields"].as_array().filter(|f| !f.is_empty()) {
-        let fields: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
-        let _ = write!(line, ": {}", fields.join(", "));
-    }
-    line
-}
+pub(super) use crate::versions::change_line;
 
 fn change_log(value: &Value) -> String {
     let lines: Vec<String> = value

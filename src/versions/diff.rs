@@ -169,3 +169,24 @@ fn pipeline_changes(file: &str, old: &PipelineModel, new: &PipelineModel) -> Vec
     );
     changes
 }
+
+/// One change as a line: `+` added, `-` removed, `~` changed (with the fields).
+pub(crate) fn change_line(change: &Json) -> String {
+    use std::fmt::Write as _;
+    let text = |k: &str| change[k].as_str().unwrap_or_default().to_string();
+    let mark = match change["change"].as_str() {
+        Some("added") => "+",
+        Some("removed") => "-",
+        _ => "~",
+    };
+    let mut line = format!("{mark} {}", text("kind"));
+    if let Some(name) = change["name"].as_str() {
+        let _ = write!(line, " {name}");
+    }
+    let _ = write!(line, " ({})", text("pipeline"));
+    if let Some(fields) = change["fields"].as_array().filter(|f| !f.is_empty()) {
+        let fields: Vec<&str> = fields.iter().filter_map(Json::as_str).collect();
+        let _ = write!(line, ": {}", fields.join(", "));
+    }
+    line
+}

@@ -4,7 +4,7 @@
 
 mod diff;
 
-pub(crate) use diff::{Change, diff};
+pub(crate) use diff::{Change, change_line, diff};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

@@ -314,3 +314,67 @@ fn the_web_ui_logs_in_shows_runs_and_logs_live_and_its_buttons_work() {
     assert_eq!(no_session.status().as_u16(), 303);
     assert_eq!(no_session.headers()["location"], "/login");
 }
+
+#[test]
+fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let one = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo one\n";
+    let two = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo two\n  test:\n    runs-on: self-hosted\n    steps:\n      - run: echo test\n";
+    let (repo, server) = setup(
+        root,
+        "github",
+        "octo/hello",
+        30,
+        &crate::harness::databases(root)[0],
+    );
+    // Two versions: the first one, then a second the API sync reads.
+    repo.commit(&[(".github/workflows/ci.yml", one)], "main");
+    let (status, first) = server.post_with("/api/v1/repos/octo/hello/sync", &[]);
+    assert_eq!(status, 200, "{first}");
+    repo.commit(&[(".github/workflows/ci.yml", two)], "main");
+    let (status, second) = server.post_with("/api/v1/repos/octo/hello/sync", &[]);
+    assert_eq!(
+        (status, &second["outcome"]),
+        (200, &json!("applied")),
+        "{second}"
+    );
+    let (v1, v2) = (
+        first["version_id"].as_str().expect("v1").to_string(),
+        second["version_id"].as_str().expect("v2").to_string(),
+    );
+
+    browser.open(&format!("{}/login", server.url));
+    browser.type_into("#token", API_TOKEN);
+    browser.click("form.login button");
+    browser.element("#runs-body");
+    browser.open(&format!("{}/repos/octo/hello/versions", server.url));
+    browser.wait_for_text("p.meta", &v2);
+    assert!(browser.text("table.versions").contains("+ job test"));
+    browser.screenshot("versions");
+    // Someone else rolls back while this page is open...
+    let quoted = format!("\"{v2}\"");
+    let (status, body) = server.post_with(
+        &format!("/api/v1/repos/octo/hello/versions/{v1}/rollback"),
+        &[("if-match", &quoted)],
+    );
+    assert_eq!(
+        (status, &body["outcome"]),
+        (200, &json!("applied")),
+        "{body}"
+    );
+    // ...so this page's rollback (made against v2) is refused and says why.
+    browser.click(&format!("form[action$='/versions/{v1}/rollback'] button"));
+    browser.wait_for_text("p.flash", "someone changed it after this page was loaded");
+    assert!(browser.text("p.meta").contains("pinned by a rollback"));
+    let (_, now) = server.get("/api/v1/repos/octo/hello/versions/current");
+    assert_eq!(now["version_id"], v1.as_str());
+    // From the fresh page, unpin goes back to what the source shows.
+    browser.click("form[action$='/versions/unpin'] button");
+    browser.wait_for_text("p.meta", &v2);
+    let (_, now) = server.get("/api/v1/repos/octo/hello/versions/current");
+    assert_eq!(now["version_id"], v2.as_str());
+}

@@ -5,6 +5,7 @@
 mod dag;
 mod log;
 mod session;
+mod versions;
 
 use super::App;
 use super::store::{Page, now_ms};
@@ -31,6 +32,15 @@ pub(super) fn router() -> axum::Router<Arc<App>> {
         .route("/runs/{id}/jobs/{key}", get(job_log))
         .route("/runs/{id}/jobs/{key}/raw", get(raw_log))
         .route("/runs/{id}/jobs/{key}/live", get(live_log))
+        .route("/repos/{owner}/{name}/versions", get(versions::show))
+        .route(
+            "/repos/{owner}/{name}/versions/{id}/rollback",
+            post(versions::rollback),
+        )
+        .route(
+            "/repos/{owner}/{name}/versions/unpin",
+            post(versions::unpin),
+        )
         .route("/runners", get(runners))
         .route("/runners/{id}/drain", post(drain))
         .route("/ui/app.css", get(css))
@@ -50,6 +60,7 @@ fn templates() -> &'static Environment<'static> {
             ("run_rows.html", include_str!("templates/run_rows.html")),
             ("log.html", include_str!("templates/log.html")),
             ("runners.html", include_str!("templates/runners.html")),
+            ("versions.html", include_str!("templates/versions.html")),
         ] {
             env.add_template(name, text)
                 .expect("the embedded templates parse");
