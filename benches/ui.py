@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Benchmarks the web UI's pages with 10,000 runs stored and prints a table.
+
+  cargo build --release && benches/ui.py [--tess target/release/tess] [--runs 10000]
+
+For each database (SQLite; PostgreSQL when TESS_TEST_POSTGRES_URL is set, e.g. from
+scripts/postgres.sh): 10,000 runs (three queued jobs each, no runner) are made through
+signed push webhooks, then each page is fetched 50 times over loopback by a logged-in
+client: the time from sending the request to the last byte of the page (median, p95).
+Standard library only; every process is started and stopped here.
+"""
+import argparse, hashlib, hmac, http.client, json, os, re, statistics, subprocess, sys
+import tempfile, threading, time, urllib.parse
+
+SECRET = "bench-secret"
+TOKEN = "bench-token"
+WORKFLOW = """name: ui-bench
+on: push
+jobs:
+  build:
+    runs-on: nobody
+    steps: [{run: make}]
+  test:
+    needs: build
+    runs-on: nobody
+    steps: [{run: make test}]
+  deploy:
+    needs: test
+    runs-on: nobody
+    steps: [{run: make deploy}]
+"""
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", *args], cwd=cwd,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def server(tess, root, database):
+    bare, work = os.path.join(root, "origin.git"), os.path.join(root, "work")
+    git(root, "init", "-q", "--bare", "-b", "main", bare)
+    git(root, "init", "-q", "-b", "main", work)
+    os.makedirs(os.path.join(work, ".github/workflows"))
+    with open(os.path.join(work, ".github/workflows/ci.yml"), "w") as f:
+        f.write(WORKFLOW)
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "bench")
+    git(work, "push", "-q", bare, "HEAD:refs/heads/main")
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(root, "tess.toml"), "w") as f:
+        f.write(f'api_tokens = ["{TOKEN}"]\nregistration_token = "reg"\n'
+                f'[[repo]]\nforge = "github"\nname = "bench/app"\n'
+                f'clone_url = "{bare}"\nwebhook_secret = "{SECRET}"\n')
+    proc = subprocess.Popen(
+        [tess, "server", "--config", os.path.join(root, "tess.toml"), "--listen",
+         "127.0.0.1:0", "--database-url", database],
+        stdout=subprocess.PIPE, stderr=open(os.path.join(root, "server.log"), "w"), text=True)
+    url = re.search(r"http://\S+", proc.stdout.readline()).group(0)
+    host, port = urllib.parse.urlparse(url).netloc.split(":")
+    return proc, host, int(port), sha
+
+
+def request(host, port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection(host, port, timeout=60)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def make_runs(host, port, sha, count):
+    payload = json.dumps({"ref": "refs/heads/main", "after": sha,
+                          "before": "0" * 40, "repository": {"full_name": "bench/app"}}).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), payload, hashlib.sha256).hexdigest()
+    todo = list(range(count))
+    lock = threading.Lock()
+
+    def send():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                n = todo.pop()
+            r, _ = request(host, port, "POST", "/hooks/github", payload, {
+                "content-type": "application/json", "x-github-event": "push",
+                "x-github-delivery": f"ui-bench-{n}", "x-hub-signature-256": signature})
+            assert r.status == 202, r.status
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    while True:  # every delivery planned
+        _, data = request(host, port, "GET", "/api/v1/deliveries?limit=1000", headers=auth)
+        pending = [d for d in json.loads(data)["deliveries"] if d["status"] in ("received", "planning")]
+        if not pending:
+            break
+        time.sleep(0.5)
+
+
+def measure(host, port, cookie, path, n=50):
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        r, data = request(host, port, "GET", path, headers={"cookie": cookie})
+        times.append((time.perf_counter() - start) * 1000)
+        assert r.status == 200, (path, r.status)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1], len(data)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--tess", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "tess"))
+    p.add_argument("--runs", type=int, default=10000)
+    args = p.parse_args()
+    databases = [("sqlite", None)]
+    if os.environ.get("TESS_TEST_POSTGRES_URL"):
+        databases.append(("postgres", os.environ["TESS_TEST_POSTGRES_URL"]))
+    print(f"{'database':<9} {'page':<28} {'median_ms':>9} {'p95_ms':>7} {'bytes':>8}")
+    for name, url in databases:
+        root = tempfile.mkdtemp(prefix="tess-ui-bench-")
+        if url is None:
+            url = f"sqlite://{root}/tess.db?mode=rwc"
+        else:
+            db = "tess_ui_bench_" + str(os.getpid())
+            subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
+            url = url.rsplit("/", 1)[0] + "/" + db
+        proc, host, port, sha = server(os.path.abspath(args.tess), root, url)
+        try:
+            started = time.perf_counter()
+            make_runs(host, port, sha, args.runs)
+            made = time.perf_counter() - started
+            r, _ = request(host, port, "POST", "/login", f"token={TOKEN}".encode(),
+                           {"content-type": "application/x-www-form-urlencoded"})
+            cookie = r.getheader("set-cookie").split(";")[0]
+            _, data = request(host, port, "GET", "/api/v1/runs?limit=1",
+                              headers={"authorization": f"Bearer {TOKEN}"})
+            run = json.loads(data)["runs"][0]["id"]
+            pages = [("runs (/)", "/"), ("runs, filtered by state", "/?status=queued"),
+                     ("runs, page 2", "/?before=" + urllib.parse.quote(f"{int(time.time()*1000)}.z")),
+                     ("a run (DAG)", f"/runs/{run}"), ("a job's log", f"/runs/{run}/jobs/build"),
+                     ("runners", "/runners"), ("versions", "/repos/bench/app/versions")]
+            for label, path in pages:
+                median, p95, size = measure(host, port, cookie, path)
+                print(f"{name:<9} {label:<28} {median:9.2f} {p95:7.2f} {size:8}")
+            print(f"{name:<9} ({args.runs} runs made in {made:.1f} s)")
+        finally:
+            proc.terminate()
+            proc.wait()
+    print(f"machine: {os.cpu_count()} cores, {os.uname().machine}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
