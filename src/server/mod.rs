@@ -17,7 +17,7 @@ mod scheduler;
 pub mod store;
 mod ui;
 pub mod versions;
-mod versions_api;
+pub(crate) mod versions_api;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -229,17 +229,30 @@ pub(super) async fn schedules(
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
-    let definitions = versions::current_definitions(&app, &scope)
+    Ok(Json(schedules_of(&app, &repo, &scope, from, upcoming.count).await?).into_response())
+}
+
+/// A repository's schedules (its current version's and its config's) with their next
+/// `count` fire times from `from`, and the slots recorded lately (the API's and the web
+/// UI's answer).
+pub(super) async fn schedules_of(
+    app: &App,
+    repo: &Repo,
+    scope: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    count: usize,
+) -> Result<crate::rest::Schedules, super::api::ApiError> {
+    let definitions = versions::current_definitions(app, scope)
         .await
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
         .map(|(_, d)| d)
         .unwrap_or_default();
-    let list: Vec<crate::rest::Schedule> = super::scheduler::schedules(&repo, &definitions)
+    let list: Vec<crate::rest::Schedule> = super::scheduler::schedules(repo, &definitions)
         .iter()
         .map(|s| {
             let next: Vec<String> = s
                 .cron
-                .upcoming(from, s.timezone, upcoming.count.min(100))
+                .upcoming(from, s.timezone, count.min(100))
                 .iter()
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .collect();
@@ -253,10 +266,9 @@ pub(super) async fn schedules(
             }
         })
         .collect();
-    let slots = app.store.slots(&scope, 50).await?;
-    Ok(Json(crate::rest::Schedules {
+    let slots = app.store.slots(scope, 50).await?;
+    Ok(crate::rest::Schedules {
         schedules: list,
         slots,
     })
-    .into_response())
 }

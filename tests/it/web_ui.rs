@@ -323,7 +323,7 @@ fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let one = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo one\n";
-    let two = "name: ci\non: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo two\n  test:\n    runs-on: self-hosted\n    steps:\n      - run: echo test\n";
+    let two = "name: ci\non:\n  push:\n  schedule:\n    - cron: '0 6 * * 1'\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo two\n  test:\n    runs-on: self-hosted\n    steps:\n      - run: echo test\n";
     let (repo, server) = setup(
         root,
         "github",
@@ -352,7 +352,7 @@ fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
     browser.click("form.login button");
     browser.element("#runs-body");
     browser.open(&format!("{}/repos/octo/hello/versions", server.url));
-    browser.wait_for_text("p.meta", &v2);
+    browser.wait_for_text("#current", &v2);
     assert!(browser.text("table.versions").contains("+ job test"));
     browser.screenshot("versions");
     // Someone else rolls back while this page is open...
@@ -369,12 +369,18 @@ fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
     // ...so this page's rollback (made against v2) is refused and says why.
     browser.click(&format!("form[action$='/versions/{v1}/rollback'] button"));
     browser.wait_for_text("p.flash", "someone changed it after this page was loaded");
-    assert!(browser.text("p.meta").contains("pinned by a rollback"));
+    assert!(browser.text("#current").contains("pinned by a rollback"));
     let (_, now) = server.get("/api/v1/repos/octo/hello/versions/current");
     assert_eq!(now["version_id"], v1.as_str());
     // From the fresh page, unpin goes back to what the source shows.
     browser.click("form[action$='/versions/unpin'] button");
-    browser.wait_for_text("p.meta", &v2);
+    browser.wait_for_text("#current", &v2);
     let (_, now) = server.get("/api/v1/repos/octo/hello/versions/current");
     assert_eq!(now["version_id"], v2.as_str());
+    // The current version's schedule, with its next fire times (Mondays, 06:00 UTC).
+    browser.click("a[href$='/schedules']");
+    browser.wait_for_text("table.schedules", "0 6 * * 1");
+    let next = browser.text("table.schedules");
+    assert!(next.contains("T06:00:00Z"), "{next}");
+    browser.screenshot("schedules");
 }

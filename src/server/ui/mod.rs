@@ -4,6 +4,7 @@
 
 mod dag;
 mod log;
+mod schedules;
 mod session;
 mod versions;
 
@@ -41,6 +42,7 @@ pub(super) fn router() -> axum::Router<Arc<App>> {
             "/repos/{owner}/{name}/versions/unpin",
             post(versions::unpin),
         )
+        .route("/repos/{owner}/{name}/schedules", get(schedules::show))
         .route("/runners", get(runners))
         .route("/runners/{id}/drain", post(drain))
         .route("/ui/app.css", get(css))
@@ -61,6 +63,7 @@ fn templates() -> &'static Environment<'static> {
             ("log.html", include_str!("templates/log.html")),
             ("runners.html", include_str!("templates/runners.html")),
             ("versions.html", include_str!("templates/versions.html")),
+            ("schedules.html", include_str!("templates/schedules.html")),
         ] {
             env.add_template(name, text)
                 .expect("the embedded templates parse");

@@ -11,7 +11,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 
-fn configured(app: &App, owner: &str, name: &str) -> Option<crate::server::config::Repo> {
+pub(super) fn configured(
+    app: &App,
+    owner: &str,
+    name: &str,
+) -> Option<crate::server::config::Repo> {
     let full = format!("{owner}/{name}");
     app.config()
         .repos
