@@ -143,7 +143,7 @@ fn wait(
 /// `##[error]`-style markers as words; whole lines only (a chunk may end mid-line).
 pub(super) struct LogRenderer {
     raw: bool,
-    partial: String,
+    lines: crate::exec::WholeLines,
     in_section: bool,
 }
 
@@ -151,7 +151,7 @@ impl LogRenderer {
     pub(super) fn new(raw: bool) -> LogRenderer {
         LogRenderer {
             raw,
-            partial: String::new(),
+            lines: crate::exec::WholeLines::default(),
             in_section: false,
         }
     }
@@ -160,11 +160,9 @@ impl LogRenderer {
         if self.raw {
             return chunk.to_string();
         }
-        self.partial.push_str(chunk);
-        let Some(end) = self.partial.rfind('\n') else {
+        let Some(complete) = self.lines.push(chunk) else {
             return String::new();
         };
-        let complete: String = self.partial.drain(..=end).collect();
         let mut out = String::new();
         for line in complete.lines() {
             self.line(line, &mut out);
@@ -174,7 +172,7 @@ impl LogRenderer {
 
     /// What is left after the last newline.
     pub(super) fn finish(&mut self) -> String {
-        let rest = std::mem::take(&mut self.partial);
+        let rest = self.lines.finish();
         let mut out = String::new();
         if !rest.is_empty() {
             self.line(&rest, &mut out);

@@ -61,3 +61,24 @@ fn emit_line(bytes: &[u8], masker: &mut Masker, emit: &mut impl FnMut(&mut Maske
         Err(_) => emit(masker, &String::from_utf8_lossy(bytes)),
     }
 }
+
+/// Whole lines out of text that arrives in chunks (a stored log read piece by piece): what
+/// follows the last newline waits for the next chunk.
+#[derive(Default)]
+pub(crate) struct WholeLines {
+    partial: String,
+}
+
+impl WholeLines {
+    /// The text up to and including the last newline seen so far, if there is one.
+    pub(crate) fn push(&mut self, chunk: &str) -> Option<String> {
+        self.partial.push_str(chunk);
+        let end = self.partial.rfind('\n')?;
+        Some(self.partial.drain(..=end).collect())
+    }
+
+    /// What is left after the last newline.
+    pub(crate) fn finish(&mut self) -> String {
+        std::mem::take(&mut self.partial)
+    }
+}

@@ -6,6 +6,7 @@ mod commands;
 pub mod container;
 mod files;
 mod lines;
+pub(crate) use lines::WholeLines;
 mod mask;
 mod process;
 pub mod reaper;

@@ -19,7 +19,7 @@ pub(super) struct Renderer {
     line: usize,
     /// The open group's number (its header's line), if any.
     group: Option<usize>,
-    partial: String,
+    lines: crate::exec::WholeLines,
     pub annotations: Vec<Annotation>,
 }
 
@@ -108,11 +108,9 @@ impl Renderer {
 
     /// The HTML of the whole lines in `chunk` (a partial last line waits for the next).
     pub(super) fn push(&mut self, chunk: &str) -> String {
-        self.partial.push_str(chunk);
-        let Some(end) = self.partial.rfind('\n') else {
+        let Some(complete) = self.lines.push(chunk) else {
             return String::new();
         };
-        let complete: String = self.partial.drain(..=end).collect();
         let mut out = String::new();
         for line in complete.lines() {
             self.line(line, &mut out);
@@ -122,7 +120,7 @@ impl Renderer {
 
     /// The HTML of what is left after the last newline.
     pub(super) fn finish(&mut self) -> String {
-        let rest = std::mem::take(&mut self.partial);
+        let rest = self.lines.finish();
         let mut out = String::new();
         if !rest.is_empty() {
             self.line(&rest, &mut out);
