@@ -165,6 +165,23 @@ impl Browser {
         format!("tess_session={}", cookie["value"].as_str().expect("value"))
     }
 
+    /// Runs `script` in the page and returns its value.
+    fn eval(&self, script: &str) -> Value {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            "/window/rect",
+            Some(&json!({ "width": width, "height": height })),
+        );
+    }
+
     fn screenshot(&self, name: &str) {
         use base64::Engine as _;
         let png = self.command("GET", "/screenshot", None);
@@ -294,6 +311,18 @@ fn the_web_ui_logs_in_shows_runs_and_logs_live_and_its_buttons_work() {
     browser.click("form[action$='/cancel'] button");
     browser.wait_for_text("table.jobs", "cancelled");
     browser.screenshot("cancelled");
+
+    // A phone-sized window: the pages fit its width (nothing scrolls sideways).
+    browser.resize(390, 844);
+    for page in ["/".to_string(), format!("/runs/{run_id}")] {
+        browser.open(&format!("{}{page}", server.url));
+        browser.element("main h1");
+        let fits =
+            browser.eval("return document.documentElement.scrollWidth <= window.innerWidth + 1;");
+        assert_eq!(fits, true, "{page} is wider than a phone");
+    }
+    browser.screenshot("narrow");
+    browser.resize(1280, 900);
 
     // A state-changing request without the CSRF token is refused; without a session, a
     // page redirects to the login.
