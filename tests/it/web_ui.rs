@@ -413,3 +413,58 @@ fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
     assert!(next.contains("T06:00:00Z"), "{next}");
     browser.screenshot("schedules");
 }
+
+/// A session cookie from a real login (no browser needed).
+fn login(server: &crate::harness::Server) -> String {
+    let answer = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+        .post(&format!("{}/login", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(format!("token={API_TOKEN}"))
+        .expect("login");
+    assert_eq!(answer.status().as_u16(), 303);
+    let cookie = answer.headers()["set-cookie"].to_str().expect("cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    cookie.split(';').next().expect("value").to_string()
+}
+
+#[test]
+fn a_matrix_job_is_one_box_of_the_dag_with_its_instances() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(
+        root,
+        "github",
+        "octo/hello",
+        30,
+        &crate::harness::databases(root)[0],
+    );
+    let workflow = "name: m\non: push\njobs:\n  build:\n    runs-on: nobody\n    steps: [{run: make}]\n  test:\n    needs: build\n    runs-on: nobody\n    strategy:\n      matrix:\n        os: [linux, mac, windows]\n    steps: [{run: make test}]\n";
+    let sha = repo.commit(&[(".github/workflows/m.yml", workflow)], "main");
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    let (status, reply) = server.hook("github", "push", "matrix-1", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let run_id = run_of_delivery(&server, "github:matrix-1");
+    let cookie = login(&server);
+    let mut page = agent()
+        .get(&format!("{}/runs/{run_id}", server.url))
+        .header("cookie", &cookie)
+        .call()
+        .expect("run page");
+    let html = page.body_mut().read_to_string().expect("html");
+    let svg = &html[html.find("<svg").expect("svg")..html.find("</svg>").expect("end")];
+    assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
+    assert!(svg.contains(">test (3 instances)</text>"), "{svg}");
+    // One edge build → the group, not one per instance; the jobs table lists all three.
+    assert_eq!(svg.matches("class=\"edge\"").count(), 1, "{svg}");
+    assert_eq!(
+        html.matches("/jobs/test%20%28").count(),
+        4,
+        "three rows and the box"
+    );
+}
