@@ -468,3 +468,52 @@ fn a_matrix_job_is_one_box_of_the_dag_with_its_instances() {
         "three rows and the box"
     );
 }
+
+#[test]
+fn a_long_log_is_shown_from_its_tail_wherever_the_cut_falls_in_a_character() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (repo, server) = setup(
+        root,
+        "github",
+        "octo/hello",
+        30,
+        &crate::harness::databases(root)[0],
+    );
+    let _runner = server.runner("r1", "");
+    // 1.2 MB of three-byte characters, then a line of `k` bytes: across k = 0, 1, 2 the
+    // 1 MiB cut falls at each place inside a character once.
+    let workflow = r#"name: big
+on: push
+jobs:
+  big:
+    runs-on: self-hosted
+    strategy:
+      matrix:
+        k: ['0', '1', '2']
+    steps:
+      - run: |
+          awk 'BEGIN{for(i=0;i<4000;i++){s=""; for(j=0;j<100;j++) s=s "€"; print s}}'
+          awk -v k=${{ matrix.k }} 'BEGIN{s=""; for(i=0;i<k;i++) s=s "a"; print s}'
+"#;
+    let sha = repo.commit(&[(".github/workflows/big.yml", workflow)], "main");
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    let (status, reply) = server.hook("github", "push", "big-1", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let run_id = run_of_delivery(&server, "github:big-1");
+    let run = server.finished_run(&run_id, Duration::from_secs(60));
+    assert_eq!(run["status"], "success", "{run:#}");
+    let cookie = login(&server);
+    for k in 0..3 {
+        let key = format!("big%20%28{k}%29");
+        let mut page = agent()
+            .get(&format!("{}/runs/{run_id}/jobs/{key}", server.url))
+            .header("cookie", &cookie)
+            .call()
+            .expect("log page");
+        assert_eq!(page.status().as_u16(), 200, "k = {k}");
+        let html = page.body_mut().read_to_string().expect("html");
+        assert!(html.contains("earlier lines are not shown"), "k = {k}");
+        assert!(html.contains("€€€"), "k = {k}");
+    }
+}

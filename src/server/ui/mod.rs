@@ -412,8 +412,12 @@ async fn job_log(
         Err(e) => return store_failed(e),
     };
     // A long log is shown from its tail, at a line boundary.
+    // (Searched as bytes: the cut may fall inside a character; after a `\n` never does.)
     let shown_from = text.len().checked_sub(SHOWN_LOG_BYTES).map_or(0, |cut| {
-        text[cut..].find('\n').map_or(text.len(), |n| cut + n + 1)
+        text.as_bytes()[cut..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |n| cut + n + 1)
     });
     let skipped = text[..shown_from].matches('\n').count();
     let mut renderer = log::Renderer::starting_at(skipped + 1);
