@@ -23,7 +23,7 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        (self.0, Json(crate::rest::ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -394,35 +394,51 @@ pub struct LogQuery {
     follow: Option<u8>,
 }
 
-/// `?follow=1`: the log as Server-Sent Events — `data:` lines as they arrive, then an
-/// `end` event with the final state once the job has finished.
-fn follow_log(app: Arc<App>, run: String, job: String, offset: u64) -> Response {
+/// A job's log from `offset` as Server-Sent Events: an event with what `render` makes of
+/// each new piece of text (told when it is the last; an empty result sends nothing), then
+/// an `end` event with the final state once the job has finished. The store is read again
+/// every `poll` while nothing is new. `?follow=1` sends the text as it is; the web UI its
+/// HTML.
+pub(super) fn follow_log(
+    app: Arc<App>,
+    run: String,
+    job: String,
+    offset: u64,
+    poll: Duration,
+    render: impl FnMut(&str, bool) -> String + Send + 'static,
+) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let state = (app, offset, false);
-    let stream = futures_util::stream::unfold(state, move |(app, offset, ended)| {
-        let (run, job) = (run.clone(), job.clone());
-        async move {
-            if ended {
-                return None;
-            }
-            loop {
-                let Ok(Some((text, _, finished))) = app.store.log(&run, &job, offset).await else {
-                    let end = Event::default().event("end").data("gone");
-                    return Some((Ok::<_, std::convert::Infallible>(end), (app, offset, true)));
-                };
-                if !text.is_empty() {
-                    let next = offset + text.len() as u64;
-                    let event = Event::default().id(next.to_string()).data(text);
-                    return Some((Ok(event), (app, next, false)));
+    let state = (app, offset, render, false);
+    let stream =
+        futures_util::stream::unfold(state, move |(app, mut offset, mut render, ended)| {
+            let (run, job) = (run.clone(), job.clone());
+            async move {
+                if ended {
+                    return None;
                 }
-                if finished {
-                    let end = Event::default().event("end").data("finished");
-                    return Some((Ok(end), (app, offset, true)));
+                loop {
+                    let Ok(Some((text, _, finished))) = app.store.log(&run, &job, offset).await
+                    else {
+                        let end = Event::default().event("end").data("gone");
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(end),
+                            (app, offset, render, true),
+                        ));
+                    };
+                    offset += text.len() as u64;
+                    let data = render(&text, finished);
+                    if !data.is_empty() {
+                        let event = Event::default().id(offset.to_string()).data(data);
+                        return Some((Ok(event), (app, offset, render, false)));
+                    }
+                    if finished {
+                        let end = Event::default().event("end").data("finished");
+                        return Some((Ok(end), (app, offset, render, true)));
+                    }
+                    tokio::time::sleep(poll).await;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        }
-    });
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -447,7 +463,9 @@ pub async fn job_log(
             )
         })?;
     if q.follow == Some(1) {
-        return Ok(follow_log(app, id, key, q.offset.unwrap_or(0)));
+        let raw = |text: &str, _: bool| text.to_string();
+        let poll = Duration::from_millis(200);
+        return Ok(follow_log(app, id, key, q.offset.unwrap_or(0), poll, raw));
     }
     let mut response = text.into_response();
     let h = response.headers_mut();
@@ -569,11 +587,10 @@ pub async fn list_runners(
     api_auth(&app, &headers)?;
     let page = q.page()?;
     let runners = app.store.runners(&page).await?;
-    let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let runners: Vec<crate::rest::Runner> = runners
         .into_iter()
         .map(|r| crate::rest::Runner {
-            online: r.last_seen >= online_after,
+            online: app.runner_online(r.last_seen),
             outdated: r.version != env!("CARGO_PKG_VERSION"),
             registered: r,
         })
@@ -640,7 +657,6 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Reply {
 
 #[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics (OpenMetrics text)", responses((status = 200, description = "the exposition")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
-    let online_after = now_ms() - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let (reports_pending, reports_given_up) = app.store.report_counts().await?;
     let gauges = super::metrics::Gauges {
         queue_depth: app.store.queued_labels().await?,
@@ -650,7 +666,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Reply {
             .runners(&Page::ALL)
             .await?
             .iter()
-            .filter(|r| r.last_seen >= online_after)
+            .filter(|r| app.runner_online(r.last_seen))
             .count(),
         reports_pending,
         reports_given_up,

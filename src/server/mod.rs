@@ -69,6 +69,12 @@ pub struct App {
 }
 
 impl App {
+    /// Whether a runner last seen at `last_seen` (ms) counts as online now: seen within three
+    /// lease TTLs.
+    pub fn runner_online(&self, last_seen: i64) -> bool {
+        last_seen >= store::now_ms() - 3 * self.config().lease.ttl_seconds as i64 * 1000
+    }
+
     /// The config as now applied.
     pub fn config(&self) -> Arc<Config> {
         Arc::clone(

@@ -15,19 +15,23 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// The repository named by the path (`owner/name`; nested GitLab groups URL-encoded).
-fn repo(app: &App, owner: &str, name: &str) -> Result<Repo, super::api::ApiError> {
+/// The configured repository `owner/name` (case-insensitive, as the forges treat names).
+pub(super) fn configured(app: &App, owner: &str, name: &str) -> Option<Repo> {
     let full = format!("{owner}/{name}");
     app.config()
         .repos
         .iter()
         .find(|r| r.name.eq_ignore_ascii_case(&full))
         .cloned()
-        .ok_or_else(|| {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("repository `{full}` is not configured"),
-            )
-        })
+}
+
+fn repo(app: &App, owner: &str, name: &str) -> Result<Repo, super::api::ApiError> {
+    configured(app, owner, name).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("repository `{owner}/{name}` is not configured"),
+        )
+    })
 }
 
 /// The caller holds an API token; the repository named and its versions' scope.

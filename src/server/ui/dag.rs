@@ -140,7 +140,7 @@ pub(super) fn svg(jobs: &[Job], base: &str) -> String {
             "<a href=\"{base}/jobs/{}\"><g class=\"job {}\"><title>{}</title>\
              <rect x=\"{x}\" y=\"{y}\" rx=\"6\" width=\"{BOX_W}\" height=\"{BOX_H}\"/>\
              <text x=\"{}\" y=\"{}\">{}</text></g></a>",
-            percent_encoding::utf8_percent_encode(node.keys[0], percent_encoding::NON_ALPHANUMERIC),
+            super::segment(node.keys[0]),
             escape(node.state),
             escape(&node.title),
             x + 10,

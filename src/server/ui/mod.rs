@@ -495,49 +495,19 @@ async fn live_log(
     Path((id, job_key)): Path<(String, String)>,
     Query(q): Query<LiveQuery>,
 ) -> Response {
-    use axum::response::sse::{Event, KeepAlive, Sse};
     if let Err(r) = session(&app, &headers) {
         return r.into_response();
     }
-    let renderer = log::Renderer::starting_at(q.line);
-    let state = (app, q.offset, renderer, false);
-    let stream = futures_util::stream::unfold(state, move |(app, offset, mut renderer, ended)| {
-        let (id, job_key) = (id.clone(), job_key.clone());
-        async move {
-            if ended {
-                return None;
-            }
-            let Ok(Some((text, _, finished))) = app.store.log(&id, &job_key, offset).await else {
-                let end = Event::default().event("end").data("gone");
-                return Some((
-                    Ok::<_, std::convert::Infallible>(end),
-                    (app, offset, renderer, true),
-                ));
-            };
-            let mut html = renderer.push(&text);
-            if finished {
-                html.push_str(&renderer.finish());
-            }
-            let next = offset + text.len() as u64;
-            if !html.is_empty() {
-                return Some((
-                    Ok(Event::default().data(html)),
-                    (app, next, renderer, false),
-                ));
-            }
-            if finished {
-                let end = Event::default().event("end").data("finished");
-                return Some((Ok(end), (app, next, renderer, true)));
-            }
-            // Nothing new yet: look again shortly (a comment keeps the stream going).
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let waiting = Event::default().comment("waiting");
-            Some((Ok(waiting), (app, next, renderer, false)))
+    let mut renderer = log::Renderer::starting_at(q.line);
+    let render = move |text: &str, last: bool| {
+        let mut html = renderer.push(text);
+        if last {
+            html.push_str(&renderer.finish());
         }
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+        html
+    };
+    let poll = std::time::Duration::from_millis(100);
+    super::api::follow_log(app, id, job_key, q.offset, poll, render)
 }
 
 async fn runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -550,12 +520,11 @@ async fn runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Err(e) => return store_failed(e),
     };
     let now = now_ms();
-    let online_after = now - 3 * app.config().lease.ttl_seconds as i64 * 1000;
     let rows: Vec<minijinja::Value> = list
         .iter()
         .map(|r| {
             let busy = r.load.as_ref().is_some_and(|l| l.running_jobs > 0);
-            let state = match (r.last_seen >= online_after, r.draining, busy) {
+            let state = match (app.runner_online(r.last_seen), r.draining, busy) {
                 (false, _, _) => "lost",
                 (true, true, _) => "draining",
                 (true, false, true) => "busy",

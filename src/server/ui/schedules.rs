@@ -16,7 +16,7 @@ pub(super) async fn show(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let Some(repo) = super::versions::configured(&app, &owner, &name) else {
+    let Some(repo) = crate::server::versions_api::configured(&app, &owner, &name) else {
         return (StatusCode::NOT_FOUND, "no such repository").into_response();
     };
     let scope = crate::server::versions::scope(&repo);

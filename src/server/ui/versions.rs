@@ -11,19 +11,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 
-pub(super) fn configured(
-    app: &App,
-    owner: &str,
-    name: &str,
-) -> Option<crate::server::config::Repo> {
-    let full = format!("{owner}/{name}");
-    app.config()
-        .repos
-        .iter()
-        .find(|r| r.name.eq_ignore_ascii_case(&full))
-        .cloned()
-}
-
 /// The page, with `flash` said at its top.
 async fn page(
     app: &App,
@@ -36,7 +23,7 @@ async fn page(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let Some(repo) = configured(app, owner, name) else {
+    let Some(repo) = crate::server::versions_api::configured(app, owner, name) else {
         return (StatusCode::NOT_FOUND, "no such repository").into_response();
     };
     let scope = versions::scope(&repo);
@@ -115,7 +102,7 @@ async fn change(
     if let Err(r) = authorized_form(app, headers, &form.csrf) {
         return r.into_response();
     }
-    let Some(repo) = configured(app, owner, name) else {
+    let Some(repo) = crate::server::versions_api::configured(app, owner, name) else {
         return Refusal::Login.into_response();
     };
     let scope = versions::scope(&repo);
