@@ -77,6 +77,9 @@ pub struct Lease {
     /// `ACTIONS_RUNTIME_TOKEN` for the server's cache service (at the server's URL).
     #[serde(default)]
     pub cache_token: Option<String>,
+    /// A GitLab manual job someone played, with the job inputs they gave (name → text).
+    #[serde(default)]
+    pub played: Option<IndexMap<String, String>>,
 }
 
 /// Identifies an attempt; every call about it is fenced by `attempt` + `lease_token`.

@@ -35,6 +35,12 @@ pub struct RunSummary {
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// The commit's title (the first line of its message).
+    pub title: Option<String>,
+    /// Why the pipeline started (the trigger that matched).
+    pub reason: Option<String>,
+    /// The pipeline version it ran (see the repository's versions).
+    pub version_id: Option<String>,
 }
 
 /// `GET /api/v1/runs`: newest first; `next` is the cursor of the next page (`?before=`).
@@ -73,6 +79,37 @@ pub struct Job {
     /// Set on a queued job no registered runner can take, saying why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_reason: Option<String>,
+    /// Who starts it: `manual` (GitLab `when: manual`; state `manual` until played),
+    /// `manual-blocking` (the same with `allow_failure: false`: the run waits for it) or
+    /// `approval` (a deployment to a protected environment; state `approval` until reviewed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// The protected environment an `approval` gate is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The job inputs a play may set, as declared (name, type, default, options, regex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub inputs: Vec<crate::spec::gitlab::inputs::InputForm>,
+    /// The job inputs it was played with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub played: Option<indexmap::IndexMap<String, String>>,
+}
+
+/// `POST /api/v1/runs/{id}/jobs/{key}/play`: the job inputs (name → value as text).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PlayJob {
+    #[serde(default)]
+    pub inputs: indexmap::IndexMap<String, String>,
+}
+
+/// `POST /api/v1/runs/{id}/jobs/{key}/approve` or `…/decline`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobStarted {
+    pub run: String,
+    pub job: String,
+    /// The job's state now (`queued`, or `failure` when declined).
+    pub state: String,
 }
 
 /// `GET /api/v1/runs/{id}`.
@@ -283,6 +320,10 @@ pub struct ScheduleSlot {
 /// One schedule of a repository and its next fire times.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Schedule {
+    /// Names the schedule (to switch it on or off).
+    pub key: String,
+    /// Off: its slots start nothing (`POST …/schedules/switch`).
+    pub enabled: bool,
     /// The pipeline file, or `tess.toml` for a pipeline schedule of the config.
     pub file: String,
     pub cron: String,
@@ -291,6 +332,14 @@ pub struct Schedule {
     pub git_ref: String,
     /// RFC 3339, UTC.
     pub next: Vec<String>,
+}
+
+/// `POST …/schedules/switch`: a schedule on or off.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleSwitch {
+    /// The schedule's `key`.
+    pub schedule: String,
+    pub enabled: bool,
 }
 
 /// `GET …/schedules`.

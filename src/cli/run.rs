@@ -258,31 +258,8 @@ fn select_jobs(
     });
     // Naming a manual job plays it, with the job inputs given.
     for job in &mut plan.jobs {
-        if !wanted.iter().any(|w| *w == job.id || *w == job.key) {
-            continue;
-        }
-        let Some(gl) = std::sync::Arc::make_mut(&mut job.spec).gitlab.as_mut() else {
-            continue;
-        };
-        if gl.when == "manual" {
-            gl.when = "on_success".into();
-        }
-        for (name, text) in inputs {
-            let Some(spec) = gl.inputs.get(name) else {
-                let names: Vec<&str> = gl.inputs.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "--job-input {name}: job `{}` has no input `{name}` (its inputs: {})",
-                    job.key,
-                    if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
-                    }
-                ));
-            };
-            let value = crate::spec::gitlab::inputs::job_input_value(spec, text)
-                .map_err(|why| format!("--job-input {name}: {why}"))?;
-            gl.input_values.insert(name.clone(), value);
+        if wanted.iter().any(|w| *w == job.id || *w == job.key) {
+            crate::plan::play(job, inputs).map_err(|why| format!("--job-input: {why}"))?;
         }
     }
     Ok(())

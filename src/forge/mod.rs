@@ -92,7 +92,8 @@ impl State {
     /// From a job's or run's stored state; `None` for states nobody is told about.
     pub fn of_stored(state: &str, allowed_failure: bool) -> Option<State> {
         Some(match state {
-            "waiting" | "queued" | "pending" => State::Pending,
+            // `manual`/`approval`: waiting for a person to play or approve it.
+            "waiting" | "queued" | "pending" | "manual" | "approval" => State::Pending,
             "running" => State::Running,
             "success" => State::Success,
             "failure" | "failed" if allowed_failure => State::AllowedFailure,

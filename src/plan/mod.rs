@@ -6,10 +6,12 @@ mod dag;
 pub mod gitlab;
 pub mod interpolate;
 pub mod matrix;
+mod play;
 mod steps;
 
 pub use context::{NeedsState, PlanContext};
 pub use dag::{find_cycle, levels, topological_order};
+pub use play::{input_forms, play};
 pub use steps::{PlannedStep, StepGroup};
 
 use crate::diag::Diagnostic;

@@ -371,13 +371,19 @@ fn run(
                 lease.job_key, lease.sha
             )
         })?;
+    let mut job = job.clone();
+    if let Some(inputs) = &lease.played {
+        let inputs: Vec<(String, String)> =
+            inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        crate::plan::play(&mut job, &inputs)?;
+    }
     let plan = PipelinePlan {
         file: full.file.clone(),
         name: full.name.clone(),
         dialect: full.dialect,
         triggered: full.triggered,
         reason: full.reason.clone(),
-        jobs: vec![job.clone()],
+        jobs: vec![job],
         skipped: Vec::new(),
         skipped_includes: Vec::new(),
     };

@@ -39,6 +39,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
             gap @ StoreError::LogGap { .. } => error(StatusCode::CONFLICT, gap.to_string()),
             StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+            StoreError::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
             StoreError::Db(m) => {
                 tracing::error!(error = %m, "storage error");
                 error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
@@ -335,6 +336,7 @@ pub async fn list_runs(
             f.status.as_deref(),
             f.git_ref.as_deref(),
             &page,
+            None,
         )
         .await?;
     let next = next_cursor(&runs, &page, |r| (r.created_at, r.id.as_str()));
@@ -734,6 +736,7 @@ impl App {
             env: repo.map(|r| r.env.clone()).unwrap_or_default(),
             secrets,
             spec: c.spec,
+            played: c.played,
         }
     }
 }

@@ -218,6 +218,14 @@ pub struct Repo {
     pub poll_seconds: Option<u64>,
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<PipelineSchedule>,
+    /// Environments whose jobs wait for a person's approval before they start (GitHub's
+    /// required reviewers, GitLab's deployment approvals).
+    #[serde(default)]
+    pub protected_environments: Vec<String>,
+    /// The web UI shows this repository's runs, logs, versions and schedules to visitors
+    /// without a session (read-only; every button still needs a login).
+    #[serde(default)]
+    pub public: bool,
 }
 
 impl Repo {

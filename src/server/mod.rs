@@ -6,6 +6,7 @@ pub mod config;
 pub mod connections;
 mod detect;
 pub mod first_start;
+mod gates_api;
 pub mod hooks;
 pub mod limits;
 pub mod metrics;
@@ -126,6 +127,9 @@ fn api_router() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(api::show_run))
         .routes(routes!(api::cancel_run))
         .routes(routes!(api::rerun))
+        .routes(routes!(gates_api::play))
+        .routes(routes!(gates_api::approve))
+        .routes(routes!(gates_api::decline))
         .routes(routes!(api::job_log))
         .routes(routes!(api::list_runners))
         .routes(routes!(api::drain_runner))
@@ -140,6 +144,7 @@ fn api_router() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(versions_api::rollback))
         .routes(routes!(versions_api::sync))
         .routes(routes!(versions_api::schedules))
+        .routes(routes!(versions_api::switch_schedule))
 }
 
 fn resolve_all(secrets: &[config::Secret], base: &Path) -> Result<Vec<String>, String> {

@@ -3,7 +3,7 @@
 //! shared planner. Blocking (git processes); the server calls it off the async threads.
 
 use super::config::{Forge, Repo};
-use super::store::{NewJob, NewRun, Supersede, random_hex};
+use super::store::{Gate, NewJob, NewRun, Supersede, random_hex};
 use crate::forge::payload::Trigger;
 use crate::git::{Remote, run as git};
 use crate::plan::{PipelinePlan, plan_pipeline};
@@ -234,8 +234,26 @@ pub fn plan(
     let root = format!("{}/", tree.path().display());
     let relative = |s: &str| s.replace(&root, "");
     let event_json = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+    // The pipeline version the runs are of (the id `versions` gives these definitions).
+    let version_id = match definitions {
+        Some(d) => d.id(),
+        None => crate::versions::Definitions::id_of_sources(
+            &loaded
+                .sources
+                .iter()
+                .map(|(file, text)| (relative(file), text.clone()))
+                .collect(),
+        ),
+    };
+    let title = git(&mirror, &["show", "-s", "--format=%s", &sha])
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
     let new_run = |pipeline: String, file: String| {
-        new_run(repo, &event, &sha, event_json.clone(), pipeline, file)
+        let mut run = new_run(repo, &event, &sha, event_json.clone(), pipeline, file);
+        run.title.clone_from(&title);
+        run.version_id = Some(version_id.clone());
+        run
     };
     let mut planned = Planned {
         runs: Vec::new(),
@@ -299,7 +317,8 @@ pub fn plan(
             continue;
         }
         let mut run = new_run(plan.name.clone(), file);
-        run.jobs = jobs(&plan);
+        run.reason.clone_from(&plan.reason);
+        run.jobs = jobs(&plan, repo);
         run.concurrency = concurrency(pipeline, &event, &repo.name, &sha);
         run.cancel_on_job_failure = pipeline.dialect == crate::spec::Dialect::GitLab
             && pipeline.auto_cancel.on_job_failure == "all";
@@ -400,6 +419,9 @@ pub fn new_run(
         git_ref: event.git_ref.clone(),
         sha: sha.to_string(),
         event_json,
+        title: None,
+        reason: None,
+        version_id: None,
         error: None,
         skipped: None,
         jobs: Vec::new(),
@@ -417,7 +439,7 @@ fn run_id() -> String {
     )
 }
 
-fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
+fn jobs(plan: &PipelinePlan, repo: &Repo) -> Vec<NewJob> {
     let mut out: Vec<NewJob> = plan
         .jobs
         .iter()
@@ -448,6 +470,8 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
             spec: serde_json::to_value(j).unwrap_or_default(),
             skipped: None,
             interruptible: j.spec.gitlab.as_ref().is_some_and(|g| g.interruptible),
+            gate: gate(j, repo),
+            inputs: crate::plan::input_forms(j),
         })
         .collect();
     out.extend(plan.skipped.iter().map(|s| NewJob {
@@ -460,8 +484,34 @@ fn jobs(plan: &PipelinePlan) -> Vec<NewJob> {
         spec: Json::Null,
         skipped: Some(s.reason.clone()),
         interruptible: true,
+        gate: None,
+        inputs: Vec::new(),
     }));
     out
+}
+
+/// Who must start the job: a person playing a GitLab manual job (blocking the pipeline when
+/// it may not fail), or approving a deployment to a protected environment.
+fn gate(job: &crate::plan::PlannedJob, repo: &Repo) -> Option<Gate> {
+    if let Some(gl) = &job.spec.gitlab
+        && gl.when == "manual"
+    {
+        let may_fail = job.spec.continue_on_error.as_ref().and_then(Json::as_bool);
+        return Some(if may_fail == Some(false) {
+            Gate::ManualBlocking
+        } else {
+            Gate::Manual
+        });
+    }
+    let environment = match job.spec.environment.as_ref()? {
+        Json::String(name) => name.as_str(),
+        Json::Object(map) => map.get("name")?.as_str()?,
+        _ => return None,
+    };
+    repo.protected_environments
+        .iter()
+        .any(|p| p == environment)
+        .then(|| Gate::Approval(environment.to_string()))
 }
 
 /// The labels a runner must have: GitHub `runs-on` (a label, a list, or `{labels: …}`),

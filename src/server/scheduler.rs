@@ -209,8 +209,19 @@ async fn look(
         policy.catch_up,
         policy.catch_up_max,
     );
+    let switched_off = !slots.is_empty()
+        && store
+            .disabled_schedules(scope)
+            .await
+            .map_err(|e| e.to_string())?
+            .contains(&schedule.key);
     for (slot, fire) in slots {
-        let status = if fire { "fired" } else { "missed" };
+        let status = match (switched_off, fire) {
+            (true, _) => "disabled",
+            (false, true) => "fired",
+            (false, false) => "missed",
+        };
+        let fire = fire && !switched_off;
         let slot_ms = slot.timestamp_millis();
         let won = store
             .claim_slot(scope, &schedule.key, slot_ms, status)

@@ -236,6 +236,52 @@ pub(super) async fn schedules(
     Ok(Json(schedules_of(&app, &repo, &scope, from, upcoming.count).await?).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/schedules/switch", summary = "switch a schedule on or off", params(("owner" = String, Path, description = "the first part of the repository name"), ("name" = String, Path, description = "the rest of the repository name")), request_body = crate::rest::ScheduleSwitch, responses((status = 200, description = "switched", body = crate::rest::ScheduleSwitch), (status = 404, description = "the repository is not configured or has no such schedule", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+pub(super) async fn switch_schedule(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    Json(switch): Json<crate::rest::ScheduleSwitch>,
+) -> Reply {
+    let (repo, scope) = authorized(&app, &headers, &owner, &name)?;
+    switch_of(&app, &repo, &scope, &switch).await?;
+    Ok(Json(switch).into_response())
+}
+
+/// Switches one of the repository's schedules (`NotFound` for a key it does not have).
+pub(super) async fn switch_of(
+    app: &App,
+    repo: &Repo,
+    scope: &str,
+    switch: &crate::rest::ScheduleSwitch,
+) -> Result<(), super::api::ApiError> {
+    let definitions = versions::current_definitions(app, scope)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    let known: Vec<String> = super::scheduler::schedules(repo, &definitions)
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    if !known.contains(&switch.schedule) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{} has no schedule `{}` (its schedules: {})",
+                repo.name,
+                switch.schedule,
+                known.join(", ")
+            ),
+        ));
+    }
+    app.store
+        .switch_schedule(scope, &switch.schedule, switch.enabled)
+        .await?;
+    tracing::info!(repo = %repo.name, schedule = %switch.schedule, enabled = switch.enabled, "schedule switched");
+    Ok(())
+}
+
 /// A repository's schedules (its current version's and its config's) with their next
 /// `count` fire times from `from`, and the slots recorded lately (the API's and the web
 /// UI's answer).
@@ -251,6 +297,7 @@ pub(super) async fn schedules_of(
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
         .map(|(_, d)| d)
         .unwrap_or_default();
+    let disabled = app.store.disabled_schedules(scope).await?;
     let list: Vec<crate::rest::Schedule> = super::scheduler::schedules(repo, &definitions)
         .iter()
         .map(|s| {
@@ -262,6 +309,8 @@ pub(super) async fn schedules_of(
                 .collect();
             let file = s.key.split('|').next().unwrap_or_default();
             crate::rest::Schedule {
+                key: s.key.clone(),
+                enabled: !disabled.contains(&s.key),
                 file: if file == "config" { "tess.toml" } else { file }.to_string(),
                 cron: s.cron.source.clone(),
                 timezone: s.timezone.name().to_string(),

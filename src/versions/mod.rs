@@ -52,6 +52,24 @@ pub struct Rejected {
     pub sources: BTreeMap<String, String>,
 }
 
+/// Each file as normalized JSON: formatting, comments and key order make no new version.
+fn normalized(sources: &BTreeMap<String, String>) -> BTreeMap<String, Json> {
+    sources
+        .iter()
+        .map(|(file, text)| {
+            let (node, _) = crate::spec::yaml::parse(file, text.as_bytes());
+            (
+                file.clone(),
+                node.map_or(Json::Null, |n| canonical(&n.to_json())),
+            )
+        })
+        .collect()
+}
+
+fn id_of(files: &BTreeMap<String, Json>) -> String {
+    hash(&serde_json::to_string(files).unwrap_or_default())
+}
+
 /// GitLab's top-level keywords; every other visible key is a job.
 const GITLAB_GLOBALS: [&str; 11] = [
     "default",
@@ -107,11 +125,7 @@ impl Definitions {
             sources,
             ..Definitions::default()
         };
-        for (file, text) in &definitions.sources {
-            let (node, _) = crate::spec::yaml::parse(file, text.as_bytes());
-            let json = node.map_or(Json::Null, |n| canonical(&n.to_json()));
-            definitions.files.insert(file.clone(), json);
-        }
+        definitions.files = normalized(&definitions.sources);
         for pipeline in &loaded.pipelines {
             let file = relative(&pipeline.file);
             let document = definitions.files.get(&file).cloned().unwrap_or(Json::Null);
@@ -156,7 +170,13 @@ impl Definitions {
 
     /// The version id: a hash of the normalized files.
     pub fn id(&self) -> String {
-        hash(&serde_json::to_string(&self.files).unwrap_or_default())
+        id_of(&self.files)
+    }
+
+    /// The id of the version these sources (file relative to the root → text) are, without
+    /// reading the rest of the definitions (the planner knows which version a run ran).
+    pub fn id_of_sources(sources: &BTreeMap<String, String>) -> String {
+        id_of(&normalized(sources))
     }
 
     /// Writes the sources under `root` (planning a run from this version).

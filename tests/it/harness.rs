@@ -183,12 +183,22 @@ impl Repo {
 
     /// Writes files, commits and pushes to `branch`; returns the commit.
     pub(crate) fn commit(&self, files: &[(&str, &str)], branch: &str) -> String {
+        self.commit_titled(files, branch, "change")
+    }
+
+    /// [`Repo::commit`] with `title` as the commit message.
+    pub(crate) fn commit_titled(
+        &self,
+        files: &[(&str, &str)],
+        branch: &str,
+        title: &str,
+    ) -> String {
         for (path, text) in files {
             let p = self.work.join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, text).expect("write");
         }
-        commit_all(&self.work);
+        commit_all_titled(&self.work, title);
         git(
             &self.work,
             &[
@@ -214,11 +224,15 @@ impl Repo {
 
 /// Commits everything in the work tree of `dir` (an empty commit when nothing changed).
 pub(crate) fn commit_all(dir: &Path) {
+    commit_all_titled(dir, "change");
+}
+
+fn commit_all_titled(dir: &Path, title: &str) {
     git(dir, &["add", "-A"]);
     let who = ["-c", "user.email=t@t", "-c", "user.name=t"];
     git(
         dir,
-        &[&who[..], &["commit", "-q", "--allow-empty", "-m", "change"]].concat(),
+        &[&who[..], &["commit", "-q", "--allow-empty", "-m", title]].concat(),
     );
 }
 

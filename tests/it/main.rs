@@ -12,6 +12,7 @@ mod faithful;
 mod first_start;
 mod fleet;
 mod forge;
+mod gates;
 mod git_http;
 mod gitlab;
 mod glob;

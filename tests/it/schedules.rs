@@ -136,6 +136,63 @@ fn schedules_fire_once_catch_up_after_downtime_and_agree_with_tess_schedule() {
             .count();
         assert_eq!(scheduled, 3);
 
+        // Switched off: 10:40 is recorded as `disabled` and starts nothing; switched on
+        // again, 10:45 fires (10:40 is not caught up).
+        let every_five = schedules(&server, "")["schedules"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|s| s["cron"] == "*/5 * * * *")
+            .cloned()
+            .expect("the */5 schedule");
+        assert_eq!(every_five["enabled"], true);
+        let key = every_five["key"].as_str().expect("key").to_string();
+        let switch = |enabled: bool| {
+            let (status, body) = server.post(
+                "/api/v1/repos/octo/hello/schedules/switch",
+                Some(crate::harness::API_TOKEN),
+                &serde_json::json!({ "schedule": key, "enabled": enabled }),
+            );
+            assert_eq!(status, 200, "{body}");
+        };
+        switch(false);
+        let (status, body) = server.post(
+            "/api/v1/repos/octo/hello/schedules/switch",
+            Some(crate::harness::API_TOKEN),
+            &serde_json::json!({ "schedule": "nightly.yml|* * * * *|UTC", "enabled": false }),
+        );
+        assert_eq!(status, 404, "{body}");
+        assert!(body.to_string().contains("its schedules:"), "{body}");
+        set_clock(&clock, "2026-01-05T10:40:00.100Z");
+        let now = wait_for_slots(&server, "10:40 to be passed over", |s| {
+            s.iter().any(|(at, _, _)| at == "10:40:00")
+        });
+        assert!(
+            now.contains(&("10:40:00".into(), "disabled".into(), 0)),
+            "{now:?}"
+        );
+        let listed = schedules(&server, "");
+        assert!(
+            listed["schedules"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|s| s["key"] == key.as_str() && s["enabled"] == false),
+            "{listed:#}"
+        );
+        switch(true);
+        set_clock(&clock, "2026-01-05T10:45:00.100Z");
+        wait_for_slots(&server, "10:45 to fire", |s| {
+            s.iter()
+                .any(|(at, status, runs)| at == "10:45:00" && status == "fired" && *runs == 1)
+        });
+        let scheduled = server
+            .runs()
+            .iter()
+            .filter(|r| r["event"] == "schedule")
+            .count();
+        assert_eq!(scheduled, 4, "10:40 started nothing");
+
         // The server and `tess schedule` agree on every next fire time.
         let from = "2026-03-28T00:00:00Z";
         let api = schedules(&server, &format!("?from={from}&count=6"));

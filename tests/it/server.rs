@@ -1012,7 +1012,12 @@ fn concurrency_queue_max_keeps_every_waiting_run_in_order() {
 
 /// Pushes `ci` as `.gitlab-ci.yml` of `group/app` to `main` and sends GitLab's push hook
 /// (delivery `delivery`); the run it starts.
-fn gitlab_push(server: &Server, repo: &crate::harness::Repo, ci: &str, delivery: &str) -> String {
+pub(crate) fn gitlab_push(
+    server: &Server,
+    repo: &crate::harness::Repo,
+    ci: &str,
+    delivery: &str,
+) -> String {
     let sha = repo.commit(&[(".gitlab-ci.yml", ci)], "main");
     let body = json!({
         "object_kind": "push", "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",

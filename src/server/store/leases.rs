@@ -28,7 +28,7 @@ const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', attempt = attempt
      WHERE q.state = 'queued' AND NOT EXISTS (SELECT 1 FROM json_each(q.labels) l \
      WHERE lower(l.value) NOT IN (SELECT r.value FROM json_each($5) r)) \
      ORDER BY q.queued_at, q.position LIMIT 1) AND state = 'queued' \
-     RETURNING run_id, job_key, name, attempt, spec, needs, queued_at";
+     RETURNING run_id, job_key, name, attempt, spec, needs, queued_at, played";
 
 const CLAIM_POSTGRES: &str = "SELECT * FROM tess_claim($1, $2, $3, $4, $5)";
 
@@ -66,6 +66,8 @@ pub struct Claimed {
     pub spec: serde_json::Value,
     pub needs: Vec<PriorResult>,
     pub queued_at: i64,
+    /// A played manual job: the job inputs it was given.
+    pub played: Option<indexmap::IndexMap<String, String>>,
 }
 
 /// How long a job took, from a row starting with its `started_at, finished_at`.
@@ -168,6 +170,9 @@ impl Store {
             event_json: run.event_json.clone(),
             spec: serde_json::from_str(&job.try_get::<String, _>(4)?).unwrap_or_default(),
             queued_at: job.try_get::<Option<i64>, _>(6)?.unwrap_or_default(),
+            played: job
+                .try_get::<Option<String>, _>(7)?
+                .and_then(|text| serde_json::from_str(&text).ok()),
         })
     }
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 mod deliveries;
+mod gates;
 mod leases;
 mod migrate;
 mod read;
@@ -18,6 +19,7 @@ mod schedules;
 mod versions;
 
 pub use deliveries::{Delivery, PLANNING_CLAIM_MS};
+pub use gates::Gate;
 pub use leases::Claimed;
 use leases::RunOfLease;
 pub use reports::DueReport;
@@ -42,6 +44,9 @@ pub enum StoreError {
     LogGap { stored: u64, offset: u64 },
     #[error("{0}")]
     NotFound(String),
+    /// What the caller asked for does not fit (a job input of the wrong type, …).
+    #[error("{0}")]
+    Invalid(String),
     /// The database failed (unreachable, full, a statement refused): not the caller's fault.
     #[error("{0}")]
     Db(String),

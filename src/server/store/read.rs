@@ -12,21 +12,37 @@ impl Store {
         status: Option<&str>,
         git_ref: Option<&str>,
         page: &Page,
+        visible: Option<&[String]>,
     ) -> Result<Vec<RunSummary>> {
-        Ok(sqlx::query_as::<_, RunSummary>(&format!(
+        // `visible`: only these repositories (a visitor sees the public ones).
+        let only = visible.map_or(String::new(), |repos| {
+            let marks: Vec<String> = (0..repos.len()).map(|i| format!("${}", i + 7)).collect();
+            format!(
+                "AND repo IN ({}) ",
+                if marks.is_empty() {
+                    "NULL".into()
+                } else {
+                    marks.join(", ")
+                }
+            )
+        });
+        let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE ($1 IS NULL OR repo = $1) \
              AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR git_ref = $3) \
-             AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+             AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) {only}\
              ORDER BY created_at DESC, id DESC LIMIT $4",
-        ))
-        .bind(repo)
-        .bind(status)
-        .bind(git_ref)
-        .bind(page.limit)
-        .bind(page.before.as_ref().map(|c| c.0))
-        .bind(page.before.as_ref().map(|c| c.1.clone()))
-        .fetch_all(&self.pool)
-        .await?)
+        );
+        let mut query = sqlx::query_as::<_, RunSummary>(&sql)
+            .bind(repo)
+            .bind(status)
+            .bind(git_ref)
+            .bind(page.limit)
+            .bind(page.before.as_ref().map(|c| c.0))
+            .bind(page.before.as_ref().map(|c| c.1.clone()));
+        for name in visible.unwrap_or_default() {
+            query = query.bind(name);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     pub async fn run(&self, id: &str) -> Result<Option<RunDetail>> {
@@ -39,7 +55,8 @@ impl Store {
         let Some(run) = run else { return Ok(None) };
         let jobs = sqlx::query_as::<_, JobRow>(
             "SELECT job_key, job_id, name, needs, labels, state, attempt, runner_id, error, \
-             queued_at, started_at, finished_at, allowed_failure, outputs, steps FROM jobs \
+             queued_at, started_at, finished_at, allowed_failure, outputs, steps, gate, inputs, played \
+             FROM jobs \
              WHERE run_id = $1 ORDER BY position",
         )
         .bind(id)
@@ -118,8 +135,8 @@ impl Store {
     }
 }
 
-const RUN_COLUMNS: &str =
-    "id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at";
+const RUN_COLUMNS: &str = "id, repo, forge, pipeline, file, event, git_ref, sha, status, error, created_at, finished_at, \
+     title, reason, version_id";
 
 /// A `jobs` row as stored (JSON lists and maps as text, flags as integers).
 #[derive(sqlx::FromRow)]
@@ -139,6 +156,9 @@ struct JobRow {
     allowed_failure: i64,
     outputs: Option<String>,
     steps: Option<String>,
+    gate: Option<String>,
+    inputs: Option<String>,
+    played: Option<String>,
 }
 
 impl From<JobRow> for Job {
@@ -163,6 +183,18 @@ impl From<JobRow> for Job {
             outputs: json(r.outputs),
             steps: json(r.steps).unwrap_or_else(|| serde_json::json!([])),
             waiting_reason: None,
+            environment: match r.gate.as_deref().and_then(super::Gate::parse) {
+                Some(super::Gate::Approval(environment)) => Some(environment),
+                _ => None,
+            },
+            gate: r
+                .gate
+                .map(|g| g.split(':').next().unwrap_or_default().to_string()),
+            inputs: r
+                .inputs
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default(),
+            played: r.played.and_then(|text| serde_json::from_str(&text).ok()),
         }
     }
 }

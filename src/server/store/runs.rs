@@ -1,10 +1,12 @@
 //! Runs and their jobs in the store: created with their DAG, moved forward as jobs finish
 //! (`advance`), cancelled, superseded in their concurrency group, and run again.
 
+use super::gates::{Gate, at_gate, ready_state};
 use super::{
     PENDING, QUEUED, Result, Store, StoreError, WAITING, is_terminal, json_list, now_ms, random_hex,
 };
 use crate::engine::{Conclusion, PriorResult};
+use crate::spec::gitlab::inputs::InputForm;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -23,6 +25,10 @@ pub struct NewJob {
     pub skipped: Option<String>,
     /// GitLab `interruptible`.
     pub interruptible: bool,
+    /// A person plays or approves it before it is queued.
+    pub gate: Option<Gate>,
+    /// The job inputs it declares (a play may set them).
+    pub inputs: Vec<InputForm>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +42,12 @@ pub struct NewRun {
     pub git_ref: String,
     pub sha: String,
     pub event_json: String,
+    /// The commit's title (its message's first line).
+    pub title: Option<String>,
+    /// Why the planner started it (the trigger that matched).
+    pub reason: Option<String>,
+    /// The pipeline version its definitions are.
+    pub version_id: Option<String>,
     /// Set for a pipeline that does not validate: the run is `failed` at once.
     pub error: Option<String>,
     /// Set (to the trigger's reason) for a pull request the pipeline's filters leave out,
@@ -81,7 +93,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let run = sqlx::query(
             "SELECT repo, forge, pipeline, file, event, git_ref, sha, event_json, status, concurrency_group, \
-             cancel_on_job_failure \
+             cancel_on_job_failure, title, reason, version_id \
              FROM runs WHERE id = $1",
         )
         .bind(run_id)
@@ -96,7 +108,8 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT job_key, job_id, name, needs, labels, has_condition, spec, state, error, \
-             allowed_failure, outputs, interruptible FROM jobs WHERE run_id = $1 ORDER BY position",
+             allowed_failure, outputs, interruptible, gate, inputs, played \
+             FROM jobs WHERE run_id = $1 ORDER BY position",
         )
         .bind(run_id)
         .fetch_all(&mut *tx)
@@ -131,8 +144,8 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, event_json, \
-             created_at, concurrency_group, cancel_on_job_failure) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
+             created_at, concurrency_group, cancel_on_job_failure, title, reason, version_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&new_id)
         .bind(run.try_get::<String, _>(0)?)
@@ -146,21 +159,27 @@ impl Store {
         .bind(now)
         .bind(run.try_get::<Option<String>, _>(9)?)
         .bind(run.try_get::<i64, _>(10)?)
+        .bind(run.try_get::<Option<String>, _>(11)?)
+        .bind(run.try_get::<Option<String>, _>(12)?)
+        .bind(run.try_get::<Option<String>, _>(13)?)
         .execute(&mut *tx)
         .await?;
         for (position, r) in rows.iter().enumerate() {
             let key: String = r.try_get(0)?;
             let needs = json_list(&r.try_get::<String, _>(3)?);
             let runs_again = again.contains(&key);
+            let gate: Option<String> = r.try_get(12)?;
             let state = match (runs_again, needs.is_empty()) {
-                (true, true) => QUEUED.to_string(),
+                (true, true) => ready_state(gate.as_deref()).to_string(),
                 (true, false) => WAITING.to_string(),
                 (false, _) => r.try_get(7)?,
             };
             sqlx::query(
                 "INSERT INTO jobs (run_id, job_key, job_id, name, position, needs, labels, has_condition, \
-                 spec, state, error, allowed_failure, outputs, interruptible, queued_at, finished_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 spec, state, error, allowed_failure, outputs, interruptible, queued_at, finished_at, \
+                 gate, inputs, played) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19)",
             )
             .bind(&new_id)
             .bind(&key)
@@ -178,6 +197,10 @@ impl Store {
             .bind(r.try_get::<i64, _>(11)?)
             .bind((state == QUEUED).then_some(now))
             .bind(is_terminal(&state).then_some(now))
+            .bind(&gate)
+            .bind(r.try_get::<Option<String>, _>(13)?)
+            // A job run again is played (or approved) again.
+            .bind(if runs_again { None } else { r.try_get::<Option<String>, _>(14)? })
             .execute(&mut *tx)
             .await?;
         }
@@ -242,8 +265,9 @@ pub(super) async fn insert_run(
     let error = run.error.as_ref().or(run.skipped.as_ref());
     sqlx::query(
         "INSERT INTO runs (id, repo, forge, pipeline, file, event, git_ref, sha, status, error, \
-         event_json, delivery_id, created_at, finished_at, concurrency_group, cancel_on_job_failure) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         event_json, delivery_id, created_at, finished_at, concurrency_group, cancel_on_job_failure, \
+         title, reason, version_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&run.id)
     .bind(&run.repo)
@@ -261,18 +285,22 @@ pub(super) async fn insert_run(
     .bind(error.map(|_| now))
     .bind(run.concurrency.as_ref().map(|(g, _)| g.as_str()))
     .bind(run.cancel_on_job_failure as i64)
+    .bind(run.title.as_deref())
+    .bind(run.reason.as_deref())
+    .bind(run.version_id.as_deref())
     .execute(&mut *conn)
     .await?;
     for (position, job) in run.jobs.iter().enumerate() {
+        let gate = job.gate.as_ref().map(Gate::stored);
         let state = match (&job.skipped, job.needs.is_empty() && !waits) {
             (Some(_), _) => "skipped",
-            (None, true) => QUEUED,
+            (None, true) => ready_state(gate.as_deref()),
             (None, false) => WAITING,
         };
         sqlx::query(
             "INSERT INTO jobs (run_id, job_key, job_id, name, position, needs, labels, has_condition, \
-             spec, state, error, queued_at, finished_at, interruptible) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             spec, state, error, queued_at, finished_at, interruptible, gate, inputs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&run.id)
         .bind(&job.key)
@@ -288,6 +316,8 @@ pub(super) async fn insert_run(
         .bind((state == QUEUED).then_some(now))
         .bind((state == "skipped").then_some(now))
         .bind(job.interruptible as i64)
+        .bind(gate)
+        .bind((!job.inputs.is_empty()).then(|| serde_json::to_string(&job.inputs).unwrap_or_default()))
         .execute(&mut *conn)
         .await?;
     }
@@ -310,23 +340,22 @@ pub(super) async fn cancel_in(conn: &mut AnyConnection, run_id: &str) -> Result<
         return Ok(false);
     }
     let rows = sqlx::query(
-        "SELECT job_key FROM jobs WHERE run_id = $1 AND state IN ('waiting', 'queued')",
+        "SELECT job_key FROM jobs WHERE run_id = $1 AND state IN ('waiting', 'queued', 'manual', 'approval')",
     )
     .bind(run_id)
     .fetch_all(&mut *conn)
     .await?;
     for r in rows {
         let key: String = r.try_get(0)?;
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE run_id = $2 AND job_key = $3 \
-             AND state IN ('waiting', 'queued')",
+             AND state IN ('waiting', 'queued', 'manual', 'approval')",
         )
         .bind(now_ms())
         .bind(run_id)
         .bind(&key)
         .execute(&mut *conn)
         .await?;
-        if done.rows_affected() == 1 {}
     }
     advance(conn, run_id).await?;
     Ok(true)
@@ -447,7 +476,7 @@ pub(super) async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<us
         return Ok(0);
     }
     let rows = sqlx::query(
-        "SELECT job_key, needs, state, has_condition, allowed_failure FROM jobs WHERE run_id = $1 ORDER BY position",
+        "SELECT job_key, needs, state, has_condition, allowed_failure, gate FROM jobs WHERE run_id = $1 ORDER BY position",
     )
     .bind(run_id)
     .fetch_all(&mut *conn)
@@ -455,16 +484,16 @@ pub(super) async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<us
     let mut states: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut jobs = Vec::new();
     for r in &rows {
-        let key: String = r.try_get(0)?;
-        let state: String = r.try_get(2)?;
-        states.insert(key.clone(), state.clone());
-        jobs.push((
-            key,
-            json_list(&r.try_get::<String, _>(1)?),
-            state,
-            r.try_get::<i64, _>(3)? != 0,
-            r.try_get::<i64, _>(4)? != 0,
-        ));
+        let job = DagJob {
+            key: r.try_get(0)?,
+            needs: json_list(&r.try_get::<String, _>(1)?),
+            state: r.try_get(2)?,
+            has_condition: r.try_get::<i64, _>(3)? != 0,
+            allowed_failure: r.try_get::<i64, _>(4)? != 0,
+            gate: r.try_get(5)?,
+        };
+        states.insert(job.key.clone(), job.state.clone());
+        jobs.push(job);
     }
     let run =
         sqlx::query("SELECT cancel_requested, status, concurrency_group, cancel_on_job_failure FROM runs WHERE id = $1")
@@ -480,11 +509,12 @@ pub(super) async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<us
     }
     let mut queued = 0;
     // Dependents are decided in order, so a chain of skips resolves in one pass.
-    for (key, needs, state, has_condition, _) in &mut jobs {
-        if state != WAITING {
+    for job in &mut jobs {
+        if job.state != WAITING {
             continue;
         }
-        let need_states: Vec<&str> = needs
+        let need_states: Vec<&str> = job
+            .needs
             .iter()
             .map(|n| states.get(n).map_or("skipped", String::as_str))
             .collect();
@@ -494,8 +524,8 @@ pub(super) async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<us
         let all_succeeded = need_states.iter().all(|s| *s == "success");
         let next = if cancel_requested {
             "cancelled"
-        } else if all_succeeded || *has_condition {
-            QUEUED
+        } else if all_succeeded || job.has_condition {
+            ready_state(job.gate.as_deref())
         } else {
             "skipped"
         };
@@ -504,23 +534,24 @@ pub(super) async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<us
             "UPDATE jobs SET state = $1, queued_at = $2, finished_at = $3 WHERE run_id = $4 AND job_key = $5 AND state = 'waiting'",
         )
         .bind(next)
-        .bind(now)
-        .bind((next != QUEUED).then_some(now))
+        // A job at its gate is queued when a person starts it.
+        .bind((!at_gate(next)).then_some(now))
+        .bind(is_terminal(next).then_some(now))
         .bind(run_id)
-        .bind(&*key)
+        .bind(&job.key)
         .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 1 {
             queued += usize::from(next == QUEUED);
-            *state = next.to_string();
-            states.insert(key.clone(), next.to_string());
+            job.state = next.to_string();
+            states.insert(job.key.clone(), next.to_string());
         }
     }
-    if jobs.iter().all(|(_, _, s, _, _)| is_terminal(s)) {
+    if finished(&jobs) {
         let failed = jobs
             .iter()
-            .any(|(_, _, s, _, allowed)| s == "failure" && !allowed);
-        let cancelled = jobs.iter().any(|(_, _, s, _, _)| s == "cancelled");
+            .any(|j| j.state == "failure" && !j.allowed_failure);
+        let cancelled = jobs.iter().any(|j| j.state == "cancelled");
         // GitLab: a pipeline a failed job cancelled (`on_job_failure: all`) is `failed`.
         let status = if cancel_requested && !(failed && cancels_on_failure) {
             "cancelled"
@@ -546,6 +577,40 @@ pub(super) async fn advance(conn: &mut AnyConnection, run_id: &str) -> Result<us
         }
     }
     Ok(queued)
+}
+
+/// A job as [`advance`] sees it.
+struct DagJob {
+    key: String,
+    needs: Vec<String>,
+    state: String,
+    has_condition: bool,
+    allowed_failure: bool,
+    gate: Option<String>,
+}
+
+/// Whether the run is over: every job finished, or left waiting only for a manual job that
+/// may fail and was not played (GitLab's pipeline passes without it; what needs it waits).
+/// A blocking manual job or a pending approval keeps the run open.
+fn finished(jobs: &[DagJob]) -> bool {
+    let mut parked: std::collections::HashSet<&str> = jobs
+        .iter()
+        .filter(|j| j.state == super::gates::MANUAL && j.gate.as_deref() == Some("manual"))
+        .map(|j| j.key.as_str())
+        .collect();
+    loop {
+        let before = parked.len();
+        for j in jobs.iter().filter(|j| j.state == WAITING) {
+            if j.needs.iter().any(|n| parked.contains(n.as_str())) {
+                parked.insert(&j.key);
+            }
+        }
+        if parked.len() == before {
+            break;
+        }
+    }
+    jobs.iter()
+        .all(|j| is_terminal(&j.state) || parked.contains(j.key.as_str()))
 }
 
 /// Whether a run of the concurrency group is queued or running.

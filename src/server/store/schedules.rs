@@ -86,4 +86,33 @@ impl Store {
             })
             .collect()
     }
+
+    /// Switches a schedule on or off (a switched-off schedule's slots are recorded as
+    /// `disabled` and start nothing, and are not caught up when it is switched on again).
+    pub async fn switch_schedule(&self, scope: &str, schedule: &str, enabled: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedule_switches (scope, schedule, enabled, changed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (scope, schedule) DO UPDATE SET enabled = excluded.enabled, changed_at = excluded.changed_at",
+        )
+        .bind(scope)
+        .bind(schedule)
+        .bind(i64::from(enabled))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The scope's switched-off schedules.
+    pub async fn disabled_schedules(
+        &self,
+        scope: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        let rows =
+            sqlx::query("SELECT schedule FROM schedule_switches WHERE scope = $1 AND enabled = 0")
+                .bind(scope)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
 }

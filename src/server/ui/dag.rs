@@ -29,9 +29,11 @@ struct Node<'a> {
 
 /// The state a matrix group shows: its most telling instance's.
 fn summary<'a>(states: impl Iterator<Item = &'a str>) -> &'a str {
-    const ORDER: [&str; 8] = [
+    const ORDER: [&str; 10] = [
         "failure",
         "cancelled",
+        "approval",
+        "manual",
         "running",
         "queued",
         "waiting",

@@ -3,6 +3,7 @@
 //! Pages work without JavaScript; `app.js` adds live updates and the log stream.
 
 mod dag;
+mod gates;
 mod log;
 mod schedules;
 mod session;
@@ -31,6 +32,8 @@ pub(super) fn router() -> axum::Router<Arc<App>> {
         .route("/runs/{id}/cancel", post(cancel))
         .route("/runs/{id}/rerun", post(rerun))
         .route("/runs/{id}/jobs/{key}", get(job_log))
+        .route("/runs/{id}/jobs/{key}/play", post(gates::play))
+        .route("/runs/{id}/jobs/{key}/review", post(gates::review))
         .route("/runs/{id}/jobs/{key}/raw", get(raw_log))
         .route("/runs/{id}/jobs/{key}/live", get(live_log))
         .route("/repos/{owner}/{name}/versions", get(versions::show))
@@ -43,6 +46,10 @@ pub(super) fn router() -> axum::Router<Arc<App>> {
             post(versions::unpin),
         )
         .route("/repos/{owner}/{name}/schedules", get(schedules::show))
+        .route(
+            "/repos/{owner}/{name}/schedules/switch",
+            post(schedules::switch),
+        )
         .route("/runners", get(runners))
         .route("/runners/{id}/drain", post(drain))
         .route("/ui/app.css", get(css))
@@ -84,6 +91,8 @@ fn icons() -> std::collections::BTreeMap<&'static str, &'static str> {
         ("queued", "◌"),
         ("pending", "◌"),
         ("waiting", "◌"),
+        ("manual", "▶"),
+        ("approval", "⏸"),
     ]
     .into_iter()
     .collect()
@@ -136,6 +145,66 @@ fn session(app: &App, headers: &HeaderMap) -> Result<session::Session, Refusal> 
     session::from_headers(headers)
         .and_then(|v| session::check(key(app), &v, &app.api_tokens, now_ms()))
         .ok_or(Refusal::Login)
+}
+
+/// Who is looking at a page.
+enum Viewer {
+    /// Logged in: sees everything, may press buttons.
+    Member(session::Session),
+    /// No session, on a page of a repository configured `public = true`: reads only.
+    Visitor,
+}
+
+impl Viewer {
+    /// The CSRF token the page's forms carry; empty for a visitor, whose page has none.
+    fn csrf(&self, app: &App) -> String {
+        match self {
+            Viewer::Member(s) => s.csrf(key(app)),
+            Viewer::Visitor => String::new(),
+        }
+    }
+}
+
+/// The request's viewer for a page of `repo` (`None`: a page across repositories, open to
+/// visitors when any repository is public).
+fn viewer(app: &App, headers: &HeaderMap, repo: Option<&str>) -> Result<Viewer, Refusal> {
+    if let Ok(s) = session(app, headers) {
+        return Ok(Viewer::Member(s));
+    }
+    let config = app.config();
+    let public = config
+        .repos
+        .iter()
+        .any(|r| r.public && repo.is_none_or(|name| r.name == name));
+    if public {
+        Ok(Viewer::Visitor)
+    } else {
+        Err(Refusal::Login)
+    }
+}
+
+/// The viewer of a page of run `id` (its repository decides whether a visitor may see it).
+async fn viewer_of_run(app: &App, headers: &HeaderMap, id: &str) -> Result<Viewer, Response> {
+    if let Ok(s) = session(app, headers) {
+        return Ok(Viewer::Member(s));
+    }
+    let repo = match app.store.run(id).await {
+        Ok(Some(d)) => d.run.repo,
+        Ok(None) => return Err((StatusCode::NOT_FOUND, format!("no run `{id}`")).into_response()),
+        Err(e) => return Err(store_failed(e)),
+    };
+    viewer(app, headers, Some(&repo)).map_err(IntoResponse::into_response)
+}
+
+/// The repositories a visitor may see.
+fn public_repos(app: &App) -> Vec<String> {
+    let config = app.config();
+    config
+        .repos
+        .iter()
+        .filter(|r| r.public)
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 /// A state-changing form: a session and its CSRF token.
@@ -198,10 +267,11 @@ async fn runs(
     headers: HeaderMap,
     Query(f): Query<RunFilter>,
 ) -> Response {
-    let session = match session(&app, &headers) {
-        Ok(s) => s,
+    let viewer = match viewer(&app, &headers, None) {
+        Ok(v) => v,
         Err(r) => return r.into_response(),
     };
+    let visible = matches!(viewer, Viewer::Visitor).then(|| public_repos(&app));
     let before = f.before.as_deref().and_then(|c| {
         let (sort, id) = c.split_once('.')?;
         Some((sort.parse().ok()?, id.to_string()))
@@ -221,6 +291,7 @@ async fn runs(
             non_empty(&f.status),
             git_ref.as_deref(),
             &page,
+            visible.as_deref(),
         )
         .await
     {
@@ -234,7 +305,7 @@ async fn runs(
             let end = r.finished_at.unwrap_or(now);
             context! {
                 id => &r.id, pipeline => &r.pipeline, repo => &r.repo, ref => &r.git_ref,
-                sha => &r.sha, event => &r.event, status => &r.status,
+                sha => &r.sha, event => &r.event, status => &r.status, title => &r.title,
                 duration => duration(end - r.created_at),
                 created_ago => ago(r.created_at, now), created_iso => iso(r.created_at),
             }
@@ -266,7 +337,7 @@ async fn runs(
         })
         .flatten();
     let ctx = context! {
-        runs => rows, icons => icons(), csrf => session.csrf(key(&app)),
+        runs => rows, icons => icons(), csrf => viewer.csrf(&app),
         filter => context! { repo => &f.repo, status => &f.status, ref => &f.git_ref },
         // Only the first page updates itself: later pages are history.
         live_url => if f.before.is_none() { query(None, true) } else { String::new() },
@@ -293,14 +364,14 @@ async fn run(
     Path(id): Path<String>,
     Query(q): Query<RowsOnly>,
 ) -> Response {
-    let session = match session(&app, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let detail = match app.store.run(&id).await {
         Ok(Some(d)) => d,
         Ok(None) => return (StatusCode::NOT_FOUND, format!("no run `{id}`")).into_response(),
         Err(e) => return store_failed(e),
+    };
+    let viewer = match viewer(&app, &headers, Some(&detail.run.repo)) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
     };
     let now = now_ms();
     let jobs: Vec<minijinja::Value> = detail
@@ -315,7 +386,7 @@ async fn run(
                 name => &j.name, key_url => segment(&j.key), state => &j.state,
                 attempt => &j.attempt, runner => &j.runner,
                 queued => j.queued_at.map(|q| ago(q, now)).unwrap_or_default(),
-                duration => duration, why => j.error.clone().or(j.waiting_reason.clone()),
+                duration => duration, why => j.error.clone().or(j.waiting_reason.clone()).or_else(|| gates::why(j)),
             }
         })
         .collect();
@@ -325,8 +396,12 @@ async fn run(
             id => &detail.run.id, pipeline => &detail.run.pipeline, repo => &detail.run.repo,
             event => &detail.run.event, ref => &detail.run.git_ref, sha => &detail.run.sha,
             file => &detail.run.file, status => &detail.run.status, error => &detail.run.error,
+            title => &detail.run.title, reason => &detail.run.reason,
+            version => &detail.run.version_id,
+            versions_url => format!("/repos/{}/versions", detail.run.repo.split('/').map(segment).collect::<Vec<_>>().join("/")),
         },
-        jobs => jobs, icons => icons(), csrf => session.csrf(key(&app)),
+        gates => gates::forms(&detail.jobs),
+        jobs => jobs, icons => icons(), csrf => viewer.csrf(&app),
         // The rows alone (live updates, every second) need no graph.
         dag => if q.rows == Some(1) { String::new() } else { dag::svg(&detail.jobs, &base) },
         live_url => format!("{base}?rows=1"),
@@ -391,14 +466,14 @@ async fn job_log(
     headers: HeaderMap,
     Path((id, job_key)): Path<(String, String)>,
 ) -> Response {
-    let session = match session(&app, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let detail = match app.store.run(&id).await {
         Ok(Some(d)) => d,
         Ok(None) => return (StatusCode::NOT_FOUND, format!("no run `{id}`")).into_response(),
         Err(e) => return store_failed(e),
+    };
+    let viewer = match viewer(&app, &headers, Some(&detail.run.repo)) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
     };
     let Some(job) = detail.jobs.iter().find(|j| j.key == job_key) else {
         return (
@@ -435,7 +510,7 @@ async fn job_log(
         job => context! { name => &job.name, state => &job.state },
         key_url => segment(&job_key), attempt => attempt, finished => finished,
         lines => lines, annotations => renderer.annotations.iter().map(|a| context! { line => a.line, level => a.level, text => &a.text }).collect::<Vec<_>>(), icons => icons(),
-        skipped => skipped, csrf => session.csrf(key(&app)),
+        skipped => skipped, csrf => viewer.csrf(&app),
         live_url => format!("{base}/live?offset={streamed_from}&line={}",
             text[..streamed_from].matches('\n').count() + 1),
     };
@@ -447,8 +522,8 @@ async fn raw_log(
     headers: HeaderMap,
     Path((id, job_key)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = session(&app, &headers) {
-        return r.into_response();
+    if let Err(r) = viewer_of_run(&app, &headers, &id).await {
+        return r;
     }
     match app.store.log(&id, &job_key, 0).await {
         Ok(Some((text, _, _))) => {
@@ -496,8 +571,8 @@ async fn live_log(
     Path((id, job_key)): Path<(String, String)>,
     Query(q): Query<LiveQuery>,
 ) -> Response {
-    if let Err(r) = session(&app, &headers) {
-        return r.into_response();
+    if let Err(r) = viewer_of_run(&app, &headers, &id).await {
+        return r;
     }
     let mut renderer = log::Renderer::starting_at(q.line);
     let render = move |text: &str, last: bool| {

@@ -2,7 +2,7 @@
 //! the change log or the errors), the current version, and rollback / unpin through the
 //! store's compare-and-set — a page that is out of date gets a conflict, not a silent win.
 
-use super::{App, Refusal, authorized_form, context, html, icons, key, segment, session};
+use super::{App, Refusal, authorized_form, context, html, icons, segment};
 use crate::server::store::Page;
 use crate::server::versions::{self, Outcome};
 use axum::extract::{Form, Path, State};
@@ -19,8 +19,8 @@ async fn page(
     name: &str,
     flash: Option<String>,
 ) -> Response {
-    let session = match session(app, headers) {
-        Ok(s) => s,
+    let viewer = match super::viewer(app, headers, Some(&format!("{owner}/{name}"))) {
+        Ok(v) => v,
         Err(r) => return r.into_response(),
     };
     let Some(repo) = crate::server::versions_api::configured(app, owner, name) else {
@@ -72,7 +72,7 @@ async fn page(
         context! {
             repo => &repo.name, base => base, entries => entries, icons => icons(),
             current => current_id, pinned => current.as_ref().is_some_and(|c| c.pinned),
-            csrf => session.csrf(key(app)), flash => flash,
+            csrf => viewer.csrf(app), flash => flash,
         },
     )
 }

@@ -670,6 +670,55 @@ pub fn job_input_value(spec: &InputSpec, text: &str) -> Result<Json, String> {
     Ok(value)
 }
 
+/// A declared job input as a play form shows it, stored with the job so the server checks
+/// a played value the way the runner will (type, options, regex).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputForm {
+    pub name: String,
+    /// `string`, `number`, `boolean` or `array`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub default: Option<Json>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<Json>,
+    pub regex: Option<String>,
+    pub description: Option<String>,
+}
+
+impl InputSpec {
+    pub fn form(&self, name: &str) -> InputForm {
+        InputForm {
+            name: name.to_string(),
+            kind: self.kind.name().to_string(),
+            default: self.default.clone(),
+            options: self.options.clone(),
+            regex: self.regex.as_ref().map(|r| r.as_str().to_string()),
+            description: self.description.clone(),
+        }
+    }
+}
+
+impl InputForm {
+    /// The typed value of `text` for this input, or why it does not fit.
+    pub fn value(&self, text: &str) -> Result<Json, String> {
+        let spec = InputSpec {
+            pos: Pos::default(),
+            kind: Kind::parse(&self.kind).unwrap_or(Kind::String),
+            default: self.default.clone(),
+            options: self.options.clone(),
+            regex: match &self.regex {
+                Some(source) => Some(
+                    regex::Regex::new(source).map_err(|e| format!("bad regex `{source}`: {e}"))?,
+                ),
+                None => None,
+            },
+            description: self.description.clone(),
+            rules: Vec::new(),
+        };
+        job_input_value(&spec, text)
+    }
+}
+
 /// The job with its `${{ job.inputs.NAME }}` interpolated in its scripts, image and
 /// services; the same job when it declares no inputs.
 pub fn with_job_inputs(job: &std::sync::Arc<crate::spec::Job>) -> std::sync::Arc<crate::spec::Job> {

@@ -218,6 +218,8 @@ pub fn lower(
                 .map(|(k, s)| (k.clone(), s.default.clone().unwrap_or(Json::Null)))
                 .collect();
             check_job_input_references(c, &job, &input_values, v);
+            // `environment: production` or `{name: production, …}` (protected ones gate).
+            job.environment = v.get("environment").map(Node::to_json);
             job.gitlab = Some(GitLabJob {
                 inputs,
                 input_values,
