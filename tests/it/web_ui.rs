@@ -517,3 +517,135 @@ jobs:
         assert!(html.contains("€€€"), "k = {k}");
     }
 }
+
+const GATED_PIPELINE: &str = r#"stages: [build, deploy, release]
+build:
+  stage: build
+  script: echo built
+deploy:
+  stage: deploy
+  when: manual
+  inputs:
+    target_env:
+      default: staging
+      options: [staging, production]
+    replicas:
+      type: number
+      default: 3
+  script:
+    - echo "deploying ${{ job.inputs.target_env }} x${{ job.inputs.replicas }}"
+release:
+  stage: release
+  needs: [deploy]
+  environment: production
+  script: echo released
+"#;
+
+#[test]
+fn the_web_ui_plays_manual_jobs_approves_deployments_and_shows_public_repositories_read_only() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("private")).expect("mkdir");
+    let public = crate::harness::Repo::new(root);
+    let private = crate::harness::Repo::new(&root.join("private"));
+    // `group/app` is public and deploys to a protected environment; `octo/hello` is not.
+    let config = crate::harness::config("gitlab", "group/app", &public.bare, 30).replace(
+        "[repo.secrets]",
+        "public = true\nprotected_environments = [\"production\"]\n[repo.secrets]",
+    ) + &format!(
+        "[[repo]]\nforge = \"github\"\nname = \"octo/hello\"\nclone_url = \"{}\"\nwebhook_secret = \"{SECRET}\"\n",
+        private.bare.display()
+    );
+    std::fs::write(root.join("tess.toml"), config).expect("config");
+    let server =
+        crate::harness::Server::start(root, &crate::harness::databases(root)[0], "127.0.0.1:0");
+    let _runner = server.runner("r1", "");
+    let sha = private.commit(
+        &[(".github/workflows/ci.yml", "on: push\njobs:\n  secret-build:\n    runs-on: self-hosted\n    steps:\n      - run: echo private\n")],
+        "main",
+    );
+    let body = github_push("octo/hello", "refs/heads/main", None, &sha);
+    let (status, reply) = server.hook("github", "push", "private-1", &body, SECRET);
+    assert_eq!(status, 202, "{reply}");
+    let private_run = run_of_delivery(&server, "github:private-1");
+    let id = crate::server::gitlab_push(&server, &public, GATED_PIPELINE, "public-1");
+    server.finished_run(&id, Duration::from_secs(30));
+
+    // A visitor sees the public repository's runs and logs, none of the private one's, and
+    // no button.
+    browser.open(&format!("{}/", server.url));
+    browser.wait_for_text("#runs-body", "group/app");
+    assert!(!browser.text("#runs-body").contains("octo/hello"));
+    browser.open(&format!("{}/runs/{id}", server.url));
+    browser.wait_for_text("table.jobs", "manual job: starts when someone plays it");
+    let buttons = browser.eval("return document.querySelectorAll('main form').length");
+    assert_eq!(buttons, 0, "a visitor gets no form");
+    assert!(browser.text("header").contains("Log in"));
+    browser.open(&format!("{}/runs/{id}/jobs/build", server.url));
+    browser.wait_for_text("#log", "built");
+    let anonymous = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let private_page = anonymous
+        .get(&format!("{}/runs/{private_run}", server.url))
+        .call()
+        .expect("page");
+    assert_eq!(private_page.status().as_u16(), 303, "private: to the login");
+    let runners = anonymous
+        .get(&format!("{}/runners", server.url))
+        .call()
+        .expect("page");
+    assert_eq!(runners.status().as_u16(), 303, "runners are not public");
+
+    // Logged in: play the manual job with inputs from its form.
+    browser.open(&format!("{}/login", server.url));
+    browser.type_into("#token", API_TOKEN);
+    browser.click("form.login button");
+    browser.element("#runs-body");
+    browser.open(&format!("{}/runs/{id}", server.url));
+    browser.element("form[action$='/jobs/deploy/play']");
+    browser.eval(
+        "document.querySelector(\"select[name='input.target_env']\").value = 'production'; return true",
+    );
+    browser.eval("const r = document.querySelector(\"input[name='input.replicas']\"); r.value = ''; return true");
+    browser.type_into("input[name='input.replicas']", "5");
+    browser.screenshot("manual-job");
+    browser.click("form[action$='/jobs/deploy/play'] button");
+    // The release then waits for an approval; the page shows the buttons.
+    wait_for_showing(
+        || format!("release to wait for an approval: {:#}", server.run(&id)),
+        Duration::from_secs(30),
+        || (crate::server::job(&server.run(&id), "release")["state"] == "approval").then_some(()),
+    );
+    browser.open(&format!("{}/runs/{id}", server.url));
+    browser.wait_for_text(
+        "section.gate",
+        "waits for an approval to deploy to production",
+    );
+    browser.screenshot("approval");
+    browser.click("form[action$='/jobs/release/review'] button[value='approve']");
+    let run = server.finished_run(&id, Duration::from_secs(30));
+    // The open page's rows follow (live updates).
+    wait_for_showing(
+        || "the release row to show success".to_string(),
+        Duration::from_secs(30),
+        || {
+            let shown = browser.eval(
+                "return document.querySelector(\"tr.success a[href$='/jobs/release']\") !== null",
+            );
+            (shown == true).then_some(())
+        },
+    );
+    assert_eq!(run["status"], "success", "{run:#}");
+    assert_eq!(crate::server::job(&run, "release")["state"], "success");
+    assert!(
+        server
+            .log(&id, "deploy")
+            .contains("deploying production x5")
+    );
+}
