@@ -220,7 +220,10 @@ pub async fn logs(
 ) -> Reply {
     runner_auth(&app, &headers).await?;
     match app.store.append_log(&chunk).await {
-        Ok(length) => Ok(Json(crate::protocol::LogAck { length }).into_response()),
+        Ok(length) => {
+            app.logs.grew(&chunk.job.run_id, &chunk.job.job_key);
+            Ok(Json(crate::protocol::LogAck { length }).into_response())
+        }
         // The runner learns where the stored log ends and goes on from there at once.
         Err(gap @ StoreError::LogGap { stored, .. }) => Ok((
             StatusCode::CONFLICT,
@@ -239,6 +242,7 @@ pub async fn complete(
 ) -> Reply {
     let runner = runner_auth(&app, &headers).await?;
     let (duration, queued) = app.store.complete(&done).await?;
+    app.logs.grew(&done.job.run_id, &done.job.job_key);
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
     if let Some(ms) = duration {
         app.metrics.job_duration(ms.max(0) as f64 / 1000.0);
@@ -399,16 +403,17 @@ pub struct LogQuery {
 /// A job's log from `offset` as Server-Sent Events: an event with what `render` makes of
 /// each new piece of text (told when it is the last; an empty result sends nothing), then
 /// an `end` event with the final state once the job has finished. The store is read again
-/// every `poll` while nothing is new. `?follow=1` sends the text as it is; the web UI its
+/// when the runner uploads to this replica, and every half second (uploads to others). `?follow=1` sends the text as it is; the web UI its
 /// HTML.
 pub(super) fn follow_log(
     app: Arc<App>,
     run: String,
     job: String,
     offset: u64,
-    poll: Duration,
     render: impl FnMut(&str, bool) -> String + Send + 'static,
 ) -> Response {
+    // Uploads to another replica are seen within this.
+    const POLL: Duration = Duration::from_millis(500);
     use axum::response::sse::{Event, KeepAlive, Sse};
     let state = (app, offset, render, false);
     let stream =
@@ -418,7 +423,10 @@ pub(super) fn follow_log(
                 if ended {
                     return None;
                 }
+                let grew = app.logs.watch(&run, &job);
                 loop {
+                    // Registered before reading, so an upload in between still wakes us.
+                    let woken = grew.notified();
                     let Ok(Some((text, _, finished))) = app.store.log(&run, &job, offset).await
                     else {
                         let end = Event::default().event("end").data("gone");
@@ -437,7 +445,10 @@ pub(super) fn follow_log(
                         let end = Event::default().event("end").data("finished");
                         return Some((Ok(end), (app, offset, render, true)));
                     }
-                    tokio::time::sleep(poll).await;
+                    tokio::select! {
+                        () = woken => {}
+                        () = tokio::time::sleep(POLL) => {}
+                    }
                 }
             }
         });
@@ -466,8 +477,7 @@ pub async fn job_log(
         })?;
     if q.follow == Some(1) {
         let raw = |text: &str, _: bool| text.to_string();
-        let poll = Duration::from_millis(200);
-        return Ok(follow_log(app, id, key, q.offset.unwrap_or(0), poll, raw));
+        return Ok(follow_log(app, id, key, q.offset.unwrap_or(0), raw));
     }
     let mut response = text.into_response();
     let h = response.headers_mut();

@@ -9,6 +9,7 @@ pub mod first_start;
 mod gates_api;
 pub mod hooks;
 pub mod limits;
+mod log_watch;
 pub mod metrics;
 mod openapi;
 pub mod planner;
@@ -51,6 +52,8 @@ pub struct App {
     pub registration_token: Option<String>,
     /// Woken whenever jobs are queued, so long-polling runners answer at once.
     pub queued: Notify,
+    /// Wakes the live log streams of a job when its log grows.
+    pub logs: log_watch::LogWatch,
     /// Delivery ids to plan, in arrival order (the planner task owns planning).
     pub planner: mpsc::UnboundedSender<String>,
     pub metrics: metrics::Metrics,
@@ -274,6 +277,7 @@ pub fn run(mut options: Options) -> Result<(), StartError> {
             api_tokens,
             registration_token,
             queued: Notify::new(),
+            logs: log_watch::LogWatch::default(),
             planner: planner_tx,
             metrics: metrics::Metrics::default(),
             runner_ids: Default::default(),

@@ -582,8 +582,7 @@ async fn live_log(
         }
         html
     };
-    let poll = std::time::Duration::from_millis(100);
-    super::api::follow_log(app, id, job_key, q.offset, poll, render)
+    super::api::follow_log(app, id, job_key, q.offset, render)
 }
 
 async fn runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
