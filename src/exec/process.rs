@@ -137,11 +137,13 @@ pub fn run_process(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: prctl(2) in the child before exec; it touches no memory of the parent.
+    // SAFETY: prctl(2) calls in the child before exec; they touch no memory of the parent.
     // The shell also dies with the thread that waits for it (the reaper gets its children).
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The runner keeps its own memory in small pages; a job gets the host's policy.
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
             Ok(())
         });
     }

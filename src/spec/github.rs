@@ -602,18 +602,16 @@ fn parse_jobs(c: &mut Checker, node: &Node, p: &mut Pipeline) {
             "`jobs` is empty: a workflow needs at least one job",
         );
     }
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (id, k, v) in entries {
         c.forbid_expression(k, "job ids");
         // Job ids are case-insensitive on GitHub: `build` and `Build` are the same job.
-        let lower = id.to_ascii_lowercase();
-        if seen.contains(&lower) {
+        if !seen.insert(id.to_ascii_lowercase()) {
             c.error(
                 k.pos,
                 format!("job id `{id}` repeats another job's id (job ids are case-insensitive)"),
             );
         }
-        seen.push(lower);
         if !valid_id(id) {
             c.error(k.pos, format!("invalid job id `{id}`")).help = Some(
                 "job ids start with a letter or `_` and contain only letters, digits, `-` and `_`"
@@ -1075,7 +1073,8 @@ pub(crate) fn parse_steps(c: &mut Checker, node: &Node, job: &str) -> Vec<Step> 
     if items.is_empty() {
         c.error(node.pos, format!("{job} has an empty `steps` list"));
     }
-    let mut steps: Vec<Step> = Vec::new();
+    // Sized once: a step is large (hundreds of bytes) and most jobs have few.
+    let mut steps: Vec<Step> = Vec::with_capacity(items.len());
     for item in items {
         let mut step = Step {
             pos: item.pos,

@@ -192,12 +192,15 @@ fn a_blocking_manual_job_holds_its_pipeline_until_played_or_cancelled() {
     assert_eq!(got, 409, "{body}");
 }
 
+// `build` also checks that a job gets the host's huge-page policy, not the runner's own
+// (the runner turns transparent huge pages off for itself).
 const DEPLOY: &str = "on: push
 jobs:
   build:
     runs-on: self-hosted
     steps:
       - run: echo built
+      - run: \"! grep -q 'THP_enabled:[[:space:]]*0' /proc/self/status\"
   deploy:
     needs: build
     runs-on: self-hosted
