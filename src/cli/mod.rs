@@ -466,12 +466,27 @@ fn load_paths_remote(
 /// Long-running processes keep their memory small: the allocator's transparent huge pages
 /// (what makes a short `tess plan` fast: a few 2 MiB faults instead of thousands of 4 KiB
 /// ones) would have an idle runner resident at 21 MiB instead of 13 (benches/memory.py).
+/// mimalloc reads its options before `main`, so the process runs itself again with
+/// `MIMALLOC_ARENA_EAGER_COMMIT=0` (same pid; jobs never see it, their environment is
+/// built anew). Not `MIMALLOC_ALLOW_THP=0`: that turns huge pages off with a prctl the
+/// jobs would inherit.
 fn small_pages_from_now_on() {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(EAGER_COMMIT).is_some() {
+        return;
     }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(EAGER_COMMIT, "0")
+        .exec();
+    // Not run again (an unreadable binary): go on with huge pages.
+    tracing::debug!(%error, "cannot run again with small pages");
 }
+
+const EAGER_COMMIT: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
 
 fn plan_all(loaded: &mut Loaded, event: Option<&Event>) -> Vec<PipelinePlan> {
     let mut plans = Vec::new();

@@ -3,7 +3,7 @@
 //! deployment to a protected environment approved or declined.
 
 use crate::harness::{
-    API_TOKEN, Repo, Server, config, databases, on_each_database, setup, wait_for,
+    API_TOKEN, Repo, Server, config, databases, on_each_database, setup, wait_for_showing,
 };
 use crate::server::{job, push_main};
 use serde_json::{Value, json};
@@ -46,10 +46,14 @@ fn play(server: &Server, run: &str, key: &str, inputs: Value) -> (u16, Value) {
 
 /// The run once `key` is in `state`.
 fn when_job_is(server: &Server, run: &str, key: &str, state: &str) -> Value {
-    wait_for(&format!("{key} to be {state}"), TIMEOUT, || {
-        let now = server.run(run);
-        (job(&now, key)["state"] == state).then_some(now)
-    })
+    wait_for_showing(
+        || format!("{key} to be {state}: {:#}", server.run(run)),
+        TIMEOUT,
+        || {
+            let now = server.run(run);
+            (job(&now, key)["state"] == state).then_some(now)
+        },
+    )
 }
 
 #[test]
