@@ -102,9 +102,12 @@ pub fn all_labels(opts: &Options) -> Vec<String> {
         .chain(&opts.labels)
         .chain(&untagged)
         .chain(&containers)
+        .map(|l| l.trim())
+        // `--labels ""` (or `a,,b`) names no label.
+        .filter(|l| !l.is_empty())
     {
         if !labels.iter().any(|x| x.eq_ignore_ascii_case(l)) {
-            labels.push(l.clone());
+            labels.push(l.to_string());
         }
     }
     labels

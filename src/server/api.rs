@@ -612,18 +612,42 @@ pub async fn list_runners(
     Ok(Json(crate::rest::RunnerList { runners, next }).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/runners/{id}/drain", summary = "ask a runner to drain", params(("id" = String, Path, description = "the run (or runner, or version) id")), responses((status = 200, description = "draining", body = crate::rest::Draining), (status = 404, description = "no such runner", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+#[utoipa::path(post, path = "/api/v1/runners/{id}/drain", summary = "ask a runner to drain (it finishes its jobs and takes no new one)", params(("id" = String, Path, description = "the runner id")), responses((status = 200, description = "draining", body = crate::rest::Draining), (status = 404, description = "no such runner", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
 pub async fn drain_runner(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Reply {
     api_auth(&app, &headers)?;
-    if !app.store.set_draining(&id).await? {
-        return Err(error(StatusCode::NOT_FOUND, format!("no runner `{id}`")));
+    Ok(Json(app.drain(&id, true).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/runners/{id}/resume", summary = "a drained runner takes jobs again", params(("id" = String, Path, description = "the runner id")), responses((status = 200, description = "resumed", body = crate::rest::Draining), (status = 404, description = "no such runner", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]
+pub async fn resume_runner(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    api_auth(&app, &headers)?;
+    Ok(Json(app.drain(&id, false).await?).into_response())
+}
+
+impl App {
+    /// Drains or resumes a runner, in the store and in this replica's presence.
+    pub(super) async fn drain(
+        &self,
+        id: &str,
+        draining: bool,
+    ) -> Result<crate::rest::Draining, ApiError> {
+        if !self.store.set_draining(id, draining).await? {
+            return Err(error(StatusCode::NOT_FOUND, format!("no runner `{id}`")));
+        }
+        self.presence.set_draining(id, draining);
+        Ok(crate::rest::Draining {
+            id: id.to_string(),
+            draining,
+        })
     }
-    app.presence.set_draining(&id, true);
-    Ok(Json(crate::rest::Draining { id, draining: true }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/deliveries", summary = "webhook deliveries with status and reason", params(PageQuery), responses((status = 200, description = "a page of deliveries", body = crate::rest::DeliveryList), (status = 400, description = "a bad cursor or limit", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("api" = [])))]

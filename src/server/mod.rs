@@ -136,6 +136,7 @@ fn api_router() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(api::job_log))
         .routes(routes!(api::list_runners))
         .routes(routes!(api::drain_runner))
+        .routes(routes!(api::resume_runner))
         .routes(routes!(api::deliveries))
         .routes(routes!(api::reports))
         .routes(routes!(versions_api::server_current))

@@ -384,6 +384,12 @@ fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
     browser.wait_for_text("#current", &v2);
     assert!(browser.text("table.versions").contains("+ job test"));
     browser.screenshot("versions");
+    // Compare: the older version (preselected) to the newer one.
+    browser.click("form[action$='/versions/diff'] button");
+    browser.wait_for_text("#diff", "job test");
+    assert!(browser.current_url().contains(&format!("from={v1}")));
+    browser.open(&format!("{}/repos/octo/hello/versions", server.url));
+    browser.wait_for_text("#current", &v2);
     // Someone else rolls back while this page is open...
     let quoted = format!("\"{v2}\"");
     let (status, body) = server.post_with(
@@ -648,4 +654,31 @@ fn the_web_ui_plays_manual_jobs_approves_deployments_and_shows_public_repositori
             .log(&id, "deploy")
             .contains("deploying production x5")
     );
+
+    // The runners page: drain the runner, then resume it.
+    browser.open(&format!("{}/runners", server.url));
+    browser.wait_for_text("table.runners", "r1");
+    browser.click("form[action$='/drain'] button");
+    browser.wait_for_text("table.runners", "draining");
+    let (_, list) = server.get("/api/v1/runners");
+    assert_eq!(list["runners"][0]["draining"], true, "{list:#}");
+    let labels = list["runners"][0]["labels"]
+        .as_array()
+        .expect("labels")
+        .clone();
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.as_str().is_some_and(|l| !l.is_empty())),
+        "`--labels \"\"` adds no empty label: {labels:?}"
+    );
+    browser.screenshot("runners");
+    browser.click("form[action$='/drain'] button");
+    wait_for_showing(
+        || format!("the runner to resume: {}", browser.text("table.runners")),
+        Duration::from_secs(30),
+        || (!browser.text("table.runners").contains("draining")).then_some(()),
+    );
+    let (_, list) = server.get("/api/v1/runners");
+    assert_eq!(list["runners"][0]["draining"], false, "{list:#}");
 }

@@ -67,9 +67,11 @@ impl Store {
         Ok(row.try_get::<i64, _>(0)? != 0)
     }
 
-    pub async fn set_draining(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE runners SET draining = 1 WHERE id = $1")
+    /// Drains a runner (it takes no new job) or resumes it; `false` without the runner.
+    pub async fn set_draining(&self, id: &str, draining: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE runners SET draining = $2 WHERE id = $1")
             .bind(id)
+            .bind(i64::from(draining))
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)

@@ -45,6 +45,7 @@ pub(super) fn router() -> axum::Router<Arc<App>> {
             "/repos/{owner}/{name}/versions/unpin",
             post(versions::unpin),
         )
+        .route("/repos/{owner}/{name}/versions/diff", get(versions::diff))
         .route("/repos/{owner}/{name}/schedules", get(schedules::show))
         .route(
             "/repos/{owner}/{name}/schedules/switch",
@@ -70,6 +71,10 @@ fn templates() -> &'static Environment<'static> {
             ("log.html", include_str!("templates/log.html")),
             ("runners.html", include_str!("templates/runners.html")),
             ("versions.html", include_str!("templates/versions.html")),
+            (
+                "versions_diff.html",
+                include_str!("templates/versions_diff.html"),
+            ),
             ("schedules.html", include_str!("templates/schedules.html")),
         ] {
             env.add_template(name, text)
@@ -620,21 +625,25 @@ async fn runners(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     )
 }
 
+#[derive(Deserialize)]
+struct DrainForm {
+    csrf: String,
+    /// `0`: resume.
+    drain: Option<String>,
+}
+
 async fn drain(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<DrainForm>,
 ) -> Response {
     if let Err(r) = authorized_form(&app, &headers, &form.csrf) {
         return r.into_response();
     }
-    match app.store.set_draining(&id).await {
-        Ok(_) => {
-            app.presence.set_draining(&id, true);
-            Redirect::to("/runners").into_response()
-        }
-        Err(e) => store_failed(e),
+    match app.drain(&id, form.drain.as_deref() != Some("0")).await {
+        Ok(_) => Redirect::to("/runners").into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -63,6 +63,7 @@ async fn page(
                 commit => h.commit.as_deref().map(|c| c.chars().take(12).collect::<String>()),
                 at => super::ago(h.at, now), error => &h.error, changes => changes,
                 current => current_id.as_deref() == Some(h.version_id.as_str()),
+                applied => h.status == "applied",
             }
         })
         .collect();
@@ -153,4 +154,51 @@ pub(super) async fn unpin(
     Form(form): Form<ChangeForm>,
 ) -> Response {
     change(&app, &headers, (&owner, &name), None, &form).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+/// What changed from one stored version to another, as the change log words it.
+pub(super) async fn diff(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<DiffQuery>,
+) -> Response {
+    if let Err(r) = super::viewer(&app, &headers, Some(&format!("{owner}/{name}"))) {
+        return r.into_response();
+    }
+    let Some(repo) = crate::server::versions_api::configured(&app, &owner, &name) else {
+        return (StatusCode::NOT_FOUND, "no such repository").into_response();
+    };
+    let scope = versions::scope(&repo);
+    let mut both = Vec::new();
+    for id in [&q.from, &q.to] {
+        match versions::definitions(&app, &scope, id).await {
+            Ok(Some(d)) => both.push(d),
+            Ok(None) => {
+                return (StatusCode::NOT_FOUND, format!("no version `{id}`")).into_response();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a version could not be read");
+                return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
+            }
+        }
+    }
+    let changes: Vec<String> = crate::versions::diff(&both[0], &both[1])
+        .iter()
+        .map(|c| crate::versions::change_line(&serde_json::to_value(c).unwrap_or_default()))
+        .collect();
+    let short = |id: &str| id.chars().take(12).collect::<String>();
+    html(
+        "versions_diff.html",
+        context! {
+            repo => &repo.name, base => format!("/repos/{}/{}", segment(&owner), segment(&name)),
+            from => short(&q.from), to => short(&q.to), changes => changes,
+        },
+    )
 }
