@@ -12,14 +12,7 @@ import argparse, os, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ui  # noqa: E402  (the same server set-up and workload)
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+from faults import status_kib  # noqa: E402
 
 
 def main():

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-const MANUAL: &str = r#"stages: [build, deploy, verify]
-build:
+/// A build, then a manual `deploy` with two job inputs; `stages` and what follows are the
+/// caller's (the web UI test's pipeline uses it too).
+pub(crate) const BUILD_AND_MANUAL_DEPLOY: &str = r#"build:
   stage: build
   script: echo built
 deploy:
@@ -27,14 +28,15 @@ deploy:
       default: 3
   script:
     - echo "deploying ${{ job.inputs.target_env }} x${{ job.inputs.replicas }}"
-verify:
-  stage: verify
-  needs: [deploy]
-  script: echo verified
-later:
-  stage: verify
-  script: echo later-ran
 "#;
+
+fn manual_pipeline() -> String {
+    format!(
+        "stages: [build, deploy, verify]\n{BUILD_AND_MANUAL_DEPLOY}\
+         verify:\n  stage: verify\n  needs: [deploy]\n  script: echo verified\n\
+         later:\n  stage: verify\n  script: echo later-ran\n"
+    )
+}
 
 fn play(server: &Server, run: &str, key: &str, inputs: Value) -> (u16, Value) {
     server.post(
@@ -61,7 +63,8 @@ fn gitlab_manual_jobs_are_played_on_the_server_with_their_job_inputs() {
     on_each_database(|root, database| {
         let (repo, server) = setup(root, "gitlab", "group/app", 30, database);
         let _runner = server.runner("r1", "");
-        let sha = repo.commit_titled(&[(".gitlab-ci.yml", MANUAL)], "main", "Ship the login page");
+        let ci = manual_pipeline();
+        let sha = repo.commit_titled(&[(".gitlab-ci.yml", &ci)], "main", "Ship the login page");
         let body = json!({
             "object_kind": "push", "ref": "refs/heads/main",
             "before": "0000000000000000000000000000000000000000", "after": sha,
@@ -158,7 +161,7 @@ fn a_blocking_manual_job_holds_its_pipeline_until_played_or_cancelled() {
     let root = dir.path();
     let (repo, server) = setup(root, "gitlab", "group/app", 30, &databases(root)[0]);
     let _runner = server.runner("r1", "");
-    let blocking = MANUAL.replace(
+    let blocking = manual_pipeline().replace(
         "  when: manual\n",
         "  when: manual\n  allow_failure: false\n",
     );

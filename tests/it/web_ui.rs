@@ -524,28 +524,14 @@ jobs:
     }
 }
 
-const GATED_PIPELINE: &str = r#"stages: [build, deploy, release]
-build:
-  stage: build
-  script: echo built
-deploy:
-  stage: deploy
-  when: manual
-  inputs:
-    target_env:
-      default: staging
-      options: [staging, production]
-    replicas:
-      type: number
-      default: 3
-  script:
-    - echo "deploying ${{ job.inputs.target_env }} x${{ job.inputs.replicas }}"
-release:
-  stage: release
-  needs: [deploy]
-  environment: production
-  script: echo released
-"#;
+/// The gates test's build and manual deploy, then a release to a protected environment.
+fn gated_pipeline() -> String {
+    format!(
+        "stages: [build, deploy, release]\n{}{}",
+        crate::gates::BUILD_AND_MANUAL_DEPLOY,
+        "release:\n  stage: release\n  needs: [deploy]\n  environment: production\n  script: echo released\n"
+    )
+}
 
 #[test]
 fn the_web_ui_plays_manual_jobs_approves_deployments_and_shows_public_repositories_read_only() {
@@ -577,7 +563,7 @@ fn the_web_ui_plays_manual_jobs_approves_deployments_and_shows_public_repositori
     let (status, reply) = server.hook("github", "push", "private-1", &body, SECRET);
     assert_eq!(status, 202, "{reply}");
     let private_run = run_of_delivery(&server, "github:private-1");
-    let id = crate::server::gitlab_push(&server, &public, GATED_PIPELINE, "public-1");
+    let id = crate::server::gitlab_push(&server, &public, &gated_pipeline(), "public-1");
     server.finished_run(&id, Duration::from_secs(30));
 
     // A visitor sees the public repository's runs and logs, none of the private one's, and
