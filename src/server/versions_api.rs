@@ -248,6 +248,20 @@ pub(super) async fn switch_schedule(
     Ok(Json(switch).into_response())
 }
 
+/// The schedules of the repository's current version and of its config.
+async fn current_schedules(
+    app: &App,
+    repo: &Repo,
+    scope: &str,
+) -> Result<Vec<super::scheduler::Schedule>, super::api::ApiError> {
+    let definitions = versions::current_definitions(app, scope)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    Ok(super::scheduler::schedules(repo, &definitions))
+}
+
 /// Switches one of the repository's schedules (`NotFound` for a key it does not have).
 pub(super) async fn switch_of(
     app: &App,
@@ -255,12 +269,8 @@ pub(super) async fn switch_of(
     scope: &str,
     switch: &crate::rest::ScheduleSwitch,
 ) -> Result<(), super::api::ApiError> {
-    let definitions = versions::current_definitions(app, scope)
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
-        .map(|(_, d)| d)
-        .unwrap_or_default();
-    let known: Vec<String> = super::scheduler::schedules(repo, &definitions)
+    let known: Vec<String> = current_schedules(app, repo, scope)
+        .await?
         .into_iter()
         .map(|s| s.key)
         .collect();
@@ -292,13 +302,9 @@ pub(super) async fn schedules_of(
     from: chrono::DateTime<chrono::Utc>,
     count: usize,
 ) -> Result<crate::rest::Schedules, super::api::ApiError> {
-    let definitions = versions::current_definitions(app, scope)
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?
-        .map(|(_, d)| d)
-        .unwrap_or_default();
     let disabled = app.store.disabled_schedules(scope).await?;
-    let list: Vec<crate::rest::Schedule> = super::scheduler::schedules(repo, &definitions)
+    let list: Vec<crate::rest::Schedule> = current_schedules(app, repo, scope)
+        .await?
         .iter()
         .map(|s| {
             let next: Vec<String> = s

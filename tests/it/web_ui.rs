@@ -165,6 +165,14 @@ impl Browser {
         format!("tess_session={}", cookie["value"].as_str().expect("value"))
     }
 
+    /// Logs in with the API token through the login form and waits for the runs page.
+    fn log_in(&self, server_url: &str) {
+        self.open(&format!("{server_url}/login"));
+        self.type_into("#token", API_TOKEN);
+        self.click("form.login button");
+        self.element("#runs-body");
+    }
+
     /// Runs `script` in the page and returns its value.
     fn eval(&self, script: &str) -> Value {
         self.command(
@@ -376,10 +384,7 @@ fn a_stale_rollback_in_the_web_ui_gets_a_conflict_not_a_silent_win() {
         second["version_id"].as_str().expect("v2").to_string(),
     );
 
-    browser.open(&format!("{}/login", server.url));
-    browser.type_into("#token", API_TOKEN);
-    browser.click("form.login button");
-    browser.element("#runs-body");
+    browser.log_in(&server.url);
     browser.open(&format!("{}/repos/octo/hello/versions", server.url));
     browser.wait_for_text("#current", &v2);
     assert!(browser.text("table.versions").contains("+ job test"));
@@ -595,10 +600,7 @@ fn the_web_ui_plays_manual_jobs_approves_deployments_and_shows_public_repositori
     assert_eq!(runners.status().as_u16(), 303, "runners are not public");
 
     // Logged in: play the manual job with inputs from its form.
-    browser.open(&format!("{}/login", server.url));
-    browser.type_into("#token", API_TOKEN);
-    browser.click("form.login button");
-    browser.element("#runs-body");
+    browser.log_in(&server.url);
     browser.open(&format!("{}/runs/{id}", server.url));
     browser.element("form[action$='/jobs/deploy/play']");
     browser.eval(

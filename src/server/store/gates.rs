@@ -24,9 +24,17 @@ pub(super) const APPROVAL: &str = "approval";
 impl Gate {
     pub(super) fn stored(&self) -> String {
         match self {
-            Gate::Manual => "manual".into(),
-            Gate::ManualBlocking => "manual-blocking".into(),
             Gate::Approval(environment) => format!("approval:{environment}"),
+            other => other.kind().into(),
+        }
+    }
+
+    /// `manual`, `manual-blocking` or `approval` (the API's `gate`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Gate::Manual => "manual",
+            Gate::ManualBlocking => "manual-blocking",
+            Gate::Approval(_) => "approval",
         }
     }
 

@@ -166,6 +166,7 @@ impl From<JobRow> for Job {
         let json = |text: Option<String>| {
             text.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
         };
+        let gate = r.gate.as_deref().and_then(super::Gate::parse);
         Job {
             key: r.job_key,
             id: r.job_id,
@@ -183,13 +184,11 @@ impl From<JobRow> for Job {
             outputs: json(r.outputs),
             steps: json(r.steps).unwrap_or_else(|| serde_json::json!([])),
             waiting_reason: None,
-            environment: match r.gate.as_deref().and_then(super::Gate::parse) {
+            gate: gate.as_ref().map(|g| g.kind().to_string()),
+            environment: match gate {
                 Some(super::Gate::Approval(environment)) => Some(environment),
                 _ => None,
             },
-            gate: r
-                .gate
-                .map(|g| g.split(':').next().unwrap_or_default().to_string()),
             inputs: r
                 .inputs
                 .and_then(|text| serde_json::from_str(&text).ok())
