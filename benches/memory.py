@@ -8,7 +8,7 @@ through signed push webhooks (benches/ui.py's workload: three jobs each, for a l
 runner has), then 16 runner processes poll it for 20 s. Printed: the server's resident set
 (VmRSS) and its peak (VmHWM) from /proc, and the runners' median and largest VmRSS.
 """
-import argparse, os, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ui  # noqa: E402  (the same server set-up and workload)
@@ -22,18 +22,8 @@ def main():
     p.add_argument("--runners", type=int, default=16)
     args = p.parse_args()
     tess = os.path.abspath(args.tess)
-    databases = [("sqlite", None)]
-    if os.environ.get("TESS_TEST_POSTGRES_URL"):
-        databases.append(("postgres", os.environ["TESS_TEST_POSTGRES_URL"]))
     print(f"{'database':<9} {'process':<34} {'rss_mib':>8} {'peak_mib':>9}")
-    for name, url in databases:
-        root = tempfile.mkdtemp(prefix="tess-memory-bench-")
-        if url is None:
-            url = f"sqlite://{root}/tess.db?mode=rwc"
-        else:
-            db = "tess_memory_bench_" + str(os.getpid())
-            subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
-            url = url.rsplit("/", 1)[0] + "/" + db
+    for name, root, url in ui.databases("memory"):
         proc, host, port, sha, _ = ui.server(tess, root, url)
         runners = []
         try:

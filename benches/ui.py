@@ -74,6 +74,18 @@ def server(tess, root, database):
     return proc, host, int(port), sha, live_sha
 
 
+def databases(bench):
+    """(name, a fresh directory, a fresh database URL) for SQLite, and for PostgreSQL when
+    TESS_TEST_POSTGRES_URL is set."""
+    root = tempfile.mkdtemp(prefix=f"tess-{bench}-bench-")
+    yield "sqlite", root, f"sqlite://{root}/tess.db?mode=rwc"
+    url = os.environ.get("TESS_TEST_POSTGRES_URL")
+    if url:
+        db = f"tess_{bench}_bench_{os.getpid()}"
+        subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
+        yield "postgres", tempfile.mkdtemp(prefix=f"tess-{bench}-bench-"), url.rsplit("/", 1)[0] + "/" + db
+
+
 def request(host, port, method, path, body=None, headers=None):
     c = http.client.HTTPConnection(host, port, timeout=60)
     c.request(method, path, body=body, headers=headers or {})
@@ -240,18 +252,8 @@ def main():
     p.add_argument("--tess", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "tess"))
     p.add_argument("--runs", type=int, default=10000)
     args = p.parse_args()
-    databases = [("sqlite", None)]
-    if os.environ.get("TESS_TEST_POSTGRES_URL"):
-        databases.append(("postgres", os.environ["TESS_TEST_POSTGRES_URL"]))
     print(f"{'database':<9} {'page':<28} {'median_ms':>9} {'p95_ms':>7} {'bytes':>8}")
-    for name, url in databases:
-        root = tempfile.mkdtemp(prefix="tess-ui-bench-")
-        if url is None:
-            url = f"sqlite://{root}/tess.db?mode=rwc"
-        else:
-            db = "tess_ui_bench_" + str(os.getpid())
-            subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
-            url = url.rsplit("/", 1)[0] + "/" + db
+    for name, root, url in databases("ui"):
         proc, host, port, sha, live_sha = server(os.path.abspath(args.tess), root, url)
         try:
             started = time.perf_counter()
