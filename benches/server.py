@@ -24,17 +24,22 @@ def git(cwd, *args):
 
 
 class Setup:
-    def __init__(self, tess, database, root):
+    """A `tess server` on `database`; `bare` shares another setup's repository (replicas),
+    `forge_url` sends its commit statuses to a (fake) GitHub API."""
+
+    def __init__(self, tess, database, root, bare=None, forge_url=None):
         self.tess, self.root = tess, root
-        self.bare = os.path.join(root, "origin.git")
+        self.bare = bare or os.path.join(root, "origin.git")
         self.work = os.path.join(root, "work")
-        git(root, "init", "-q", "--bare", "-b", "main", self.bare)
-        git(root, "init", "-q", "-b", "main", self.work)
-        git(self.work, "remote", "add", "origin", self.bare)
+        if not bare:
+            git(root, "init", "-q", "--bare", "-b", "main", self.bare)
+            git(root, "init", "-q", "-b", "main", self.work)
+            git(self.work, "remote", "add", "origin", self.bare)
+        report = f'[repo.report]\napi_url = "{forge_url}"\ntoken = "forge-token"\n' if forge_url else ""
         with open(os.path.join(root, "tess.toml"), "w") as f:
             f.write(f'api_tokens = ["{TOKEN}"]\nregistration_token = "reg"\n'
                     f'[[repo]]\nforge = "github"\nname = "bench/app"\n'
-                    f'clone_url = "{self.bare}"\nwebhook_secret = "{SECRET}"\n')
+                    f'clone_url = "{self.bare}"\nwebhook_secret = "{SECRET}"\n{report}')
         self.server = subprocess.Popen(
             [tess, "server", "--config", os.path.join(root, "tess.toml"),
              "--listen", "127.0.0.1:0", "--database-url", database],

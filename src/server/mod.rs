@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod limits;
 mod log_watch;
 pub mod metrics;
+mod objects;
 mod openapi;
 pub mod planner;
 pub mod presence;

@@ -3,6 +3,7 @@
 //! shared planner. Blocking (git processes); the server calls it off the async threads.
 
 use super::config::{Forge, Repo};
+use super::objects::Objects;
 use super::store::{Gate, NewJob, NewRun, Supersede, random_hex};
 use crate::forge::payload::Trigger;
 use crate::git::{Remote, run as git};
@@ -57,6 +58,18 @@ fn fetch(mirror: &Path, remote: &Remote) -> Result<(), String> {
 
 /// The mirror of a repository, cloned on first use and fetched when `sha` is missing.
 pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf, String> {
+    let (dir, fresh) = clone_mirror(repo, data_dir)?;
+    let have =
+        sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
+    if !fresh && !have {
+        fetch(&dir, &Remote::parse(&repo.clone_url))?;
+    }
+    Ok(dir)
+}
+
+/// The mirror's directory, cloned when there is none yet (`true`: cloned just now, so it
+/// has everything).
+fn clone_mirror(repo: &Repo, data_dir: &Path) -> Result<(PathBuf, bool), String> {
     let remote = Remote::parse(&repo.clone_url);
     let forge = match repo.forge {
         Forge::Github => "github",
@@ -66,6 +79,10 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
         .join("mirrors")
         .join(forge)
         .join(format!("{}.git", repo.name.replace('/', "__")));
+    let canonical = |dir: &Path| {
+        dir.canonicalize()
+            .map_err(|e| format!("{}: {e}", dir.display()))
+    };
     if !dir.join("HEAD").exists() {
         std::fs::create_dir_all(dir.parent().unwrap_or(data_dir))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -90,47 +107,40 @@ pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf
             ));
         }
         if std::fs::rename(&tmp, &dir).is_ok() {
-            // A clone made just now has everything.
-            return dir
-                .canonicalize()
-                .map_err(|e| format!("{}: {e}", dir.display()));
+            return Ok((canonical(&dir)?, true));
         }
         // Another clone (a planner's, a version sync's) won the race; it may be older than
         // the commit wanted, so that mirror is checked and fetched like any other.
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    let have =
-        sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
-    if !have {
-        fetch(&dir, &remote)?;
-    }
-    dir.canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))
+    Ok((canonical(&dir)?, false))
 }
 
-/// The files of `sha` in a fresh directory, with a `.git` whose HEAD is `sha` and whose
-/// objects and refs are the mirror's (so the loader finds the root and GitLab's
-/// `changes:compare_to` can diff). Made by hand: `git init` costs more than the rest.
-pub fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
-    let dot_git = into.join(".git");
-    let io = |e: std::io::Error| format!("{}: {e}", dot_git.display());
-    std::fs::create_dir_all(dot_git.join("objects/info")).map_err(io)?;
-    std::fs::write(
-        dot_git.join("objects/info/alternates"),
-        format!("{}\n", mirror.join("objects").display()),
-    )
-    .map_err(io)?;
-    std::fs::write(dot_git.join("HEAD"), format!("{sha}\n")).map_err(io)?;
-    std::fs::write(
-        dot_git.join("config"),
-        "[core]\n\trepositoryformatversion = 0\n\tbare = false\n",
-    )
-    .map_err(io)?;
-    std::os::unix::fs::symlink(mirror.join("refs"), dot_git.join("refs")).map_err(io)?;
-    if mirror.join("packed-refs").exists() {
-        std::os::unix::fs::symlink(mirror.join("packed-refs"), dot_git.join("packed-refs"))
-            .map_err(io)?;
+/// The pipeline files of `sha` in a fresh directory `into`. GitHub's are read from the
+/// object store (its workflow directories only: nothing else is read when planning);
+/// GitLab's need the whole tree (`rules:exists`, local includes), so it is exported.
+pub fn pipeline_tree(
+    mirror: &Path,
+    objects: &mut Objects,
+    forge: Forge,
+    sha: &str,
+    into: &Path,
+) -> Result<(), String> {
+    match forge {
+        Forge::Github => {
+            dot_git(mirror, sha, into)?;
+            for dir in pipeline_paths(forge) {
+                objects.write_dir(sha, dir, into)?;
+            }
+            Ok(())
+        }
+        Forge::Gitlab => export(mirror, sha, into),
     }
+}
+
+/// The files of `sha` in a fresh directory, with a `.git` (see [`dot_git`]).
+pub fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
+    dot_git(mirror, sha, into)?;
     let mut archive = Command::new("git")
         .arg("-C")
         .arg(mirror)
@@ -153,6 +163,32 @@ pub fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
             String::from_utf8_lossy(&archived.stderr).trim(),
             String::from_utf8_lossy(&tar.stderr).trim()
         ));
+    }
+    Ok(())
+}
+
+/// A `.git` in `into` whose HEAD is `sha` and whose objects and refs are the mirror's (so
+/// the loader finds the root and GitLab's `changes:compare_to` can diff). Made by hand:
+/// `git init` costs more than the rest.
+fn dot_git(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
+    let dot_git = into.join(".git");
+    let io = |e: std::io::Error| format!("{}: {e}", dot_git.display());
+    std::fs::create_dir_all(dot_git.join("objects/info")).map_err(io)?;
+    std::fs::write(
+        dot_git.join("objects/info/alternates"),
+        format!("{}\n", mirror.join("objects").display()),
+    )
+    .map_err(io)?;
+    std::fs::write(dot_git.join("HEAD"), format!("{sha}\n")).map_err(io)?;
+    std::fs::write(
+        dot_git.join("config"),
+        "[core]\n\trepositoryformatversion = 0\n\tbare = false\n",
+    )
+    .map_err(io)?;
+    std::os::unix::fs::symlink(mirror.join("refs"), dot_git.join("refs")).map_err(io)?;
+    if mirror.join("packed-refs").exists() {
+        std::os::unix::fs::symlink(mirror.join("packed-refs"), dot_git.join("packed-refs"))
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -185,10 +221,27 @@ pub fn plan(
     definitions: Option<&crate::versions::Definitions>,
 ) -> Result<Planned, String> {
     let mut event = trigger.event.clone();
-    let mirror = mirror(repo, data_dir, event.sha.as_deref())?;
+    // One `git cat-file --batch` reads the commit (is it there yet? its title) and, for
+    // GitHub, the pipeline files; the mirror is fetched only when the commit is missing.
+    let (mirror, fresh) = clone_mirror(repo, data_dir)?;
+    let mut objects = Objects::open(&mirror)?;
+    let mut subject = match &event.sha {
+        Some(sha) => objects.commit_subject(sha)?,
+        None => None,
+    };
+    if subject.is_none() && !fresh {
+        fetch(&mirror, &Remote::parse(&repo.clone_url))?;
+        objects = Objects::open(&mirror)?;
+    }
     let sha = match &event.sha {
         Some(s) => s.clone(),
         None => resolve(repo, &mirror, &event.git_ref)?,
+    };
+    if subject.is_none() {
+        subject = objects.commit_subject(&sha)?;
+    }
+    let Some(subject) = subject else {
+        return Err(format!("commit {sha} is not in {}", repo.name));
     };
     event.sha = Some(sha.clone());
     if event.project.is_none() && repo.forge == Forge::Gitlab {
@@ -206,7 +259,8 @@ pub fn plan(
             .map(|out| out.lines().map(String::from).collect());
     }
     let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    export(&mirror, &sha, tree.path())?;
+    pipeline_tree(&mirror, &mut objects, repo.forge, &sha, tree.path())?;
+    drop(objects);
     let candidates = pipeline_paths(repo.forge);
     if let Some(definitions) = definitions {
         for path in candidates {
@@ -245,10 +299,7 @@ pub fn plan(
                 .collect(),
         ),
     };
-    let title = git(&mirror, &["show", "-s", "--format=%s", &sha])
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+    let title = Some(subject).filter(|t| !t.is_empty());
     let new_run = |pipeline: String, file: String| {
         let mut run = new_run(repo, &event, &sha, event_json.clone(), pipeline, file);
         run.title.clone_from(&title);

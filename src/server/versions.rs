@@ -60,7 +60,8 @@ fn read_repo(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<Read, St
         }
     };
     let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    super::planner::export(&mirror, &sha, tree.path())?;
+    let mut objects = super::objects::Objects::open(&mirror)?;
+    super::planner::pipeline_tree(&mirror, &mut objects, repo.forge, &sha, tree.path())?;
     let paths = super::planner::pipeline_paths(repo.forge);
     Ok(Read {
         definitions: Definitions::read(tree.path(), paths),
