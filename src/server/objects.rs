@@ -1,26 +1,69 @@
-//! Reads commits, trees and blobs straight from a mirror's object store through one
-//! `git cat-file --batch`, so planning a GitHub push spawns one process instead of four.
+//! Reads commits, trees and blobs straight from a mirror's object store through a
+//! long-lived `git cat-file --batch` per mirror: planning a GitHub push spawns nothing.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+/// Readers kept at most (one per mirror, so one per repository planned lately).
+const READERS_KEPT: usize = 32;
+
+/// Runs `read` with the mirror's reader, started on first use. A reader whose process
+/// failed is started again once (git finds objects fetched after it started: a miss
+/// rescans the packs and loose objects).
+pub(super) fn with_objects<T>(
+    mirror: &Path,
+    mut read: impl FnMut(&mut Objects) -> Result<T, String>,
+) -> Result<T, String> {
+    type Slot = Arc<Mutex<Option<Objects>>>;
+    static READERS: OnceLock<Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
+    let slot = {
+        let mut readers = READERS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if readers.len() >= READERS_KEPT && !readers.contains_key(mirror) {
+            // The ones in use live on with their users.
+            readers.clear();
+        }
+        Arc::clone(readers.entry(mirror.to_path_buf()).or_default())
+    };
+    let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut failed = None;
+    for _ in 0..2 {
+        let objects = match held.as_mut() {
+            Some(objects) => objects,
+            None => held.insert(Objects::open(mirror)?),
+        };
+        match read(objects) {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                *held = None;
+                failed = Some(e);
+            }
+        }
+    }
+    Err(failed.unwrap_or_default())
+}
 
 /// One `git cat-file --batch` on a mirror; every read is a line out and an object back.
-pub struct Objects {
+pub(super) struct Objects {
     child: Child,
     input: ChildStdin,
     output: BufReader<ChildStdout>,
 }
 
 /// A tree entry: its mode (`100644`, `40000`, …), name and object id (hex).
-pub struct Entry {
-    pub mode: String,
-    pub name: String,
-    pub id: String,
+pub(super) struct Entry {
+    pub(super) mode: String,
+    pub(super) name: String,
+    pub(super) id: String,
 }
 
 impl Objects {
-    pub fn open(mirror: &Path) -> Result<Objects, String> {
+    fn open(mirror: &Path) -> Result<Objects, String> {
         let mut child = Command::new("git")
             .arg("-C")
             .arg(mirror)
@@ -40,7 +83,7 @@ impl Objects {
     }
 
     /// The object `name` (an id or `rev:path`) with its type, `None` when it is missing.
-    pub fn read(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>, String> {
+    pub(super) fn read(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>, String> {
         let broken = |e: std::io::Error| format!("git cat-file: {e}");
         if name.contains('\n') {
             return Ok(None);
@@ -65,7 +108,7 @@ impl Objects {
 
     /// A commit's subject (its first paragraph on one line, as `%s` gives it), `None` when
     /// the commit is not in the mirror.
-    pub fn commit_subject(&mut self, sha: &str) -> Result<Option<String>, String> {
+    pub(super) fn commit_subject(&mut self, sha: &str) -> Result<Option<String>, String> {
         match self.read(sha)? {
             Some((kind, body)) if kind == "commit" => {
                 let text = String::from_utf8_lossy(&body);
@@ -82,7 +125,7 @@ impl Objects {
     }
 
     /// The entries of the tree at `rev:path`; empty when there is no such directory.
-    pub fn tree(&mut self, rev: &str, path: &str) -> Result<Vec<Entry>, String> {
+    pub(super) fn tree(&mut self, rev: &str, path: &str) -> Result<Vec<Entry>, String> {
         let Some((kind, body)) = self.read(&format!("{rev}:{path}"))? else {
             return Ok(Vec::new());
         };
@@ -113,7 +156,7 @@ impl Objects {
 
     /// Writes the regular files directly in `rev:dir` under `into/dir` (not its
     /// subdirectories: GitHub reads workflows only from the directory itself).
-    pub fn write_dir(&mut self, rev: &str, dir: &str, into: &Path) -> Result<(), String> {
+    pub(super) fn write_dir(&mut self, rev: &str, dir: &str, into: &Path) -> Result<(), String> {
         let entries = self.tree(rev, dir)?;
         if entries.is_empty() {
             return Ok(());

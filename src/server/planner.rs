@@ -3,7 +3,7 @@
 //! shared planner. Blocking (git processes); the server calls it off the async threads.
 
 use super::config::{Forge, Repo};
-use super::objects::Objects;
+use super::objects::with_objects;
 use super::store::{Gate, NewJob, NewRun, Supersede, random_hex};
 use crate::forge::payload::Trigger;
 use crate::git::{Remote, run as git};
@@ -119,20 +119,16 @@ fn clone_mirror(repo: &Repo, data_dir: &Path) -> Result<(PathBuf, bool), String>
 /// The pipeline files of `sha` in a fresh directory `into`. GitHub's are read from the
 /// object store (its workflow directories only: nothing else is read when planning);
 /// GitLab's need the whole tree (`rules:exists`, local includes), so it is exported.
-pub fn pipeline_tree(
-    mirror: &Path,
-    objects: &mut Objects,
-    forge: Forge,
-    sha: &str,
-    into: &Path,
-) -> Result<(), String> {
+pub fn pipeline_tree(mirror: &Path, forge: Forge, sha: &str, into: &Path) -> Result<(), String> {
     match forge {
         Forge::Github => {
             dot_git(mirror, sha, into)?;
-            for dir in pipeline_paths(forge) {
-                objects.write_dir(sha, dir, into)?;
-            }
-            Ok(())
+            with_objects(mirror, |objects| {
+                for dir in pipeline_paths(forge) {
+                    objects.write_dir(sha, dir, into)?;
+                }
+                Ok(())
+            })
         }
         Forge::Gitlab => export(mirror, sha, into),
     }
@@ -221,24 +217,22 @@ pub fn plan(
     definitions: Option<&crate::versions::Definitions>,
 ) -> Result<Planned, String> {
     let mut event = trigger.event.clone();
-    // One `git cat-file --batch` reads the commit (is it there yet? its title) and, for
-    // GitHub, the pipeline files; the mirror is fetched only when the commit is missing.
+    // The mirror's object reader tells whether the commit is there yet (and its title);
+    // the mirror is fetched only when it is not.
     let (mirror, fresh) = clone_mirror(repo, data_dir)?;
-    let mut objects = Objects::open(&mirror)?;
     let mut subject = match &event.sha {
-        Some(sha) => objects.commit_subject(sha)?,
+        Some(sha) => with_objects(&mirror, |o| o.commit_subject(sha))?,
         None => None,
     };
     if subject.is_none() && !fresh {
         fetch(&mirror, &Remote::parse(&repo.clone_url))?;
-        objects = Objects::open(&mirror)?;
     }
     let sha = match &event.sha {
         Some(s) => s.clone(),
         None => resolve(repo, &mirror, &event.git_ref)?,
     };
     if subject.is_none() {
-        subject = objects.commit_subject(&sha)?;
+        subject = with_objects(&mirror, |o| o.commit_subject(&sha))?;
     }
     let Some(subject) = subject else {
         return Err(format!("commit {sha} is not in {}", repo.name));
@@ -259,8 +253,7 @@ pub fn plan(
             .map(|out| out.lines().map(String::from).collect());
     }
     let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    pipeline_tree(&mirror, &mut objects, repo.forge, &sha, tree.path())?;
-    drop(objects);
+    pipeline_tree(&mirror, repo.forge, &sha, tree.path())?;
     let candidates = pipeline_paths(repo.forge);
     if let Some(definitions) = definitions {
         for path in candidates {

@@ -60,8 +60,7 @@ fn read_repo(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<Read, St
         }
     };
     let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let mut objects = super::objects::Objects::open(&mirror)?;
-    super::planner::pipeline_tree(&mirror, &mut objects, repo.forge, &sha, tree.path())?;
+    super::planner::pipeline_tree(&mirror, repo.forge, &sha, tree.path())?;
     let paths = super::planner::pipeline_paths(repo.forge);
     Ok(Read {
         definitions: Definitions::read(tree.path(), paths),
