@@ -11,6 +11,10 @@ pub struct Config {
     pub listen: String,
     /// `sqlite://PATH` or `postgres://…`; default: `tess.db` next to the config.
     pub database_url: Option<String>,
+    /// PostgreSQL connections this replica holds at most (SQLite always uses one: it has
+    /// one writer). Replicas × this must stay below the server's `max_connections`.
+    #[serde(default = "default_database_connections")]
+    pub database_connections: u32,
     /// Git mirrors and scratch space; default: `tess-data/` next to the config.
     pub data_dir: Option<PathBuf>,
     /// Runners register with this.
@@ -174,6 +178,10 @@ pub struct ReportTo {
     /// forever (default: true).
     #[serde(default = "yes")]
     pub skipped_pull_requests: bool,
+}
+
+fn default_database_connections() -> u32 {
+    16
 }
 
 fn yes() -> bool {

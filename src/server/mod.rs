@@ -208,6 +208,7 @@ pub fn run(mut options: Options) -> Result<(), StartError> {
             .or_else(|| config.database_url.clone())
             .unwrap_or_else(|| base_dir.join("tess.db").display().to_string()),
     )?;
+    let database_connections = config.database_connections;
     let mut api_tokens = resolve_all(&config.api_tokens, &base_dir)?;
     let registration_token = config
         .registration_token
@@ -241,13 +242,15 @@ pub fn run(mut options: Options) -> Result<(), StartError> {
         .build()
         .map_err(|e| StartError::Runtime(e.to_string()))?;
     runtime.block_on(async move {
-        let store = Store::connect(&database_url).await.map_err(|e| {
-            StartError::Runtime(format!(
-                "database {} (host {}): {e}",
-                redact_url(&database_url),
-                first_start::database_host(&database_url)
-            ))
-        })?;
+        let store = Store::connect(&database_url, database_connections)
+            .await
+            .map_err(|e| {
+                StartError::Runtime(format!(
+                    "database {} (host {}): {e}",
+                    redact_url(&database_url),
+                    first_start::database_host(&database_url)
+                ))
+            })?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| StartError::Runtime(format!("cannot listen on {listen}: {e}")))?;

@@ -364,9 +364,10 @@ fn is_reference(v: &Json) -> bool {
 }
 
 /// Config keys read once at start: a change to them is recorded but takes a restart.
-const RESTART_KEYS: [&str; 6] = [
+const RESTART_KEYS: [&str; 7] = [
     "listen",
     "database_url",
+    "database_connections",
     "data_dir",
     "public_url",
     "api_tokens",

@@ -98,7 +98,8 @@ fn json_list(text: &str) -> Vec<String> {
 }
 
 impl Store {
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// `connections`: the PostgreSQL pool's size (SQLite always has one).
+    pub async fn connect(url: &str, connections: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -108,7 +109,11 @@ impl Store {
         let options = AnyPoolOptions::new()
             // SQLite has one writer: one connection serializes transactions instead of
             // failing them with SQLITE_BUSY when a read turns into a write.
-            .max_connections(if backend == Backend::Sqlite { 1 } else { 16 })
+            .max_connections(if backend == Backend::Sqlite {
+                1
+            } else {
+                connections.max(1)
+            })
             // An unreachable database fails the start in seconds, not half a minute.
             .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _| {
