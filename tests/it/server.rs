@@ -1261,3 +1261,34 @@ jobs:
         .count();
     assert_eq!(workspaces, 1);
 }
+
+#[test]
+fn a_github_push_is_planned_from_the_mirror_objects_with_git_s_commit_title() {
+    on_each_database(|root, database| {
+        let (repo, server) = setup(root, "github", "octo/hello", 30, database);
+        let _runner = server.runner("r1", "");
+        let workflow = "on: push\njobs:\n  build:\n    runs-on: self-hosted\n    steps:\n      - run: echo built\n";
+        let sha = repo.commit_titled(
+            &[
+                (".github/workflows/ci.yml", workflow),
+                // GitHub reads neither a subdirectory's files nor other files than YAML.
+                (".github/workflows/nested/broken.yml", "jobs: ["),
+                (".github/workflows/README.md", "notes"),
+            ],
+            "main",
+            "Fix the login\npage redirect\n\nThe body is not part of the title.",
+        );
+        let id = push_main(&server, "objects-1", &sha);
+        let run = server.finished_run(&id, Duration::from_secs(60));
+        assert_eq!(run["status"], "success", "{run:#}");
+        // `%s`: the first paragraph, on one line.
+        assert_eq!(run["title"], "Fix the login page redirect", "{run:#}");
+        // A commit pushed after the mirror's object reader started is found by it.
+        let again = workflow.replace("built", "built again");
+        let next = repo.commit_titled(&[(".github/workflows/ci.yml", &again)], "main", "Second");
+        let id = push_main(&server, "objects-2", &next);
+        let run = server.finished_run(&id, Duration::from_secs(60));
+        assert_eq!(run["title"], "Second", "{run:#}");
+        assert!(server.log(&id, "build").contains("built again"), "{run:#}");
+    });
+}
