@@ -13,11 +13,10 @@ from the database), the outbox's lag behind the last job, the peak of `tess_queu
 and PostgreSQL connections, and the CPU each part used (which saturates first).
 Standard library only; every process is started and stopped here.
 """
-import argparse, http.client, http.server, json, os, shutil, subprocess, sys, tempfile
-import threading, time, urllib.parse, uuid
+import argparse, http.server, os, shutil, subprocess, sys, tempfile, threading, time, uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import SECRET, TOKEN, Setup, git  # noqa: E402
+from server import Setup  # noqa: E402
 
 JOBS_PER_RUN = 20
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -56,10 +56,10 @@ pub(super) struct Objects {
 }
 
 /// A tree entry: its mode (`100644`, `40000`, …), name and object id (hex).
-pub(super) struct Entry {
-    pub(super) mode: String,
-    pub(super) name: String,
-    pub(super) id: String,
+struct Entry {
+    mode: String,
+    name: String,
+    id: String,
 }
 
 impl Objects {
@@ -83,7 +83,7 @@ impl Objects {
     }
 
     /// The object `name` (an id or `rev:path`) with its type, `None` when it is missing.
-    pub(super) fn read(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>, String> {
+    fn read(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>, String> {
         let broken = |e: std::io::Error| format!("git cat-file: {e}");
         if name.contains('\n') {
             return Ok(None);
@@ -106,10 +106,10 @@ impl Objects {
         Ok(Some((kind.to_string(), body)))
     }
 
-    /// A commit's subject (its first paragraph on one line, as `%s` gives it), `None` when
-    /// the commit is not in the mirror.
-    pub(super) fn commit_subject(&mut self, sha: &str) -> Result<Option<String>, String> {
-        match self.read(sha)? {
+    /// The subject of the commit `rev` names (its first paragraph on one line, as `%s`
+    /// gives it; a tag is peeled), `None` when there is no such commit in the mirror.
+    pub(super) fn commit_subject(&mut self, rev: &str) -> Result<Option<String>, String> {
+        match self.read(&format!("{rev}^{{commit}}"))? {
             Some((kind, body)) if kind == "commit" => {
                 let text = String::from_utf8_lossy(&body);
                 let message = text.split_once("\n\n").map_or("", |(_, m)| m);
@@ -125,7 +125,7 @@ impl Objects {
     }
 
     /// The entries of the tree at `rev:path`; empty when there is no such directory.
-    pub(super) fn tree(&mut self, rev: &str, path: &str) -> Result<Vec<Entry>, String> {
+    fn tree(&mut self, rev: &str, path: &str) -> Result<Vec<Entry>, String> {
         let Some((kind, body)) = self.read(&format!("{rev}:{path}"))? else {
             return Ok(Vec::new());
         };

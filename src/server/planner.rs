@@ -56,11 +56,14 @@ fn fetch(mirror: &Path, remote: &Remote) -> Result<(), String> {
     .map(drop)
 }
 
-/// The mirror of a repository, cloned on first use and fetched when `sha` is missing.
+/// The mirror of a repository, cloned on first use and fetched when `sha` is missing (or
+/// not given). Whether it is there is asked of the mirror's object reader: no process.
 pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf, String> {
     let (dir, fresh) = clone_mirror(repo, data_dir)?;
-    let have =
-        sha.is_some_and(|s| git(&dir, &["cat-file", "-e", &format!("{s}^{{commit}}")]).is_ok());
+    let have = match sha {
+        Some(sha) => with_objects(&dir, |o| o.commit_subject(sha))?.is_some(),
+        None => false,
+    };
     if !fresh && !have {
         fetch(&dir, &Remote::parse(&repo.clone_url))?;
     }
@@ -217,24 +220,12 @@ pub fn plan(
     definitions: Option<&crate::versions::Definitions>,
 ) -> Result<Planned, String> {
     let mut event = trigger.event.clone();
-    // The mirror's object reader tells whether the commit is there yet (and its title);
-    // the mirror is fetched only when it is not.
-    let (mirror, fresh) = clone_mirror(repo, data_dir)?;
-    let mut subject = match &event.sha {
-        Some(sha) => with_objects(&mirror, |o| o.commit_subject(sha))?,
-        None => None,
-    };
-    if subject.is_none() && !fresh {
-        fetch(&mirror, &Remote::parse(&repo.clone_url))?;
-    }
+    let mirror = mirror(repo, data_dir, event.sha.as_deref())?;
     let sha = match &event.sha {
         Some(s) => s.clone(),
         None => resolve(repo, &mirror, &event.git_ref)?,
     };
-    if subject.is_none() {
-        subject = with_objects(&mirror, |o| o.commit_subject(&sha))?;
-    }
-    let Some(subject) = subject else {
+    let Some(subject) = with_objects(&mirror, |o| o.commit_subject(&sha))? else {
         return Err(format!("commit {sha} is not in {}", repo.name));
     };
     event.sha = Some(sha.clone());
