@@ -2,6 +2,7 @@
 //! plans (DAGs of jobs for an event) → `engine` → `exec`. `load` does the pre-plan I/O;
 //! `server` and `runner` reuse the planner and the engine through `protocol`.
 
+pub mod allocator;
 mod cache_service;
 pub mod cli;
 pub mod diag;

@@ -1,8 +1,6 @@
-/// mimalloc: the planner builds and drops tens of thousands of small nodes, the server
-/// many short-lived buffers; glibc's malloc spent a third of `tess plan` in page faults
-/// and arena locks (measured with perf, benches/plan.sh).
+/// mimalloc behind a bump region for the one-shot commands: see `src/allocator.rs`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tesseract_ci::allocator::Allocator = tesseract_ci::allocator::Allocator;
 
 fn main() -> std::process::ExitCode {
     tesseract_ci::cli::main()

@@ -393,9 +393,19 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 pub fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some(crate::exec::reaper::SUBCOMMAND) {
+        crate::allocator::use_the_heap();
         crate::exec::reaper::watch();
     }
     let cli = Cli::parse();
+    // Planning commands read, print and exit; everything else lives on and frees.
+    if matches!(
+        cli.command,
+        Command::Validate { .. } | Command::Plan { .. } | Command::Graph { .. }
+    ) {
+        crate::allocator::one_shot();
+    } else {
+        crate::allocator::use_the_heap();
+    }
     anstream::ColorChoice::write_global(match cli.color {
         ColorArg::Auto => anstream::ColorChoice::Auto,
         ColorArg::Always => anstream::ColorChoice::Always,

@@ -70,7 +70,7 @@ pub fn for_event(
     let vars = pipeline_variables(p, event);
     let mut out = p.clone();
     let mut skipped = Vec::new();
-    let mut added: IndexMap<String, Arc<Job>> = IndexMap::new();
+    let mut added = crate::spec::JobMap::default();
     // Manual jobs that do not block later stages (`allow_failure: true`, their default).
     let mut non_blocking: Vec<String> = Vec::new();
     for (id, job) in &p.jobs {

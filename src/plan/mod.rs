@@ -20,6 +20,9 @@ use crate::spec::{Dialect, Job, Pipeline};
 use crate::trigger::{Event, EventKind, decide};
 use indexmap::IndexMap;
 use serde::Serialize;
+
+/// Each job's plan keys (matrix instances) and whether each is skipped.
+type KeysByJob = IndexMap<String, Vec<(String, bool)>, foldhash::fast::RandomState>;
 use serde_json::Value as Json;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -242,8 +245,8 @@ impl Planner<'_> {
         base: &PlanContext,
         scope: &Scope,
         depth: usize,
-    ) -> IndexMap<String, Vec<(String, bool)>> {
-        let mut by_job: IndexMap<String, Vec<(String, bool)>> = IndexMap::new();
+    ) -> KeysByJob {
+        let mut by_job = KeysByJob::default();
         let edges = p.need_edges();
         let Some(order) = topological_order(&edges) else {
             return by_job; // The spec layer reports the cycle.
@@ -481,7 +484,7 @@ fn finish(out: &mut PipelinePlan, instances: Vec<Instance>) {
             }
         }
     }
-    let index: IndexMap<&str, usize> = run
+    let index: IndexMap<&str, usize, foldhash::fast::RandomState> = run
         .iter()
         .enumerate()
         .map(|(i, j)| (j.key.as_str(), i))

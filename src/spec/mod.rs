@@ -32,9 +32,11 @@ pub fn parse_github(
 }
 
 /// Frees a large YAML tree on another thread: tens of thousands of small allocations are
-/// not worth making the caller wait for (a CLI exits before they matter).
+/// not worth making the caller wait for; in a one-shot process it is not freed at all.
 fn drop_off_thread(root: yaml::Node, source_len: usize) {
-    if source_len > 64 * 1024 {
+    if crate::allocator::is_one_shot() {
+        std::mem::forget(root);
+    } else if source_len > 64 * 1024 {
         std::thread::spawn(move || drop(root));
     }
 }

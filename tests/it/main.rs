@@ -29,3 +29,4 @@ mod triggers;
 mod upgrade;
 mod versions;
 mod web_ui;
+mod yaml;

@@ -4,7 +4,9 @@
 
 use crate::diag::{Diagnostic, Pos};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+mod block;
 
 /// Largest file we parse at all; GitHub itself refuses far smaller workflow files.
 pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
@@ -192,7 +194,7 @@ enum Frame {
         key: Option<Node>,
         /// Keys seen so far, for duplicate detection in linear time (filled once a mapping
         /// grows past [`SMALL_MAP`] entries).
-        seen: HashSet<String>,
+        seen: foldhash::HashSet<String>,
     },
 }
 
@@ -203,6 +205,8 @@ struct Loader<'a> {
     nodes: usize,
     diagnostics: Vec<Diagnostic>,
     root: Option<Node>,
+    header: Option<Node>,
+    documents: usize,
     flavor: Flavor,
     origin: u16,
 }
@@ -340,18 +344,55 @@ fn parse_text(
     flavor: Flavor,
     origin: u16,
 ) -> (Option<Node>, Option<Node>, Vec<Diagnostic>) {
-    let mut header = None;
-    let mut loader = Loader {
-        file,
-        anchors: HashMap::new(),
-        stack: Vec::new(),
-        nodes: 0,
-        diagnostics: Vec::new(),
-        root: None,
-        flavor,
-        origin,
-    };
-    let mut documents = 0;
+    parse_text_by(file, text, flavor, origin, Reader::Fastest)
+        .expect("the general reader reads every file")
+}
+
+/// Which YAML reader [`parse_str_by`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The block-style fast path where it applies, else `saphyr-parser` (what every
+    /// caller gets).
+    Fastest,
+    /// Only the fast path: `None` when the file is outside its subset.
+    BlockOnly,
+    /// Only `saphyr-parser`.
+    General,
+}
+
+/// As [`parse_str`] with the reader chosen: for tests that compare the two readers.
+pub fn parse_str_by(
+    file: &str,
+    text: &str,
+    flavor: Flavor,
+    reader: Reader,
+) -> Option<(Option<Node>, Vec<Diagnostic>)> {
+    parse_text_by(file, text, flavor, 0, reader).map(|(root, _, diagnostics)| (root, diagnostics))
+}
+
+fn parse_text_by(
+    file: &str,
+    text: &str,
+    flavor: Flavor,
+    origin: u16,
+    reader: Reader,
+) -> Option<(Option<Node>, Option<Node>, Vec<Diagnostic>)> {
+    if reader != Reader::General {
+        if let Some(events) = block::events(text, MAX_DEPTH) {
+            let mut loader = Loader::new(file, flavor, origin);
+            for (event, line, col) in events {
+                let at = saphyr_parser::Marker::new(0, line, col);
+                if let Err(diagnostics) = loader.take(event, &Span::new(at, at)) {
+                    return Some((None, None, diagnostics));
+                }
+            }
+            return Some(loader.end());
+        }
+        if reader == Reader::BlockOnly {
+            return None;
+        }
+    }
+    let mut loader = Loader::new(file, flavor, origin);
     for item in Parser::new_from_str(text).keep_tags(true) {
         let (event, span) = match item {
             Ok(ev) => ev,
@@ -363,43 +404,69 @@ fn parse_text(
                     pos,
                     format!("invalid YAML: {}", e.info()),
                 ));
-                return (None, None, loader.diagnostics);
+                return Some((None, None, loader.diagnostics));
             }
         };
-        if let Event::DocumentStart(_) = event {
-            documents += 1;
-            let is_header = loader
-                .root
-                .as_ref()
-                .is_some_and(|r| r.get("spec").is_some());
-            if documents == 2 && flavor == Flavor::GitLab && is_header {
-                // GitLab's `spec:` header (CI/CD inputs); the configuration follows.
-                header = loader.root.take();
-                continue;
-            }
-            if documents > 1 {
-                let d = Diagnostic::error(
-                    file,
-                    pos_of(&span, loader.origin),
-                    "a pipeline file must contain a single YAML document",
-                );
-                loader.diagnostics.push(d);
-                return (None, None, loader.diagnostics);
-            }
-        }
-        if let Err(d) = loader.on_event(event, &span) {
-            loader.diagnostics.push(d);
-            return (None, None, loader.diagnostics);
+        if let Err(diagnostics) = loader.take(event, &span) {
+            return Some((None, None, diagnostics));
         }
     }
-    let root = loader
-        .root
-        .take()
-        .unwrap_or_else(|| Node::null(Pos::new(1, 1)));
-    (Some(root), header, loader.diagnostics)
+    Some(loader.end())
 }
 
-impl Loader<'_> {
+/// What a reader returns: the document, GitLab's header document, the diagnostics.
+type Parsed = (Option<Node>, Option<Node>, Vec<Diagnostic>);
+
+impl<'a> Loader<'a> {
+    fn new(file: &'a str, flavor: Flavor, origin: u16) -> Self {
+        Loader {
+            file,
+            anchors: HashMap::new(),
+            stack: Vec::new(),
+            nodes: 0,
+            diagnostics: Vec::new(),
+            root: None,
+            header: None,
+            documents: 0,
+            flavor,
+            origin,
+        }
+    }
+
+    /// Takes one event; `Err` carries the diagnostics of a file that cannot be read on.
+    fn take(&mut self, event: Event<'_>, span: &Span) -> Result<(), Vec<Diagnostic>> {
+        if let Event::DocumentStart(_) = event {
+            self.documents += 1;
+            let is_header = self.root.as_ref().is_some_and(|r| r.get("spec").is_some());
+            if self.documents == 2 && self.flavor == Flavor::GitLab && is_header {
+                // GitLab's `spec:` header (CI/CD inputs); the configuration follows.
+                self.header = self.root.take();
+                return Ok(());
+            }
+            if self.documents > 1 {
+                let d = Diagnostic::error(
+                    self.file,
+                    pos_of(span, self.origin),
+                    "a pipeline file must contain a single YAML document",
+                );
+                self.diagnostics.push(d);
+                return Err(std::mem::take(&mut self.diagnostics));
+            }
+        }
+        self.on_event(event, span).map_err(|d| {
+            self.diagnostics.push(d);
+            std::mem::take(&mut self.diagnostics)
+        })
+    }
+
+    fn end(mut self) -> Parsed {
+        let root = self
+            .root
+            .take()
+            .unwrap_or_else(|| Node::null(Pos::new(1, 1)));
+        (Some(root), self.header.take(), self.diagnostics)
+    }
+
     fn on_event(&mut self, event: Event<'_>, span: &Span) -> Result<(), Diagnostic> {
         let pos = pos_of(span, self.origin);
         let is_seq = matches!(event, Event::SequenceStart(..));
@@ -445,7 +512,7 @@ impl Loader<'_> {
                         node,
                         anchor,
                         key: None,
-                        seen: HashSet::new(),
+                        seen: foldhash::HashSet::default(),
                     }
                 });
                 Ok(())
