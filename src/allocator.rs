@@ -5,8 +5,10 @@
 //! exits. Every allocator measured (glibc, mimalloc with or without huge pages) spent a
 //! third of that run in the kernel, faulting in and zeroing pages it had touched once
 //! or purged and touched again (36 MiB resident for a 6.5 MB peak, perf + dhat,
-//! benches/plan.sh). A bump pointer over one huge-page region touches only what is
-//! handed out, and a free that does nothing costs nothing. Every other command leaves the
+//! benches/plan.sh). A bump pointer over one region touches only what is handed out (in
+//! huge pages once the command is known to be one-shot: a few 2 MiB faults instead of
+//! thousands of 4 KiB ones), and a free that does nothing costs nothing. Every other
+//! command leaves the
 //! region once its arguments are parsed ([`use_the_heap`]); what was bumped before that
 //! (the runtime's and the parser's few blocks) stays where it is, freeing it is a no-op.
 //! A process without this allocator (the tests) is unaffected by either call.
@@ -34,10 +36,26 @@ pub fn use_the_heap() {
     BUMPING.store(false, Ordering::Release);
 }
 
-/// This process reads its pipelines, prints and exits: big trees need not be freed.
+/// This process reads its pipelines, prints and exits: big trees need not be freed, and
+/// the region's untouched part is backed by huge pages (a long-running process, which
+/// touches only the region's first pages, is not made to keep a 2 MiB page resident).
 pub fn one_shot() {
     ONE_SHOT.store(true, Ordering::Relaxed);
+    let base = BASE.load(Ordering::Acquire);
+    if !base.is_null() {
+        // SAFETY: advice on the region this module mapped; failure only means small pages.
+        unsafe { libc::madvise(base.cast(), REGION_SIZE, libc::MADV_HUGEPAGE) };
+        // Blocks from here on start at a huge-page boundary: the partly touched page
+        // before it would fault in small pages.
+        let _ = TOP.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |top| {
+            let next = (base as usize + top).next_multiple_of(HUGE_PAGE) - base as usize;
+            (next <= REGION_SIZE).then_some(next)
+        });
+    }
 }
+
+/// The size of a transparent huge page on x86-64 and arm64 (with 4 KiB pages).
+const HUGE_PAGE: usize = 2 << 20;
 
 pub fn is_one_shot() -> bool {
     ONE_SHOT.load(Ordering::Relaxed)
@@ -70,8 +88,6 @@ impl Allocator {
             use_the_heap();
             return null_mut();
         }
-        // SAFETY: advice on the mapping just made; failure only means small pages.
-        unsafe { libc::madvise(mapped, REGION_SIZE, libc::MADV_HUGEPAGE) };
         let mapped = mapped.cast::<u8>();
         match BASE.compare_exchange(null_mut(), mapped, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => mapped,
