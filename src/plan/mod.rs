@@ -153,7 +153,8 @@ fn plan_with(
     let base = PlanContext::for_event(event, inputs);
     let mut planner = Planner {
         diagnostics: &mut diagnostics,
-        instances: Vec::new(),
+        // One instance per job unless matrices or called workflows add more.
+        instances: Vec::with_capacity(p.jobs.len()),
     };
     planner.expand(p, &base, &Scope::default(), 0);
     let Planner { instances, .. } = planner;
@@ -460,8 +461,9 @@ fn skip_reason(job: &Job, ctx: &PlanContext, needs: &[(String, bool)]) -> String
 
 /// Drops skipped instances from `needs`, makes keys unique and computes levels.
 fn finish(out: &mut PipelinePlan, instances: Vec<Instance>) {
-    let mut seen: IndexMap<String, usize> = IndexMap::new();
-    let mut run = Vec::new();
+    let mut seen: IndexMap<String, usize, foldhash::fast::RandomState> =
+        IndexMap::with_capacity_and_hasher(instances.len(), Default::default());
+    let mut run = Vec::with_capacity(instances.len());
     for mut inst in instances {
         let count = seen.entry(inst.job.key.clone()).or_insert(0);
         *count += 1;

@@ -1,36 +1,40 @@
 //! The fast path for the block-style YAML nearly every pipeline file is written in: the
 //! same events, at the same positions, as `saphyr-parser` gives, read line by line.
 //!
-//! It knows block mappings and sequences, plain and one-line quoted scalars, literal and
-//! folded block scalars in their common forms, one-line flow sequences of scalars, and
-//! comments. Anything else — anchors, aliases, tags, flow mappings, multi-line plain or
-//! quoted scalars, escapes, tabs, CR, directives, explicit keys, a second document, and
-//! every malformed line — returns `None`, and the caller reads the file with
+//! It knows block mappings and sequences, plain scalars (continued on more-indented lines
+//! too), one-line quoted scalars, literal and folded block scalars in their common forms,
+//! one-line flow sequences and mappings of scalars, and comments. Anything else —
+//! anchors, aliases, tags, nested flow collections, multi-line quoted scalars, escapes,
+//! tabs, CR, directives, explicit keys, a second document, and every malformed line —
+//! returns `None`, and the caller reads the file with
 //! `saphyr-parser`, which also reports each error. So this path never decides what is
 //! valid; it only spares the general scanner on files it is sure about. Differential
-//! tests compare the two on every file of the corpus (tests/it/diagnostics.rs).
+//! tests compare the two on every file of the corpus and on mutants of each
+//! (tests/it/yaml.rs).
 
 use saphyr_parser::{Event, ScalarStyle};
 use std::borrow::Cow;
 
-/// One event with its start position: line (1-based) and column (0-based, in
-/// characters), as `saphyr_parser::Marker` counts them.
-pub(super) type Located<'a> = (Event<'a>, usize, usize);
-
-/// The events of `text`, or `None` when it is not in the subset this path reads.
-pub(super) fn events(text: &str, max_depth: usize) -> Option<Vec<Located<'_>>> {
+/// Hands each event of `text` to `sink` with its start position: line (1-based) and
+/// column (0-based, in characters), as `saphyr_parser::Marker` counts them. `None` when
+/// the text is not in the subset this path reads (the sink has then seen a prefix of the
+/// events, to be thrown away).
+pub(super) fn read<'a>(
+    text: &'a str,
+    max_depth: usize,
+    sink: &mut dyn FnMut(Event<'a>, usize, usize),
+) -> Option<()> {
     if !printable(text) {
         return None;
     }
     let mut reader = Reader {
         text,
         lines: lines(text),
-        out: Vec::with_capacity(text.len() / 8),
+        sink,
         depth: 0,
         max_depth,
     };
-    reader.document()?;
-    Some(reader.out)
+    reader.document()
 }
 
 /// Only characters YAML prints, and no line break but `\n` (CR, NEL, U+2028/9) nor a
@@ -84,10 +88,10 @@ fn lines(text: &str) -> Vec<Line> {
     out
 }
 
-struct Reader<'a> {
+struct Reader<'a, 's> {
     text: &'a str,
     lines: Vec<Line>,
-    out: Vec<Located<'a>>,
+    sink: &'s mut dyn FnMut(Event<'a>, usize, usize),
     depth: usize,
     max_depth: usize,
 }
@@ -101,7 +105,7 @@ enum Room {
     Scalar,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn line(&self, l: usize) -> &'a str {
         let line = &self.lines[l];
         &self.text[line.start..line.end]
@@ -118,7 +122,7 @@ impl<'a> Reader<'a> {
 
     fn emit(&mut self, event: Event<'a>, l: usize, at: usize) {
         let col = self.col(l, at);
-        self.out.push((event, l + 1, col));
+        (self.sink)(event, l + 1, col);
     }
 
     fn scalar(&mut self, value: Cow<'a, str>, style: ScalarStyle, l: usize, at: usize) {
@@ -142,7 +146,7 @@ impl<'a> Reader<'a> {
     }
 
     fn document(&mut self) -> Option<()> {
-        self.out.push((Event::StreamStart, 1, 0));
+        (self.sink)(Event::StreamStart, 1, 0);
         let mut from = 0;
         while self.lines.get(from).is_some_and(|line| line.insignificant) {
             from += 1;
@@ -153,15 +157,15 @@ impl<'a> Reader<'a> {
             from += 1;
         }
         let l = self.significant(from)??;
-        self.out.push((Event::DocumentStart(explicit), l + 1, 0));
+        (self.sink)(Event::DocumentStart(explicit), l + 1, 0);
         let indent = self.lines[l].indent;
         let next = self.node(l, indent, None, Room::Collection)?;
         if next.is_some() {
             // A second document, `...`, or a line the document does not take.
             return None;
         }
-        self.out.push((Event::DocumentEnd, self.lines.len() + 1, 0));
-        self.out.push((Event::StreamEnd, self.lines.len() + 1, 0));
+        (self.sink)(Event::DocumentEnd, self.lines.len() + 1, 0);
+        (self.sink)(Event::StreamEnd, self.lines.len() + 1, 0);
         Some(())
     }
 
@@ -364,7 +368,7 @@ impl<'a> Reader<'a> {
                 Some(n) if self.lines[n].indent == indent => l = n,
                 Some(n) if self.lines[n].indent > indent => return None,
                 next => {
-                    self.out.push((Event::MappingEnd, 0, 0));
+                    (self.sink)(Event::MappingEnd, 0, 0);
                     return Some(next);
                 }
             }
@@ -375,26 +379,31 @@ impl<'a> Reader<'a> {
     /// value of a mapping key at the key's own indentation (it ends at the next key).
     fn sequence(&mut self, first: usize, at: usize, indentless: bool) -> Option<Option<usize>> {
         let indent = at;
-        let start = self.out.len();
-        self.emit(Event::SequenceStart(0, None), first, at);
+        let item_at = |line: &str| {
+            let after_dash = indent + 1;
+            after_dash
+                + line[after_dash..]
+                    .bytes()
+                    .take_while(|&b| b == b' ')
+                    .count()
+        };
+        // saphyr places an indentless sequence where its first item starts.
+        let start = if indentless {
+            let first_item = item_at(self.line(first));
+            let rest = &self.line(first)[first_item..];
+            if rest.is_empty() || rest.starts_with('#') {
+                return None;
+            }
+            first_item
+        } else {
+            at
+        };
+        self.emit(Event::SequenceStart(0, None), first, start);
         let mut l = first;
         loop {
             let line = self.line(l);
-            let after_dash = indent + 1;
-            let spaces = line[after_dash..]
-                .bytes()
-                .take_while(|&b| b == b' ')
-                .count();
-            let item_at = after_dash + spaces;
+            let item_at = item_at(line);
             let item_rest = &line[item_at..];
-            if indentless && l == first {
-                // saphyr places an indentless sequence where its first item starts.
-                if item_rest.is_empty() || item_rest.starts_with('#') {
-                    return None;
-                }
-                let col = self.col(l, item_at);
-                self.out[start].2 = col;
-            }
             let next = if item_rest.is_empty() {
                 match self.significant(l + 1)? {
                     Some(n) if self.lines[n].indent > indent => {
@@ -419,7 +428,7 @@ impl<'a> Reader<'a> {
                 Some(n) if self.lines[n].indent == indent && !indentless => return None,
                 Some(n) if self.lines[n].indent > indent => return None,
                 next => {
-                    self.out.push((Event::SequenceEnd, 0, 0));
+                    (self.sink)(Event::SequenceEnd, 0, 0);
                     return Some(next);
                 }
             }
@@ -504,7 +513,7 @@ impl<'a> Reader<'a> {
         let skip = |i: usize| i + line[i..].bytes().take_while(|&b| b == b' ').count();
         let mut i = skip(at + 1);
         if line.as_bytes().get(i) == Some(&b'}') {
-            self.out.push((Event::MappingEnd, l + 1, 0));
+            (self.sink)(Event::MappingEnd, l + 1, 0);
             return Some(i + 1);
         }
         loop {
@@ -522,7 +531,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 Some(b'}') => {
-                    self.out.push((Event::MappingEnd, l + 1, 0));
+                    (self.sink)(Event::MappingEnd, l + 1, 0);
                     return Some(i + 1);
                 }
                 _ => return None,
@@ -571,7 +580,7 @@ impl<'a> Reader<'a> {
         let skip = |i: usize| i + line[i..].bytes().take_while(|&b| b == b' ').count();
         let mut i = skip(at + 1);
         if line.as_bytes().get(i) == Some(&b']') {
-            self.out.push((Event::SequenceEnd, l + 1, 0));
+            (self.sink)(Event::SequenceEnd, l + 1, 0);
             return Some(i + 1);
         }
         loop {
@@ -584,7 +593,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 Some(b']') => {
-                    self.out.push((Event::SequenceEnd, l + 1, 0));
+                    (self.sink)(Event::SequenceEnd, l + 1, 0);
                     return Some(i + 1);
                 }
                 _ => return None,

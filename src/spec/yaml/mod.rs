@@ -378,15 +378,22 @@ fn parse_text_by(
     reader: Reader,
 ) -> Option<(Option<Node>, Option<Node>, Vec<Diagnostic>)> {
     if reader != Reader::General {
-        if let Some(events) = block::events(text, MAX_DEPTH) {
-            let mut loader = Loader::new(file, flavor, origin);
-            for (event, line, col) in events {
+        let mut loader = Loader::new(file, flavor, origin);
+        // A failure in the tree (a merge key's value, the node limit) counts only once
+        // the fast path has read the whole file: else the general parser reads it again
+        // and reports what comes first, as it always does.
+        let mut failed = None;
+        let read = block::read(text, MAX_DEPTH, &mut |event, line, col| {
+            if failed.is_none() {
                 let at = saphyr_parser::Marker::new(0, line, col);
-                if let Err(diagnostics) = loader.take(event, &Span::new(at, at)) {
-                    return Some((None, None, diagnostics));
-                }
+                failed = loader.take(event, &Span::new(at, at)).err();
             }
-            return Some(loader.end());
+        });
+        if read.is_some() {
+            return Some(match failed {
+                Some(diagnostics) => (None, None, diagnostics),
+                None => loader.end(),
+            });
         }
         if reader == Reader::BlockOnly {
             return None;
