@@ -328,7 +328,7 @@ pub fn run(
             running += 1;
             *running_per_spec.entry(spec_id).or_insert(0) += 1;
             let span = tracing::info_span!("job", run_id = %opts.run_id, job = %job.key);
-            std::thread::spawn(move || {
+            let run_job = move || {
                 let _span = span.entered();
                 // A panicking job must still report, or the run would wait for it forever.
                 let outcome =
@@ -339,7 +339,14 @@ pub fn run(
                             allowed_failure: false,
                         });
                 let _ = tx.send((i, outcome));
-            });
+            };
+            if jobs.len() == 1 {
+                // The only job (a runner's lease, `tess run --job`): nothing to schedule
+                // beside it, so it runs on this thread (its cancel is the run's child).
+                run_job();
+            } else {
+                std::thread::spawn(run_job);
+            }
         }
         dag.ready = blocked;
         if running == 0 && dag.ready.is_empty() {
