@@ -203,27 +203,18 @@ impl<'a> Reader<'a, '_> {
             }
             b'|' | b'>' => self.block_scalar(l, at, parent),
             b'[' | b'{' => {
-                let end = if bytes[0] == b'[' {
-                    self.flow_sequence(l, at)?
-                } else {
-                    self.flow_mapping(l, at)?
-                };
+                let end = self.flow(l, at)?;
                 self.line_done(l, end)?;
                 self.significant(l + 1)
             }
             b'\'' | b'"' => {
-                let (value, end) = quoted(rest)?;
+                let (value, style, end) = quoted(rest)?;
                 if key_colon(rest, end).is_some() {
                     if room != Room::Collection {
                         return None;
                     }
                     return self.mapping(l, at);
                 }
-                let style = if bytes[0] == b'\'' {
-                    ScalarStyle::SingleQuoted
-                } else {
-                    ScalarStyle::DoubleQuoted
-                };
                 self.line_done(l, at + end)?;
                 self.scalar(value, style, l, at);
                 self.significant(l + 1)
@@ -312,13 +303,8 @@ impl<'a> Reader<'a, '_> {
             // The key and the byte after its colon.
             let after = match rest.as_bytes()[0] {
                 b'\'' | b'"' => {
-                    let (key, end) = quoted(rest)?;
+                    let (key, style, end) = quoted(rest)?;
                     let colon = key_colon(rest, end)?;
-                    let style = if rest.as_bytes()[0] == b'\'' {
-                        ScalarStyle::SingleQuoted
-                    } else {
-                        ScalarStyle::DoubleQuoted
-                    };
                     self.scalar(key, style, l, indent);
                     colon
                 }
@@ -505,33 +491,51 @@ impl<'a> Reader<'a, '_> {
         self.significant(last_text + 1)
     }
 
-    /// `{}` or `{ a: b, 'c': "d" }` on one line at byte `at` of line `l`; returns the byte
-    /// after `}`.
-    fn flow_mapping(&mut self, l: usize, at: usize) -> Option<usize> {
+    /// `[a, 'b', "c"]`, `{}` or `{ a: b, 'c': "d" }` on one line at byte `at` of line `l`;
+    /// returns the byte after the closing bracket.
+    fn flow(&mut self, l: usize, at: usize) -> Option<usize> {
         let line = self.line(l);
-        self.emit(Event::MappingStart(0, None), l, at);
+        let mapping = line.as_bytes()[at] == b'{';
+        let (start, closer) = if mapping {
+            (Event::MappingStart(0, None), b'}')
+        } else {
+            (Event::SequenceStart(0, None), b']')
+        };
+        let end = || {
+            if mapping {
+                Event::MappingEnd
+            } else {
+                Event::SequenceEnd
+            }
+        };
+        self.emit(start, l, at);
         let skip = |i: usize| i + line[i..].bytes().take_while(|&b| b == b' ').count();
         let mut i = skip(at + 1);
-        if line.as_bytes().get(i) == Some(&b'}') {
-            (self.sink)(Event::MappingEnd, l + 1, 0);
+        if line.as_bytes().get(i) == Some(&closer) {
+            (self.sink)(end(), l + 1, 0);
             return Some(i + 1);
         }
         loop {
-            i = self.flow_scalar(l, i, b':')?;
-            // `: ` after the key (JSON's `"a":1` is left to the general parser).
-            if line.as_bytes().get(i) != Some(&b':') || line.as_bytes().get(i + 1) != Some(&b' ') {
-                return None;
+            if mapping {
+                i = self.flow_scalar(l, i, b':')?;
+                // `: ` after the key (JSON's `"a":1` is left to the general parser).
+                if line.as_bytes().get(i) != Some(&b':')
+                    || line.as_bytes().get(i + 1) != Some(&b' ')
+                {
+                    return None;
+                }
+                i = skip(i + 1);
             }
-            i = self.flow_scalar(l, skip(i + 1), b'}')?;
+            i = self.flow_scalar(l, i, closer)?;
             match line.as_bytes().get(i) {
                 Some(b',') => {
                     i = skip(i + 1);
-                    if matches!(line.as_bytes().get(i), Some(b'}') | None) {
+                    if line.as_bytes().get(i).is_none_or(|&b| b == closer) {
                         return None;
                     }
                 }
-                Some(b'}') => {
-                    (self.sink)(Event::MappingEnd, l + 1, 0);
+                Some(&b) if b == closer => {
+                    (self.sink)(end(), l + 1, 0);
                     return Some(i + 1);
                 }
                 _ => return None,
@@ -547,12 +551,7 @@ impl<'a> Reader<'a, '_> {
         let rest = &line[i..];
         let end = match *rest.as_bytes().first()? {
             b'\'' | b'"' => {
-                let (value, end) = quoted(rest)?;
-                let style = if rest.as_bytes()[0] == b'\'' {
-                    ScalarStyle::SingleQuoted
-                } else {
-                    ScalarStyle::DoubleQuoted
-                };
+                let (value, style, end) = quoted(rest)?;
                 self.scalar(value, style, l, i);
                 i + end
             }
@@ -571,34 +570,6 @@ impl<'a> Reader<'a, '_> {
             }
         };
         Some(end + line[end..].bytes().take_while(|&b| b == b' ').count())
-    }
-
-    /// `[a, 'b', "c"]` on one line at byte `at` of line `l`; returns the byte after `]`.
-    fn flow_sequence(&mut self, l: usize, at: usize) -> Option<usize> {
-        let line = self.line(l);
-        self.emit(Event::SequenceStart(0, None), l, at);
-        let skip = |i: usize| i + line[i..].bytes().take_while(|&b| b == b' ').count();
-        let mut i = skip(at + 1);
-        if line.as_bytes().get(i) == Some(&b']') {
-            (self.sink)(Event::SequenceEnd, l + 1, 0);
-            return Some(i + 1);
-        }
-        loop {
-            i = self.flow_scalar(l, i, b']')?;
-            match line.as_bytes().get(i) {
-                Some(b',') => {
-                    i = skip(i + 1);
-                    if matches!(line.as_bytes().get(i), Some(b']') | None) {
-                        return None;
-                    }
-                }
-                Some(b']') => {
-                    (self.sink)(Event::SequenceEnd, l + 1, 0);
-                    return Some(i + 1);
-                }
-                _ => return None,
-            }
-        }
     }
 }
 
@@ -666,9 +637,9 @@ fn plain(rest: &str) -> Option<Plain> {
     })
 }
 
-/// A quoted scalar closed on its line: its value and the byte after the closing quote.
-/// Double-quoted scalars with escapes are left to the general parser.
-fn quoted(rest: &str) -> Option<(Cow<'_, str>, usize)> {
+/// A quoted scalar closed on its line: its value, style and the byte after the closing
+/// quote. Double-quoted scalars with escapes are left to the general parser.
+fn quoted(rest: &str) -> Option<(Cow<'_, str>, ScalarStyle, usize)> {
     let quote = rest.as_bytes()[0];
     let body = &rest[1..];
     if quote == b'"' {
@@ -676,8 +647,13 @@ fn quoted(rest: &str) -> Option<(Cow<'_, str>, usize)> {
         if body.as_bytes()[close] == b'\\' {
             return None;
         }
-        return Some((Cow::Borrowed(&body[..close]), close + 2));
+        return Some((
+            Cow::Borrowed(&body[..close]),
+            ScalarStyle::DoubleQuoted,
+            close + 2,
+        ));
     }
+    let single = ScalarStyle::SingleQuoted;
     let mut value = String::new();
     let mut i = 0;
     loop {
@@ -686,10 +662,10 @@ fn quoted(rest: &str) -> Option<(Cow<'_, str>, usize)> {
             value.push_str(&body[i..=close]);
             i = close + 2;
         } else if value.is_empty() {
-            return Some((Cow::Borrowed(&body[i..close]), close + 2));
+            return Some((Cow::Borrowed(&body[i..close]), single, close + 2));
         } else {
             value.push_str(&body[i..close]);
-            return Some((Cow::Owned(value), close + 2));
+            return Some((Cow::Owned(value), single, close + 2));
         }
     }
 }
