@@ -20,12 +20,14 @@ use crate::spec::{Dialect, Job, Pipeline};
 use crate::trigger::{Event, EventKind, decide};
 use indexmap::IndexMap;
 use serde::Serialize;
-
-/// Each job's plan keys (matrix instances) and whether each is skipped.
-type KeysByJob = IndexMap<String, Vec<(String, bool)>, foldhash::fast::RandomState>;
 use serde_json::Value as Json;
 use std::rc::Rc;
 use std::sync::Arc;
+
+/// Job ids and keys are hashed in every pass: foldhash, as for [`crate::spec::JobMap`].
+type Hasher = foldhash::fast::RandomState;
+/// Each job's plan keys (matrix instances) and whether each is skipped.
+type KeysByJob = IndexMap<String, Vec<(String, bool)>, Hasher>;
 
 /// GitHub allows reusable workflows nested this deep.
 const MAX_CALL_DEPTH: usize = 10;
@@ -461,8 +463,8 @@ fn skip_reason(job: &Job, ctx: &PlanContext, needs: &[(String, bool)]) -> String
 
 /// Drops skipped instances from `needs`, makes keys unique and computes levels.
 fn finish(out: &mut PipelinePlan, instances: Vec<Instance>) {
-    let mut seen: IndexMap<String, usize, foldhash::fast::RandomState> =
-        IndexMap::with_capacity_and_hasher(instances.len(), Default::default());
+    let mut seen: IndexMap<String, usize, Hasher> =
+        IndexMap::with_capacity_and_hasher(instances.len(), Hasher::default());
     let mut run = Vec::with_capacity(instances.len());
     for mut inst in instances {
         let count = seen.entry(inst.job.key.clone()).or_insert(0);
@@ -486,7 +488,7 @@ fn finish(out: &mut PipelinePlan, instances: Vec<Instance>) {
             }
         }
     }
-    let index: IndexMap<&str, usize, foldhash::fast::RandomState> = run
+    let index: IndexMap<&str, usize, Hasher> = run
         .iter()
         .enumerate()
         .map(|(i, j)| (j.key.as_str(), i))

@@ -59,15 +59,25 @@ fn fetch(mirror: &Path, remote: &Remote) -> Result<(), String> {
 /// The mirror of a repository, cloned on first use and fetched when `sha` is missing (or
 /// not given). Whether it is there is asked of the mirror's object reader: no process.
 pub fn mirror(repo: &Repo, data_dir: &Path, sha: Option<&str>) -> Result<PathBuf, String> {
+    mirror_and_subject(repo, data_dir, sha).map(|(dir, _)| dir)
+}
+
+/// As [`mirror`], with the subject of `sha` when the mirror already held it (the reader's
+/// answer to "is it there", kept for the run's title).
+fn mirror_and_subject(
+    repo: &Repo,
+    data_dir: &Path,
+    sha: Option<&str>,
+) -> Result<(PathBuf, Option<String>), String> {
     let (dir, fresh) = clone_mirror(repo, data_dir)?;
-    let have = match sha {
-        Some(sha) => with_objects(&dir, |o| o.commit_subject(sha))?.is_some(),
-        None => false,
+    let subject = match sha {
+        Some(sha) => with_objects(&dir, |o| o.commit_subject(sha))?,
+        None => None,
     };
-    if !fresh && !have {
+    if !fresh && subject.is_none() {
         fetch(&dir, &Remote::parse(&repo.clone_url))?;
     }
-    Ok(dir)
+    Ok((dir, subject))
 }
 
 /// The mirror's directory, cloned when there is none yet (`true`: cloned just now, so it
@@ -220,12 +230,17 @@ pub fn plan(
     definitions: Option<&crate::versions::Definitions>,
 ) -> Result<Planned, String> {
     let mut event = trigger.event.clone();
-    let mirror = mirror(repo, data_dir, event.sha.as_deref())?;
+    let (mirror, known) = mirror_and_subject(repo, data_dir, event.sha.as_deref())?;
     let sha = match &event.sha {
         Some(s) => s.clone(),
         None => resolve(repo, &mirror, &event.git_ref)?,
     };
-    let Some(subject) = with_objects(&mirror, |o| o.commit_subject(&sha))? else {
+    // Read again only when the commit came with a fetch (or was resolved from a ref).
+    let subject = match known {
+        Some(subject) => Some(subject),
+        None => with_objects(&mirror, |o| o.commit_subject(&sha))?,
+    };
+    let Some(subject) = subject else {
         return Err(format!("commit {sha} is not in {}", repo.name));
     };
     event.sha = Some(sha.clone());

@@ -14,7 +14,7 @@ pub enum Dialect {
 }
 
 /// Jobs by id, in file order. foldhash, not SipHash: job ids are hashed in every planning
-/// pass (need edges, lookups), a tenth of `tess plan`'s time with SipHash (perf).
+/// pass (need edges, lookups); SipHash was 4% of `tess plan` on 1,000 jobs (perf).
 pub type JobMap = IndexMap<String, Arc<Job>, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone)]

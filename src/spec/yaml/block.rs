@@ -74,7 +74,7 @@ fn lines(text: &str) -> Vec<Line> {
     let mut start = 0;
     for raw in text.split_inclusive('\n') {
         let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let indent = line.bytes().take_while(|&b| b == b' ').count();
+        let indent = spaces(line);
         let rest = &line.as_bytes()[indent..];
         out.push(Line {
             start,
@@ -101,7 +101,7 @@ struct Reader<'a, 's> {
 enum Room {
     /// A sequence entry or the document: a compact mapping or sequence may start here.
     Collection,
-    /// After `key: `: a scalar or a flow sequence only.
+    /// After `key: `: a scalar or a flow collection only.
     Scalar,
 }
 
@@ -135,7 +135,7 @@ impl<'a> Reader<'a, '_> {
         while l < self.lines.len() {
             if !self.lines[l].insignificant {
                 let line = self.line(l);
-                if line.contains('\t') || is_marker(line, "---") || is_marker(line, "...") {
+                if line.contains('\t') || is_document_marker(line) {
                     return None;
                 }
                 return Some(Some(l));
@@ -221,40 +221,40 @@ impl<'a> Reader<'a, '_> {
             }
             _ => {
                 let plain = plain(rest)?;
-                if plain.key {
+                if plain.colon.is_some() {
                     if room != Room::Collection {
                         return None;
                     }
                     return self.mapping(l, at);
                 }
-                let first = &rest[..plain.len];
-                let (value, last) = self.continued(l, first, parent)?;
+                let (value, last) = self.continued(l, rest, plain.len, parent)?;
                 self.scalar(value, ScalarStyle::Plain, l, at);
                 self.significant(last + 1)
             }
         }
     }
 
-    /// A plain scalar that began with `first` on line `l` goes on over the lines below that
-    /// are more indented than `parent`, folded with spaces. Returns it and its last line.
+    /// A plain scalar, the first `len` bytes of `rest` on line `l`, goes on over the lines
+    /// below that are more indented than `parent`, folded with spaces. Returns it and its
+    /// last line.
     fn continued(
         &self,
         l: usize,
-        first: &'a str,
+        rest: &'a str,
+        len: usize,
         parent: Option<usize>,
     ) -> Option<(Cow<'a, str>, usize)> {
-        let mut value = Cow::Borrowed(first);
+        let mut value = Cow::Borrowed(&rest[..len]);
         let mut last = l;
         // A comment ends the scalar: what is more indented after it is not read here.
-        if first.len() < self.line(l).trim_end_matches(' ').len() - self.col_of(l, first) {
+        if ends_in_comment(rest, len) {
             return Some((value, last));
         }
         while let Some(next) = self.lines.get(last + 1) {
             let line = self.line(last + 1);
             if next.insignificant
                 || parent.is_some_and(|p| next.indent <= p)
-                || is_marker(line, "---")
-                || is_marker(line, "...")
+                || is_document_marker(line)
             {
                 break;
             }
@@ -264,23 +264,18 @@ impl<'a> Reader<'a, '_> {
                 return None;
             }
             let more = plain(text)?;
-            if more.key {
+            if more.colon.is_some() {
                 return None;
             }
             let value = value.to_mut();
             value.push(' ');
             value.push_str(&text[..more.len]);
             last += 1;
-            if more.len < text.trim_end_matches(' ').len() {
+            if ends_in_comment(text, more.len) {
                 break;
             }
         }
         Some((value, last))
-    }
-
-    /// Byte offset of `part` (a slice of line `l`) in that line.
-    fn col_of(&self, l: usize, part: &str) -> usize {
-        part.as_ptr() as usize - self.line(l).as_ptr() as usize
     }
 
     /// After a token ending at byte `end` of line `l`: only spaces and a comment may follow.
@@ -311,16 +306,14 @@ impl<'a> Reader<'a, '_> {
                 b'-' if is_blank_or_end(rest.as_bytes().get(1)) => return None,
                 _ => {
                     let key = plain(rest)?;
-                    if !key.key {
-                        return None;
-                    }
+                    let colon = key.colon?;
                     self.scalar(
                         Cow::Borrowed(&rest[..key.len]),
                         ScalarStyle::Plain,
                         l,
                         indent,
                     );
-                    key.colon
+                    colon
                 }
             };
             if after > MAX_KEY_BYTES {
@@ -328,7 +321,7 @@ impl<'a> Reader<'a, '_> {
             }
             let colon = indent + after;
             let value_at = colon + 1;
-            let spaces = line[value_at..].bytes().take_while(|&b| b == b' ').count();
+            let spaces = spaces(&line[value_at..]);
             let value_rest = &line[value_at + spaces..];
             let next = if value_rest.is_empty() || (spaces > 0 && value_rest.starts_with('#')) {
                 // The value is on the lines below, or null.
@@ -367,11 +360,7 @@ impl<'a> Reader<'a, '_> {
         let indent = at;
         let item_at = |line: &str| {
             let after_dash = indent + 1;
-            after_dash
-                + line[after_dash..]
-                    .bytes()
-                    .take_while(|&b| b == b' ')
-                    .count()
+            after_dash + spaces(&line[after_dash..])
         };
         // saphyr places an indentless sequence where its first item starts.
         let start = if indentless {
@@ -509,7 +498,7 @@ impl<'a> Reader<'a, '_> {
             }
         };
         self.emit(start, l, at);
-        let skip = |i: usize| i + line[i..].bytes().take_while(|&b| b == b' ').count();
+        let skip = |i: usize| i + spaces(&line[i..]);
         let mut i = skip(at + 1);
         if line.as_bytes().get(i) == Some(&closer) {
             (self.sink)(end(), l + 1, 0);
@@ -569,8 +558,13 @@ impl<'a> Reader<'a, '_> {
                 i + item.len()
             }
         };
-        Some(end + line[end..].bytes().take_while(|&b| b == b' ').count())
+        Some(end + spaces(&line[end..]))
     }
+}
+
+/// How many spaces `s` starts with.
+fn spaces(s: &str) -> usize {
+    s.bytes().take_while(|&b| b == b' ').count()
 }
 
 fn is_blank_or_end(b: Option<&u8>) -> bool {
@@ -583,9 +577,11 @@ fn is_entry(rest: &str) -> bool {
 }
 
 /// `---` or `...` at the start of a line, alone or before a space.
-fn is_marker(line: &str, marker: &str) -> bool {
-    line.strip_prefix(marker)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+fn is_document_marker(line: &str) -> bool {
+    ["---", "..."].iter().any(|marker| {
+        line.strip_prefix(marker)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    })
 }
 
 /// Whether a plain scalar may start with `first` (then `second`) in this path.
@@ -598,13 +594,17 @@ fn starts_plain(first: u8, second: Option<&u8>) -> bool {
     }
 }
 
+/// Whether a comment follows the plain scalar that is the first `len` bytes of `rest`.
+fn ends_in_comment(rest: &str, len: usize) -> bool {
+    len < rest.trim_end_matches(' ').len()
+}
+
 struct Plain {
     /// Length of the scalar's text (trailing spaces trimmed).
     len: usize,
-    /// Followed by `: ` or a `:` ending the line: it is a mapping key.
-    key: bool,
-    /// Byte of that colon.
-    colon: usize,
+    /// The byte of the `: ` (or the `:` ending the line) that follows it when it is a
+    /// mapping key.
+    colon: Option<usize>,
 }
 
 /// A one-line plain scalar at the start of `rest` (block context).
@@ -613,27 +613,22 @@ fn plain(rest: &str) -> Option<Plain> {
     if !starts_plain(bytes[0], bytes.get(1)) {
         return None;
     }
+    let mut colon = None;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b':' if is_blank_or_end(bytes.get(i + 1)) => {
-                let len = rest[..i].trim_end_matches(' ').len();
-                return Some(Plain {
-                    len,
-                    key: true,
-                    colon: i,
-                });
+                colon = Some(i);
+                break;
             }
             b'#' if bytes[i - 1] == b' ' => break,
             _ => {}
         }
         i += 1;
     }
-    let len = rest[..i].trim_end_matches(' ').len();
     Some(Plain {
-        len,
-        key: false,
-        colon: 0,
+        len: rest[..i].trim_end_matches(' ').len(),
+        colon,
     })
 }
 
@@ -674,6 +669,6 @@ fn quoted(rest: &str) -> Option<(Cow<'_, str>, ScalarStyle, usize)> {
 /// key (spaces may come between), if one follows.
 fn key_colon(rest: &str, end: usize) -> Option<usize> {
     let bytes = rest.as_bytes();
-    let colon = end + rest[end..].bytes().take_while(|&b| b == b' ').count();
+    let colon = end + spaces(&rest[end..]);
     (bytes.get(colon) == Some(&b':') && is_blank_or_end(bytes.get(colon + 1))).then_some(colon)
 }

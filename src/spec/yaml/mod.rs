@@ -338,12 +338,7 @@ fn parse_str_with_header(
 /// How many closing-bracket lines [`parse_str`] moves before it gives up.
 const MAX_CLOSER_FIXES: usize = 32;
 
-fn parse_text(
-    file: &str,
-    text: &str,
-    flavor: Flavor,
-    origin: u16,
-) -> (Option<Node>, Option<Node>, Vec<Diagnostic>) {
+fn parse_text(file: &str, text: &str, flavor: Flavor, origin: u16) -> Parsed {
     parse_text_by(file, text, flavor, origin, Reader::Fastest)
         .expect("the general reader reads every file")
 }
@@ -376,7 +371,7 @@ fn parse_text_by(
     flavor: Flavor,
     origin: u16,
     reader: Reader,
-) -> Option<(Option<Node>, Option<Node>, Vec<Diagnostic>)> {
+) -> Option<Parsed> {
     if reader != Reader::General {
         let mut loader = Loader::new(file, flavor, origin);
         // A failure in the tree (a merge key's value, the node limit) counts only once
