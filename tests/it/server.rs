@@ -3,7 +3,7 @@
 
 use crate::harness::{
     API_TOKEN, REGISTRATION, Repo, SECRET, Server, config, databases, github_push,
-    on_each_database, setup, wait_for,
+    on_each_database, setup, wait_for, wait_for_showing,
 };
 use crate::support::corpus_dir;
 use serde_json::json;
@@ -940,7 +940,16 @@ fn a_concurrency_group_holds_one_pending_run_until_the_running_one_ends() {
                 .unwrap_or_default()
                 .to_string()
         };
-        wait_for("the first deploy to start", Duration::from_secs(30), || {
+        // On a timeout, what the three runs were doing (the first one once took longer
+        // than this under a loaded CI machine: this says why, next time).
+        let seen = || {
+            let states: Vec<String> = runs.iter().map(|id| status(id)).collect();
+            format!(
+                "the first deploy to start; runs {states:?}, first {:#}",
+                server.run(&runs[0])
+            )
+        };
+        wait_for_showing(seen, Duration::from_secs(30), || {
             (status(&runs[0]) == "running").then_some(())
         });
         assert_eq!(status(&runs[1]), "cancelled");
