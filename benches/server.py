@@ -166,11 +166,24 @@ def dispatch(s, jobs):
     delivery = s.push(conn, sha)
     run_id = s.run_of(conn, delivery)
     run = s.wait_finished(conn, run_id, every=0.25)
+    # CPU per job (the processes' own, and their waited-for children's: the steps).
+    runners = [cpu_ms(p.pid) for p in s.runners]
+    server = cpu_ms(s.server.pid)
     s.stop_runners()
     ok = sum(1 for j in run["jobs"] if j["state"] == "success")
     first = min(j["started_at"] for j in run["jobs"])
     last = max(j["finished_at"] for j in run["jobs"])
-    return ok, jobs / ((last - first) / 1000)
+    cpu = (sum(r[0] for r in runners) / jobs, sum(r[1] for r in runners) / jobs, server[0] / jobs)
+    return ok, jobs / ((last - first) / 1000), cpu
+
+
+def cpu_ms(pid):
+    """(own, children's) CPU milliseconds of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) * tick, (cutime + cstime) * tick
 
 
 def intake(s, total, clients):
@@ -213,8 +226,9 @@ def one(bench, url, tess, n, jobs, deliveries):
             p50, p99 = latency(s, n)
             return p99, f"p50 {p50:.1f} ms"
         if bench == "dispatch":
-            ok, rate = dispatch(s, jobs)
-            return rate, f"{ok} ok"
+            ok, rate, (runner, steps, server) = dispatch(s, jobs)
+            return rate, (f"{ok} ok; CPU ms/job: runners {runner:.2f}, steps {steps:.2f}, "
+                          f"server {server:.2f}")
         accepted, planned = intake(s, deliveries, 8)
         return accepted, f"{planned:.0f} planned/s"
     finally:

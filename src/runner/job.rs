@@ -9,7 +9,7 @@ use crate::plan::PipelinePlan;
 use crate::protocol::{Complete, JobRef, Lease, LogChunk};
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,25 @@ struct LogUpload {
 }
 
 impl LogUpload {
+    fn new(job: JobRef) -> LogUpload {
+        LogUpload {
+            job,
+            acked: 0,
+            pending: String::new(),
+            last_sent: Instant::now(),
+        }
+    }
+
+    /// Adds `text`, sending what is pending when it is due (every 250 ms, or a batch).
+    fn push(&mut self, client: &Client, text: &str) {
+        self.pending.push_str(text);
+        if self.last_sent.elapsed() >= Duration::from_millis(250)
+            || self.pending.len() > LOG_BATCH_BYTES
+        {
+            self.flush(client);
+        }
+    }
+
     /// Sends what is pending; on failure keeps it (a resend of the same bytes is harmless).
     fn flush(&mut self, client: &Client) {
         if self.pending.is_empty() {
@@ -83,6 +102,7 @@ pub struct Shared {
     pub checkouts: super::checkout::Checkouts,
     pub executor: crate::engine::containers::ExecutorMode,
     pub actions: Arc<crate::engine::ActionsRuntime>,
+    heartbeats: super::heartbeat::Heartbeats,
     actions_server_url: Option<String>,
     /// The server's URL as this runner reaches it.
     server_url: String,
@@ -126,6 +146,7 @@ impl Shared {
             actions_server_url,
             server_url,
             scratch,
+            heartbeats: Default::default(),
             plans: Mutex::new(VecDeque::new()),
         }
     }
@@ -169,40 +190,23 @@ pub fn execute(
     lease: Lease,
     shared: &Shared,
     stop_everything: &Arc<Cancel>,
+    pump: &mut EventPump,
     next_poll: &dyn Fn() -> Option<crate::protocol::PollRequest>,
 ) -> Option<Lease> {
     let span = tracing::info_span!("job", run_id = %lease.run_id, job = %lease.job_key, attempt = lease.attempt);
     let _enter = span.enter();
     let job_ref = JobRef::of(&lease);
     let cancel = Arc::new(Cancel::child_of(stop_everything));
-    let lease_lost = Arc::new(AtomicBool::new(false));
-    // Dropping `finished` ends the heartbeat thread at once.
-    let (finished, job_running) = std::sync::mpsc::channel::<()>();
-    let beat = {
-        let (client, job, cancel, lost) = (
-            client.clone(),
-            job_ref.clone(),
-            Arc::clone(&cancel),
-            Arc::clone(&lease_lost),
-        );
-        let every = Duration::from_secs(lease.heartbeat_seconds.max(1));
-        std::thread::spawn(move || heartbeat(&client, &job, every, &cancel, &lost, &job_running))
-    };
-    let mut upload = LogUpload {
-        job: job_ref.clone(),
-        acked: 0,
-        pending: String::new(),
-        last_sent: Instant::now(),
-    };
-    let outcome = run(&lease, shared, &cancel, &mut |text: &str| {
-        upload.pending.push_str(text);
-        if upload.last_sent.elapsed() >= Duration::from_millis(250)
-            || upload.pending.len() > LOG_BATCH_BYTES
-        {
-            upload.flush(client);
-        }
-    });
-    drop(finished);
+    // Dropping `beating` (when the job has ended) ends its heartbeats.
+    let beating = shared.heartbeats.register(
+        client,
+        job_ref.clone(),
+        Duration::from_secs(lease.heartbeat_seconds.max(1)),
+        Arc::clone(&cancel),
+    );
+    let lease_lost = Arc::clone(&beating.lost);
+    let mut upload = LogUpload::new(job_ref.clone());
+    let outcome = run(&lease, shared, &cancel, client, pump, &mut upload);
     let outcome = outcome.unwrap_or_else(|e| {
         upload.pending.push_str(&format!("##[error]{e}\n"));
         Outcome {
@@ -222,7 +226,7 @@ pub fn execute(
         }
         tries += 1;
     }
-    let _ = beat.join();
+    drop(beating);
     if lease_lost.load(Ordering::SeqCst) {
         tracing::warn!("the lease was lost; the result is not reported");
         return None;
@@ -290,29 +294,6 @@ fn step_end_lines(step: &crate::protocol::StepRecord, section_open: bool) -> Str
     text
 }
 
-fn heartbeat(
-    client: &Client,
-    job: &JobRef,
-    every: Duration,
-    cancel: &Cancel,
-    lost: &AtomicBool,
-    job_running: &std::sync::mpsc::Receiver<()>,
-) {
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = job_running.recv_timeout(every) {
-        match client.heartbeat(job) {
-            Ok(reply) if reply.cancel => cancel.request(CancelLevel::Graceful),
-            Ok(_) => {}
-            Err(CallError::Refused(409, _)) => {
-                // Someone else holds the job now: stop at once, report nothing.
-                lost.store(true, Ordering::SeqCst);
-                cancel.request(CancelLevel::Kill);
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-        }
-    }
-}
-
 /// How the job ended, as the server is told.
 struct Outcome {
     result: Conclusion,
@@ -340,7 +321,9 @@ fn run(
     lease: &Lease,
     shared: &Shared,
     cancel: &Arc<Cancel>,
-    log: &mut dyn FnMut(&str),
+    client: &Client,
+    pump: &mut EventPump,
+    upload: &mut LogUpload,
 ) -> Result<Outcome, String> {
     let scratch_parent = &shared.scratch;
     std::fs::create_dir_all(scratch_parent)
@@ -350,11 +333,14 @@ fn run(
         .tempdir_in(scratch_parent)
         .map_err(|e| format!("job scratch directory: {e}"))?;
     let run_dir = scratch.path().join("run");
-    log(&format!(
-        "checking out {} at {}\n",
-        crate::git::Remote::display(&lease.clone_url),
-        lease.sha
-    ));
+    upload.push(
+        client,
+        &format!(
+            "checking out {} at {}\n",
+            crate::git::Remote::display(&lease.clone_url),
+            lease.sha
+        ),
+    );
     // Held until the job ends: then the workspace goes back to the pool.
     let lent = shared.checkouts.workspace(&lease.clone_url, &lease.sha)?;
     let workspace = lent.path.clone();
@@ -425,72 +411,143 @@ fn run(
                 token,
             }),
     };
+    // The engine runs the job on this thread; the slot's pump takes its events meanwhile.
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
-    let outcome = std::thread::scope(|s| {
-        let engine_thread = s.spawn(|| engine::run(pipeline, &plan, &environment, &opts, tx));
-        let mut outcome = Outcome::default();
-        // A skipped step has no section: it never started.
-        let mut section_open = false;
+    let (done_tx, done) = std::sync::mpsc::channel();
+    pump.send(Pumped {
+        events: rx,
+        job_key: lease.job_key.clone(),
+        upload: std::mem::replace(upload, LogUpload::new(upload.job.clone())),
+        done: done_tx,
+    });
+    engine::run(pipeline, &plan, &environment, &opts, tx);
+    let (outcome, taken) = done
+        .recv()
+        .map_err(|_| "the job's log was lost (its event pump ended)".to_string())?;
+    *upload = taken;
+    Ok(outcome)
+}
+
+/// A slot's helper thread: it takes a job's events while the engine runs the job on the
+/// slot's own thread, and uploads the log as it comes (a thread per job was 3% of a
+/// one-step job's cost).
+pub struct EventPump {
+    client: Client,
+    work: Option<std::sync::mpsc::Sender<Pumped>>,
+}
+
+/// One job's events for the pump, and where its outcome and log go when they end.
+struct Pumped {
+    events: std::sync::mpsc::Receiver<RunEvent>,
+    job_key: String,
+    upload: LogUpload,
+    done: std::sync::mpsc::Sender<(Outcome, LogUpload)>,
+}
+
+impl EventPump {
+    pub fn new(client: Client) -> EventPump {
+        EventPump { client, work: None }
+    }
+
+    /// Hands a job's events to the thread (started on first use, again if it is gone).
+    fn send(&mut self, mut job: Pumped) {
         loop {
-            // A quiet job still gets what it printed uploaded (the log callback flushes).
-            let event = match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(event) => event,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    log("");
-                    continue;
+            let work = self.work.get_or_insert_with(|| {
+                let (tx, rx) = std::sync::mpsc::channel::<Pumped>();
+                let client = self.client.clone();
+                std::thread::spawn(move || {
+                    for Pumped {
+                        events,
+                        job_key,
+                        mut upload,
+                        done,
+                    } in rx
+                    {
+                        let outcome = consume(&events, &job_key, &mut |text| {
+                            upload.push(&client, text);
+                        });
+                        let _ = done.send((outcome, upload));
+                    }
+                });
+                tx
+            });
+            match work.send(job) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(back)) => {
+                    job = back;
+                    self.work = None;
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            match event {
-                RunEvent::StepStarted { name, .. } => {
-                    section_open = true;
-                    log(&format!("##[group]{name}\n"));
-                }
-                RunEvent::StepFinished {
+            }
+        }
+    }
+}
+
+/// What the job's events say, in the order they come; `log` gets the log's text.
+fn consume(
+    rx: &std::sync::mpsc::Receiver<RunEvent>,
+    job_key: &str,
+    log: &mut dyn FnMut(&str),
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    // A skipped step has no section: it never started.
+    let mut section_open = false;
+    loop {
+        // A quiet job still gets what it printed uploaded (the log callback flushes).
+        let event = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(event) => event,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                log("");
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match event {
+            RunEvent::StepStarted { name, .. } => {
+                section_open = true;
+                log(&format!("##[group]{name}\n"));
+            }
+            RunEvent::StepFinished {
+                name,
+                outcome: step_outcome,
+                conclusion,
+                detail,
+                duration_ms,
+                annotations,
+                ..
+            } => {
+                outcome.annotations.extend(annotations);
+                let record = crate::protocol::StepRecord {
                     name,
                     outcome: step_outcome,
                     conclusion,
-                    detail,
+                    detail: detail.describe(),
                     duration_ms,
-                    annotations,
-                    ..
-                } => {
-                    outcome.annotations.extend(annotations);
-                    let record = crate::protocol::StepRecord {
-                        name,
-                        outcome: step_outcome,
-                        conclusion,
-                        detail: detail.describe(),
-                        duration_ms,
-                    };
-                    log(&step_end_lines(&record, std::mem::take(&mut section_open)));
-                    if step_outcome == Conclusion::Failure && conclusion == Conclusion::Failure {
-                        outcome.error.get_or_insert_with(|| {
-                            format!("step `{}` failed: {}", record.name, record.detail)
-                        });
-                    }
-                    outcome.steps.push(record);
+                };
+                log(&step_end_lines(&record, std::mem::take(&mut section_open)));
+                if step_outcome == Conclusion::Failure && conclusion == Conclusion::Failure {
+                    outcome.error.get_or_insert_with(|| {
+                        format!("step `{}` failed: {}", record.name, record.detail)
+                    });
                 }
-                RunEvent::Log { text, .. } => {
-                    log(&text);
-                    log("\n");
-                }
-                RunEvent::JobFinished {
-                    job,
-                    result,
-                    allowed_failure,
-                    outputs,
-                    ..
-                } if job == lease.job_key => {
-                    outcome.result = result;
-                    outcome.allowed_failure = allowed_failure;
-                    outcome.outputs = outputs;
-                }
-                _ => {}
+                outcome.steps.push(record);
             }
+            RunEvent::Log { text, .. } => {
+                log(&text);
+                log("\n");
+            }
+            RunEvent::JobFinished {
+                job,
+                result,
+                allowed_failure,
+                outputs,
+                ..
+            } if job == job_key => {
+                outcome.result = result;
+                outcome.allowed_failure = allowed_failure;
+                outcome.outputs = outputs;
+            }
+            _ => {}
         }
-        let _ = engine_thread.join();
-        outcome
-    });
-    Ok(outcome)
+    }
+    outcome
 }

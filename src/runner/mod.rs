@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod client;
 pub mod config;
+mod heartbeat;
 pub mod job;
 mod sync;
 
@@ -345,6 +346,7 @@ fn poll_loop(
             .then(|| poll_request(busy.load(Ordering::SeqCst).saturating_sub(1), None))
     };
     let mut next = None;
+    let mut pump = job::EventPump::new(client.clone());
     while stop.level() == CancelLevel::None {
         let polled = match next.take() {
             Some(lease) => Ok(Some(lease)),
@@ -360,7 +362,7 @@ fn poll_loop(
                 }
                 failures = 0;
                 busy.fetch_add(1, Ordering::SeqCst);
-                next = job::execute(client, lease, shared, job_stop, &next_poll);
+                next = job::execute(client, lease, shared, job_stop, &mut pump, &next_poll);
                 busy.fetch_sub(1, Ordering::SeqCst);
             }
             Ok(None) => {
