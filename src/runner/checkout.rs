@@ -2,7 +2,7 @@
 //! work directory; a job gets a workspace from a pool and it is first made to hold exactly
 //! the commit's files (what GitHub's and GitLab's runners do with their build directories).
 
-use super::sync::{Stamps, remove_any};
+use super::sync::{Listing, Stamps, remove_any};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,9 @@ pub struct Checkouts {
     /// Workspaces not in use (with what their files looked like), per repository; the
     /// number names new ones.
     idle: Mutex<(HashMap<String, Vec<IdleWorkspace>>, u64)>,
+    /// What the checkouts and the mirrors' refs hold, listed once: a checkout never
+    /// changes, and a mirror's refs change only when [`Checkouts::mirror`] fetches.
+    listings: Mutex<HashMap<PathBuf, Arc<Listing>>>,
 }
 
 type IdleWorkspace = (PathBuf, Stamps);
@@ -58,6 +61,7 @@ impl Checkouts {
             dir,
             locks: Mutex::new(HashMap::new()),
             idle: Mutex::new((HashMap::new(), 0)),
+            listings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -85,15 +89,26 @@ impl Checkouts {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             idle.0.get_mut(&repo_key).and_then(Vec::pop)
         };
+        let template = tree.with_extension("git");
+        let refs = mirror.join("refs");
         let restore = |path: &Path, last: &Stamps| -> std::io::Result<Stamps> {
             let mut pass = last.pass();
-            pass.tree(&tree, path, &[".git"])?;
+            pass.tree(&*self.listing(&tree)?, &tree, path, &[".git"])?;
             // A `.git` of its own: HEAD at the commit, objects borrowed from the checkout's
             // (which borrows the mirror's), the index to start from, and the repository's
             // refs as they are now (GitLab's `changes:compare_to` names branches).
             let git = path.join(".git");
-            pass.tree(&tree.with_extension("git"), &git, &["refs", "packed-refs"])?;
-            pass.tree(&mirror.join("refs"), &git.join("refs"), &[])?;
+            let listing = self.listing(&template)?;
+            pass.tree(&listing, &template, &git, &["refs", "packed-refs"])?;
+            let refs_listing = {
+                // Not while a fetch changes them (see `mirror`).
+                let lock = self.lock(&format!("mirror-{repo_key}"));
+                let _held = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.listing(&refs)?
+            };
+            pass.tree(&refs_listing, &refs, &git.join("refs"), &[])?;
             match std::fs::symlink_metadata(mirror.join("packed-refs")) {
                 Ok(_) => pass.file(&mirror.join("packed-refs"), &git.join("packed-refs"))?,
                 Err(_) => remove_any(&git.join("packed-refs"))?,
@@ -125,6 +140,28 @@ impl Checkouts {
             .and_then(|()| restore(&path, &Stamps::default()))
             .map_err(|e| format!("making the workspace {}: {e}", path.display()))?;
         Ok(self.lend(path, stamps, repo_key))
+    }
+
+    /// What `dir` holds, listed on first use (see `listings`).
+    fn listing(&self, dir: &Path) -> std::io::Result<Arc<Listing>> {
+        if let Some(listed) = self.listings().get(dir) {
+            return Ok(Arc::clone(listed));
+        }
+        let listed = Arc::new(Listing::read(dir)?);
+        self.listings()
+            .insert(dir.to_path_buf(), Arc::clone(&listed));
+        Ok(listed)
+    }
+
+    /// Drops the listings of `dir` and of what is under it (it is about to change).
+    fn forget_listings(&self, dir: &Path) {
+        self.listings().retain(|listed, _| !listed.starts_with(dir));
+    }
+
+    fn listings(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Listing>>> {
+        self.listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lend(&self, path: PathBuf, stamps: Stamps, repo_key: String) -> Workspace<'_> {
@@ -214,6 +251,8 @@ impl Checkouts {
                 ],
             )?;
         }
+        // Its refs may have changed: listed again by the next job (under this lock).
+        self.forget_listings(&mirror);
         Ok(mirror)
     }
 
@@ -237,6 +276,8 @@ impl Checkouts {
             if old && let Ok(_held) = lock.try_lock() {
                 let _ = std::fs::remove_dir_all(entry.path());
                 let _ = std::fs::remove_dir_all(entry.path().with_extension("git"));
+                self.forget_listings(&entry.path());
+                self.forget_listings(&entry.path().with_extension("git"));
             }
         }
     }

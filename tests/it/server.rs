@@ -1236,6 +1236,13 @@ jobs:
           test "$(git rev-parse HEAD)" = "$GITHUB_SHA"
           test -z "$(git status --porcelain)"
           test -z "$(git tag --list local-tag)"
+  # Changes nothing: the workspace is then as its restore left it, and the next commit's
+  # restore must still look for what that commit no longer has.
+  settle:
+    needs: check
+    runs-on: self-hosted
+    steps:
+      - run: "true"
 "#;
     let files = [
         (".github/workflows/ci.yml", workflow),
