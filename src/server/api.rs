@@ -2,7 +2,7 @@
 //! for people and tools (`/api/v1/…`, API tokens). No token, no data.
 
 use super::App;
-use super::store::{Page, StoreError, now_ms};
+use super::store::{Claimed, NextClaim, Page, StoreError, now_ms};
 use crate::protocol::{
     Complete, HeartbeatResponse, JobRef, Lease, LogChunk, PollRequest, RegisterRequest,
     RegisterResponse,
@@ -190,13 +190,24 @@ async fn take_job(
     labels: &[String],
     ttl_ms: i64,
 ) -> Result<Option<Lease>, ApiError> {
-    let Some(claimed) = app.store.claim(runner, labels, ttl_ms).await? else {
-        return Ok(None);
+    let next = NextClaim {
+        runner_id: runner,
+        labels,
+        ttl_ms,
     };
+    Ok(app
+        .store
+        .claim(&next)
+        .await?
+        .map(|claimed| leased(app, runner, claimed)))
+}
+
+/// The lease of a job just claimed by `runner`.
+fn leased(app: &App, runner: &str, claimed: Claimed) -> Lease {
     app.metrics
         .queue_wait((now_ms() - claimed.queued_at).max(0) as f64 / 1000.0);
     tracing::info!(run_id = %claimed.run_id, job = %claimed.job_key, attempt = claimed.attempt, runner = %runner, "job leased");
-    Ok(Some(app.lease(claimed)))
+    app.lease(claimed)
 }
 
 #[utoipa::path(post, path = "/api/v1/runner/heartbeat", summary = "extend a lease; says whether to cancel or drain", request_body = crate::protocol::JobRef, responses((status = 200, description = "extended", body = crate::protocol::HeartbeatResponse), (status = 409, description = "the lease is no longer this attempt's", body = crate::rest::ErrorBody), (status = 401, description = "no or a wrong token", body = crate::rest::ErrorBody)), security(("runner" = [])))]
@@ -241,25 +252,37 @@ pub async fn complete(
     Json(done): Json<Complete>,
 ) -> Reply {
     let runner = runner_auth(&app, &headers).await?;
-    let (duration, queued) = app.store.complete(&done).await?;
+    let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
+    let wanted = done
+        .next
+        .as_ref()
+        .filter(|next| next.free_slots > 0 && !app.presence.draining(&runner))
+        .map(|next| NextClaim {
+            runner_id: &runner,
+            labels: &next.labels,
+            ttl_ms,
+        });
+    let completed = app.store.complete(&done, wanted.as_ref()).await?;
     app.logs.grew(&done.job.run_id, &done.job.job_key);
     tracing::info!(run_id = %done.job.run_id, job = %done.job.job_key, result = done.result.as_str(), "job completed");
-    if let Some(ms) = duration {
+    if let Some(ms) = completed.duration {
         app.metrics.job_duration(ms.max(0) as f64 / 1000.0);
         app.metrics.job_finished(done.result.as_str());
     }
     // Wake the long-polling runners only when there is something new for them.
-    if queued > 0 {
+    if completed.queued > 0 {
         app.queued.notify_waiters();
     }
     let mut reply = crate::protocol::CompleteReply::default();
-    if let Some(next) = &done.next
-        && next.free_slots > 0
-        && !app.presence.draining(&runner)
-    {
-        let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
-        reply.next = take_job(&app, &runner, &next.labels, ttl_ms).await?;
-    }
+    reply.next = match (completed.next, &wanted) {
+        (Some(claimed), _) => claimed.map(|claimed| leased(&app, &runner, claimed)),
+        (None, Some(next)) => app
+            .store
+            .claim(next)
+            .await?
+            .map(|claimed| leased(&app, &runner, claimed)),
+        (None, None) => None,
+    };
     Ok(Json(reply).into_response())
 }
 
@@ -734,7 +757,7 @@ pub async fn reports(
 
 impl App {
     /// The lease message for a claimed job: the stored part plus the repository's config.
-    fn lease(&self, c: super::store::Claimed) -> Lease {
+    fn lease(&self, c: Claimed) -> Lease {
         let config = self.config();
         let repo = config.repos.iter().find(|r| r.name == c.repo);
         let secrets = repo

@@ -70,6 +70,23 @@ pub struct Claimed {
     pub played: Option<indexmap::IndexMap<String, String>>,
 }
 
+/// Who asks for a job: the runner, its labels and how long its lease lasts.
+pub struct NextClaim<'a> {
+    pub runner_id: &'a str,
+    pub labels: &'a [String],
+    pub ttl_ms: i64,
+}
+
+/// A stored result.
+pub struct Completed {
+    /// How long the attempt ran (ms); `None` for a repeated completion.
+    pub duration: Option<i64>,
+    /// How many jobs it queued.
+    pub queued: usize,
+    /// The next job's claim when it was made with the result (`Some(None)`: none queued).
+    pub next: Option<Option<Claimed>>,
+}
+
 /// How long a job took, from a row starting with its `started_at, finished_at`.
 fn took(row: &AnyRow) -> Result<Option<i64>> {
     Ok(
@@ -113,11 +130,20 @@ fn steps_json(c: &crate::protocol::Complete) -> Option<String> {
 impl Store {
     /// Leases the oldest queued job whose labels the runner has (compare-and-set on the
     /// job's state, so two pollers on two replicas never get the same attempt).
-    pub async fn claim(
+    pub async fn claim(&self, next: &NextClaim<'_>) -> Result<Option<Claimed>> {
+        let mut conn = self.pool.acquire().await?;
+        self.claim_on(&mut conn, next).await
+    }
+
+    /// [`Store::claim`] on `conn` (in a completion's transaction, say).
+    async fn claim_on(
         &self,
-        runner_id: &str,
-        labels: &[String],
-        ttl_ms: i64,
+        conn: &mut AnyConnection,
+        &NextClaim {
+            runner_id,
+            labels,
+            ttl_ms,
+        }: &NextClaim<'_>,
     ) -> Result<Option<Claimed>> {
         // The first queued job whose labels the runner has, taken in one statement: a
         // compare-and-set on its state (the outbox row is the trigger's). On PostgreSQL
@@ -131,7 +157,6 @@ impl Store {
             Backend::Postgres => CLAIM_POSTGRES,
             Backend::Sqlite => CLAIM_SQLITE,
         };
-        let mut conn = self.pool.acquire().await?;
         let taken = sqlx::query(claim)
             .bind(runner_id)
             .bind(&token)
@@ -141,7 +166,7 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?;
         match taken {
-            Some(job) => Ok(Some(self.lease_of(&mut conn, job, token).await?)),
+            Some(job) => Ok(Some(self.lease_of(conn, job, token).await?)),
             None => Ok(None),
         }
     }
@@ -257,13 +282,21 @@ impl Store {
     }
 
     /// Records an attempt's result (idempotent for the same attempt and lease; a stale one
-    /// is refused) and advances the run's DAG in the same transaction. Returns how long the
-    /// attempt ran (ms, `None` for a repeated completion) and how many jobs it queued.
-    pub async fn complete(&self, c: &crate::protocol::Complete) -> Result<(Option<i64>, usize)> {
+    /// is refused) and advances the run's DAG in the same transaction; on SQLite the
+    /// runner's `next` job is claimed in it too (one commit instead of two).
+    pub async fn complete(
+        &self,
+        c: &crate::protocol::Complete,
+        next: Option<&NextClaim<'_>>,
+    ) -> Result<Completed> {
         if self.backend == Backend::Postgres
-            && let Some(done) = self.complete_at_once(c).await?
+            && let Some((duration, queued)) = self.complete_at_once(c).await?
         {
-            return Ok(done);
+            return Ok(Completed {
+                duration,
+                queued,
+                next: None,
+            });
         }
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
@@ -334,7 +367,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             return match row.map(|r| r.try_get::<String, _>(0)).transpose()? {
-                Some(state) if state == c.result.as_str() => Ok((None, 0)),
+                Some(state) if state == c.result.as_str() => Ok(Completed {
+                    duration: None,
+                    queued: 0,
+                    next: None,
+                }),
                 _ => Err(StoreError::Conflict(
                     "this attempt no longer holds the job (its lease expired or it was retried)"
                         .into(),
@@ -344,8 +381,16 @@ impl Store {
         cancel_on_failure(&mut tx, c).await?;
         let queued = advance(&mut tx, &job.run_id).await?;
         let duration = took(&times)?;
+        let next = match next {
+            Some(next) => Some(self.claim_on(&mut tx, next).await?),
+            None => None,
+        };
         tx.commit().await?;
-        Ok((duration, queued))
+        Ok(Completed {
+            duration,
+            queued,
+            next,
+        })
     }
 
     /// PostgreSQL's usual completion in one statement (one round trip instead of five):

@@ -20,8 +20,8 @@ mod versions;
 
 pub use deliveries::{Delivery, PLANNING_CLAIM_MS};
 pub use gates::Gate;
-pub use leases::Claimed;
 use leases::RunOfLease;
+pub use leases::{Claimed, NextClaim};
 pub use reports::DueReport;
 pub use runners::{RunnerRow, labels_match};
 pub use runs::{NewJob, NewRun, Supersede};
