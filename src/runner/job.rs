@@ -114,6 +114,9 @@ pub struct Shared {
 struct Prepared {
     pipeline: crate::spec::Pipeline,
     plan: PipelinePlan,
+    /// What the commit's workspace says of the repository (every workspace of the commit
+    /// has the same `.git`), named as the server names it.
+    repo: engine::environment::RepoInfo,
 }
 
 const PLANS_KEPT: usize = 16;
@@ -173,7 +176,16 @@ impl Shared {
             .pop()
             .ok_or("the pipeline file defines no pipeline")?;
         let (plan, _) = crate::plan::plan_pipeline(&pipeline, Some(&lease.event));
-        let prepared = Arc::new(Prepared { pipeline, plan });
+        let mut repo = crate::git::repo_info(workspace);
+        // The workspace's remote is the runner's mirror: the name comes from the server.
+        if !lease.repo.is_empty() {
+            repo.repository = lease.repo.clone();
+        }
+        let prepared = Arc::new(Prepared {
+            pipeline,
+            plan,
+            repo,
+        });
         if plans.len() >= PLANS_KEPT {
             plans.pop_front();
         }
@@ -373,15 +385,10 @@ fn run(
         skipped: Vec::new(),
         skipped_includes: Vec::new(),
     };
-    let mut repo = crate::git::repo_info(&workspace);
-    // The workspace's remote is the runner's mirror: the name comes from the server.
-    if !lease.repo.is_empty() {
-        repo.repository = lease.repo.clone();
-    }
     let mut environment = engine::environment::for_pipeline(
         pipeline,
         &lease.event,
-        &repo,
+        &prepared.repo,
         &workspace,
         &run_dir,
         &lease.run_id,
