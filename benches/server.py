@@ -163,9 +163,11 @@ def dispatch(s, jobs):
     for r in range(4):
         s.runner(f"d{r}", 4)
     conn = s.conn()
+    database_before = database_cpu_ms()
     delivery = s.push(conn, sha)
     run_id = s.run_of(conn, delivery)
     run = s.wait_finished(conn, run_id, every=0.25)
+    database = database_cpu_ms() - database_before
     # CPU per job (the processes' own, and their waited-for children's: the steps).
     runners = [cpu_ms(p.pid) for p in s.runners]
     server = cpu_ms(s.server.pid)
@@ -173,14 +175,34 @@ def dispatch(s, jobs):
     ok = sum(1 for j in run["jobs"] if j["state"] == "success")
     first = min(j["started_at"] for j in run["jobs"])
     last = max(j["finished_at"] for j in run["jobs"])
-    cpu = (sum(r[0] for r in runners) / jobs, sum(r[1] for r in runners) / jobs, server[0] / jobs)
+    cpu = (sum(r[0] for r in runners) / jobs, sum(r[1] for r in runners) / jobs, server[0] / jobs,
+           database / jobs)
     return ok, jobs / ((last - first) / 1000), cpu
+
+
+def database_cpu_ms():
+    """CPU milliseconds used so far by the PostgreSQL server's processes (0 without one)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Its exited backends' time is in the postmaster's children's.
+        if stat.split(" (", 1)[1].startswith("postgres)"):
+            total += sum(stat_cpu_ms(stat))
+    return total
 
 
 def cpu_ms(pid):
     """(own, children's) CPU milliseconds of a live process, from /proc."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return stat_cpu_ms(f.read())
+
+
+def stat_cpu_ms(stat):
+    fields = stat.rsplit(")", 1)[1].split()
     tick = 1000 / os.sysconf("SC_CLK_TCK")
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
     return (utime + stime) * tick, (cutime + cstime) * tick
@@ -226,9 +248,9 @@ def one(bench, url, tess, n, jobs, deliveries):
             p50, p99 = latency(s, n)
             return p99, f"p50 {p50:.1f} ms"
         if bench == "dispatch":
-            ok, rate, (runner, steps, server) = dispatch(s, jobs)
+            ok, rate, (runner, steps, server, database) = dispatch(s, jobs)
             return rate, (f"{ok} ok; CPU ms/job: runners {runner:.2f}, steps {steps:.2f}, "
-                          f"server {server:.2f}")
+                          f"server {server:.2f}" + (f", PostgreSQL {database:.2f}" if url else ""))
         accepted, planned = intake(s, deliveries, 8)
         return accepted, f"{planned:.0f} planned/s"
     finally:

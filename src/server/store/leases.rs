@@ -33,8 +33,10 @@ const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', attempt = attempt
 const CLAIM_POSTGRES: &str = "SELECT * FROM tess_claim($1, $2, $3, $4, $5)";
 
 /// Stores a result with the log's tail ($10 offset, $11 text, $12 end; all NULL when there
-/// is none) when the tail starts where the stored log ends; returns the job's times and
-/// whether the run has waiting jobs or other open ones (as before this statement).
+/// is none) when the tail starts where the stored log ends; returns the job's times,
+/// whether the run has waiting jobs or other open ones (as before this statement), and —
+/// only when the result was stored and $15 names a runner — the claim of its next job
+/// (`tess_claim`'s columns, NULL when none is queued).
 const COMPLETE_POSTGRES: &str = "WITH appended AS (INSERT INTO logs \
      (run_id, job_key, attempt, start_at, data) SELECT $6, $7, $8, $10, $11 \
      WHERE $11::text IS NOT NULL AND EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 \
@@ -48,7 +50,8 @@ const COMPLETE_POSTGRES: &str = "WITH appended AS (INSERT INTO logs \
      SELECT started_at, finished_at, \
      EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 AND state = 'waiting'), \
      EXISTS (SELECT 1 FROM jobs WHERE run_id = $6 AND state IN ('queued', 'running') \
-     AND job_key <> $7) FROM done";
+     AND job_key <> $7), next.* FROM done LEFT JOIN LATERAL \
+     (SELECT * FROM tess_claim($15, $16, $17, $18, $19) WHERE $15::text IS NOT NULL) next ON true";
 
 /// A job a runner just leased, with what the lease message needs from the store.
 #[derive(Debug, Clone)]
@@ -68,6 +71,12 @@ pub struct Claimed {
     pub queued_at: i64,
     /// A played manual job: the job inputs it was given.
     pub played: Option<indexmap::IndexMap<String, String>>,
+}
+
+/// A runner's labels as the claims match them: a JSON list in lower case.
+fn claim_labels(labels: &[String]) -> String {
+    let lower: Vec<String> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+    serde_json::to_string(&lower).unwrap_or_default()
 }
 
 /// Who asks for a job: the runner, its labels and how long its lease lasts.
@@ -151,8 +160,7 @@ impl Store {
         // rest of the lease fail, the lease expires and the job is retried.
         let now = now_ms();
         let token = random_hex(16);
-        let runner_labels: Vec<String> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
-        let runner_labels = serde_json::to_string(&runner_labels).unwrap_or_default();
+        let runner_labels = claim_labels(labels);
         let claim = match self.backend {
             Backend::Postgres => CLAIM_POSTGRES,
             Backend::Sqlite => CLAIM_SQLITE,
@@ -166,7 +174,7 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?;
         match taken {
-            Some(job) => Ok(Some(self.lease_of(conn, job, token).await?)),
+            Some(job) => Ok(Some(self.lease_of(conn, job, 0, token).await?)),
             None => Ok(None),
         }
     }
@@ -176,27 +184,28 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         job: AnyRow,
+        at: usize,
         lease_token: String,
     ) -> Result<Claimed> {
-        let run_id: String = job.try_get(0)?;
+        let run_id: String = job.try_get(at + 0)?;
         let run = self.run_of_lease(conn, &run_id).await?;
-        let needs = json_list(&job.try_get::<String, _>(5)?);
+        let needs = json_list(&job.try_get::<String, _>(at + 5)?);
         Ok(Claimed {
             needs: prior_results(conn, &run_id, needs).await?,
             run_id,
-            job_key: job.try_get(1)?,
-            job_name: job.try_get(2)?,
-            attempt: job.try_get(3)?,
+            job_key: job.try_get(at + 1)?,
+            job_name: job.try_get(at + 2)?,
+            attempt: job.try_get(at + 3)?,
             lease_token,
             repo: run.repo.clone(),
             forge: run.forge.clone(),
             file: run.file.clone(),
             sha: run.sha.clone(),
             event_json: run.event_json.clone(),
-            spec: serde_json::from_str(&job.try_get::<String, _>(4)?).unwrap_or_default(),
-            queued_at: job.try_get::<Option<i64>, _>(6)?.unwrap_or_default(),
+            spec: serde_json::from_str(&job.try_get::<String, _>(at + 4)?).unwrap_or_default(),
+            queued_at: job.try_get::<Option<i64>, _>(at + 6)?.unwrap_or_default(),
             played: job
-                .try_get::<Option<String>, _>(7)?
+                .try_get::<Option<String>, _>(at + 7)?
                 .and_then(|text| serde_json::from_str(&text).ok()),
         })
     }
@@ -290,13 +299,9 @@ impl Store {
         next: Option<&NextClaim<'_>>,
     ) -> Result<Completed> {
         if self.backend == Backend::Postgres
-            && let Some((duration, queued)) = self.complete_at_once(c).await?
+            && let Some(done) = self.complete_at_once(c, next).await?
         {
-            return Ok(Completed {
-                duration,
-                queued,
-                next: None,
-            });
+            return Ok(done);
         }
         let job = &c.job;
         let mut tx = self.pool.begin().await?;
@@ -400,8 +405,12 @@ impl Store {
     async fn complete_at_once(
         &self,
         c: &crate::protocol::Complete,
-    ) -> Result<Option<(Option<i64>, usize)>> {
+        next: Option<&NextClaim<'_>>,
+    ) -> Result<Option<Completed>> {
         let job = &c.job;
+        let token = random_hex(16);
+        let now = now_ms();
+        let labels = next.map(|n| claim_labels(n.labels));
         let row = with_result(COMPLETE_POSTGRES, c)
             .bind(c.log.as_ref().map(|t| t.offset as i64))
             .bind(c.log.as_ref().map(|t| t.data.as_str()))
@@ -412,22 +421,40 @@ impl Store {
             )
             .bind(annotations_json(c))
             .bind(steps_json(c))
+            .bind(next.map(|n| n.runner_id))
+            .bind(&token)
+            .bind(next.map(|n| now + n.ttl_ms))
+            .bind(now)
+            .bind(labels)
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let duration = took(&row)?;
+        let claimed = match row.try_get::<Option<String>, _>(4)? {
+            Some(_) => {
+                let mut conn = self.pool.acquire().await?;
+                Some(self.lease_of(&mut conn, row.clone(), 4, token).await?)
+            }
+            None => None,
+        };
         // The statement saw the run as it was before this job finished; this job aside,
         // nothing waits and something still runs: no other job changes now.
         let (waiting, others_open): (bool, bool) = (row.try_get(2)?, row.try_get(3)?);
         let failed = c.result == Conclusion::Failure && !c.allowed_failure;
-        if !waiting && others_open && !failed {
-            return Ok(Some((duration, 0)));
-        }
-        let mut tx = self.pool.begin().await?;
-        cancel_on_failure(&mut tx, c).await?;
-        let queued = advance(&mut tx, &job.run_id).await?;
-        tx.commit().await?;
-        Ok(Some((duration, queued)))
+        let queued = if !waiting && others_open && !failed {
+            0
+        } else {
+            let mut tx = self.pool.begin().await?;
+            cancel_on_failure(&mut tx, c).await?;
+            let queued = advance(&mut tx, &job.run_id).await?;
+            tx.commit().await?;
+            queued
+        };
+        Ok(Some(Completed {
+            duration,
+            queued,
+            next: next.map(|_| claimed),
+        }))
     }
 
     /// Expired leases: the job is queued again for another runner (attempt + 1 when it is
