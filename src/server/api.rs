@@ -273,8 +273,7 @@ pub async fn complete(
     if completed.queued > 0 {
         app.queued.notify_waiters();
     }
-    let mut reply = crate::protocol::CompleteReply::default();
-    reply.next = match (completed.next, &wanted) {
+    let next = match (completed.next, &wanted) {
         (Some(claimed), _) => claimed.map(|claimed| leased(&app, &runner, claimed)),
         (None, Some(next)) => app
             .store
@@ -283,7 +282,7 @@ pub async fn complete(
             .map(|claimed| leased(&app, &runner, claimed)),
         (None, None) => None,
     };
-    Ok(Json(reply).into_response())
+    Ok(Json(crate::protocol::CompleteReply { next }).into_response())
 }
 
 // ---- REST API ----

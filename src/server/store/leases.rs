@@ -187,7 +187,7 @@ impl Store {
         at: usize,
         lease_token: String,
     ) -> Result<Claimed> {
-        let run_id: String = job.try_get(at + 0)?;
+        let run_id: String = job.try_get(at)?;
         let run = self.run_of_lease(conn, &run_id).await?;
         let needs = json_list(&job.try_get::<String, _>(at + 5)?);
         Ok(Claimed {
