@@ -256,6 +256,8 @@ def one(bench, url, tess, n, jobs, deliveries):
     finally:
         s.close()
         shutil.rmtree(root, ignore_errors=True)
+        if url:
+            subprocess.run(["psql", url, "-qc", f"DROP DATABASE IF EXISTS {db}"])
 
 
 def main():
