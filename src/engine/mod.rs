@@ -182,6 +182,12 @@ impl<'p> Dag<'p> {
     }
 }
 
+/// The temporary directory of the plan's `index`th job (under the run's `tmp`, which is
+/// `RUNNER_TEMP`): its scripts and file-command files.
+pub fn job_temp_dir(run_dir: &std::path::Path, index: usize) -> PathBuf {
+    run_dir.join("tmp").join(format!("job-{index}"))
+}
+
 /// Runs every job of the plan; returns the run's conclusion.
 pub fn run(
     pipeline: &Pipeline,
@@ -310,7 +316,7 @@ pub fn run(
                 base_env,
                 workspace: opts.workspace.clone(),
                 run_dir: opts.run_dir.clone(),
-                temp: opts.run_dir.join("tmp").join(format!("job-{i}")),
+                temp: job_temp_dir(&opts.run_dir, i),
                 masker: job_masker,
                 cancel: Arc::clone(&cancels[i]),
                 events: events.clone(),

@@ -294,16 +294,21 @@ struct FileCommands {
     state: PathBuf,
 }
 
+/// The file-command files of a step (`GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH`,
+/// `GITHUB_STEP_SUMMARY`, `GITHUB_STATE`), in its job's temporary directory.
+pub const FILE_COMMAND_FILES: [&str; 5] = ["env", "output", "path", "step_summary", "state"];
+
 impl FileCommands {
     /// Makes sure the four files exist and are empty. They live in the job's directory and
     /// are reused by every step (emptied after each), so a step costs no new inodes.
     fn create(dir: &Path) -> std::io::Result<FileCommands> {
+        let [env, output, path, summary, state] = FILE_COMMAND_FILES.map(|name| dir.join(name));
         let f = FileCommands {
-            env: dir.join("env"),
-            output: dir.join("output"),
-            path: dir.join("path"),
-            summary: dir.join("step_summary"),
-            state: dir.join("state"),
+            env,
+            output,
+            path,
+            summary,
+            state,
         };
         for p in [&f.env, &f.output, &f.path, &f.summary, &f.state] {
             match std::fs::metadata(p) {

@@ -106,6 +106,8 @@ pub struct Shared {
     actions_server_url: Option<String>,
     /// The server's URL as this runner reaches it.
     server_url: String,
+    /// What every slot's scratch directory starts a job as (made at the first job).
+    scratch_template: std::sync::OnceLock<Result<super::scratch::Template, String>>,
     /// The pipeline and plan of recent runs: every job of a run plans the same commit for
     /// the same event, so it is loaded and planned once per runner.
     plans: Mutex<VecDeque<(String, Arc<Prepared>)>>,
@@ -150,6 +152,7 @@ impl Shared {
             server_url,
             scratch,
             heartbeats: Default::default(),
+            scratch_template: std::sync::OnceLock::new(),
             plans: Mutex::new(VecDeque::new()),
         }
     }
@@ -202,7 +205,7 @@ pub fn execute(
     lease: Lease,
     shared: &Shared,
     stop_everything: &Arc<Cancel>,
-    pump: &mut EventPump,
+    slot: &mut Slot,
     next_poll: &dyn Fn() -> Option<crate::protocol::PollRequest>,
 ) -> Option<Lease> {
     let span = tracing::info_span!("job", run_id = %lease.run_id, job = %lease.job_key, attempt = lease.attempt);
@@ -218,7 +221,7 @@ pub fn execute(
     );
     let lease_lost = Arc::clone(&beating.lost);
     let mut upload = LogUpload::new(job_ref.clone());
-    let outcome = run(&lease, shared, &cancel, client, pump, &mut upload);
+    let outcome = run(&lease, shared, &cancel, client, slot, &mut upload);
     let outcome = outcome.unwrap_or_else(|e| {
         upload.pending.push_str(&format!("##[error]{e}\n"));
         Outcome {
@@ -334,17 +337,19 @@ fn run(
     shared: &Shared,
     cancel: &Arc<Cancel>,
     client: &Client,
-    pump: &mut EventPump,
+    slot: &mut Slot,
     upload: &mut LogUpload,
 ) -> Result<Outcome, String> {
-    let scratch_parent = &shared.scratch;
-    std::fs::create_dir_all(scratch_parent)
-        .map_err(|e| format!("{}: {e}", scratch_parent.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("tess-job-")
-        .tempdir_in(scratch_parent)
+    let template = shared
+        .scratch_template
+        .get_or_init(|| {
+            let dir = shared.scratch.join("template");
+            super::scratch::Template::make(dir)
+                .map_err(|e| format!("{}: {e}", shared.scratch.display()))
+        })
+        .as_ref()
         .map_err(|e| format!("job scratch directory: {e}"))?;
-    let run_dir = scratch.path().join("run");
+    let run_dir = slot.scratch.restore(template)?;
     upload.push(
         client,
         &format!(
@@ -421,7 +426,7 @@ fn run(
     // The engine runs the job on this thread; the slot's pump takes its events meanwhile.
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     let (done_tx, done) = std::sync::mpsc::channel();
-    pump.send(Pumped {
+    slot.pump.send(Pumped {
         events: rx,
         job_key: lease.job_key.clone(),
         upload: std::mem::replace(upload, LogUpload::new(upload.job.clone())),
@@ -435,10 +440,26 @@ fn run(
     Ok(outcome)
 }
 
+/// What one slot keeps from job to job: its event pump and its scratch directory.
+pub struct Slot {
+    pump: EventPump,
+    scratch: super::scratch::Scratch,
+}
+
+impl Slot {
+    /// Slot number `index` of this runner.
+    pub fn new(client: Client, shared: &Shared, index: usize) -> Slot {
+        Slot {
+            pump: EventPump::new(client),
+            scratch: super::scratch::Scratch::new(super::scratch::slot_dir(&shared.scratch, index)),
+        }
+    }
+}
+
 /// A slot's helper thread: it takes a job's events while the engine runs the job on the
 /// slot's own thread, and uploads the log as it comes (a thread per job was 3% of a
 /// one-step job's cost).
-pub struct EventPump {
+struct EventPump {
     client: Client,
     work: Option<std::sync::mpsc::Sender<Pumped>>,
 }
@@ -452,7 +473,7 @@ struct Pumped {
 }
 
 impl EventPump {
-    pub fn new(client: Client) -> EventPump {
+    fn new(client: Client) -> EventPump {
         EventPump { client, work: None }
     }
 

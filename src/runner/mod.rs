@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 mod heartbeat;
 pub mod job;
+mod scratch;
 mod sync;
 
 use crate::exec::{Cancel, CancelLevel};
@@ -346,7 +347,7 @@ fn poll_loop(
             .then(|| poll_request(busy.load(Ordering::SeqCst).saturating_sub(1), None))
     };
     let mut next = None;
-    let mut pump = job::EventPump::new(client.clone());
+    let mut slot = job::Slot::new(client.clone(), shared, worker);
     while stop.level() == CancelLevel::None {
         let polled = match next.take() {
             Some(lease) => Ok(Some(lease)),
@@ -362,7 +363,7 @@ fn poll_loop(
                 }
                 failures = 0;
                 busy.fetch_add(1, Ordering::SeqCst);
-                next = job::execute(client, lease, shared, job_stop, &mut pump, &next_poll);
+                next = job::execute(client, lease, shared, job_stop, &mut slot, &next_poll);
                 busy.fetch_sub(1, Ordering::SeqCst);
             }
             Ok(None) => {

@@ -1203,7 +1203,7 @@ fn gitlab_auto_cancel_on_job_failure_all_cancels_the_rest_of_the_run_on_the_serv
 }
 
 #[test]
-fn a_reused_workspace_holds_exactly_the_commit_the_next_job_checks_out() {
+fn a_reused_workspace_and_scratch_hold_exactly_what_the_next_job_starts_with() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let (repo, server) = setup(root, "github", "octo/hello", 30, &databases(root)[0]);
@@ -1224,18 +1224,32 @@ jobs:
           ln -sf /etc/hostname link-to-file
           git -c user.name=t -c user.email=t@t commit -qam local
           git tag local-tag
+          echo left > "$RUNNER_TEMP/left-behind" && mkdir -p "$RUNNER_TEMP/made/deeper"
+          echo left > "$(dirname "$GITHUB_ENV")/left-behind"
+          echo FROM_DIRTY=1 >> "$GITHUB_ENV"
   check:
     needs: dirty
     runs-on: self-hosted
     steps:
+      # One check a line: under `bash -e` a failure before a `&&` does not end the step.
       - run: |
           test "$(cat tracked.txt)" = original
           test ! -x tracked.txt
-          test ! -e untracked.txt && test ! -e made && test ! -e link-to-file
-          test -d dir && test ! -L dir && test "$(cat dir/inner.txt)" = inner
+          test ! -e untracked.txt
+          test ! -e made
+          test ! -e link-to-file
+          test -d dir
+          test ! -L dir
+          test "$(cat dir/inner.txt)" = inner
           test "$(git rev-parse HEAD)" = "$GITHUB_SHA"
           test -z "$(git status --porcelain)"
           test -z "$(git tag --list local-tag)"
+          # RUNNER_TEMP starts empty but for this job's own files.
+          test ! -e "$RUNNER_TEMP/left-behind"
+          test ! -e "$RUNNER_TEMP/made"
+          test ! -e "$(dirname "$GITHUB_ENV")/left-behind"
+          test ! -s "$GITHUB_ENV"
+          test -z "${FROM_DIRTY:-}"
   # Changes nothing: the workspace is then as its restore left it, and the next commit's
   # restore must still look for what that commit no longer has.
   settle:
@@ -1261,7 +1275,7 @@ jobs:
     );
     // The next commit deletes a file: the reused workspace must not keep it.
     std::fs::remove_file(repo.work.join("old.txt")).expect("rm");
-    let workflow = "on: push\njobs:\n  later:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e old.txt && test \"$(cat tracked.txt)\" = original && test -z \"$(git status --porcelain)\"\n";
+    let workflow = "on: push\njobs:\n  later:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e old.txt; test \"$(cat tracked.txt)\" = original; test -z \"$(git status --porcelain)\"\n";
     let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
     let second = push_main(&server, "two", &sha);
     let run = server.finished_run(&second, Duration::from_secs(30));
