@@ -433,6 +433,11 @@ fn run(
         done: done_tx,
     });
     engine::run(pipeline, &plan, &environment, &opts, tx);
+    // `RUNNER_TEMP` is emptied at the end of a job too, as GitHub's runner does: what the
+    // job left there (credentials an action wrote, say) does not wait for the next job.
+    if let Err(e) = slot.scratch.restore(template) {
+        tracing::warn!(error = %e, "cannot empty the job's scratch");
+    }
     let (outcome, taken) = done
         .recv()
         .map_err(|_| "the job's log was lost (its event pump ended)".to_string())?;

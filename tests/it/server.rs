@@ -1275,7 +1275,7 @@ jobs:
     );
     // The next commit deletes a file: the reused workspace must not keep it.
     std::fs::remove_file(repo.work.join("old.txt")).expect("rm");
-    let workflow = "on: push\njobs:\n  later:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e old.txt; test \"$(cat tracked.txt)\" = original; test -z \"$(git status --porcelain)\"\n";
+    let workflow = "on: push\njobs:\n  later:\n    runs-on: self-hosted\n    steps:\n      - run: test ! -e old.txt; test \"$(cat tracked.txt)\" = original; test -z \"$(git status --porcelain)\"; echo secret > \"$RUNNER_TEMP/credentials\"\n";
     let sha = repo.commit(&[(".github/workflows/ci.yml", workflow)], "main");
     let second = push_main(&server, "two", &sha);
     let run = server.finished_run(&second, Duration::from_secs(30));
@@ -1290,6 +1290,26 @@ jobs:
         .expect("workspaces")
         .count();
     assert_eq!(workspaces, 1);
+    // RUNNER_TEMP is emptied at the end of a job too (the slot's scratch, see runner/job.rs).
+    let workdir = root.join("runner-r").canonicalize().expect("workdir");
+    let scratch = if std::path::Path::new("/dev/shm").is_dir() {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(workdir.to_string_lossy().as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        std::path::PathBuf::from(format!("/dev/shm/tess-runner-{}", &hex[..16]))
+    } else {
+        workdir.join("jobs")
+    };
+    let temp = scratch.join("slot-0/run/tmp");
+    assert!(
+        temp.is_dir(),
+        "{} is not the slot's RUNNER_TEMP",
+        temp.display()
+    );
+    assert!(
+        !temp.join("credentials").exists(),
+        "RUNNER_TEMP kept what the last job wrote"
+    );
 }
 
 #[test]
