@@ -147,6 +147,19 @@ pub fn pipeline_tree(mirror: &Path, forge: Forge, sha: &str, into: &Path) -> Res
     }
 }
 
+/// Where a commit's pipeline files are put to be planned: in memory when the host has a
+/// tmpfs and the forge is GitHub (a few small files: making and removing their inodes on
+/// ext4 was a third of a webhook's planning), else the system's temporary directory
+/// (GitLab's is the commit's whole exported tree).
+fn planning_dir(forge: Forge) -> std::io::Result<tempfile::TempDir> {
+    let memory = Path::new("/dev/shm");
+    let builder = tempfile::Builder::new();
+    match forge {
+        Forge::Github if memory.is_dir() => builder.tempdir_in(memory),
+        _ => builder.tempdir(),
+    }
+}
+
 /// The files of `sha` in a fresh directory, with a `.git` (see [`dot_git`]).
 pub fn export(mirror: &Path, sha: &str, into: &Path) -> Result<(), String> {
     dot_git(mirror, sha, into)?;
@@ -258,7 +271,7 @@ pub fn plan(
             .ok()
             .map(|out| out.lines().map(String::from).collect());
     }
-    let tree = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let tree = planning_dir(repo.forge).map_err(|e| format!("temporary directory: {e}"))?;
     pipeline_tree(&mirror, repo.forge, &sha, tree.path())?;
     let candidates = pipeline_paths(repo.forge);
     if let Some(definitions) = definitions {
