@@ -179,7 +179,8 @@ impl Store {
         }
     }
 
-    /// A taken job's lease: the job's row as the claim returned it, its run and needs.
+    /// A taken job's lease: the job's row as the claim returned it (from column `at`), its
+    /// run and needs.
     async fn lease_of(
         &self,
         conn: &mut AnyConnection,
@@ -291,8 +292,8 @@ impl Store {
     }
 
     /// Records an attempt's result (idempotent for the same attempt and lease; a stale one
-    /// is refused) and advances the run's DAG in the same transaction; on SQLite the
-    /// runner's `next` job is claimed in it too (one commit instead of two).
+    /// is refused) and advances the run's DAG in the same transaction; the runner's `next`
+    /// job is claimed with it (SQLite: in that transaction; PostgreSQL: in the statement).
     pub async fn complete(
         &self,
         c: &crate::protocol::Complete,
@@ -399,8 +400,8 @@ impl Store {
     }
 
     /// PostgreSQL's usual completion in one statement (one round trip instead of five):
-    /// the log's tail appended where the stored log ends, the result stored, and whether
-    /// the run may need advancing. `None` when the careful path must decide (a resend, a
+    /// the log's tail appended where the stored log ends, the result stored, whether the
+    /// run may need advancing, and the runner's next job claimed. `None` when the careful path must decide (a resend, a
     /// stale attempt, a tail that does not start where the log ends).
     async fn complete_at_once(
         &self,
