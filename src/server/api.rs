@@ -154,7 +154,11 @@ pub async fn poll(
     }
     let wait = Duration::from_secs(req.wait_seconds.unwrap_or(30).min(30));
     let deadline = tokio::time::Instant::now() + wait;
-    let ttl_ms = app.config().lease.ttl_seconds as i64 * 1000;
+    let next = NextClaim {
+        runner_id: &runner,
+        labels: &req.labels,
+        ttl_ms: app.config().lease.ttl_seconds as i64 * 1000,
+    };
     // Prefer the least-loaded runner: when another runner that is polling right now has
     // more free slots and a lighter host, this one gives it a head start.
     if app
@@ -166,7 +170,7 @@ pub async fn poll(
     loop {
         // Registered before looking, so a job queued in between still wakes us.
         let queued = app.queued.notified();
-        if let Some(lease) = take_job(&app, &runner, &req.labels, ttl_ms).await? {
+        if let Some(lease) = take_job(&app, &next).await? {
             return Ok(Json(lease).into_response());
         }
         // Other replicas queue jobs too: look again at least every half second.
@@ -184,22 +188,12 @@ pub async fn poll(
 }
 
 /// A lease of the first queued job the runner's labels allow, if there is one.
-async fn take_job(
-    app: &App,
-    runner: &str,
-    labels: &[String],
-    ttl_ms: i64,
-) -> Result<Option<Lease>, ApiError> {
-    let next = NextClaim {
-        runner_id: runner,
-        labels,
-        ttl_ms,
-    };
+async fn take_job(app: &App, next: &NextClaim<'_>) -> Result<Option<Lease>, ApiError> {
     Ok(app
         .store
-        .claim(&next)
+        .claim(next)
         .await?
-        .map(|claimed| leased(app, runner, claimed)))
+        .map(|claimed| leased(app, next.runner_id, claimed)))
 }
 
 /// The lease of a job just claimed by `runner`.
@@ -275,11 +269,7 @@ pub async fn complete(
     }
     let next = match (completed.next, &wanted) {
         (Some(claimed), _) => claimed.map(|claimed| leased(&app, &runner, claimed)),
-        (None, Some(next)) => app
-            .store
-            .claim(next)
-            .await?
-            .map(|claimed| leased(&app, &runner, claimed)),
+        (None, Some(next)) => take_job(&app, next).await?,
         (None, None) => None,
     };
     Ok(Json(crate::protocol::CompleteReply { next }).into_response())

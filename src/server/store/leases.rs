@@ -174,7 +174,7 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?;
         match taken {
-            Some(job) => Ok(Some(self.lease_of(conn, job, 0, token).await?)),
+            Some(job) => Ok(Some(self.lease_of(conn, &job, 0, token).await?)),
             None => Ok(None),
         }
     }
@@ -184,7 +184,7 @@ impl Store {
     async fn lease_of(
         &self,
         conn: &mut AnyConnection,
-        job: AnyRow,
+        job: &AnyRow,
         at: usize,
         lease_token: String,
     ) -> Result<Claimed> {
@@ -401,8 +401,9 @@ impl Store {
 
     /// PostgreSQL's usual completion in one statement (one round trip instead of five):
     /// the log's tail appended where the stored log ends, the result stored, whether the
-    /// run may need advancing, and the runner's next job claimed. `None` when the careful path must decide (a resend, a
-    /// stale attempt, a tail that does not start where the log ends).
+    /// run may need advancing, and the runner's next job claimed. `None` when the careful
+    /// path must decide (a resend, a stale attempt, a tail that does not start where the
+    /// log ends).
     async fn complete_at_once(
         &self,
         c: &crate::protocol::Complete,
@@ -434,7 +435,7 @@ impl Store {
         let claimed = match row.try_get::<Option<String>, _>(4)? {
             Some(_) => {
                 let mut conn = self.pool.acquire().await?;
-                Some(self.lease_of(&mut conn, row.clone(), 4, token).await?)
+                Some(self.lease_of(&mut conn, &row, 4, token).await?)
             }
             None => None,
         };
